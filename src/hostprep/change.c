@@ -1,0 +1,45 @@
+/* The table of host-change actions. Each hostprep module exports its
+ * change_ops; this file only collects them so the journal can find an undo by
+ * the action name it recorded. */
+#include "change.h"
+
+#include <string.h>
+
+#include "util.h"
+
+static const struct change_ops *const change_table[] = {
+	NULL,
+};
+
+const struct change_ops *
+change_find(const char *action)
+{
+	if (action == NULL)
+		return NULL;
+	for (size_t i = 0; i < nitems(change_table); i++) {
+		if (change_table[i] != NULL && strcmp(change_table[i]->action, action) == 0)
+			return change_table[i];
+	}
+	return NULL;
+}
+
+const char *
+change_str(const json_t *change, const char *key)
+{
+	const char *s = json_string_value(json_object_get(change, key));
+	return s ? s : "";
+}
+
+const char *
+change_arg_str(const json_t *change, const char *key)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(change, "args"), key));
+	return s ? s : "";
+}
+
+json_int_t
+change_arg_int(const json_t *change, const char *key, json_int_t dflt)
+{
+	json_t *v = json_object_get(json_object_get(change, "args"), key);
+	return json_is_integer(v) ? json_integer_value(v) : dflt;
+}

@@ -1,0 +1,140 @@
+/* The host snapshot: everything the plan needs to know about the host, read
+ * once, read-only, under the host root. The plan is a pure function of the
+ * options and this snapshot, so the dry run, -json and the tests see exactly
+ * what -run will do. */
+#ifndef VFIO_SNAPSHOT_H
+#define VFIO_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "verr.h"
+
+struct pci_device {
+	char address[16];        /* "0000:01:00.0" */
+	char slot[16];           /* "0000:01:00": functions of one card share it */
+	unsigned function;
+	unsigned vendor, device;
+	unsigned class_code;     /* 24-bit class/subclass/prog-if, e.g. 0x030000 */
+	char line[512];          /* exactly the line `lspci -Dnn` prints for it */
+	char driver[64];         /* "" when no driver is bound */
+	int iommu_group;         /* -1 when it has none */
+	bool boot_vga;
+	bool is_bridge;          /* class 0x0604 (or any 0x06xx that bridges) */
+	bool is_display;         /* class 0x03xx */
+};
+
+struct usb_device {
+	char sysname[32];        /* port path as sysfs names it: "1-4.2"; "usb1" for a root hub */
+	unsigned bus, devnum;
+	unsigned vendor, product;
+	char line[512];          /* "Bus 001 Device 004: ID 046d:c52b Logitech, Inc. Unifying Receiver" */
+	char manufacturer[128];  /* the device's own strings, "" when absent */
+	char product_name[128];
+	char serial[128];
+	bool is_root_hub;
+	bool is_hub;             /* bDeviceClass 9 */
+	char controller[16];     /* PCI address of the host controller it hangs off, "" if unknown */
+};
+
+struct cpu_thread {
+	int cpu;                 /* logical CPU number */
+	int core_id, package_id;
+	int sibling;             /* the other SMT thread of the same core, -1 when none */
+	bool online;
+};
+
+struct hugepage_pool {
+	uint64_t page_kib;       /* 2048 or 1048576 */
+	uint64_t nr, free_pages;
+};
+
+struct hugetlbfs_mount {
+	char path[256];
+	uint64_t page_kib;       /* from pagesize= (default: the default hugepage size) */
+};
+
+struct net_iface {
+	char name[32];
+	char mac[18];            /* "aa:bb:cc:dd:ee:ff" */
+	char master[32];         /* bridge it is enslaved to, "" when none */
+	bool is_bridge, is_tap, up;
+};
+
+/* A path the user named (image, iso, bios, romfile, kernel...). */
+struct host_file {
+	char *path;              /* as given; absolute or relative to the cwd */
+	bool exists, readable, is_block;
+	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial, else "" */
+	char disk_name[32];      /* "nvme0n1" for /dev/nvme0n1p2 */
+};
+
+struct firmware_file {
+	char code[256];          /* OVMF_CODE path (under the real root, as QEMU sees it) */
+	char vars[256];          /* matching OVMF_VARS template, "" when none */
+	bool secboot;
+};
+
+struct host_snapshot {
+	struct pci_device *pci;
+	size_t n_pci;
+	struct usb_device *usb;
+	size_t n_usb;
+	struct cpu_thread *cpus;
+	size_t n_cpus;
+	struct hugepage_pool *hugepools;
+	size_t n_hugepools;
+	struct hugetlbfs_mount *hugemounts;
+	size_t n_hugemounts;
+	uint64_t default_hugepage_kib;
+	struct net_iface *ifaces;
+	size_t n_ifaces;
+	struct firmware_file *firmware;  /* well-known OVMF locations found, best first */
+	size_t n_firmware;
+	struct host_file *files;         /* every path named in the options */
+	size_t n_files;
+
+	uint64_t mem_total_kib, mem_available_kib;
+	bool iommu_enabled;              /* /sys/class/iommu has an entry */
+	size_t n_iommu_groups;           /* entries in /sys/kernel/iommu_groups */
+	char cpu_vendor[16];             /* "GenuineIntel", "AuthenticAMD" */
+	char *kernel_cmdline;            /* /proc/cmdline */
+	char kernel_release[64];         /* /proc/sys/kernel/osrelease */
+	bool kvm;                        /* /dev/kvm exists */
+	bool vfio_pci_loaded;            /* /sys/bus/pci/drivers/vfio-pci exists */
+	bool vfio_pci_available;         /* loaded, or a module for the running kernel exists */
+	bool zfs_loaded;                 /* /sys/module/zfs */
+	bool vhost_net;                  /* /dev/vhost-net */
+	bool network_manager;            /* NetworkManager runs (its pid file or bus name) */
+
+	/* The environment, captured here so the plan stays pure. */
+	char *display;                   /* $DISPLAY, NULL when unset or empty */
+	char *wayland_display;
+	int sudo_uid, sudo_gid;          /* -1 when not started through sudo */
+};
+
+struct options;
+
+/* Read everything under the host root. Fails only on what makes a plan
+ * impossible to compute (out of memory, unreadable /sys); missing pieces
+ * (no IOMMU, no USB) are recorded as such. */
+int snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err);
+void snapshot_free(struct host_snapshot *snap);
+
+/* Lookups used by the plan. */
+const struct pci_device *snapshot_pci_find(const struct host_snapshot *snap, const char *address);
+const struct host_file *snapshot_file_find(const struct host_snapshot *snap, const char *path);
+const struct net_iface *snapshot_iface_find(const struct host_snapshot *snap, const char *name);
+const struct cpu_thread *snapshot_cpu_find(const struct host_snapshot *snap, int cpu);
+
+/* The per-area readers snapshot_take() calls; each appends to snap. */
+int pci_scan(struct host_snapshot *snap, struct verr *err);
+int usb_scan(struct host_snapshot *snap, struct verr *err);
+int cpu_scan(struct host_snapshot *snap, struct verr *err);
+int memory_scan(struct host_snapshot *snap, struct verr *err);
+int iommu_scan(struct host_snapshot *snap, struct verr *err);
+int firmware_scan(struct host_snapshot *snap, struct verr *err);
+int netinfo_scan(struct host_snapshot *snap, struct verr *err);
+
+#endif

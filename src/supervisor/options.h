@@ -1,0 +1,100 @@
+/* The command line: every flag of the original script, with every alias, in
+ * one table (options.c) that also drives -help and the man page. */
+#ifndef VFIO_OPTIONS_H
+#define VFIO_OPTIONS_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "verr.h"
+
+struct opt_image {
+	char *path;
+	char *format;            /* NULL: let QEMU probe (refused for raw, as QEMU does) */
+};
+
+struct opt_portfwd {
+	char proto[4];           /* "tcp" or "udp" */
+	unsigned host_port, guest_port;
+};
+
+enum opt_accel {
+	OPT_ACCEL_AUTO = 0,      /* kvm, falling back to tcg with a warning */
+	OPT_ACCEL_KVM,
+	OPT_ACCEL_TCG,
+};
+
+struct options {
+	/* what to do */
+	bool run, json, help, version, colortest, iommugroups, cputhreads;
+	bool restore;            /* -restore [NAME] */
+	char *restore_name;      /* NULL: every stale name */
+	char *name;              /* -name, default "vfio" */
+
+	/* storage */
+	struct opt_image *images;
+	size_t n_images;
+	char **isos;
+	size_t n_isos;
+	bool nvme, novirtio;
+
+	/* firmware and boot */
+	char *bios, *biosvars;
+	bool nobios, secureboot, tpm, win11, createvars;
+	char *kernel, *initrd, *cmdline;
+
+	/* memory and CPU */
+	uint64_t memory_mib;     /* 0: half of host memory */
+	bool hugepages;
+	char *hugepages_mount;   /* NULL: /dev/hugepages */
+	int *pinvcpus;           /* host CPUs, in order: vCPU i runs on pinvcpus[i] */
+	size_t n_pinvcpus;
+	bool isolate;
+	enum opt_accel accel;
+
+	/* passthrough */
+	char *pci_regex, *usb_regex;     /* as given, leading/trailing '|' stripped */
+	regex_t pci_re, usb_re;          /* compiled when the string is set */
+	bool pci_re_set, usb_re_set;
+	char *romfile;
+	bool ignorevtcon, killx;
+	int bindtimeout_s;               /* -bindtimeout, default 5 */
+
+	/* network */
+	char *bridge, *tap, *hostint;
+	bool nonet;
+	struct opt_portfwd *portfwds;
+	size_t n_portfwds;
+
+	/* guest companions */
+	bool hyperv, hostaudio, looking_glass, spice, qemu_agent;
+	uint64_t lgsize_mib;             /* -lgsize, default 64 */
+	char *extras;                    /* split into words without a shell */
+
+	/* supervisor */
+	char *user;                      /* -user NAME for QEMU, default $SUDO_USER */
+	int shutdowntimeout_s;           /* default 60 */
+	bool force, quiet, nocolor;
+};
+
+/* Parse argv (argv[0] is the program). Usage errors return -EINVAL with a
+ * message naming the flag and the fix (the caller exits 2). Values that need
+ * the host (CPU numbers, files) are checked by the plan. */
+int options_parse(struct options *opts, int argc, char **argv, struct verr *err);
+void options_free(struct options *opts);
+/* -help, generated from the flag table. */
+void options_usage(FILE *out);
+
+/* For the man page test: iterate the table. Returns NULL past the end. */
+struct option_info {
+	const char *name;        /* canonical, without dash: "pci" */
+	const char *aliases;     /* space separated, "" when none */
+	const char *arg;         /* argument name for help, NULL when a switch */
+	const char *help;
+};
+const struct option_info *options_info(size_t i);
+
+#endif

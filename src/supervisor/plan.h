@@ -1,0 +1,30 @@
+/* The plan: a pure function of the options and the host snapshot. It returns
+ * the QEMU argv, the QMP commands to send after start, in order, and the host
+ * changes, in order. It touches nothing. */
+#ifndef VFIO_PLAN_H
+#define VFIO_PLAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "options.h"
+#include "snapshot.h"
+#include "util.h"
+
+struct plan {
+	struct strv argv;        /* argv[0] is the QEMU binary */
+	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}} */
+	json_t *host_changes;    /* array of change objects (see change.h) */
+	json_t *devices;         /* {"pci": [...], "usb": [...]} as -json prints them */
+	struct strv rundown;     /* human lines for the dry run, in order */
+	struct strv warnings;
+	struct strv errors;      /* non-empty: -run refuses (unless -force made them warnings) */
+	int n_root_ports;        /* pcie-root-ports on the command line */
+	int n_spare_ports;       /* of those, free for hot-add */
+};
+
+/* Fill plan from opts and snap. Never fails: problems go into plan->errors. */
+void plan_build(struct plan *plan, const struct options *opts, const struct host_snapshot *snap);
+void plan_free(struct plan *plan);
+
+#endif
