@@ -30,7 +30,8 @@ xreallocarray(void *p, size_t n, size_t size)
 {
 	if (size != 0 && n > ((size_t)-1) / size)
 		fatalx("xreallocarray: overflow");
-	void *q = realloc(p, n * size ? n * size : 1);
+	size_t bytes = n * size;
+	void *q = realloc(p, bytes != 0 ? bytes : 1);
 	if (q == NULL)
 		fatal("realloc %zu", n * size);
 	return q;

@@ -29,7 +29,11 @@ verr_prefix(struct verr *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	/* A prefix and message that do not fit are cut, never overflowed. */
+	int n = snprintf(err->msg, sizeof(err->msg), "%s: ", prefix);
+	if (n >= 0 && (size_t)n < sizeof(err->msg))
+		memccpy(err->msg + n, old, '\0', sizeof(err->msg) - (size_t)n);
+	err->msg[sizeof(err->msg) - 1] = '\0';
 	return err->code;
 }
 
