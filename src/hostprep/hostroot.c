@@ -33,6 +33,8 @@ hostroot_get(void)
 	return hostroot;
 }
 
+static char *host_vpath(char *buf, size_t len, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
 static char *
 host_vpath(char *buf, size_t len, const char *fmt, va_list ap)
 {
