@@ -256,23 +256,6 @@ link_set_up(struct nl_sock *sk, struct rtnl_link *l, bool up, struct verr *err)
 }
 
 static int
-link_set_alias(struct nl_sock *sk, struct rtnl_link *l, const char *alias, struct verr *err)
-{
-	struct rtnl_link *c = rtnl_link_alloc();
-	int r;
-
-	if (c == NULL)
-		fatalx("out of memory");
-	rtnl_link_set_ifalias(c, alias);
-	r = rtnl_link_change(sk, l, c, 0);
-	rtnl_link_put(c);
-	if (r < 0)
-		return verr_set(err, net_nlerr(r), "cannot mark %s as made by vfio: %s",
-		    rtnl_link_get_name(l), nl_geterror(r));
-	return 0;
-}
-
-static int
 link_set_mac(struct nl_sock *sk, struct rtnl_link *l, const char *mac, struct verr *err)
 {
 	struct rtnl_link *c = rtnl_link_alloc();
@@ -468,8 +451,13 @@ bridge_apply(const json_t *change, const json_t *saved, struct verr *err)
 		goto out;
 	}
 	if (nm_managed) {
-		if ((r = net_nm_set_managed(br, false, err)) < 0)
-			goto out;
+		struct verr nmerr = { 0 };
+
+		/* NetworkManager learns about new links asynchronously and may not
+		 * know B yet; a bridge it has no profile for is only watched, so
+		 * this is worth a warning, not a failed run. */
+		if (net_nm_set_managed(br, false, &nmerr) < 0)
+			log_warnx("%s", nmerr.msg);
 		net_step("NetworkManager leaves the bridge alone");
 	}
 
@@ -606,6 +594,31 @@ tap_fd_open(struct verr *err)
 }
 
 static int
+tap_mark(struct nl_sock *sk, struct rtnl_link *l, const char *token, struct verr *err)
+{
+	struct rtnl_link *c = rtnl_link_alloc();
+	struct nl_addr *a = NULL;
+	char mac[18];
+	int r;
+
+	if (c == NULL)
+		fatalx("out of memory");
+	snprintf(mac, sizeof(mac), "fe:%.2s:%.2s:%.2s:%.2s:%.2s", token + 5, token + 7,
+	    token + 9, token + 11, token + 13);
+	if (nl_addr_parse(mac, AF_LLC, &a) == 0) {
+		rtnl_link_set_addr(c, a);
+		nl_addr_put(a);
+	}
+	rtnl_link_set_ifalias(c, token);
+	r = rtnl_link_change(sk, l, c, 0);
+	rtnl_link_put(c);
+	if (r < 0)
+		return verr_set(err, net_nlerr(r), "cannot mark tap %s as made by vfio: %s",
+		    rtnl_link_get_name(l), nl_geterror(r));
+	return 0;
+}
+
+static int
 tap_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
 	const char *tap = change_str(change, "target"), *br = change_arg_str(change, "bridge");
@@ -659,7 +672,7 @@ tap_apply(const json_t *change, const json_t *saved, struct verr *err)
 	struct ifreq ifr;
 	int fd = -1, r;
 
-	if (token == NULL)
+	if (token == NULL || strlen(token) < 15)
 		return verr_set(err, -EINVAL, "tap-create %s: the saved state has no token; "
 		    "the journal is damaged", tap);
 	if (json_is_true(json_object_get(saved, "existed"))) {
@@ -713,7 +726,10 @@ tap_apply(const json_t *change, const json_t *saved, struct verr *err)
 			r = verr_set(err, -ENODEV, "tap %s vanished right after it was created", tap);
 		goto out;
 	}
-	if ((r = link_set_alias(sk, tl, token, err)) < 0)
+	/* Marked, and given a MAC starting fe: as libvirt does: a bridge takes
+	 * the lowest MAC of its ports, and must not take the tap's and change
+	 * its own address on the LAN while the guest runs. */
+	if ((r = tap_mark(sk, tl, token, err)) < 0)
 		goto out;
 	net_step("mark tap");
 	if (*br != '\0') {

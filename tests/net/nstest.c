@@ -100,6 +100,12 @@ lan_make(void)
 	must("ip route add 172.30.0.0/24 dev lan0 scope link src 192.168.50.3");
 	must("ip -6 route add default via fd00:50::1 dev lan0");
 	must("ip -6 route add fd00:99::/48 via fd00:50::fe dev lan0 metric 7");
+	/* IPv6 finishes addresses from a kernel work item: wait until both ends
+	 * have their link-local address and lan0 the local routes of its own,
+	 * so "before" dumps are complete. */
+	must("for i in $(seq 200); do t=$(ip -6 route show table local); "
+	    "[ $(echo \"$t\" | grep -c 'local fe80') -ge 2 ] && echo \"$t\" | grep -q fd00:50::2 && "
+	    "echo \"$t\" | grep -q fd00:51::2 && exit 0; sleep 0.025; done; exit 1");
 }
 
 static int
@@ -334,4 +340,16 @@ ns_dump_expect(const char *expect)
 		usleep(25 * 1000);
 	}
 	return d;
+}
+
+void
+lan_bridge_settled(const char *br)
+{
+	/* The kernel gives an up bridge with a port its IPv6 link-local address
+	 * (and that address's local route) from a work item: wait for both. */
+	if (sh("for i in $(seq 200); do ip -6 route show table local dev %s | grep -q fe80 "
+	    "&& exit 0; sleep 0.025; done; exit 1", br) != 0) {
+		fprintf(stderr, "bridge %s never got its link-local address\n", br);
+		abort();
+	}
 }

@@ -27,6 +27,9 @@ int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * lan0 including default routes via 192.168.50.1 / fd00:50::1. */
 void lan_make(void);
 
+/* Wait until bridge BR (up, with a port) has its IPv6 link-local address. */
+void lan_bridge_settled(const char *br);
+
 /* Every link, address and route in the namespace as sorted text lines, via
  * netlink (libnl), for before/after comparisons. Caller frees. */
 char *ns_dump(void);
