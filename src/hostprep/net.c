@@ -700,7 +700,7 @@ tap_apply(const json_t *change, const json_t *saved, struct verr *err)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
 	/* IFF_TUN_EXCL: fail rather than take over a tap that appeared since
 	 * prepare, which undo would then delete. */
-	ifr.ifr_flags = TAP_FLAGS | IFF_TUN_EXCL;
+	ifr.ifr_flags = (short)(TAP_FLAGS | IFF_TUN_EXCL);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		r = verr_set(err, -errno, errno == EBUSY ?
 		    "cannot create tap %s: an interface with that name appeared meanwhile" :
@@ -818,7 +818,7 @@ net_tap_open(const char *name, int *fd, struct verr *err)
 		return tfd;
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	ifr.ifr_flags = TAP_FLAGS;
+	ifr.ifr_flags = (short)TAP_FLAGS;
 	if (ioctl(tfd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;
 

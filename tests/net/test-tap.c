@@ -419,6 +419,19 @@ fd_opens_name_the_device_node_under_the_host_root(void **state)
 	rmdir(dir);
 }
 
+static void
+tap_free_name_is_the_first_unused_tapN(void **state)
+{
+	struct verr err = { 0 };
+	char name[IFNAMSIZ];
+
+	assert_int_equal(net_tap_name_free(name, &err), 0);
+	assert_string_equal(name, "tap0");
+	SH("ip tuntap add tap0 mode tap && ip tuntap add tap2 mode tap");
+	assert_int_equal(net_tap_name_free(name, &err), 0);
+	assert_string_equal(name, "tap1");
+}
+
 int
 main(void)
 {
@@ -439,6 +452,7 @@ main(void)
 		cmocka_unit_test_setup(tap_open_refuses_link_that_is_not_a_tap, setup),
 		cmocka_unit_test_setup(tap_open_refuses_a_tap_in_use, setup),
 		cmocka_unit_test_setup(fd_opens_name_the_device_node_under_the_host_root, setup),
+		cmocka_unit_test_setup(tap_free_name_is_the_first_unused_tapN, setup),
 	};
 
 	if (!ns_available()) {
