@@ -233,7 +233,12 @@ addr_build(const json_t *o, int ifindex, const char *ifname, const char *from,
 		if (strlen(nl) < IFNAMSIZ)
 			rtnl_addr_set_label(a, nl);
 	}
-	if (json_object_get(o, "valid_lft") != NULL) {
+	/* A leased (DHCP, SLAAC) address goes onto the bridge without its
+	 * lifetime: the client renewing it watched H and is stopped or
+	 * pointed away for the run, and the host must not lose its address
+	 * halfway through. Back on H it gets the lifetime it had, so the
+	 * client renews it from there. */
+	if (json_object_get(o, "valid_lft") != NULL && strcmp(ifname, from) == 0) {
 		rtnl_addr_set_valid_lifetime(a,
 		    (uint32_t)json_integer_value(json_object_get(o, "valid_lft")));
 		rtnl_addr_set_preferred_lifetime(a,

@@ -266,6 +266,28 @@ bridge_undo_restores_host_mac_changed_during_run(void **state)
 }
 
 static void
+bridge_leased_address_is_kept_on_bridge_and_leased_again_on_host(void **state)
+{
+	struct run r;
+	char *before, *after, *d;
+
+	SH("ip addr add 192.168.60.2/24 dev lan0 valid_lft 3000 preferred_lft 2000");
+	before = ns_dump();
+	assert_true(dump_has(before, "addr lan0 192.168.60.2/24 plen=24 scope=0 flags=0 "));
+	assert_int_equal(prepare(&r, "br0", "lan0"), 0);
+	assert_int_equal(net_bridge_create_ops.apply(r.change, r.saved, &r.err), 0);
+	d = ns_dump();
+	assert_true(dump_has(d, "addr br0 192.168.60.2/24 plen=24 scope=0 flags=0x80 "));
+	free(d);
+	assert_int_equal(net_bridge_create_ops.undo(r.change, r.saved, &r.err), 0);
+	after = ns_dump_expect(before);
+	assert_true(dump_same(before, after));
+	free(before);
+	free(after);
+	run_free(&r);
+}
+
+static void
 bridge_undo_refuses_damaged_saved_state(void **state)
 {
 	struct run r;
@@ -295,6 +317,7 @@ main(void)
 		cmocka_unit_test_setup(bridge_apply_refuses_host_interface_enslaved_since_prepare, setup),
 		cmocka_unit_test_setup(bridge_down_host_interface_is_down_again_after_undo, setup),
 		cmocka_unit_test_setup(bridge_undo_restores_host_mac_changed_during_run, setup),
+		cmocka_unit_test_setup(bridge_leased_address_is_kept_on_bridge_and_leased_again_on_host, setup),
 		cmocka_unit_test_setup(bridge_undo_refuses_damaged_saved_state, setup),
 	};
 
