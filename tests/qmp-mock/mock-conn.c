@@ -466,7 +466,18 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		mock_disconnected(n == 0 ? "the client closed the QMP connection" : "reading QMP failed");
 		return;
 	}
+	/* Linux glues the bytes of earlier writes in front of a write that
+	 * carried fds, and stops reading right after it: so the fds belong
+	 * to the last command that starts within this read (each command
+	 * that passes an fd is its own sendmsg). */
 	uint64_t at = mock.in_off + mock.inlen;
+	const char *data = mock.in + mock.inlen;
+	for (ssize_t k = n - 2; k >= 0; k--) {
+		if (data[k] == '\n') {
+			at += (uint64_t)k + 1;
+			break;
+		}
+	}
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;

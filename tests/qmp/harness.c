@@ -185,6 +185,18 @@ harness_run_until(struct harness *h, const int *flag, int timeout_ms)
 		fail_msg("timed out after %d ms waiting for the expected outcome", timeout_ms);
 }
 
+void
+harness_run_for(struct harness *h, int ms)
+{
+	int done = 0;
+	struct event *t = evtimer_new(h->base, expired, &done);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(t, &tv);
+	while (!done)
+		event_base_loop(h->base, EVLOOP_ONCE);
+	event_free(t);
+}
+
 int
 harness_wait_exit(struct harness *h, int timeout_ms)
 {

@@ -34,6 +34,8 @@ void harness_start(struct harness *h, const char *prog, const char *const *args,
 void harness_stop(struct harness *h);
 /* Run the loop until *flag becomes nonzero; fail the test after timeout_ms. */
 void harness_run_until(struct harness *h, const int *flag, int timeout_ms);
+/* Run the loop for ms milliseconds (to see that something does NOT happen). */
+void harness_run_for(struct harness *h, int ms);
 /* Wait for the child to exit and return its wait status. */
 int harness_wait_exit(struct harness *h, int timeout_ms);
 /* Everything the mock recorded, one object per command. */

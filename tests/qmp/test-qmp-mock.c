@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -251,6 +253,620 @@ test_fake_records_argv_as_given(void **state)
 	harness_stop(&h);
 }
 
+
+/* ---- ordering: events arrive anywhere ---- */
+
+static void
+test_events_before_the_greeting_are_delivered(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"start\": [{\"event\": \"RESET\", \"data\": {\"guest\": true, \"reason\": \"guest-reset\"}}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	assert_int_equal(harness_count_events(&h, "RESET"), 1);
+	json_decref(run_ok(&h, "query-status", NULL));
+	harness_stop(&h);
+}
+
+static void
+test_event_before_the_capabilities_reply_is_delivered(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"qmp_capabilities\", \"before\": [{\"event\": \"STOP\"}]}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	assert_int_equal(harness_count_events(&h, "STOP"), 1);
+	assert_int_equal(h.closed, 0);
+	harness_stop(&h);
+}
+
+static void
+test_virtio_child_path_deleted_does_not_match_the_device(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	json_decref(run_ok(&h, "cont", NULL));
+	json_decref(run_ok(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", "nic0", "bus", "rp1")));
+	json_decref(run_ok(&h, "device_del", json_pack("{s:s}", "id", "nic0")));
+	while (harness_count_events(&h, "DEVICE_DELETED") < 2)
+		harness_run_for(&h, 20);
+	json_t *first = NULL, *second = NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(h.events, i, e) {
+		if (strcmp(json_string_value(json_object_get(e, "event")), "DEVICE_DELETED") != 0)
+			continue;
+		if (first == NULL)
+			first = json_object_get(e, "data");
+		else
+			second = json_object_get(e, "data");
+	}
+	assert_string_equal(json_string_value(json_object_get(first, "path")), "/machine/peripheral/nic0/virtio-backend");
+	assert_false(qmp_device_deleted_matches(first, "nic0"));
+	assert_true(qmp_device_deleted_matches(second, "nic0"));
+	harness_stop(&h);
+}
+
+/* ---- timeouts ---- */
+
+static void
+test_timeout_fails_the_command_and_its_late_reply_is_dropped(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"delay_ms\": 400}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply slow, next;
+	send_cmd(&h, "query-status", NULL, 100, &slow);
+	harness_run_until(&h, &slow.done, T);
+	assert_string_equal(slow.cls, QMP_ERR_TIMEOUT);
+	assert_non_null(strstr(slow.desc, "query-status"));
+	/* QEMU answers commands in order, so the late reply comes first and
+	 * must neither reach anyone nor be taken for a protocol error. */
+	send_cmd(&h, "query-name", NULL, T, &next);
+	harness_run_until(&h, &next.done, T);
+	assert_non_null(next.ret);
+	assert_true(json_is_object(next.ret));
+	assert_int_equal(slow.done, 1);
+	assert_int_equal(h.closed, 0);
+	harness_reply_clear(&next);
+	harness_stop(&h);
+}
+
+static void
+test_hanging_qemu_times_out_commands_without_closing(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"hang\": true}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply a, b;
+	send_cmd(&h, "query-status", NULL, 150, &a);
+	send_cmd(&h, "query-name", NULL, 150, &b);
+	harness_run_until(&h, &b.done, T);
+	assert_string_equal(a.cls, QMP_ERR_TIMEOUT);
+	assert_string_equal(b.cls, QMP_ERR_TIMEOUT);
+	assert_int_equal(h.closed, 0);
+	/* The hung fake still records what it was sent. */
+	json_t *rec = harness_record(&h);
+	assert_int_equal(json_array_size(rec), 3);
+	json_decref(rec);
+	harness_stop(&h);
+}
+
+static void
+test_timeout_before_the_handshake_never_sends_the_command(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"start\": [{\"hang\": true}]}", false);
+	struct harness_reply r;
+	send_cmd(&h, "query-status", NULL, 100, &r);
+	harness_run_until(&h, &r.done, T);
+	assert_string_equal(r.cls, QMP_ERR_TIMEOUT);
+	assert_int_equal(h.ready, 0);
+	struct verr err;
+	assert_int_equal(qmp_wait_ready(h.qmp, 100, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "handshake"));
+	harness_stop(&h);
+}
+
+/* ---- faults ---- */
+
+static void
+test_garbage_bytes_close_with_a_protocol_error(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"raw\": \"this is not json\\r\\n\"}]}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply r;
+	send_cmd(&h, "query-status", NULL, 0, &r);
+	harness_run_until(&h, &h.closed, T);
+	assert_int_equal(r.done, 1);
+	assert_string_equal(r.cls, QMP_ERR_PROTOCOL);
+	assert_non_null(strstr(r.desc, "not valid JSON"));
+	assert_non_null(strstr(h.closed_why, "this is not json"));
+	assert_int_equal(h.closed, 1);
+	harness_stop(&h);
+}
+
+static void
+test_reply_split_across_delayed_writes_is_assembled(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"split\": [1, 9, 30], \"split_delay_ms\": 40}]}", false);
+	json_t *st = run_ok(&h, "query-status", NULL);
+	assert_string_equal(json_string_value(json_object_get(st, "status")), "prelaunch");
+	json_decref(st);
+	harness_stop(&h);
+}
+
+static void
+test_multi_mib_reply_arrives_whole(void **state)
+{
+	size_t big = 6u << 20;
+	char *sc = malloc(big + 200);
+	int n = sprintf(sc, "{\"commands\": [{\"command\": \"query-qmp-schema\", \"reply\": {\"return\": [{\"name\": \"");
+	memset(sc + n, 'q', big);
+	strcpy(sc + n + big, "\"}]}}]}");
+	struct harness h;
+	harness_start(&h, NULL, NULL, sc, false);
+	free(sc);
+	json_t *ret = run_ok(&h, "query-qmp-schema", NULL);
+	assert_int_equal(json_string_length(json_object_get(json_array_get(ret, 0), "name")), big);
+	json_decref(ret);
+	harness_stop(&h);
+}
+
+static void
+test_line_over_64_mib_closes_the_connection(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"raw\": \"x\", \"repeat\": 67109000}]}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply r;
+	send_cmd(&h, "query-status", NULL, 0, &r);
+	harness_run_until(&h, &h.closed, 4 * T);
+	assert_string_equal(r.cls, QMP_ERR_PROTOCOL);
+	/* Depending on how reads fall, the client notices while the line
+	 * grows or once it is complete; either way it names the bound. */
+	if (strstr(h.closed_why, "67108864") == NULL)
+		fail_msg("why: %s", h.closed_why);
+	harness_stop(&h);
+}
+
+static void
+test_fake_closing_the_socket_is_a_disconnect(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"close\": true}]}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply r;
+	send_cmd(&h, "query-status", NULL, 0, &r);
+	harness_run_until(&h, &h.closed, T);
+	assert_string_equal(r.cls, QMP_ERR_DISCONNECTED);
+	assert_non_null(strstr(h.closed_why, "closed"));
+	harness_stop(&h);
+}
+
+static void
+test_crash_before_the_greeting_fails_the_handshake(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"start\": [{\"signal\": \"SIGSEGV\"}]}", false);
+	struct verr err;
+	assert_int_equal(qmp_wait_ready(h.qmp, T, &err), -ENOTCONN);
+	assert_non_null(strstr(err.msg, "closed"));
+	assert_int_equal(h.ready, 0);
+	assert_int_equal(h.closed, 1);
+	int st = harness_wait_exit(&h, T);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSEGV);
+	harness_stop(&h);
+}
+
+static void
+test_crash_some_time_after_the_greeting_is_a_disconnect(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"after_greeting\": [{\"delay_ms\": 150, \"signal\": \"SIGABRT\"}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	harness_run_until(&h, &h.closed, T);
+	int st = harness_wait_exit(&h, T);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	harness_stop(&h);
+}
+
+static void
+test_exit_after_a_command_has_the_given_status(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"stop\", \"after\": [{\"exit\": 3}]}]}", false);
+	json_decref(run_ok(&h, "stop", NULL));
+	harness_run_until(&h, &h.closed, T);
+	int st = harness_wait_exit(&h, T);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 3);
+	harness_stop(&h);
+}
+
+static void
+test_error_without_id_is_reported_not_matched(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"raw\": "
+	    "\"{\\\"error\\\": {\\\"class\\\": \\\"GenericError\\\", \\\"desc\\\": \\\"JSON parse error, invalid keyword\\\"}}\\r\\n\"}]}]}",
+	    false);
+	json_t *st = run_ok(&h, "query-status", NULL);
+	assert_string_equal(json_string_value(json_object_get(st, "status")), "prelaunch");
+	json_decref(st);
+	assert_int_equal(h.stray, 1);
+	assert_string_equal(h.stray_desc, "GenericError: JSON parse error, invalid keyword");
+	assert_int_equal(h.closed, 0);
+	harness_stop(&h);
+}
+
+static void
+test_reply_to_an_unknown_id_closes_the_connection(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"raw\": \"{\\\"return\\\": {}, \\\"id\\\": 999}\\r\\n\"}]}]}",
+	    false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply r;
+	send_cmd(&h, "query-status", NULL, 0, &r);
+	harness_run_until(&h, &h.closed, T);
+	assert_string_equal(r.cls, QMP_ERR_PROTOCOL);
+	assert_non_null(strstr(h.closed_why, "999"));
+	harness_stop(&h);
+}
+
+static void
+test_json_array_instead_of_object_closes_the_connection(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"start\": [{\"raw\": \"[1, 2, 3]\\r\\n\"}]}", false);
+	harness_run_until(&h, &h.closed, T);
+	assert_int_equal(h.ready, 0);
+	assert_non_null(strstr(h.closed_why, "not an object"));
+	harness_stop(&h);
+}
+
+static void
+test_refused_capabilities_close_the_connection(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"qmp_capabilities\", \"reply\": {\"error\": {\"class\": \"GenericError\", \"desc\": \"nope\"}}}]}",
+	    false);
+	harness_run_until(&h, &h.closed, T);
+	assert_int_equal(h.ready, 0);
+	assert_non_null(strstr(h.closed_why, "refused qmp_capabilities"));
+	assert_non_null(strstr(h.closed_why, "nope"));
+	harness_stop(&h);
+}
+
+/* ---- scenario behaviour the supervisor relies on ---- */
+
+static void
+test_canned_reply_overrides_the_default(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"nth\": 2, \"reply\": {\"return\": {\"status\": \"inmigrate\", \"running\": false}}}]}",
+	    false);
+	json_t *a = run_ok(&h, "query-status", NULL);
+	json_t *b = run_ok(&h, "query-status", NULL);
+	json_t *c = run_ok(&h, "query-status", NULL);
+	assert_string_equal(json_string_value(json_object_get(a, "status")), "prelaunch");
+	assert_string_equal(json_string_value(json_object_get(b, "status")), "inmigrate");
+	assert_string_equal(json_string_value(json_object_get(c, "status")), "prelaunch");
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	harness_stop(&h);
+}
+
+static void
+test_event_scheduled_after_a_command(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"cont\", \"after\": [{\"delay_ms\": 100, \"event\": \"SHUTDOWN\", "
+	    "\"data\": {\"guest\": true, \"reason\": \"guest-panic\"}}]}]}", false);
+	json_decref(run_ok(&h, "cont", NULL));
+	assert_int_equal(harness_count_events(&h, "SHUTDOWN"), 0);
+	while (harness_count_events(&h, "SHUTDOWN") == 0)
+		harness_run_for(&h, 20);
+	json_t *e = json_array_get(h.events, json_array_size(h.events) - 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "data"), "reason")), "guest-panic");
+	harness_stop(&h);
+}
+
+static void
+test_guest_that_ignores_powerdown_keeps_running(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"guest\": {\"ignore_powerdown\": true, \"powerdown_delay_ms\": 10}}", false);
+	json_decref(run_ok(&h, "cont", NULL));
+	json_decref(run_ok(&h, "system_powerdown", NULL));
+	harness_run_for(&h, 300);
+	assert_int_equal(harness_count_events(&h, "POWERDOWN"), 1);
+	assert_int_equal(harness_count_events(&h, "SHUTDOWN"), 0);
+	assert_int_equal(h.closed, 0);
+	json_t *st = run_ok(&h, "query-status", NULL);
+	assert_string_equal(json_string_value(json_object_get(st, "status")), "running");
+	json_decref(st);
+	harness_stop(&h);
+}
+
+static void
+test_guest_that_ignores_unplug_never_deletes_until_reset(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"guest\": {\"ignore_unplug\": true, \"unplug_delay_ms\": 10}}", false);
+	json_decref(run_ok(&h, "cont", NULL));
+	json_decref(run_ok(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "e1000e", "id", "nic0", "bus", "rp1")));
+	json_decref(run_ok(&h, "device_del", json_pack("{s:s}", "id", "nic0")));
+	harness_run_for(&h, 300);
+	assert_int_equal(harness_count_events(&h, "DEVICE_DELETED"), 0);
+	struct harness_reply again;
+	send_cmd(&h, "device_del", json_pack("{s:s}", "id", "nic0"), T, &again);
+	harness_run_until(&h, &again.done, T);
+	assert_string_equal(again.desc, "Device nic0 is already in the process of unplug");
+	/* As real QEMU 7.2 does: a reset completes the pending unplug. */
+	json_decref(run_ok(&h, "system_reset", NULL));
+	while (harness_count_events(&h, "DEVICE_DELETED") == 0)
+		harness_run_for(&h, 20);
+	assert_int_equal(harness_count_events(&h, "RESET"), 1);
+	harness_stop(&h);
+}
+
+static void
+test_unplug_requested_while_paused_completes_after_cont(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"guest\": {\"unplug_delay_ms\": 10}}", false);
+	json_decref(run_ok(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "e1000e", "id", "nic0", "bus", "rp2")));
+	json_decref(run_ok(&h, "device_del", json_pack("{s:s}", "id", "nic0")));
+	harness_run_for(&h, 200);
+	assert_int_equal(harness_count_events(&h, "DEVICE_DELETED"), 0);
+	json_decref(run_ok(&h, "cont", NULL));
+	while (harness_count_events(&h, "DEVICE_DELETED") == 0)
+		harness_run_for(&h, 20);
+	/* The id is free again. */
+	json_decref(run_ok(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "e1000e", "id", "nic0", "bus", "rp2")));
+	harness_stop(&h);
+}
+
+static void
+test_device_add_errors_match_qemu(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	json_decref(run_ok(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "e1000e", "id", "nic0", "bus", "rp1")));
+	struct harness_reply dup, bus;
+	send_cmd(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "e1000e", "id", "nic0", "bus", "rp2"), T, &dup);
+	send_cmd(&h, "device_add", json_pack("{s:s, s:s, s:s}", "driver", "e1000e", "id", "nic1", "bus", "rp9"), T, &bus);
+	harness_run_until(&h, &bus.done, T);
+	assert_string_equal(dup.desc, "Duplicate device ID 'nic0'");
+	assert_string_equal(bus.cls, "GenericError");
+	assert_string_equal(bus.desc, "Bus 'rp9' not found");
+	harness_stop(&h);
+}
+
+/* ---- file descriptors ---- */
+
+static void
+test_getfd_passes_a_working_pipe_and_the_caller_keeps_its_copy(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	harness_run_until(&h, &h.ready, T);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct harness_reply r = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "getfd", json_pack("{s:s}", "fdname", "tapfd0"), p[1], T, harness_reply_cb, &r), 0);
+	harness_run_until(&h, &r.done, T);
+	assert_non_null(r.ret);
+	char c = 0;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	assert_int_equal(c, 'Q');
+	assert_true(fcntl(p[1], F_GETFD) >= 0);
+	json_t *rec = harness_record(&h);
+	json_t *last = json_array_get(rec, json_array_size(rec) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "execute")), "getfd");
+	assert_true(json_is_true(json_object_get(last, "fd_received")));
+	assert_true(json_is_true(json_object_get(last, "fd_usable")));
+	assert_string_equal(json_string_value(json_object_get(last, "fd_kind")), "pipe");
+	json_decref(rec);
+	harness_reply_clear(&r);
+	close(p[0]);
+	close(p[1]);
+	harness_stop(&h);
+}
+
+static void
+test_add_fd_passes_an_fd_into_an_fdset(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	harness_run_until(&h, &h.ready, T);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct harness_reply r = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "add-fd", json_pack("{s:i}", "fdset-id", 4), sv[0], T, harness_reply_cb, &r), 0);
+	harness_run_until(&h, &r.done, T);
+	assert_non_null(r.ret);
+	assert_int_equal(json_integer_value(json_object_get(r.ret, "fdset-id")), 4);
+	assert_true(json_integer_value(json_object_get(r.ret, "fd")) >= 0);
+	char c = 0;
+	assert_int_equal(read(sv[1], &c, 1), 1);
+	harness_reply_clear(&r);
+	close(sv[0]);
+	close(sv[1]);
+	harness_stop(&h);
+}
+
+static void
+test_getfd_without_an_fd_is_refused_like_qemu(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	struct harness_reply r;
+	send_cmd(&h, "getfd", json_pack("{s:s}", "fdname", "x"), T, &r);
+	harness_run_until(&h, &r.done, T);
+	assert_string_equal(r.cls, "GenericError");
+	assert_string_equal(r.desc, "No file descriptor supplied via SCM_RIGHTS");
+	json_t *rec = harness_record(&h);
+	assert_false(json_is_true(json_object_get(json_array_get(rec, 1), "fd_received")));
+	json_decref(rec);
+	harness_stop(&h);
+}
+
+static void
+test_fd_goes_only_with_its_own_command(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	harness_run_until(&h, &h.ready, T);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct harness_reply a = { 0 }, b = { 0 }, c = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, T, harness_reply_cb, &a), 0);
+	assert_int_equal(qmp_send(h.qmp, "getfd", json_pack("{s:s}", "fdname", "f"), p[1], T, harness_reply_cb, &b), 0);
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, T, harness_reply_cb, &c), 0);
+	harness_run_until(&h, &c.done, T);
+	assert_non_null(b.ret);
+	json_t *rec = harness_record(&h);
+	assert_false(json_is_true(json_object_get(json_array_get(rec, 1), "fd_received")));
+	assert_true(json_is_true(json_object_get(json_array_get(rec, 2), "fd_received")));
+	assert_false(json_is_true(json_object_get(json_array_get(rec, 3), "fd_received")));
+	json_decref(rec);
+	harness_reply_clear(&a);
+	harness_reply_clear(&b);
+	harness_reply_clear(&c);
+	close(p[0]);
+	close(p[1]);
+	harness_stop(&h);
+}
+
+/* ---- reentrancy ---- */
+
+struct free_ctx {
+	struct harness *h;
+	int calls;
+};
+
+static void
+free_in_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct free_ctx *c = arg;
+	c->calls++;
+	qmp_free(qmp);
+	c->h->qmp = NULL;
+}
+
+static void
+test_qmp_free_inside_a_reply_callback_fails_the_rest_once(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	harness_run_until(&h, &h.ready, T);
+	struct free_ctx fc = { &h, 0 };
+	struct harness_reply other = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, T, free_in_reply, &fc), 0);
+	assert_int_equal(qmp_send(h.qmp, "query-name", NULL, -1, T, harness_reply_cb, &other), 0);
+	harness_run_until(&h, &fc.calls, T);
+	assert_int_equal(other.done, 1);
+	assert_string_equal(other.cls, QMP_ERR_DISCONNECTED);
+	harness_run_for(&h, 50);
+	assert_int_equal(fc.calls, 1);
+	assert_int_equal(other.done, 1);
+	assert_int_equal(h.closed, 0); /* the owner closed it: closed() is not called */
+	harness_stop(&h);
+}
+
+static void
+free_in_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct free_ctx *c = arg;
+	c->calls++;
+	qmp_free(qmp);
+	c->h->qmp = NULL;
+}
+
+static void
+test_qmp_free_inside_an_event_callback_stops_delivery(void **state)
+{
+	struct harness h;
+	/* Two events back to back in one write: the second must not be
+	 * delivered to a freed client. */
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"event\": \"A\"}, {\"event\": \"B\"}]}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct free_ctx fc = { &h, 0 };
+	qmp_subscribe(h.qmp, NULL, free_in_event, &fc);
+	struct harness_reply r = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, T, harness_reply_cb, &r), 0);
+	harness_run_until(&h, &fc.calls, T);
+	harness_run_for(&h, 100);
+	assert_int_equal(fc.calls, 1);
+	assert_int_equal(r.done, 1);
+	assert_string_equal(r.cls, QMP_ERR_DISCONNECTED);
+	harness_stop(&h);
+}
+
+static void
+free_in_closed(struct qmp *qmp, const char *why, void *arg)
+{
+	struct free_ctx *c = arg;
+	c->calls++;
+	qmp_free(qmp);
+	c->h->qmp = NULL;
+}
+
+static void
+test_qmp_free_inside_closed_is_safe(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, true);
+	struct free_ctx fc = { &h, 0 };
+	const struct qmp_callbacks cbs = { .closed = free_in_closed };
+	h.qmp = qmp_new(h.base, h.sock, &cbs, &fc);
+	h.raw = false;
+	struct harness_reply r = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "quit", NULL, -1, T, harness_reply_cb, &r), 0);
+	harness_run_until(&h, &fc.calls, T);
+	assert_int_equal(r.done, 1);
+	assert_int_equal(fc.calls, 1);
+	harness_reply_clear(&r);
+	harness_stop(&h);
+}
+
+/* ---- synchronous helpers ---- */
+
+static void
+test_sync_helpers_wait_for_ready_and_replies(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-name\", \"hang\": true}]}", false);
+	struct verr err;
+	assert_int_equal(qmp_wait_ready(h.qmp, T, &err), 0);
+	json_t *ret = NULL;
+	assert_int_equal(qmp_run_sync(h.qmp, "query-status", NULL, T, &ret, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(ret, "status")), "prelaunch");
+	json_decref(ret);
+	assert_int_equal(qmp_run_sync(h.qmp, "device_del", json_pack("{s:s}", "id", "gone"), T, NULL, &err), -EIO);
+	assert_non_null(strstr(err.msg, "Device 'gone' not found"));
+	assert_int_equal(qmp_run_sync(h.qmp, "query-name", NULL, 100, NULL, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "query-name"));
+	harness_stop(&h);
+}
+
 int
 main(void)
 {
@@ -267,6 +883,38 @@ main(void)
 		cmocka_unit_test(test_disconnect_fails_every_pending_command_once),
 		cmocka_unit_test(test_query_cpus_fast_gives_real_thread_ids_of_the_fake),
 		cmocka_unit_test(test_fake_records_argv_as_given),
+		cmocka_unit_test(test_events_before_the_greeting_are_delivered),
+		cmocka_unit_test(test_event_before_the_capabilities_reply_is_delivered),
+		cmocka_unit_test(test_virtio_child_path_deleted_does_not_match_the_device),
+		cmocka_unit_test(test_timeout_fails_the_command_and_its_late_reply_is_dropped),
+		cmocka_unit_test(test_hanging_qemu_times_out_commands_without_closing),
+		cmocka_unit_test(test_timeout_before_the_handshake_never_sends_the_command),
+		cmocka_unit_test(test_garbage_bytes_close_with_a_protocol_error),
+		cmocka_unit_test(test_reply_split_across_delayed_writes_is_assembled),
+		cmocka_unit_test(test_multi_mib_reply_arrives_whole),
+		cmocka_unit_test(test_line_over_64_mib_closes_the_connection),
+		cmocka_unit_test(test_fake_closing_the_socket_is_a_disconnect),
+		cmocka_unit_test(test_crash_before_the_greeting_fails_the_handshake),
+		cmocka_unit_test(test_crash_some_time_after_the_greeting_is_a_disconnect),
+		cmocka_unit_test(test_exit_after_a_command_has_the_given_status),
+		cmocka_unit_test(test_error_without_id_is_reported_not_matched),
+		cmocka_unit_test(test_reply_to_an_unknown_id_closes_the_connection),
+		cmocka_unit_test(test_json_array_instead_of_object_closes_the_connection),
+		cmocka_unit_test(test_refused_capabilities_close_the_connection),
+		cmocka_unit_test(test_canned_reply_overrides_the_default),
+		cmocka_unit_test(test_event_scheduled_after_a_command),
+		cmocka_unit_test(test_guest_that_ignores_powerdown_keeps_running),
+		cmocka_unit_test(test_guest_that_ignores_unplug_never_deletes_until_reset),
+		cmocka_unit_test(test_unplug_requested_while_paused_completes_after_cont),
+		cmocka_unit_test(test_device_add_errors_match_qemu),
+		cmocka_unit_test(test_getfd_passes_a_working_pipe_and_the_caller_keeps_its_copy),
+		cmocka_unit_test(test_add_fd_passes_an_fd_into_an_fdset),
+		cmocka_unit_test(test_getfd_without_an_fd_is_refused_like_qemu),
+		cmocka_unit_test(test_fd_goes_only_with_its_own_command),
+		cmocka_unit_test(test_qmp_free_inside_a_reply_callback_fails_the_rest_once),
+		cmocka_unit_test(test_qmp_free_inside_an_event_callback_stops_delivery),
+		cmocka_unit_test(test_qmp_free_inside_closed_is_safe),
+		cmocka_unit_test(test_sync_helpers_wait_for_ready_and_replies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
