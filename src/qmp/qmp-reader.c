@@ -183,3 +183,18 @@ qmp_msg_timestamp(const json_t *msg)
 		t += json_number_value(us) / 1e6;
 	return t;
 }
+
+/* Pure message inspection, so the fuzzer reaches it too. */
+bool
+qmp_device_deleted_matches(const json_t *data, const char *id)
+{
+	if (data == NULL || id == NULL)
+		return false;
+	const char *dev = json_string_value(json_object_get(data, "device"));
+	const char *path = json_string_value(json_object_get(data, "path"));
+	static const char prefix[] = "/machine/peripheral/";
+	if (dev != NULL && strcmp(dev, id) == 0)
+		return true;
+	return path != NULL && strncmp(path, prefix, sizeof(prefix) - 1) == 0 &&
+	    strcmp(path + sizeof(prefix) - 1, id) == 0;
+}

@@ -406,20 +406,6 @@ qmp_unsubscribe(struct qmp *qmp, int handle)
 		qmp_sub_purge(qmp, false);
 }
 
-bool
-qmp_device_deleted_matches(const json_t *data, const char *id)
-{
-	if (data == NULL || id == NULL)
-		return false;
-	const char *dev = json_string_value(json_object_get(data, "device"));
-	const char *path = json_string_value(json_object_get(data, "path"));
-	static const char prefix[] = "/machine/peripheral/";
-	if (dev != NULL && strcmp(dev, id) == 0)
-		return true;
-	return path != NULL && strncmp(path, prefix, sizeof(prefix) - 1) == 0 &&
-	    strcmp(path + sizeof(prefix) - 1, id) == 0;
-}
-
 static void
 qmp_on_capabilities(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
