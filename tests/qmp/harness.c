@@ -66,7 +66,7 @@ void
 harness_start(struct harness *h, const char *prog, const char *const *args, const char *scenario, bool raw)
 {
 	static const char *const dflt[] = {
-		"-S", "-nodefaults", "-machine", "q35", "-accel", "tcg", "-smp", "2",
+		"-S", "-nodefaults", "-machine", "q35", "-accel", "tcg", "-display", "none", "-smp", "2",
 		"-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control",
 		"-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0,multifunction=on",
 		"-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",

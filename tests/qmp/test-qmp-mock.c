@@ -248,7 +248,7 @@ test_fake_records_argv_as_given(void **state)
 	json_t *argv = json_load_file(h.argv, 0, &err);
 	assert_non_null(argv);
 	assert_string_equal(json_string_value(json_array_get(argv, 1)), "-S");
-	assert_string_equal(json_string_value(json_array_get(argv, 11)), "-mon");
+	assert_string_equal(json_string_value(json_array_get(argv, 13)), "-mon");
 	json_decref(argv);
 	harness_stop(&h);
 }
