@@ -99,15 +99,17 @@ qmp_reader_next(struct qmp_reader *r, json_t **msg, struct verr *err)
 			    "QMP message of %zu bytes is over the %zu-byte limit", n, r->max_line);
 		if (line_is_blank(line, n))
 			continue;
+		/* The line is not NUL-terminated: quote at most its own bytes. */
+		int shown = n > 80 ? 80 : (int)n;
 		json_error_t jerr;
 		json_t *v = json_loadb(line, n, JSON_DECODE_ANY, &jerr);
 		if (v == NULL)
-			return verr_set(err, -EPROTO, "QMP message is not valid JSON (%s at byte %d): %.80s%s",
-			    jerr.text, jerr.position, line, n > 80 ? "..." : "");
+			return verr_set(err, -EPROTO, "QMP message is not valid JSON (%s at byte %d): %.*s%s",
+			    jerr.text, jerr.position, shown, line, n > 80 ? "..." : "");
 		if (!json_is_object(v)) {
 			json_decref(v);
-			return verr_set(err, -EPROTO, "QMP message is JSON but not an object: %.80s%s",
-			    line, n > 80 ? "..." : "");
+			return verr_set(err, -EPROTO, "QMP message is JSON but not an object: %.*s%s",
+			    shown, line, n > 80 ? "..." : "");
 		}
 		*msg = v;
 		return 1;
