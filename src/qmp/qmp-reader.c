@@ -77,6 +77,8 @@ int
 qmp_reader_next(struct qmp_reader *r, json_t **msg, struct verr *err)
 {
 	*msg = NULL;
+	if (r->buf == NULL)
+		return 0;
 	for (;;) {
 		char *line = r->buf + r->start;
 		size_t avail = r->len - r->start;

@@ -661,6 +661,8 @@ process_input(void)
 {
 	size_t start = 0;
 	while (mock.greeted && (!mock.busy || mock.hung) && mock.sock >= 0) {
+		if (start == mock.inlen)
+			break;
 		char *nl = memchr(mock.in + start, '\n', mock.inlen - start);
 		if (nl == NULL)
 			break;
