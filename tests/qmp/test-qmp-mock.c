@@ -312,7 +312,7 @@ static void
 test_timeout_fails_the_command_and_its_late_reply_is_dropped(void **state)
 {
 	struct harness h;
-	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"delay_ms\": 400}]}", false);
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"delay_ms\": 1500}]}", false);
 	harness_run_until(&h, &h.ready, T);
 	struct harness_reply slow, next;
 	send_cmd(&h, "query-status", NULL, 100, &slow);
@@ -575,7 +575,7 @@ test_event_scheduled_after_a_command(void **state)
 {
 	struct harness h;
 	harness_start(&h, NULL, NULL,
-	    "{\"commands\": [{\"command\": \"cont\", \"after\": [{\"delay_ms\": 100, \"event\": \"SHUTDOWN\", "
+	    "{\"commands\": [{\"command\": \"cont\", \"after\": [{\"delay_ms\": 500, \"event\": \"SHUTDOWN\", "
 	    "\"data\": {\"guest\": true, \"reason\": \"guest-panic\"}}]}]}", false);
 	json_decref(run_ok(&h, "cont", NULL));
 	assert_int_equal(harness_count_events(&h, "SHUTDOWN"), 0);
@@ -844,6 +844,24 @@ test_qmp_free_inside_a_reply_callback_fails_the_rest_once(void **state)
 }
 
 static void
+test_qmp_free_inside_a_timeout_callback_is_safe(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"hang\": true}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct free_ctx fc = { &h, 0 };
+	struct harness_reply other = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, 100, free_in_reply, &fc), 0);
+	assert_int_equal(qmp_send(h.qmp, "query-name", NULL, -1, 0, harness_reply_cb, &other), 0);
+	harness_run_until(&h, &fc.calls, T);
+	harness_run_for(&h, 50);
+	assert_int_equal(fc.calls, 1);
+	assert_int_equal(other.done, 1);
+	assert_string_equal(other.cls, QMP_ERR_DISCONNECTED);
+	harness_stop(&h);
+}
+
+static void
 free_in_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
 {
 	struct free_ctx *c = arg;
@@ -967,6 +985,7 @@ main(void)
 		cmocka_unit_test(test_big_command_goes_out_in_pieces_and_the_fd_rides_with_its_own_command),
 		cmocka_unit_test(test_bad_arguments_to_qmp_send_are_refused),
 		cmocka_unit_test(test_qmp_free_inside_a_reply_callback_fails_the_rest_once),
+		cmocka_unit_test(test_qmp_free_inside_a_timeout_callback_is_safe),
 		cmocka_unit_test(test_qmp_free_inside_an_event_callback_stops_delivery),
 		cmocka_unit_test(test_qmp_free_inside_closed_is_safe),
 		cmocka_unit_test(test_sync_helpers_wait_for_ready_and_replies),
