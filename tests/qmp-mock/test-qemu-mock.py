@@ -149,6 +149,11 @@ class TestCommandLine(unittest.TestCase):
             self.assertEqual(len(tids), n)
             for t in tids:
                 self.assertTrue(os.path.exists("/proc/%d/task/%d" % (m.proc.pid, t)))
+            # The supervisor pins them: that must work on these ids.
+            cpu = min(os.sched_getaffinity(0))
+            for t in tids:
+                os.sched_setaffinity(t, {cpu})
+                self.assertEqual(os.sched_getaffinity(t), {cpu})
             m.close()
 
     def test_qmp_unix_socket_server(self):
