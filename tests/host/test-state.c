@@ -211,6 +211,21 @@ environment_captured(void **state)
 	fixture_remove(root);
 }
 
+static void
+snapshot_of_this_machine_succeeds(void **state)
+{
+	/* the real root: what tools/demo's dry run reads */
+	hostroot_init("/");
+	struct host_snapshot snap;
+	struct verr err = { 0 };
+	assert_int_equal(snapshot_take(&snap, NULL, &err), 0);
+	assert_true(snap.n_cpus > 0);
+	assert_true(snap.mem_total_kib > 0);
+	assert_non_null(snap.kernel_cmdline);
+	assert_true(snap.kernel_release[0] != '\0');
+	snapshot_free(&snap);
+}
+
 int
 main(void)
 {
@@ -223,6 +238,7 @@ main(void)
 		cmocka_unit_test(interface_with_unknown_operstate_uses_the_up_flag),
 		cmocka_unit_test(network_manager_needs_a_live_pid),
 		cmocka_unit_test(environment_captured),
+		cmocka_unit_test(snapshot_of_this_machine_succeeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
