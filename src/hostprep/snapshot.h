@@ -136,6 +136,9 @@ const struct host_file *snapshot_file_find(const struct host_snapshot *snap, con
 const struct net_iface *snapshot_iface_find(const struct host_snapshot *snap, const char *name);
 const struct cpu_thread *snapshot_cpu_find(const struct host_snapshot *snap, int cpu);
 const struct usb_device *snapshot_usb_find(const struct host_snapshot *snap, unsigned bus, unsigned devnum);
+/* Whether the kernel command line has param: "intel_iommu=on" matches that
+ * word exactly; "intel_iommu" matches it with any value or none. */
+bool snapshot_cmdline_has(const struct host_snapshot *snap, const char *param);
 
 /* The text a -pci regex is matched against: the `lspci -Dnn` line. */
 const char *pci_match_text(const struct pci_device *dev);

@@ -236,6 +236,25 @@ pci_unreadable_device_is_an_error_naming_it(void **state)
 }
 
 static void
+pci_device_without_config_space_keeps_sysfs_revision(void **state)
+{
+	char *root = fixture_build("desktop", NULL);
+	char *cmd = xasprintf("rm -f %s/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/config", root);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	struct host_snapshot snap;
+	struct verr err = { 0 };
+	assert_int_equal(snapshot_take(&snap, NULL, &err), 0);
+	const struct pci_device *d = snapshot_pci_find(&snap, "0000:01:00.1");
+	assert_non_null(d);
+	assert_string_equal(d->line,
+	    "0000:01:00.1 Audio device [0403]: NVIDIA Corporation TU102 High Definition Audio Controller [10de:10f7] (rev a1)");
+	assert_int_equal(d->iommu_group, 1);
+	snapshot_free(&snap);
+	fixture_remove(root);
+}
+
+static void
 pci_thousand_devices_snapshot_quickly(void **state)
 {
 	struct strbuf sb = { 0 };
@@ -279,6 +298,7 @@ main(void)
 		cmocka_unit_test(pci_no_groups_when_iommu_off),
 		cmocka_unit_test(pci_host_without_pci_bus_has_no_devices),
 		cmocka_unit_test(pci_unreadable_device_is_an_error_naming_it),
+		cmocka_unit_test(pci_device_without_config_space_keeps_sysfs_revision),
 		cmocka_unit_test(pci_thousand_devices_snapshot_quickly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
