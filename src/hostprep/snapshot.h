@@ -14,6 +14,7 @@
 struct pci_device {
 	char address[16];        /* "0000:01:00.0" */
 	char slot[16];           /* "0000:01:00": functions of one card share it */
+	unsigned domain, bus, dev;  /* the address as numbers (sort order) */
 	unsigned function;
 	unsigned vendor, device;
 	unsigned class_code;     /* 24-bit class/subclass/prog-if, e.g. 0x030000 */
@@ -62,7 +63,11 @@ struct net_iface {
 	bool is_bridge, is_tap, up;
 };
 
-/* A path the user named (image, iso, bios, romfile, kernel...). */
+/* A path the user named (image, iso, bios, romfile, kernel...). User paths
+ * are host paths: an absolute one is looked up joined to the host root (so a
+ * test places images in its fixture tree); a relative one is relative to the
+ * cwd and used as is. A symlink (/dev/disk/by-id/...) is followed inside the
+ * host root to find the block device it names. */
 struct host_file {
 	char *path;              /* as given; absolute or relative to the cwd */
 	bool exists, readable, is_block;
@@ -74,6 +79,7 @@ struct firmware_file {
 	char code[256];          /* OVMF_CODE path (under the real root, as QEMU sees it) */
 	char vars[256];          /* matching OVMF_VARS template, "" when none */
 	bool secboot;
+	bool is_4m;              /* 4 MiB flash layout (preferred over the 2 MiB one) */
 };
 
 struct host_snapshot {
@@ -106,7 +112,8 @@ struct host_snapshot {
 	bool vfio_pci_available;         /* loaded, or a module for the running kernel exists */
 	bool zfs_loaded;                 /* /sys/module/zfs */
 	bool vhost_net;                  /* /dev/vhost-net */
-	bool network_manager;            /* NetworkManager runs (its pid file or bus name) */
+	bool network_manager;            /* NetworkManager runs: /run/NetworkManager/NetworkManager.pid
+					  * names a live /proc/PID whose comm is NetworkManager */
 
 	/* The environment, captured here so the plan stays pure. */
 	char *display;                   /* $DISPLAY, NULL when unset or empty */
@@ -127,6 +134,17 @@ const struct pci_device *snapshot_pci_find(const struct host_snapshot *snap, con
 const struct host_file *snapshot_file_find(const struct host_snapshot *snap, const char *path);
 const struct net_iface *snapshot_iface_find(const struct host_snapshot *snap, const char *name);
 const struct cpu_thread *snapshot_cpu_find(const struct host_snapshot *snap, int cpu);
+const struct usb_device *snapshot_usb_find(const struct host_snapshot *snap, unsigned bus, unsigned devnum);
+
+/* The text a -pci regex is matched against: the `lspci -Dnn` line. */
+const char *pci_match_text(const struct pci_device *dev);
+/* The text a -usb regex is matched against (allocated): the lsusb line, then
+ * the device's own manufacturer, product and serial strings (those it has)
+ * and its port path, one per line: "Bus 001 Device 004: ID 046d:c52b
+ * Logitech, Inc. Unifying Receiver\nLogitech\nUSB Receiver\n1-4.2". The
+ * caller frees it. Root hubs are never matched and hubs only by ID: that
+ * rule is the plan's, this text is the same for every device. */
+char *usb_match_text(const struct usb_device *dev);
 
 /* The per-area readers snapshot_take() calls; each appends to snap. */
 int pci_scan(struct host_snapshot *snap, struct verr *err);
