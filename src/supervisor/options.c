@@ -366,7 +366,7 @@ add_portfwd(struct options *o, const struct opt_entry *e, const char *v, struct 
 	}
 	o->portfwds = xreallocarray(o->portfwds, o->n_portfwds + 1, sizeof(*o->portfwds));
 	struct opt_portfwd *pf = &o->portfwds[o->n_portfwds++];
-	snprintf(pf->proto, sizeof(pf->proto), "%s", proto);
+	memcpy(pf->proto, proto, 4);         /* "tcp" or "udp" and its NUL */
 	pf->host_port = (unsigned)ports[0];
 	pf->guest_port = (unsigned)ports[1];
 	return 0;

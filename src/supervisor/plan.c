@@ -442,7 +442,7 @@ plan_firmware(struct plan_ctx *c)
 /* NVMe serials are at most 20 printable characters, and commas would end
  * QEMU's option value. */
 static void
-plan_nvme_serial(char out[21], const struct host_file *f, size_t index)
+plan_nvme_serial(char out[32], const struct host_file *f, size_t index)
 {
 	const char *src = NULL;
 	if (f != NULL && f->is_block)
@@ -455,7 +455,7 @@ plan_nvme_serial(char out[21], const struct host_file *f, size_t index)
 	}
 	out[n] = '\0';
 	if (n == 0)
-		snprintf(out, 21, "disk%zu", index);
+		snprintf(out, 32, "disk%zu", index);
 }
 
 static void
@@ -479,7 +479,7 @@ plan_storage(struct plan_ctx *c)
 			    "refuse writes to its first sector; add -imageformat raw", img->path);
 		const char *how;
 		if (o->nvme) {
-			char serial[21];
+			char serial[32];
 			plan_nvme_serial(serial, f, i);
 			plan_arg(c, "-device");
 			plan_argf(c, "nvme,drive=disk%zu,serial=%s", i, serial);

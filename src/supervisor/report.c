@@ -201,11 +201,11 @@ report_cputhreads(FILE *out, const struct host_snapshot *snap, bool color)
 			strbuf_printf(&list, "%s%d", j ? "," : "", cores[k].threads[j]);
 			has_cpu0 |= cores[k].threads[j] == 0;
 		}
-		fprintf(out, "Core %d (package %d): threads %s\n", cores[k].core, cores[k].package, list.s);
+		fprintf(out, "Core %d (package %d): threads %s\n", cores[k].core, cores[k].package, list.s ? list.s : "");
 		if (has_cpu0 && !host_core_seen)
 			host_core_seen = true;
 		else
-			strbuf_printf(&pin, "%s%s", pin.len ? "," : "", list.s);
+			strbuf_printf(&pin, "%s%s", pin.len ? "," : "", list.s ? list.s : "");
 		strbuf_free(&list);
 	}
 	if (pin.len > 0)
