@@ -179,7 +179,7 @@ plan_match_pci(struct plan_ctx *c)
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:s}", "address", p->dev->address,
 		    "line", p->dev->line, "driver", p->dev->driver, "iommu_group", p->dev->iommu_group,
 		    "attach", p->cold ? "cmdline" : "qmp"));
-		plan_say(c, "PCI %s: %s [%s, IOMMU group %d, %s%s]", p->dev->address, p->dev->line,
+		plan_say_later(c, "PCI %s: %s [%s, IOMMU group %d, %s%s]", p->dev->address, p->dev->line,
 		    p->dev->driver[0] ? p->dev->driver : "no driver", p->dev->iommu_group,
 		    p->cold ? "on the command line" : "attached over QMP", p->xvga ? ", x-vga" : "");
 	}
@@ -208,7 +208,7 @@ plan_match_usb(struct plan_ctx *c)
 		snprintf(id, sizeof(id), "%04x:%04x", u->vendor & 0xffff, u->product & 0xffff);
 		json_array_append_new(list, json_pack("{s:i, s:i, s:s, s:s, s:s}", "bus", (int)u->bus,
 		    "address", (int)u->devnum, "id", id, "port", u->sysname, "line", u->line));
-		plan_say(c, "USB %s: %s", u->sysname, u->line);
+		plan_say_later(c, "USB %s: %s", u->sysname, u->line);
 	}
 	if (c->n_usb == 0)
 		plan_warn(c, "-usb '%s' matches no USB device plugged in now; matching devices are attached when "

@@ -56,7 +56,7 @@ plan_net_bridge(struct plan_ctx *c, const char **mac)
 			plan_warn(c, "-hostint %s: bridge %s exists already, so it is used as it is and %s is left "
 			    "alone", o->hostint, o->bridge, o->hostint);
 		*mac = b->mac;
-		plan_say(c, "Network: a tap on the existing bridge %s", o->bridge);
+		plan_say_later(c, "Network: a tap on the existing bridge %s", o->bridge);
 		return true;
 	}
 	if (o->hostint == NULL) {
@@ -79,7 +79,7 @@ plan_net_bridge(struct plan_ctx *c, const char **mac)
 	}
 	c->create_bridge = true;
 	*mac = h->mac;
-	plan_say(c, "Network: create bridge %s around %s (it takes %s's MAC address and addresses), and a tap on it",
+	plan_say_later(c, "Network: create bridge %s around %s (it takes %s's MAC address and addresses), and a tap on it",
 	    o->bridge, o->hostint, o->hostint);
 	return true;
 }
@@ -95,7 +95,7 @@ plan_net_prepare(struct plan_ctx *c)
 		if (o->bridge || o->tap || o->hostint || o->n_portfwds)
 			plan_warn(c, "-nonet: the guest gets no network adapter; -bridge, -tap, -hostint and "
 			    "-portforward are ignored");
-		plan_say(c, "Network: none (-nonet)");
+		plan_say_later(c, "Network: none (-nonet)");
 		return;
 	}
 	if (o->hostint != NULL && o->bridge == NULL) {
@@ -109,7 +109,7 @@ plan_net_prepare(struct plan_ctx *c)
 		for (size_t i = 0; i < o->n_portfwds; i++)
 			strbuf_printf(&fw, "%s%s %u -> guest %u", i ? ", " : "", o->portfwds[i].proto,
 			    o->portfwds[i].host_port, o->portfwds[i].guest_port);
-		plan_say(c, "Network: user-mode NAT%s%s", fw.len ? "; forwarding host " : "", fw.len ? fw.s : "");
+		plan_say_later(c, "Network: user-mode NAT%s%s", fw.len ? "; forwarding host " : "", fw.len ? fw.s : "");
 		strbuf_free(&fw);
 	} else {
 		c->net_tap = true;
@@ -143,13 +143,13 @@ plan_net_prepare(struct plan_ctx *c)
 		c->create_tap = t == NULL;
 		plan->tap = xstrdup(name);
 		if (o->bridge == NULL)
-			plan_say(c, "Network: the guest is on tap %s only (%s); the host must give %s an address to "
+			plan_say_later(c, "Network: the guest is on tap %s only (%s); the host must give %s an address to "
 			    "reach it", name, t ? "existing" : "created", name);
 		else
-			plan_say(c, "Network: tap %s (%s)", name, t ? "existing" : "created");
+			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing" : "created");
 	}
 	plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
-	plan_say(c, "Guest MAC address: %s%s", plan->guest_mac, mac_valid(mac) ? "" : " (random)");
+	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, mac_valid(mac) ? "" : " (random)");
 	c->nic_port = plan_take_port(c);
 }
 

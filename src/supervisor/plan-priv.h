@@ -33,6 +33,9 @@ struct plan_ctx {
 	bool net_user, net_tap;
 	int nic_port;
 	bool create_bridge, create_tap;
+	/* Rundown lines of passthrough and network, decided first but told
+	 * after the machine. */
+	struct strv later;
 };
 
 /* Pre-flight problems: errors, or warnings under -force. */
@@ -41,6 +44,7 @@ void plan_check_failed(struct plan_ctx *c, const char *fmt, ...) __attribute__((
 void plan_refuse(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plan_warn(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plan_say(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plan_say_later(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plan_arg(struct plan_ctx *c, const char *arg);
 void plan_argf(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plan_change(struct plan_ctx *c, const char *action, const char *target, const char *from,

@@ -68,6 +68,15 @@ plan_say(struct plan_ctx *c, const char *fmt, ...)
 }
 
 void
+plan_say_later(struct plan_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	plan_vpush(&c->later, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
 plan_arg(struct plan_ctx *c, const char *arg)
 {
 	strv_push(&c->plan->argv, arg);
@@ -765,6 +774,9 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	if (opts->extras_words.n > 0)
 		plan_say(&c, "Extra QEMU arguments: %s", opts->extras);
 	plan_preflight(&c);
+	for (size_t i = 0; i < c.later.n; i++)
+		strv_push(&plan->rundown, c.later.v[i]);
+	strv_free(&c.later);
 
 	plan_devices_qmp(&c);
 	plan_net_qmp(&c);
