@@ -17,6 +17,9 @@ static const char *const hyperv_flags[] = {
 	"hv-stimer", "hv-synic", "hv-time", "hv-vapic", "hv-vpindex",
 };
 
+static void plan_vpush(struct strv *sv, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 plan_vpush(struct strv *sv, const char *prefix, const char *fmt, va_list ap)
 {
