@@ -2,10 +2,12 @@
  * print it (the dry run, the default) or hand it to the supervised run. Exit
  * status: 0 when -run would proceed, 1 when it would refuse, 2 for usage. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -39,6 +41,47 @@ main_mac_seed(void)
 	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL;
 	return seed;
+}
+
+/* -hostaudio prefers PipeWire when this QEMU has the driver (QEMU 8.1 and
+ * later), else PulseAudio, which pipewire-pulse also serves. Asked here, not
+ * in the plan, because it runs QEMU. */
+static char *
+main_audiodev(const char *qemu)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return xstrdup("pa");
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(fds[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		char *argv[] = { (char *)qemu, "-audiodev", "help", NULL };
+		execvp(qemu, argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	struct strbuf out = { 0 };
+	char buf[1024];
+	ssize_t n;
+	while (pid > 0 && (n = read(fds[0], buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || out.len > 65536)
+			break;
+		strbuf_add(&out, buf, (size_t)n);
+	}
+	close(fds[0]);
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	bool pipewire = out.s != NULL && strstr(out.s, "\npipewire\n") != NULL;
+	strbuf_free(&out);
+	return xstrdup(pipewire ? "pipewire" : "pa");
 }
 
 static int
@@ -105,6 +148,8 @@ main(int argc, char **argv)
 	const char *qemu = getenv("VFIO_QEMU");
 	opts.qemu = xstrdup(qemu != NULL && *qemu != '\0' ? qemu : "qemu-system-x86_64");
 	opts.mac_seed = main_mac_seed();
+	if (opts.hostaudio)
+		opts.audiodev = main_audiodev(opts.qemu);
 
 	hostroot_init(NULL);
 	struct host_snapshot snap;

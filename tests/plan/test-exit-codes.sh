@@ -64,6 +64,26 @@ if grep -q "$(printf '\033')" "$tmp/plain"; then echo "FAIL: colour codes in pip
 VFIO_HOST_ROOT=$d "$VFIO" -colortest >"$tmp/colors"
 grep -q "$(printf '\033')\[31m" "$tmp/colors" || { echo "FAIL: -colortest shows no red"; failed=1; }
 
+# On a terminal the rundown is coloured; NO_COLOR and -nocolor turn it off.
+if command -v script >/dev/null 2>&1; then
+	tty_run() { VFIO_HOST_ROOT=$d script -qec "$*" /dev/null; }
+	tty_run "env -u NO_COLOR '$VFIO' -nonet" >"$tmp/tty"
+	grep -q "$(printf '\033')\[1m" "$tmp/tty" || { echo "FAIL: no colour on a TTY"; failed=1; }
+	tty_run "env NO_COLOR=1 '$VFIO' -nonet" >"$tmp/tty"
+	if grep -q "$(printf '\033')" "$tmp/tty"; then echo "FAIL: colour despite NO_COLOR"; failed=1; fi
+	tty_run "env -u NO_COLOR '$VFIO' -nonet -nocolor" >"$tmp/tty"
+	if grep -q "$(printf '\033')" "$tmp/tty"; then echo "FAIL: colour despite -nocolor"; failed=1; fi
+fi
+
+# -hostaudio asks QEMU for its audio drivers: PipeWire when it has it, else pa.
+printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\npipewire\\n"\n' >"$tmp/qemu-pw"
+printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\n"\n' >"$tmp/qemu-pa"
+chmod +x "$tmp/qemu-pw" "$tmp/qemu-pa"
+VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pw "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
+grep -q -- "-audiodev pipewire,id=snd0" "$tmp/out" || { echo "FAIL: no pipewire audiodev"; failed=1; }
+VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pa "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
+grep -q -- "-audiodev pa,id=snd0" "$tmp/out" || { echo "FAIL: no pa audiodev"; failed=1; }
+
 # -run refuses with a plan error, and without the session area says so.
 expect 1 "$d" "no such file" -- -run -image /nonexistent.img
 exit $failed
