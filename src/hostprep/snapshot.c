@@ -90,11 +90,25 @@ snap_parse_cpulist(const char *s, void (*fn)(int cpu, void *arg), void *arg)
 	}
 }
 
+/* Disks whose names end in a digit put a 'p' before the partition number
+ * (nvme0n1p2, mmcblk0p1); the others append it (sda1, vdb2). */
+static const char *const digit_disks[] = { "nvme", "mmcblk", "loop", "md", "nbd", "zd", "rbd", "nvd" };
+
 void
 snapshot_disk_of(const char *name, char *out, size_t len)
 {
 	char buf[PATH_MAX];
 	snap_copy(out, len, name);
+	/* The kernel's own answer when the host has the device: a partition
+	 * has a `partition` attribute and lives in its disk's directory. */
+	if (host_path(buf, sizeof(buf), "/sys/class/block/%s/partition", name) != NULL && host_exists(buf)) {
+		char real[PATH_MAX];
+		if (host_path(buf, sizeof(buf), "/sys/class/block/%s/..", name) != NULL && realpath(buf, real) != NULL) {
+			const char *slash = strrchr(real, '/');
+			snap_copy(out, len, slash ? slash + 1 : real);
+			return;
+		}
+	}
 	if (host_path(buf, sizeof(buf), "/sys/block/%s", name) != NULL && host_exists(buf))
 		return;
 	size_t n = strlen(out);
@@ -103,10 +117,12 @@ snapshot_disk_of(const char *name, char *out, size_t len)
 		end--;
 	if (end == n || end == 0)
 		return;
-	/* nvme0n1p2, mmcblk0p1, loop0p1: the partition number follows a 'p'
-	 * after a disk name that itself ends in a digit. */
-	if (out[end - 1] == 'p' && end >= 2 && out[end - 2] >= '0' && out[end - 2] <= '9') {
-		out[end - 1] = '\0';
+	bool digit_disk = false;
+	for (size_t i = 0; i < nitems(digit_disks); i++)
+		digit_disk |= str_startswith(out, digit_disks[i]);
+	if (digit_disk) {
+		if (out[end - 1] == 'p' && end >= 2 && out[end - 2] >= '0' && out[end - 2] <= '9')
+			out[end - 1] = '\0';
 		return;
 	}
 	out[end] = '\0';

@@ -71,7 +71,8 @@ struct net_iface {
 struct host_file {
 	char *path;              /* as given; absolute or relative to the cwd */
 	bool exists, readable, is_block;
-	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial, else "" */
+	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial without the
+				  * blanks drives pad it with, else "" */
 	char disk_name[32];      /* "nvme0n1" for /dev/nvme0n1p2 */
 };
 

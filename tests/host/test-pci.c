@@ -84,6 +84,19 @@ pci_lines_equal_lspci_for_unknown_ids_and_domains(void **state)
 }
 
 static void
+pci_lines_equal_lspci_on_this_machine(void **state)
+{
+	if (!have_lspci() || access("/sys/bus/pci/devices", R_OK) != 0)
+		skip();
+	hostroot_init("/");
+	struct host_snapshot snap;
+	struct verr err = { 0 };
+	assert_int_equal(snapshot_take(&snap, NULL, &err), 0);
+	assert_lines_equal_lspci("", &snap);
+	snapshot_free(&snap);
+}
+
+static void
 pci_devices_sorted_by_address(void **state)
 {
 	struct host_snapshot snap;
@@ -256,6 +269,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pci_lines_equal_lspci_on_desktop),
 		cmocka_unit_test(pci_lines_equal_lspci_for_unknown_ids_and_domains),
+		cmocka_unit_test(pci_lines_equal_lspci_on_this_machine),
 		cmocka_unit_test(pci_devices_sorted_by_address),
 		cmocka_unit_test(pci_driver_is_basename_of_driver_link),
 		cmocka_unit_test(pci_gpu_functions_share_iommu_group_1),
