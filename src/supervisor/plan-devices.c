@@ -179,7 +179,7 @@ plan_match_pci(struct plan_ctx *c)
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:s}", "address", p->dev->address,
 		    "line", p->dev->line, "driver", p->dev->driver, "iommu_group", p->dev->iommu_group,
 		    "attach", p->cold ? "cmdline" : "qmp"));
-		plan_say_later(c, "PCI %s: %s [%s, IOMMU group %d, %s%s]", p->dev->address, p->dev->line,
+		plan_say_later(c, "PCI: %s [%s, IOMMU group %d, %s%s]", p->dev->line,
 		    p->dev->driver[0] ? p->dev->driver : "no driver", p->dev->iommu_group,
 		    p->cold ? "on the command line" : "attached over QMP", p->xvga ? ", x-vga" : "");
 	}
