@@ -70,6 +70,18 @@ CASES = [
 ]
 
 
+# The other fixture hosts: a shared IOMMU group and identical GPUs, and a
+# host with the IOMMU off (error paths and -force).
+PRESET_CASES = [
+    ("shared-group-sata-alone", "shared-group", {}, ["-pci", "SATA"]),
+    ("shared-group-whole", "shared-group", {}, ["-json", "-pci", "SATA|Realtek"]),
+    ("shared-group-second-identical-gpu", "shared-group", {}, ["-json", "-pci", "0000:02:00"]),
+    ("iommu-off-pci", "iommu-off", {}, ["-pci", "USB"]),
+    ("iommu-off-pci-force", "iommu-off", {}, ["-json", "-pci", "USB", "-force"]),
+    ("iommu-off-iommugroups", "iommu-off", {}, ["-iommugroups"]),
+]
+
+
 def run_case(root, env_add, args):
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SUDO_UID", "SUDO_GID", "SUDO_USER", "VFIO_QEMU",
@@ -93,9 +105,15 @@ def main():
             os.makedirs(os.path.dirname(full), exist_ok=True)
             with open(full, "wb") as fh:
                 fh.write(b"\0" * 4096)
+        roots = {"desktop": root}
+        for preset in sorted({c[1] for c in PRESET_CASES}):
+            roots[preset] = os.path.join(tmp, preset)
+            subprocess.run([sys.executable, MKHOST, "--preset", preset, roots[preset]], check=True,
+                           stdout=subprocess.DEVNULL)
         failed = 0
-        for name, env_add, args in CASES:
-            got = run_case(root, env_add, args)
+        cases = [(n, "desktop", e, a) for n, e, a in CASES] + PRESET_CASES
+        for name, preset, env_add, args in cases:
+            got = run_case(roots[preset], env_add, args)
             path = os.path.join(GOLDEN, name + ".ok")
             if REGEN:
                 with open(path, "w") as fh:
