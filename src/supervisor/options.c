@@ -556,11 +556,11 @@ static const struct opt_entry opt_table[] = {
 	    "Format of the latest -image (raw, qcow2, ...); needed for raw storage."),
 	VALUE("iso", "", "PATH", add_iso, isos, "Attach an ISO as a CD-ROM (repeatable)."),
 	SWITCH("nvme", "", nvme, "Present disks as NVMe drives instead of virtio-blk or IDE."),
-	SWITCH("novirtio", "avoidvirtio", novirtio,
+	SWITCH("noVirtio", "avoidVirtio", novirtio,
 	    "Use traditional devices (IDE disks, e1000e network) for guests without virtio drivers."),
 	/* firmware and boot */
 	VALUE("bios", "", "PATH", set_file, bios, "OVMF code file to boot with (default: search well-known places)."),
-	SWITCH("nobios", "legacy legacyboot", nobios, "No UEFI firmware: boot QEMU's default legacy BIOS."),
+	SWITCH("noBios", "legacy legacyboot", nobios, "No UEFI firmware: boot QEMU's default legacy BIOS."),
 	VALUE("biosvars", "", "PATH", set_file, biosvars,
 	    "UEFI variables file for this guest (a copy of OVMF_VARS); needed for Secure Boot and Windows 11."),
 	SWITCH("createvars", "", createvars,

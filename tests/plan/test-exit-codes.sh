@@ -50,7 +50,7 @@ if [ -s "$tmp/out" ]; then echo "FAIL: -quiet printed on stdout:"; cat "$tmp/out
 
 # -help comes from the flag table: every flag of the original is in it.
 VFIO_HOST_ROOT=$d "$VFIO" -help >"$tmp/help"
-for f in -image -imageformat -iso -nvme -novirtio -bios -nobios -biosvars -secureboot -tpm -win11 \
+for f in -image -imageformat -iso -nvme -noVirtio -bios -noBios -biosvars -secureboot -tpm -win11 \
 	-memory -hugepages -pinvcpus -cputhreads -iommugroups -pci -usb -romfile -bridge -tap -hostint \
 	-nonet -portforward -hyperv -hostaudio -looking-glass -spice -qemu-agent -agents -kernel -initrd \
 	-cmdline -extras -ignorevtcon -killx -force -quiet -nocolor -colortest -help -run -name -json -version; do
