@@ -313,7 +313,8 @@ class TestPlans(unittest.TestCase):
         src = os.environ.get("VFIO_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
         plans = []
         for f in sorted(glob.glob(os.path.join(src, "tests", "plan", "golden", "*.ok"))):
-            text = open(f).read()
+            with open(f) as fh:
+                text = fh.read()
             if '"qmp": [' not in text or "--- stdout\n" not in text:
                 continue
             try:
