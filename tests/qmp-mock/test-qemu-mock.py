@@ -214,7 +214,7 @@ class TestLoudFailures(unittest.TestCase):
         m.close()
 
     def test_unknown_command_is_command_not_found_and_warned(self):
-        m = Mock(["-S"] + MON).start()
+        m = Mock(["-S"] + MON, scenario={"exit_on_disconnect": True}).start()
         r = m.cmd("x-nothing")
         self.assertEqual(r["error"], {"class": "CommandNotFound", "desc": "The command x-nothing has not been found"})
         m.sock.close()
@@ -288,16 +288,28 @@ class TestQemuBehaviour(unittest.TestCase):
         self.assertEqual(data, b"\xff\x00\xfe\r\n")
         m.close()
 
-    def test_stay_on_disconnect_keeps_running(self):
-        m = Mock(["-S"] + MON, scenario={"stay_on_disconnect": True}).start()
+    def test_mock_keeps_running_after_the_client_goes_like_qemu(self):
+        m = Mock(["-S"] + MON).start()
         m.sock.close()
         m.sock = None
-        time.sleep(0.2)
+        time.sleep(0.3)
         self.assertIsNone(m.proc.poll())
+        # ... until someone kills it, as the supervisor does with QEMU.
+        m.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(m.wait(), 0)
+        self.assertIn("still running, as QEMU would", m.stderr)
         m.close()
 
-    def test_client_closing_makes_the_mock_exit(self):
-        m = Mock(["-S"] + MON).start()
+    def test_orphaned_mock_exits_after_orphan_exit_ms(self):
+        m = Mock(["-S"] + MON, scenario={"orphan_exit_ms": 100}).start()
+        m.sock.close()
+        m.sock = None
+        self.assertEqual(m.wait(), 0)
+        self.assertIn("orphan_exit_ms", m.stderr)
+        m.close()
+
+    def test_exit_on_disconnect_exits_when_the_client_goes(self):
+        m = Mock(["-S"] + MON, scenario={"exit_on_disconnect": True}).start()
         m.sock.close()
         m.sock = None
         self.assertEqual(m.wait(), 0)
