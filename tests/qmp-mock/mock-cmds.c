@@ -173,6 +173,8 @@ cmd_query_status(json_t *args, int *fd, json_t *pre, json_t *post)
 static json_t *
 cmd_cont(json_t *args, int *fd, json_t *pre, json_t *post)
 {
+	if (strcmp(mock.status, "shutdown") == 0)
+		return mock_error("GenericError", "Resetting the Virtual Machine is required");
 	if (!is_running()) {
 		mock.status = "running";
 		pre_event(pre, "RESUME", NULL);
@@ -217,6 +219,10 @@ cmd_system_reset(json_t *args, int *fd, json_t *pre, json_t *post)
 	}
 	json_array_clear(mock.pending_unplug);
 	mock.pending_powerdown = false;
+	/* A machine that is not running comes out of reset in prelaunch
+	 * (checked against QEMU 7.2: stop, system_reset, query-status). */
+	if (!is_running())
+		mock.status = "prelaunch";
 	return ok(NULL);
 }
 

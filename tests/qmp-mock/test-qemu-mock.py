@@ -242,6 +242,9 @@ class TestQemuBehaviour(unittest.TestCase):
             names.append(m.read()["event"])
         self.assertEqual(names, ["SHUTDOWN", "STOP"])
         self.assertEqual(m.cmd("query-status")["return"]["status"], "shutdown")
+        self.assertEqual(m.cmd("cont")["error"]["desc"], "Resetting the Virtual Machine is required")
+        m.cmd("system_reset")
+        self.assertEqual(m.cmd("query-status")["return"]["status"], "prelaunch")
         m.close()
 
     def test_usb_device_unplug_is_immediate_even_while_paused(self):
