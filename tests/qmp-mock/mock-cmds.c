@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *mock_vm_name(void);
-
 json_t *
 mock_error(const char *class, const char *fmt, ...)
 {
@@ -93,7 +91,6 @@ mock_track_device(const char *driver, const char *id, const char *bus)
 	}
 }
 
-void mock_unplug_now(const char *id);
 void
 mock_unplug_now(const char *id)
 {
@@ -119,7 +116,6 @@ mock_unplug_now(const char *id)
 	json_object_del(mock.devices, id);
 }
 
-void mock_guest_shutdown(void);
 void
 mock_guest_shutdown(void)
 {
@@ -467,7 +463,7 @@ cmd_query_commands(json_t *args, int *fd, json_t *pre, json_t *post)
 }
 
 json_t *
-mock_cmd_default(const char *name, json_t *args, bool fd_received, int fd, json_t *pre, json_t *post)
+mock_cmd_default(const char *name, json_t *args, int fd, json_t *pre, json_t *post)
 {
 	json_t *reply;
 	if (!mock.negotiated && strcmp(name, "qmp_capabilities") != 0) {

@@ -214,8 +214,6 @@ hexval(char c)
 	return -1;
 }
 
-void mock_unplug_now(const char *id);
-void mock_guest_shutdown(void);
 static void mock_greet(void);
 
 /* Returns false when the rest of the list must not run (hang). */
@@ -393,7 +391,6 @@ check_actions(json_t *list, const char *what)
 	}
 }
 
-void mock_scenario_check(void);
 void
 mock_scenario_check(void)
 {
@@ -603,7 +600,7 @@ handle_command(json_t *cmd, int fd)
 	}
 	json_t *canned = rule ? json_object_get(rule, "reply") : NULL;
 	if (canned == NULL || json_is_true(json_object_get(rule, "effects")))
-		reply = mock_cmd_default(name, args, fd >= 0, fd, pre, post);
+		reply = mock_cmd_default(name, args, fd, pre, post);
 	else if (fd >= 0)
 		close(fd);
 	if (canned != NULL) {
