@@ -15,6 +15,7 @@
 #include "options.h"
 #include "plan-priv.h"
 #include "plan.h"
+#include "report.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -1120,6 +1121,38 @@ test_the_plan_is_deterministic(void **state)
 	done(&p2, &o2);
 }
 
+/* The printed command line is one line a POSIX shell reads back into
+ * exactly the planned words, whatever the paths contain. */
+static void
+test_command_line_pastes_into_a_shell_as_the_same_words(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/my disk's \"$HOME\" `x`.img", true);
+	PLAN(&h, p, o, "-image", "/vm/my disk's \"$HOME\" `x`.img", "-append", "a;b|c&d", "-kernel", "/vm/k*",
+	    "-force", "-extras", "-device 'e f'");
+	char *line = report_cmdline(&p.argv);
+	assert_null(strchr(line, '\n'));
+	char *cmd = xasprintf("printf '%%s\\n' %s", line);
+	FILE *sh = popen(cmd, "r");
+	assert_non_null(sh);
+	char buf[4096];
+	size_t i = 0;
+	while (fgets(buf, sizeof(buf), sh) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		assert_true(i < p.argv.n);
+		assert_string_equal(buf, p.argv.v[i]);
+		i++;
+	}
+	assert_int_equal(pclose(sh), 0);
+	assert_int_equal(i, p.argv.n);
+	free(cmd);
+	free(line);
+	done(&p, &o);
+}
+
 int
 main(void)
 {
@@ -1166,6 +1199,7 @@ main(void)
 		cmocka_unit_test(test_network_refusals),
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
+		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
