@@ -263,8 +263,8 @@ plan_devices_cmdline(struct plan_ctx *c)
 	const char *romfile = c->opts->romfile;
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct plan_pci *p = &c->pci[i];
-		if (!p->cold)
-			continue;
+		if (!p->cold || p->port == 0)
+			continue;       /* port 0: no root port left, refused */
 		/* Functions of one card become functions of one guest slot,
 		 * numbered from 0 (a slot without function 0 is invisible). */
 		int fn = 0, nfn = 0;

@@ -28,6 +28,7 @@ struct plan_ctx {
 	const struct usb_device **usb;
 	size_t n_usb;
 	int n_ports;             /* root ports assigned so far */
+	bool ports_exhausted;    /* refused once already */
 	bool tcg;
 	/* the network, decided by plan_net_prepare() */
 	bool net_user, net_tap;

@@ -139,8 +139,10 @@ int
 plan_take_port(struct plan_ctx *c)
 {
 	if (c->n_ports >= PLAN_MAX_ROOT_PORTS) {
-		plan_refuse(c, "more than %d PCIe root ports would be needed; pass fewer devices with -pci",
-		    PLAN_MAX_ROOT_PORTS);
+		if (!c->ports_exhausted)
+			plan_refuse(c, "more than %d PCIe root ports would be needed; pass fewer devices with -pci",
+			    PLAN_MAX_ROOT_PORTS);
+		c->ports_exhausted = true;
 		return 0;
 	}
 	return ++c->n_ports;
@@ -725,6 +727,9 @@ plan_preflight(struct plan_ctx *c)
 		if (!plan_gpu_passed(c))
 			plan_warn(c, "-romfile %s: no GPU is passed through, so it is not used", o->romfile);
 	}
+	if (o->looking_glass && !plan_gpu_passed(c))
+		plan_warn(c, "-looking-glass: no GPU is passed through with -pci, so the guest has nothing for "
+		    "Looking Glass to capture");
 	if (o->tpm && o->nobios)
 		plan_warn(c, "-tpm with -noBios: Windows 11 needs UEFI; the TPM is attached anyway");
 }

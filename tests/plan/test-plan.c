@@ -23,7 +23,7 @@
 
 struct host {
 	struct host_snapshot snap;
-	struct pci_device pci[16];
+	struct pci_device pci[40];
 	struct usb_device usb[16];
 	struct cpu_thread cpus[64];
 	struct net_iface ifaces[8];
@@ -1121,6 +1121,53 @@ test_the_plan_is_deterministic(void **state)
 	done(&p2, &o2);
 }
 
+static void
+test_more_devices_than_root_ports_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 2, 1, 4 * 1024 * 1024);
+	static char addrs[26][16];
+	for (int i = 0; i < 26; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "0000:%02x:00.0", i + 1);
+		host_pci(&h, addrs[i], 0x0c0330, "xhci_hcd", 100 + i, "USB controller [0c03]: Test xHCI [1234:5678]");
+	}
+	PLAN(&h, p, o, "-pci", "xHCI", "-nonet");
+	expect_error_containing(&p, "more than 24 PCIe root ports would be needed");
+	assert_int_equal(p.errors.n, 1);
+	assert_int_equal(p.n_root_ports, 24);
+	assert_null(arg_prefixed(&p, "vfio-pci"));
+	done(&p, &o);
+	/* 23 fit, leaving one spare. */
+	h.snap.n_pci = 23;
+	PLAN(&h, p, o, "-pci", "xHCI", "-nonet");
+	expect_no_errors(&p);
+	assert_int_equal(p.n_root_ports, 24);
+	assert_int_equal(p.n_spare_ports, 1);
+	done(&p, &o);
+}
+
+static void
+test_more_cds_than_sata_ports_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/x.iso", true);
+	PLAN(&h, p, o, "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso",
+	    "-iso", "/x.iso", "-force");
+	expect_no_errors(&p);
+	assert_true(has_arg(&p, "ide-cd,drive=cd5,bus=ide.5"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso",
+	    "-iso", "/x.iso", "-iso", "/x.iso", "-force");
+	expect_error_containing(&p, "-iso /x.iso: the guest's SATA controller has only 6 ports");
+	assert_null(arg_prefixed(&p, "ide-cd,drive=cd6"));
+	done(&p, &o);
+}
+
 /* The printed command line is one line a POSIX shell reads back into
  * exactly the planned words, whatever the paths contain. */
 static void
@@ -1200,6 +1247,8 @@ main(void)
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
+		cmocka_unit_test(test_more_devices_than_root_ports_is_refused),
+		cmocka_unit_test(test_more_cds_than_sata_ports_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
