@@ -61,6 +61,16 @@ const struct cpu_thread *plan_cpu_lookup(const struct host_snapshot *snap, int c
 const struct net_iface *plan_iface_lookup(const struct host_snapshot *snap, const char *name);
 const struct host_file *plan_file_lookup(const struct host_snapshot *snap, const char *path);
 
+/* plan.c: a file the user named must exist and be readable. */
+const struct host_file *plan_need_file(struct plan_ctx *c, const char *flag, const char *path);
+
+/* plan-virtual.c */
+void plan_storage(struct plan_ctx *c);           /* disks and CDs */
+void plan_kernel(struct plan_ctx *c);            /* -kernel, -initrd, -append */
+void plan_display(struct plan_ctx *c);           /* serial, display rules */
+void plan_companions(struct plan_ctx *c);        /* xHCI, SPICE, Looking Glass, agent, audio, TPM */
+bool plan_gpu_passed(const struct plan_ctx *c);  /* a display function is cold-plugged */
+
 /* plan-devices.c */
 void plan_devices_match(struct plan_ctx *c);     /* -pci/-usb matching, viability, devices JSON */
 void plan_devices_changes(struct plan_ctx *c);   /* module-load, pci-bind-vfio, dev-chown */
