@@ -397,6 +397,11 @@ plan_firmware(struct plan_ctx *c)
 	if (o->bios != NULL) {
 		plan_need_file(c, "bios", o->bios);
 		code = o->bios;
+		/* A -bios that is one of the known builds has a known template. */
+		for (size_t i = 0; i < snap->n_firmware; i++) {
+			if (strcmp(snap->firmware[i].code, o->bios) == 0 && snap->firmware[i].vars[0])
+				template = snap->firmware[i].vars;
+		}
 	} else {
 		for (size_t i = 0; i < snap->n_firmware && code == NULL; i++) {
 			if (snap->firmware[i].secboot == o->secureboot) {

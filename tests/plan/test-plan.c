@@ -500,6 +500,16 @@ test_firmware_rules(void **state)
 	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
 	assert_true(has_arg(&p, "tpm-tis,tpmdev=tpm0"));
 	done(&p, &o);
+	/* -createvars copies the template that belongs to the firmware. */
+	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd", "-createvars");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"vars-create\",\"target\":\"/vm/new-vars.fd\","
+	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\"}}");
+	done(&p, &o);
+	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd");
+	expect_error_containing(&p, "-biosvars /vm/new-vars.fd: no such file; copy the template "
+	    "(cp /usr/share/OVMF/OVMF_VARS_4M.fd /vm/new-vars.fd) or add -createvars");
+	done(&p, &o);
 	h.snap.n_firmware = 0;
 	PLAN0(&h, p, o);
 	expect_error_containing(&p, "no OVMF firmware was found");
