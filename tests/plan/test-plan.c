@@ -940,6 +940,25 @@ test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning(void **stat
 	done(&p, &o);
 }
 
+static void
+test_usb_device_nodes_go_to_qemus_user(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop_usb(&h);
+	PLAN(&h, p, o, "-usb", "SanDisk", "-nonet");
+	assert_int_equal(json_array_size(p.host_changes), 0);      /* QEMU runs as root */
+	done(&p, &o);
+	h.snap.sudo_uid = 1000;
+	h.snap.sudo_gid = 100;
+	PLAN(&h, p, o, "-usb", "SanDisk", "-nonet");
+	expect_json(p.host_changes, 0, "{\"action\":\"dev-chown\",\"target\":\"/dev/bus/usb/003/002\","
+	    "\"args\":{\"uid\":1000,\"gid\":100}}");
+	assert_int_equal(json_array_size(p.host_changes), 1);
+	done(&p, &o);
+}
+
 /* ---- network ---- */
 
 static void
@@ -1247,6 +1266,7 @@ main(void)
 		cmocka_unit_test(test_usb_devices_attach_over_qmp_by_bus_and_address),
 		cmocka_unit_test(test_root_hubs_never_and_hubs_only_by_id),
 		cmocka_unit_test(test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning),
+		cmocka_unit_test(test_usb_device_nodes_go_to_qemus_user),
 		cmocka_unit_test(test_user_networking_with_port_forwards),
 		cmocka_unit_test(test_random_mac_comes_from_the_seed),
 		cmocka_unit_test(test_novirtio_nic_is_e1000e_and_nonet_has_none),
