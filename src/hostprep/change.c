@@ -5,9 +5,12 @@
 
 #include <string.h>
 
+#include "net.h"
 #include "util.h"
 
 static const struct change_ops *const change_table[] = {
+	&net_bridge_create_ops,
+	&net_tap_create_ops,
 	NULL,
 };
 
