@@ -176,7 +176,7 @@ child_start_times_out_while_the_loop_keeps_running(void **state)
 	assert_int_equal(r.code, -ETIMEDOUT);
 	assert_non_null(strstr(r.msg, "did not finish within 0.4 s"));
 	assert_true(tick > 0 && tick < r.at);	/* the loop ran while the child hung */
-	assert_true(r.at - t0 >= 400);
+	assert_true(r.at - t0 >= 380);	/* libevent rounds its clock */
 	pid_t pid;
 	assert_int_equal(read(pidpipe[0], &pid, sizeof(pid)), (ssize_t)sizeof(pid));
 	assert_int_equal(kill(pid, 0), -1);
