@@ -271,6 +271,21 @@ stdio_writes_reach_the_simulated_kernel(void **state)
 }
 
 static void
+opening_an_attribute_with_truncation_does_not_empty_it(void **state)
+{
+	char *root = fixture_new("desktop");
+	char *p = xasprintf("%s/sys/bus/pci/devices/" AUDIO "/driver_override", root);
+	int fd = open(p, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	close(fd);
+	char *v = fixture_read(root, "/sys/bus/pci/devices/" AUDIO "/driver_override");
+	assert_string_equal(v, "(null)\n");
+	free(v);
+	free(p);
+	fixture_free(root);
+}
+
+static void
 a_full_round_trip_leaves_the_tree_byte_for_byte_as_before(void **state)
 {
 	char *root = fixture_new("desktop");
@@ -308,6 +323,7 @@ main(void)
 		cmocka_unit_test(fault_unbind_block_makes_unbind_take_that_long),
 		cmocka_unit_test(unmodelled_attribute_write_fails_loudly_with_eio),
 		cmocka_unit_test(stdio_writes_reach_the_simulated_kernel),
+		cmocka_unit_test(opening_an_attribute_with_truncation_does_not_empty_it),
 		cmocka_unit_test(a_full_round_trip_leaves_the_tree_byte_for_byte_as_before),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
 #include "change.h"
 #include "child.h"
@@ -658,6 +659,52 @@ hot_attach_that_fails_gives_the_device_back(void **state)
 	fixture_free(root);
 }
 
+struct loop_result {
+	int calls, code;
+	char msg[1024];
+};
+
+static void
+on_done(int code, const struct verr *err, void *arg)
+{
+	struct loop_result *r = arg;
+	r->calls++;
+	r->code = code;
+	snprintf(r->msg, sizeof(r->msg), "%s", err->msg);
+}
+
+static void
+hot_attach_and_detach_run_inside_the_event_loop(void **state)
+{
+	char *root = fixture_new("desktop");
+	char *before = tree_snapshot(root);
+	struct event_base *base = event_base_new();
+	json_t *c = vfio_bind_change_new(NVME, 11, false), *s = prepare_ok(c);
+	assert_string_equal(change_str(c, "from"), "nvme");
+	struct loop_result r = { 0 };
+	struct verr err = { 0 };
+	assert_non_null(vfio_bind_device_start(base, c, s, 5000, on_done, &r, &err));
+	assert_driver(root, NVME, "nvme");	/* nothing happens until the loop runs */
+	event_base_dispatch(base);
+	assert_int_equal(r.calls, 1);
+	if (r.code != 0)
+		fail_msg("%s", r.msg);
+	assert_driver(root, NVME, "vfio-pci");
+	assert_true(fixture_exists(root, "/dev/vfio/11"));
+	assert_non_null(vfio_release_device_start(base, c, s, 5000, on_done, &r, &err));
+	event_base_dispatch(base);
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.code, 0);
+	char *after = tree_snapshot(root);
+	tree_assert_equal(before, after);
+	event_base_free(base);
+	json_decref(c);
+	json_decref(s);
+	free(before);
+	free(after);
+	fixture_free(root);
+}
+
 static void
 change_table_knows_every_bind_action(void **state)
 {
@@ -700,6 +747,7 @@ main(void)
 		cmocka_unit_test(hot_attach_and_detach_move_a_device_and_give_it_back),
 		cmocka_unit_test(hot_attach_that_cannot_be_journaled_changes_nothing),
 		cmocka_unit_test(hot_attach_that_fails_gives_the_device_back),
+		cmocka_unit_test(hot_attach_and_detach_run_inside_the_event_loop),
 		cmocka_unit_test(change_table_knows_every_bind_action),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -915,21 +915,34 @@ drv_track(int fd, const char *path, int flags)
 
 /* ---- the interposed libc functions ---- */
 
+/* sysfs ignores O_TRUNC and O_APPEND: the attribute file must not be
+ * emptied by an open that is followed by no write. */
+static int
+attr_flags(const char *path, int flags)
+{
+	if ((flags & O_ACCMODE) == O_RDONLY)
+		return flags;
+	struct tracked *t = drv_classify(path);
+	if (t == NULL)
+		return flags;
+	free(t);
+	return flags & ~(O_TRUNC | O_APPEND);
+}
+
 static int
 do_open(const char *path, int flags, mode_t mode)
 {
 	drv_init();
-	return drv_track(real_open(path, flags, mode), path, flags);
+	return drv_track(real_open(path, attr_flags(path, flags), mode), path, flags);
 }
 
 static int
 do_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	drv_init();
-	int fd = real_openat(dirfd, path, flags, mode);
 	if (path && path[0] == '/')
-		return drv_track(fd, path, flags);
-	return fd;
+		return drv_track(real_openat(dirfd, path, attr_flags(path, flags), mode), path, flags);
+	return real_openat(dirfd, path, flags, mode);
 }
 
 #define MODE_ARG(flags, mode) do { \
