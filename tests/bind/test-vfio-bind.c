@@ -396,6 +396,14 @@ crash_after_unbind_then_restore_leaves_the_host_as_before(void **state)
 	sysw(root, "/sys/bus/pci/devices/" GPU "/driver_override", "vfio-pci");
 	sysw(root, "/sys/bus/pci/drivers/nvidia/unbind", GPU);
 	assert_driver(root, GPU, "");
+	/* -restore has only what the journal kept: JSON text */
+	char *jc = json_dumps(c, 0), *js = json_dumps(s, 0);
+	json_decref(c);
+	json_decref(s);
+	c = json_loads(jc, 0, NULL);
+	s = json_loads(js, 0, NULL);
+	free(jc);
+	free(js);
 	undo_ok(c, s);
 	char *after = tree_snapshot(root);
 	tree_assert_equal(before, after);
