@@ -49,6 +49,15 @@ sleep_ms(int ms)
 		;
 }
 
+int
+vfio_bind_timeout_ms(int bindtimeout_ms)
+{
+	if (bindtimeout_ms <= 0)
+		bindtimeout_ms = CHILD_TIMEOUT_MS_DEFAULT;
+	int waits = group_wait_ms > release_retry_ms ? group_wait_ms : release_retry_ms;
+	return bindtimeout_ms + waits + 1000;
+}
+
 bool
 vfio_bind_addr_valid(const char *addr)
 {
@@ -561,6 +570,7 @@ vfio_bind_device(const char *addr, int timeout_ms,
 		json_decref(saved);
 		return r;
 	}
+	timeout_ms = vfio_bind_timeout_ms(timeout_ms);
 	r = child_run(vfio_bind_pci_ops.apply, change, saved, timeout_ms, err);
 	if (r < 0) {
 		struct verr undo_err = { 0 };
@@ -582,19 +592,21 @@ vfio_bind_device(const char *addr, int timeout_ms,
 int
 vfio_release_device(const json_t *change, const json_t *saved, int timeout_ms, struct verr *err)
 {
-	return child_run(vfio_bind_pci_ops.undo, change, saved, timeout_ms, err);
+	return child_run(vfio_bind_pci_ops.undo, change, saved, vfio_bind_timeout_ms(timeout_ms), err);
 }
 
 struct child_job *
 vfio_bind_device_start(struct event_base *base, const json_t *change, const json_t *saved,
     int timeout_ms, child_done_cb cb, void *arg, struct verr *err)
 {
-	return child_start(base, vfio_bind_pci_ops.apply, change, saved, timeout_ms, cb, arg, err);
+	return child_start(base, vfio_bind_pci_ops.apply, change, saved, vfio_bind_timeout_ms(timeout_ms),
+	    cb, arg, err);
 }
 
 struct child_job *
 vfio_release_device_start(struct event_base *base, const json_t *change, const json_t *saved,
     int timeout_ms, child_done_cb cb, void *arg, struct verr *err)
 {
-	return child_start(base, vfio_bind_pci_ops.undo, change, saved, timeout_ms, cb, arg, err);
+	return child_start(base, vfio_bind_pci_ops.undo, change, saved, vfio_bind_timeout_ms(timeout_ms),
+	    cb, arg, err);
 }

@@ -36,6 +36,13 @@ extern const struct change_ops vfio_bind_pci_ops;
 /* Tune the bounded waits (tests shorten them); <= 0 restores the default. */
 void vfio_bind_set_waits(int group_wait_ms, int release_retry_ms);
 
+/* The deadline to give child_run()/child_start() for a pci-bind-vfio apply
+ * or undo: -bindtimeout (bindtimeout_ms, <= 0 for the default) for the
+ * unbind, plus the bounded waits inside (for /dev/vfio/N, for a device
+ * refusing its driver), so those report their own failure instead of being
+ * cut off as a hang. The functions below take -bindtimeout and use it. */
+int vfio_bind_timeout_ms(int bindtimeout_ms);
+
 /* True for a well-formed "DDDD:BB:SS.F". */
 bool vfio_bind_addr_valid(const char *addr);
 
@@ -44,7 +51,7 @@ json_t *vfio_bind_change_new(const char *addr, int group, bool display);
 
 /* Hot attach, host side, synchronous (outside the event loop): prepare, then
  * record(change, saved, arg) (the journal; may be NULL) and apply in a child
- * with timeout_ms. On failure the device is given back (undo) so nothing is
+ * (timeout_ms is -bindtimeout, see vfio_bind_timeout_ms()). On failure the device is given back (undo) so nothing is
  * left changed, and err says what failed. On success *change and *saved (new
  * references) are what vfio_release_device() needs. */
 int vfio_bind_device(const char *addr, int timeout_ms,

@@ -714,6 +714,21 @@ hot_attach_and_detach_run_inside_the_event_loop(void **state)
 }
 
 static void
+missing_vfio_node_is_reported_as_such_not_as_a_hang(void **state)
+{
+	char *root = fixture_new("desktop");
+	fixture_fault(root, "novfio 11");
+	vfio_bind_set_waits(1500, 1000);	/* longer than -bindtimeout below */
+	json_t *c = NULL, *s = NULL;
+	struct verr err = { 0 };
+	assert_int_equal(vfio_bind_device(NVME, 1000, NULL, NULL, &c, &s, &err), -ETIMEDOUT);
+	assert_contains(err.msg, "/dev/vfio/11 did not appear within 1.5 s");
+	assert_driver(root, NVME, "nvme");	/* and it was given back */
+	vfio_bind_set_waits(1000, 1000);
+	fixture_free(root);
+}
+
+static void
 change_table_knows_every_bind_action(void **state)
 {
 	assert_ptr_equal(change_find("module-load"), &vfio_bind_module_load_ops);
@@ -756,6 +771,7 @@ main(void)
 		cmocka_unit_test(hot_attach_that_cannot_be_journaled_changes_nothing),
 		cmocka_unit_test(hot_attach_that_fails_gives_the_device_back),
 		cmocka_unit_test(hot_attach_and_detach_run_inside_the_event_loop),
+		cmocka_unit_test(missing_vfio_node_is_reported_as_such_not_as_a_hang),
 		cmocka_unit_test(change_table_knows_every_bind_action),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
