@@ -49,6 +49,21 @@ struct child_job;
 struct child_job *child_start(struct event_base *base, child_fn fn, const json_t *change,
     const json_t *saved, int timeout_ms, child_done_cb cb, void *arg, struct verr *err);
 
+/* The way the session runs a journaled change, so every caller gets the
+ * same deadlines: ops->apply (undo false) or ops->undo directly when the
+ * action cannot block, else in a child with child_timeout_ms(). bindtimeout_ms
+ * is -bindtimeout (<= 0: the default). */
+struct change_ops;
+int child_timeout_ms(const struct change_ops *ops, const json_t *saved, int bindtimeout_ms);
+int child_run_change(const struct change_ops *ops, bool undo, const json_t *change, const json_t *saved,
+    int bindtimeout_ms, struct verr *err);
+/* The same inside the event loop. An action that cannot block runs at once
+ * and cb is called before this returns; the return value is then NULL with
+ * err->code 0 (not an error: check err->code, not the pointer). */
+struct child_job *child_start_change(struct event_base *base, const struct change_ops *ops, bool undo,
+    const json_t *change, const json_t *saved, int bindtimeout_ms, child_done_cb cb, void *arg,
+    struct verr *err);
+
 /* Stops a job before its callback ran (shutdown): kills the child and frees
  * the job; cb is not called. */
 void child_cancel(struct child_job *job);

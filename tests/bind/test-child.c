@@ -16,7 +16,9 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "change.h"
 #include "child.h"
+#include "vfio_bind.h"
 #include "util.h"
 
 static json_t *
@@ -210,6 +212,55 @@ child_cancel_kills_the_child_and_never_calls_back(void **state)
 	event_base_free(base);
 }
 
+static int ran_here;
+
+static int
+fn_mark(const json_t *change, const json_t *saved, struct verr *err)
+{
+	ran_here = 1;
+	return 0;
+}
+
+static void
+only_changes_that_can_block_run_in_a_child(void **state)
+{
+	json_t *c = a_change();
+	struct verr err = { 0 };
+	struct change_ops quick = { .action = "test-action", .apply = fn_mark, .undo = fn_mark };
+	struct change_ops slow = quick;
+	slow.may_block = true;
+	ran_here = 0;
+	assert_int_equal(child_run_change(&slow, false, c, NULL, 0, &err), 0);
+	assert_int_equal(ran_here, 0);	/* it ran, in another process */
+	assert_int_equal(child_run_change(&quick, true, c, NULL, 0, &err), 0);
+	assert_int_equal(ran_here, 1);
+	struct event_base *base = event_base_new();
+	struct result r = { 0 };
+	ran_here = 0;
+	assert_null(child_start_change(base, &quick, false, c, NULL, 0, on_done, &r, &err));
+	assert_int_equal(err.code, 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(ran_here, 1);
+	assert_non_null(child_start_change(base, &slow, false, c, NULL, 0, on_done, &r, &err));
+	event_base_dispatch(base);
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.code, 0);
+	event_base_free(base);
+	json_decref(c);
+}
+
+static void
+each_action_gets_the_deadline_its_waits_need(void **state)
+{
+	json_t *two = json_pack("{s[{}{}]}", "procs");
+	assert_int_equal(child_timeout_ms(&vfio_bind_pci_ops, NULL, 5000), vfio_bind_timeout_ms(5000));
+	assert_true(vfio_bind_timeout_ms(5000) > 5000 + VFIO_BIND_GROUP_WAIT_MS_DEFAULT);
+	assert_int_equal(child_timeout_ms(change_find("gpu-users-stop"), two, 2000), 2000 + 9000);
+	assert_true(child_timeout_ms(change_find("display-manager-stop"), NULL, 0) > 30000);
+	assert_int_equal(child_timeout_ms(change_find("vtcon-unbind"), NULL, 0), CHILD_TIMEOUT_MS_DEFAULT);
+	json_decref(two);
+}
+
 int
 main(void)
 {
@@ -220,6 +271,8 @@ main(void)
 		cmocka_unit_test(child_start_reports_through_the_event_loop),
 		cmocka_unit_test(child_start_times_out_while_the_loop_keeps_running),
 		cmocka_unit_test(child_cancel_kills_the_child_and_never_calls_back),
+		cmocka_unit_test(only_changes_that_can_block_run_in_a_child),
+		cmocka_unit_test(each_action_gets_the_deadline_its_waits_need),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
