@@ -128,6 +128,35 @@ display_manager_is_stopped_and_started_again(void **state)
 }
 
 static void
+stopping_the_display_manager_ends_the_session_that_held_the_card(void **state)
+{
+	char *root = fixture_new("desktop");
+	const char *xorg[] = { "/usr/lib/xorg/Xorg", ":0", NULL };
+	fixture_proc(root, 1500, "Xorg", xorg, 0, "/dev/dri/card0");
+	char *before = tree_snapshot(root);
+	setenv("VFIO_SYSTEMCTL", helper_path("fake-systemctl"), 1);
+	json_t *c = dm_change(), *s = NULL;
+	struct verr err = { 0 };
+	assert_int_equal(display_manager_stop_ops.prepare(c, &s, &err), 0);
+	assert_int_equal(child_run_change(&display_manager_stop_ops, false, c, s, 0, &err), 0);
+	char *who = display_describe_holders(GPU);
+	assert_string_equal(who, "");
+	free(who);
+	assert_int_equal(child_run_change(&display_manager_stop_ops, true, c, s, 0, &err), 0);
+	who = display_describe_holders(GPU);
+	assert_contains(who, "1500 Xorg");
+	free(who);
+	char *after = tree_snapshot(root);
+	tree_assert_equal(before, after);
+	unsetenv("VFIO_SYSTEMCTL");
+	json_decref(c);
+	json_decref(s);
+	free(before);
+	free(after);
+	fixture_free(root);
+}
+
+static void
 display_manager_that_was_not_running_is_not_started_at_teardown(void **state)
 {
 	char *root = fixture_new("desktop");
@@ -356,6 +385,7 @@ main(void)
 		cmocka_unit_test(a_process_on_the_other_card_does_not_hold_this_one),
 		cmocka_unit_test(compositors_are_recognised_by_their_command_name),
 		cmocka_unit_test(display_manager_is_stopped_and_started_again),
+		cmocka_unit_test(stopping_the_display_manager_ends_the_session_that_held_the_card),
 		cmocka_unit_test(display_manager_that_was_not_running_is_not_started_at_teardown),
 		cmocka_unit_test(display_manager_that_will_not_stop_is_reported),
 		cmocka_unit_test(display_manager_under_a_host_root_needs_a_systemctl_override),

@@ -728,6 +728,70 @@ missing_vfio_node_is_reported_as_such_not_as_a_hang(void **state)
 	fixture_free(root);
 }
 
+/* The whole -killx sequence as the session journals it: each change is
+ * prepared, then applied, in plan order; teardown undoes newest first. */
+static void
+killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **state)
+{
+	char *root = fixture_new("desktop");
+	fixture_console(root);
+	const char *xorg[] = { "/usr/lib/xorg/Xorg", ":0", "-seat", "seat0", NULL };
+	fixture_proc(root, 1500, "Xorg", xorg, 0, "/dev/dri/card0");
+	setenv("VFIO_SYSTEMCTL", helper_path("fake-systemctl"), 1);
+	char *before = tree_snapshot(root);
+	json_t *plan = json_pack("[{ss ss} {ss ss} {ss ss} {ss ss} {ss ss} {ss ss}"
+	    "{ss ss s{si sb}} {ss ss s{si sb}} {ss ss s{si sb}} {ss ss s{si sb}}]",
+	    "action", "module-load", "target", "vfio-pci",
+	    "action", "gpu-users-stop", "target", GPU,
+	    "action", "display-manager-stop", "target", "display-manager.service",
+	    "action", "vtcon-unbind", "target", "/sys/class/vtconsole/vtcon0",
+	    "action", "vtcon-unbind", "target", "/sys/class/vtconsole/vtcon1",
+	    "action", "efifb-unbind", "target", "efi-framebuffer.0",
+	    "action", "pci-bind-vfio", "target", GPU, "args", "group", 1, "display", 1,
+	    "action", "pci-bind-vfio", "target", AUDIO, "args", "group", 1, "display", 0,
+	    "action", "pci-bind-vfio", "target", GPU_USB, "args", "group", 1, "display", 0,
+	    "action", "pci-bind-vfio", "target", UCSI, "args", "group", 1, "display", 0);
+	assert_non_null(plan);
+	size_t n = json_array_size(plan);
+	json_t *saved[16];
+	for (size_t i = 0; i < n; i++) {
+		json_t *c = json_array_get(plan, i);
+		const struct change_ops *ops = change_find(change_str(c, "action"));
+		assert_non_null(ops);
+		struct verr err = { 0 };
+		saved[i] = NULL;
+		if (ops->prepare(c, &saved[i], &err) != 0 || child_run_change(ops, false, c, saved[i], 1000, &err) != 0)
+			fail_msg("%s %s: %s", ops->action, change_str(c, "target"), err.msg);
+	}
+	assert_driver(root, GPU, "vfio-pci");
+	assert_driver(root, UCSI, "vfio-pci");
+	assert_true(fixture_exists(root, "/dev/vfio/1"));
+	assert_false(fixture_exists(root, "/proc/1500"));	/* the session ended */
+	char *v = fixture_read(root, "/sys/class/vtconsole/vtcon1/bind");
+	assert_string_equal(v, "0\n");
+	free(v);
+	assert_false(fixture_exists(root, "/sys/bus/platform/drivers/efi-framebuffer/efi-framebuffer.0"));
+	for (size_t i = n; i-- > 0; ) {
+		json_t *c = json_array_get(plan, i);
+		const struct change_ops *ops = change_find(change_str(c, "action"));
+		struct verr err = { 0 };
+		if (child_run_change(ops, true, c, saved[i], 1000, &err) != 0)
+			fail_msg("undo %s %s: %s", ops->action, change_str(c, "target"), err.msg);
+		json_decref(saved[i]);
+	}
+	char *log = fixture_read(root, "/.drvcore/systemctl.log");
+	assert_string_equal(log, "is-active --quiet display-manager.service\nstop display-manager.service\n"
+	    "start display-manager.service\n");
+	free(log);
+	char *after = tree_snapshot(root);
+	tree_assert_equal(before, after);
+	unsetenv("VFIO_SYSTEMCTL");
+	json_decref(plan);
+	free(before);
+	free(after);
+	fixture_free(root);
+}
+
 static void
 change_table_knows_every_bind_action(void **state)
 {
@@ -772,6 +836,7 @@ main(void)
 		cmocka_unit_test(hot_attach_that_fails_gives_the_device_back),
 		cmocka_unit_test(hot_attach_and_detach_run_inside_the_event_loop),
 		cmocka_unit_test(missing_vfio_node_is_reported_as_such_not_as_a_hang),
+		cmocka_unit_test(killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly),
 		cmocka_unit_test(change_table_knows_every_bind_action),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
