@@ -415,6 +415,26 @@ crash_after_unbind_then_restore_leaves_the_host_as_before(void **state)
 }
 
 static void
+killed_between_unbind_and_probe_then_restore_leaves_the_host_as_before(void **state)
+{
+	char *root = fixture_new("desktop");
+	char *before = tree_snapshot(root);
+	fixture_fault(root, "probe-block " GPU " 60");
+	json_t *c = bind_change(GPU, 1, false), *s = prepare_ok(c);
+	struct verr err = { 0 };
+	assert_int_equal(child_run(vfio_bind_pci_ops.apply, c, s, 500, &err), -ETIMEDOUT);
+	assert_driver(root, GPU, "");	/* unbound, never probed */
+	undo_ok(c, s);
+	char *after = tree_snapshot(root);
+	tree_assert_equal(before, after);
+	json_decref(c);
+	json_decref(s);
+	free(before);
+	free(after);
+	fixture_free(root);
+}
+
+static void
 undo_twice_is_safe_and_changes_nothing_more(void **state)
 {
 	char *root = fixture_new("desktop");
@@ -881,6 +901,7 @@ main(void)
 		cmocka_unit_test(crash_after_prepare_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(crash_after_setting_driver_override_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(crash_after_unbind_then_restore_leaves_the_host_as_before),
+		cmocka_unit_test(killed_between_unbind_and_probe_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(undo_twice_is_safe_and_changes_nothing_more),
 		cmocka_unit_test(bad_or_missing_address_is_refused_and_changes_nothing),
 		cmocka_unit_test(device_without_iommu_group_is_refused_with_advice),
