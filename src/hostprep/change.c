@@ -7,7 +7,17 @@
 
 #include "util.h"
 
+/* mem */
+#include "audio.h"
+#include "companion.h"
+#include "hugepages.h"
+#include "isolate.h"
+#include "lgshm.h"
+
 static const struct change_ops *const change_table[] = {
+	/* mem */
+	&hugepages_alloc_ops, &cpuset_isolate_ops, &irq_affinity_ops, &workqueue_cpumask_ops,
+	&companion_start_ops, &lg_shm_create_ops, &user_audio_start_ops,
 	NULL,
 };
 
