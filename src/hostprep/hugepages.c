@@ -246,13 +246,18 @@ hugepages_apply(const json_t *change, const json_t *saved, struct verr *err)
 
 	long deadline = now_ms() + HUGEPAGES_WAIT_MS;
 	for (;;) {
-		if (pool_read(pool, "free_hugepages", &free_pages, err) < 0 ||
-		    pool_read(pool, "nr_hugepages", &nr, err) < 0)
+		if (pool_read(pool, "nr_hugepages", &nr, err) < 0 ||
+		    pool_read(pool, "free_hugepages", &free_pages, err) < 0)
 			break;
 		if (free_pages >= pages)
 			return 0;
 		/* The kernel settles nr_hugepages to what it could get. */
-		if (nr < want || now_ms() >= deadline)
+		if (nr < want) {
+			/* free_hugepages as it stands with that settled nr */
+			pool_read(pool, "free_hugepages", &free_pages, err);
+			break;
+		}
+		if (now_ms() >= deadline)
 			break;
 		sleep_ms(50);
 	}
