@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,25 @@ memtest_tmpdir(void)
 	return xstrdup(tmpl);
 }
 
-char *
-memtest_fixture(const char *spec_json)
+static void copytree(const char *src, const char *dst);
+
+/* mkhost.py takes half a second; tests build many fixtures from one spec, so
+ * the first one of a spec is kept and copied. */
+static char *cached_spec, *cached_root;
+
+static void
+drop_cache(void)
 {
-	char *root = memtest_tmpdir();
+	if (cached_root != NULL)
+		memtest_rmtree(cached_root);
+	free(cached_root);
+	free(cached_spec);
+	cached_root = cached_spec = NULL;
+}
+
+static void
+build_fixture(const char *spec_json, const char *root)
+{
 	char *spec = xasprintf("%s.spec.json", root);
 	FILE *f = fopen(spec, "w");
 	if (f == NULL || fputs(spec_json, f) < 0 || fclose(f) != 0) {
@@ -40,7 +56,10 @@ memtest_fixture(const char *spec_json)
 	const char *mkhost = getenv("MKHOST");
 	if (mkhost == NULL)
 		mkhost = "tests/fixtures/mkhost.py";
-	char *cmd = xasprintf("python3 '%s' --spec '%s' '%s'", mkhost, spec, root);
+	/* Debian's own python3 first: a version-manager shim in $PATH costs
+	 * seconds per start. */
+	const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+	char *cmd = xasprintf("%s '%s' --spec '%s' '%s'", py, mkhost, spec, root);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "fixture: '%s' failed\n", cmd);
 		abort();
@@ -48,8 +67,35 @@ memtest_fixture(const char *spec_json)
 	unlink(spec);
 	free(spec);
 	free(cmd);
+}
+
+char *
+memtest_fixture(const char *spec_json)
+{
+	if (cached_spec == NULL || strcmp(cached_spec, spec_json) != 0) {
+		drop_cache();
+		static bool registered;
+		if (!registered)
+			atexit(drop_cache);
+		registered = true;
+		cached_root = memtest_tmpdir();
+		cached_spec = xstrdup(spec_json);
+		build_fixture(spec_json, cached_root);
+	}
+	char *root = memtest_tmpdir();
+	copytree(cached_root, root);
 	hostroot_init(root);
 	return root;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
 }
 
 void
@@ -57,10 +103,52 @@ memtest_rmtree(const char *root)
 {
 	if (root == NULL || strncmp(root, "/tmp/vfio-mem-", 14) != 0)
 		abort();
-	char *cmd = xasprintf("rm -rf '%s'", root);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: %s failed\n", cmd);
-	free(cmd);
+	nftw(root, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+/* cp -a without a shell: the fixtures are small trees of small files,
+ * directories and symlinks. */
+static const char *copy_src, *copy_dst;
+
+static int
+copy_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char *dst = xasprintf("%s%s", copy_dst, path + strlen(copy_src));
+	int ret = 0;
+	if (flag == FTW_D) {
+		if (mkdir(dst, st->st_mode & 07777) < 0 && errno != EEXIST)
+			ret = -1;
+	} else if (flag == FTW_SL) {
+		char t[PATH_MAX];
+		ssize_t n = readlink(path, t, sizeof(t) - 1);
+		t[n < 0 ? 0 : n] = '\0';
+		if (symlink(t, dst) < 0)
+			ret = -1;
+	} else if (flag == FTW_F) {
+		size_t len = 0;
+		char *c = host_read(path, &len);
+		int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, st->st_mode & 07777);
+		if (c == NULL || fd < 0 || write(fd, c, len) != (ssize_t)len)
+			ret = -1;
+		if (fd >= 0) {
+			fchmod(fd, st->st_mode & 07777);
+			close(fd);
+		}
+		free(c);
+	}
+	if (ret < 0)
+		perror(dst);
+	free(dst);
+	return ret;
+}
+
+static void
+copytree(const char *src, const char *dst)
+{
+	copy_src = src;
+	copy_dst = dst;
+	if (nftw(src, copy_one, 32, FTW_PHYS) != 0)
+		abort();
 }
 
 static void

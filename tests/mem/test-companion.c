@@ -50,9 +50,9 @@ setup(void **state)
 	memtest_write(fx->root, "/dev/shm/.keep", "");
 	char *body = xasprintf(
 	    "out=%s/$(basename \"$0\").out\n"
+	    "echo started\n"
 	    "{ echo \"uid=$(id -u) gid=$(id -g)\"; echo \"args=$*\"; echo \"display=$DISPLAY home=$HOME\"; } > \"$out.tmp\"\n"
 	    "mv \"$out.tmp\" \"$out\"\n"
-	    "echo started\n"
 	    "exec sleep 1000\n", fx->rec);
 	const char *viewers[] = { "remote-viewer", "looking-glass-client" };
 	for (size_t i = 0; i < nitems(viewers); i++) {

@@ -143,7 +143,9 @@ struct fake_kernel {
 	uint64_t capacity;       /* most pages the "kernel" can find */
 	uint64_t used;           /* pages in use by someone else */
 	int stop[2];
+	int inotify;             /* watching before the test writes anything */
 	pthread_t thread;
+	bool running;
 	int writes;              /* nr_hugepages writes seen */
 };
 
@@ -185,8 +187,7 @@ static void *
 kernel_main(void *arg)
 {
 	struct fake_kernel *k = arg;
-	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	inotify_add_watch(in, k->dir, IN_CLOSE_WRITE);
+	int in = k->inotify;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = k->stop[0], .events = POLLIN } };
 		poll(p, 2, -1);
@@ -215,24 +216,37 @@ kernel_start(struct fake_kernel *k, const char *root, uint64_t capacity, uint64_
 	k->used = used;
 	k->writes = 0;
 	assert_int_equal(pipe(k->stop), 0);
+	k->inotify = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	assert_true(k->inotify >= 0);
+	assert_true(inotify_add_watch(k->inotify, k->dir, IN_CLOSE_WRITE) >= 0);
 	assert_int_equal(pthread_create(&k->thread, NULL, kernel_main, k), 0);
+	k->running = true;
 }
 
 /* Stops the stand-in after it has answered every write made so far. */
 static void
 kernel_stop(struct fake_kernel *k)
 {
-	assert_int_equal(write(k->stop[1], "x", 1), 1);
+	if (!k->running)
+		return;
+	k->running = false;
+	if (write(k->stop[1], "x", 1) != 1)
+		abort();
 	pthread_join(k->thread, NULL);
 	close(k->stop[0]);
 	close(k->stop[1]);
 	free(k->dir);
 }
 
-struct fx {
-	char *root;
-	struct fake_kernel k;
-};
+/* One stand-in at a time; the teardown stops it even when a test fails. */
+static struct fake_kernel kernel;
+
+static int
+kernel_teardown(void **state)
+{
+	kernel_stop(&kernel);
+	return 0;
+}
 
 static char *
 spec_for(uint64_t nr, uint64_t free_pages, const char *osrelease, bool zfs)
@@ -296,13 +310,12 @@ allocation_raises_nr_and_drops_caches_and_compacts(void **state)
 {
 	char *spec = spec_for(0, 0, "6.1.0-28-amd64", false);
 	char *root = memtest_fixture(spec);
-	struct fake_kernel k;
-	kernel_start(&k, root, 100000, 0);
+	kernel_start(&kernel, root, 100000, 0);
 	json_t *c = change_for(4096), *saved = NULL;
 	struct verr err = { 0 };
 	assert_int_equal(ops()->prepare(c, &saved, &err), 0);
 	assert_int_equal(ops()->apply(c, saved, &err), 0);
-	kernel_stop(&k);
+	kernel_stop(&kernel);
 	assert_int_equal(read_u64(root, POOL2M "/nr_hugepages"), 4096);
 	assert_int_equal(read_u64(root, POOL2M "/free_hugepages"), 4096);
 	char *dc = memtest_read(root, "/proc/sys/vm/drop_caches"), *cm = memtest_read(root, "/proc/sys/vm/compact_memory");
@@ -322,13 +335,12 @@ short_allocation_fails_with_the_largest_memory_that_fits_and_puts_nr_back(void *
 {
 	char *spec = spec_for(0, 0, "6.1.0-28-amd64", false);
 	char *root = memtest_fixture(spec);
-	struct fake_kernel k;
-	kernel_start(&k, root, 1536, 0);          /* 3G of 2M pages, 8G wanted */
+	kernel_start(&kernel, root, 1536, 0);          /* 3G of 2M pages, 8G wanted */
 	json_t *c = change_for(4096), *saved = NULL;
 	struct verr err = { 0 };
 	assert_int_equal(ops()->prepare(c, &saved, &err), 0);
 	assert_int_equal(ops()->apply(c, saved, &err), -ENOMEM);
-	kernel_stop(&k);
+	kernel_stop(&kernel);
 	assert_non_null(strstr(err.msg, "only 1536 of the 4096 2M pages"));
 	assert_non_null(strstr(err.msg, "largest -memory that fits is 3G"));
 	assert_int_equal(read_u64(root, POOL2M "/nr_hugepages"), 0);
@@ -344,13 +356,12 @@ zfs_on_6_3_1_drops_caches_but_does_not_compact(void **state)
 {
 	char *spec = spec_for(0, 0, "6.3.1-arch1-1", true);
 	char *root = memtest_fixture(spec);
-	struct fake_kernel k;
-	kernel_start(&k, root, 100000, 0);
+	kernel_start(&kernel, root, 100000, 0);
 	json_t *c = change_for(512), *saved = NULL;
 	struct verr err = { 0 };
 	assert_int_equal(ops()->prepare(c, &saved, &err), 0);
 	assert_int_equal(ops()->apply(c, saved, &err), 0);
-	kernel_stop(&k);
+	kernel_stop(&kernel);
 	char *dc = memtest_read(root, "/proc/sys/vm/drop_caches"), *cm = memtest_read(root, "/proc/sys/vm/compact_memory");
 	assert_string_equal(dc, "3\n");
 	assert_string_equal(cm, "");              /* never written */
@@ -370,8 +381,7 @@ undo_releases_only_the_pages_this_run_allocated(void **state)
 	/* 512 preallocated at boot, 100 of them free, 200 in use elsewhere... */
 	char *spec = spec_for(512, 312, "6.1.0-28-amd64", false);
 	char *root = memtest_fixture(spec);
-	struct fake_kernel k;
-	kernel_start(&k, root, 100000, 200);
+	kernel_start(&kernel, root, 100000, 200);
 	json_t *c = change_for(1024), *saved = NULL;
 	struct verr err = { 0 };
 	assert_int_equal(ops()->prepare(c, &saved, &err), 0);
@@ -384,7 +394,7 @@ undo_releases_only_the_pages_this_run_allocated(void **state)
 	assert_int_equal(read_u64(root, POOL2M "/nr_hugepages"), 512 + 1024 - 312);
 	assert_int_equal(ops()->undo(c, saved, &err), 0);
 	assert_int_equal(ops()->undo(c, saved, &err), 0);   /* idempotent */
-	kernel_stop(&k);
+	kernel_stop(&kernel);
 	assert_int_equal(read_u64(root, POOL2M "/nr_hugepages"), 512);
 	assert_int_equal(read_u64(root, POOL2M "/free_hugepages"), 312);
 	json_decref(c);
@@ -440,11 +450,11 @@ main(void)
 		cmocka_unit_test(plan_refuses_a_path_that_is_not_a_hugetlbfs_mount),
 		cmocka_unit_test(plan_refuses_a_page_size_without_a_pool),
 		cmocka_unit_test(zfs_guard_skips_compaction_from_6_3_1_only_with_zfs),
-		cmocka_unit_test(enough_free_pages_change_nothing),
-		cmocka_unit_test(allocation_raises_nr_and_drops_caches_and_compacts),
-		cmocka_unit_test(short_allocation_fails_with_the_largest_memory_that_fits_and_puts_nr_back),
-		cmocka_unit_test(zfs_on_6_3_1_drops_caches_but_does_not_compact),
-		cmocka_unit_test(undo_releases_only_the_pages_this_run_allocated),
+		cmocka_unit_test_teardown(enough_free_pages_change_nothing, kernel_teardown),
+		cmocka_unit_test_teardown(allocation_raises_nr_and_drops_caches_and_compacts, kernel_teardown),
+		cmocka_unit_test_teardown(short_allocation_fails_with_the_largest_memory_that_fits_and_puts_nr_back, kernel_teardown),
+		cmocka_unit_test_teardown(zfs_on_6_3_1_drops_caches_but_does_not_compact, kernel_teardown),
+		cmocka_unit_test_teardown(undo_releases_only_the_pages_this_run_allocated, kernel_teardown),
 		cmocka_unit_test(undo_leaves_a_pool_someone_else_shrank),
 		cmocka_unit_test(a_target_that_is_not_a_pool_is_refused),
 	};
