@@ -299,15 +299,36 @@ companion_start(const struct companion_spec *spec, struct companion_proc *proc, 
 	return spawn(spec, proc, err);
 }
 
-/* Wait for pidfd to become readable (the process ended) for up to ms. */
+/* Whether proc has ended (gone, a zombie, or its pid reused). Reaps it when
+ * it is our child. */
 static bool
-pidfd_wait(int pidfd, int ms)
+proc_gone(const struct companion_proc *proc)
+{
+	unsigned long long st;
+	char state;
+	waitpid(proc->pid, NULL, WNOHANG);
+	return companion_proc_stat(proc->pid, &st, &state) < 0 || st != proc->starttime || state == 'Z';
+}
+
+/* Wait up to ms for proc to end: on its pidfd when there is one; else
+ * (kernels before 5.3, valgrind) by looking every 20 ms. */
+static bool
+proc_wait(const struct companion_proc *proc, int pidfd, int ms)
 {
 	long deadline = now_ms() + ms;
 	for (;;) {
 		long left = deadline - now_ms();
 		if (left < 0)
 			left = 0;
+		if (pidfd < 0) {
+			if (proc_gone(proc))
+				return true;
+			if (left == 0)
+				return false;
+			struct timespec ts = { 0, (left < 20 ? left : 20) * 1000000L };
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		struct pollfd p = { .fd = pidfd, .events = POLLIN };
 		int r = poll(&p, 1, (int)left);
 		if (r > 0)
@@ -317,6 +338,20 @@ pidfd_wait(int pidfd, int ms)
 		if (errno != EINTR)
 			return false;
 	}
+}
+
+/* Signal proc, on its pidfd when there is one (no race with pid reuse);
+ * else after checking once more that the pid is still it. */
+static int
+proc_signal(const struct companion_proc *proc, int pidfd, int sig)
+{
+	if (pidfd >= 0)
+		return pidfd_signal(pidfd, sig);
+	if (proc_gone(proc)) {
+		errno = ESRCH;
+		return -1;
+	}
+	return kill(proc->pid, sig);
 }
 
 int
@@ -334,26 +369,30 @@ companion_stop(const struct companion_proc *proc, int timeout_ms, struct verr *e
 		return 0;
 	}
 	int pidfd = pidfd_open_(proc->pid);
-	if (pidfd < 0)
-		return errno == ESRCH ? 0 : verr_set(err, -errno, "pid %d: pidfd_open: %s", (int)proc->pid, strerror(errno));
+	if (pidfd < 0 && errno == ESRCH)
+		return 0;
+	if (pidfd < 0 && errno != ENOSYS)
+		return verr_set(err, -errno, "pid %d: pidfd_open: %s", (int)proc->pid, strerror(errno));
 	/* The pidfd pins the process: check once more that it is still ours. */
 	if (companion_proc_stat(proc->pid, &st, &state) < 0 || st != proc->starttime) {
-		close(pidfd);
+		if (pidfd >= 0)
+			close(pidfd);
 		return 0;
 	}
 	int ret = 0;
 	if (state != 'Z') {
-		if (pidfd_signal(pidfd, SIGTERM) < 0 && errno != ESRCH)
+		if (proc_signal(proc, pidfd, SIGTERM) < 0 && errno != ESRCH)
 			ret = verr_set(err, -errno, "pid %d: cannot send SIGTERM: %s", (int)proc->pid, strerror(errno));
-		else if (!pidfd_wait(pidfd, timeout_ms)) {
+		else if (!proc_wait(proc, pidfd, timeout_ms)) {
 			log_debug("pid %d ignored SIGTERM for %d ms: SIGKILL", (int)proc->pid, timeout_ms);
-			if (pidfd_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
+			if (proc_signal(proc, pidfd, SIGKILL) < 0 && errno != ESRCH)
 				ret = verr_set(err, -errno, "pid %d: cannot send SIGKILL: %s", (int)proc->pid, strerror(errno));
-			else if (!pidfd_wait(pidfd, 5000))
+			else if (!proc_wait(proc, pidfd, 5000))
 				ret = verr_set(err, -ETIMEDOUT, "pid %d survived SIGKILL (stuck in the kernel?)", (int)proc->pid);
 		}
 	}
-	close(pidfd);
+	if (pidfd >= 0)
+		close(pidfd);
 	/* Ours when we started it in this process: reap it. */
 	waitpid(proc->pid, NULL, WNOHANG);
 	return ret;
@@ -389,15 +428,29 @@ companion_run(const struct companion_spec *spec, int timeout_ms, int *status, st
 	int r = spawn(&s, &proc, err);
 	if (r < 0)
 		return r;
+	/* Our child: its exit status must be collected by us, so wait on the
+	 * pidfd (or by looking) and only then waitpid. */
 	int pidfd = pidfd_open_(proc.pid);
-	if (pidfd >= 0 && !pidfd_wait(pidfd, timeout_ms)) {
+	bool done;
+	if (pidfd >= 0) {
+		done = proc_wait(&proc, pidfd, timeout_ms);
+		close(pidfd);
+	} else {
+		long deadline = now_ms() + timeout_ms;
+		pid_t w;
+		while ((w = waitpid(proc.pid, status, WNOHANG)) == 0 && now_ms() < deadline) {
+			struct timespec ts = { 0, 20 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		if (w == proc.pid)
+			return 0;
+		done = false;
+	}
+	if (!done) {
 		kill(proc.pid, SIGKILL);
 		waitpid(proc.pid, status, 0);
-		close(pidfd);
 		return verr_set(err, -ETIMEDOUT, "%s: did not finish within %d s; killed", spec->name, timeout_ms / 1000);
 	}
-	if (pidfd >= 0)
-		close(pidfd);
 	while (waitpid(proc.pid, status, 0) < 0 && errno == EINTR)
 		;
 	return 0;
@@ -439,7 +492,8 @@ companion_wait_path(const struct companion_spec *spec, const struct companion_pr
 			break;
 		long left = deadline - now_ms();
 		struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-		if (p[1].fd >= 0 && poll(&p[1], 1, 0) > 0) {
+		bool ended = proc->pid > 0 && (pidfd >= 0 ? poll(&p[1], 1, 0) > 0 : proc_gone(proc));
+		if (ended) {
 			int status = 0;
 			waitpid(proc->pid, &status, WNOHANG);
 			char *tail = log_tail(spec->log);
@@ -453,8 +507,9 @@ companion_wait_path(const struct companion_spec *spec, const struct companion_pr
 			    timeout_ms / 1000, spec->log ? spec->log : "its output");
 			break;
 		}
-		/* Without inotify, wake up now and then to look again. */
-		int r = poll(p, 2, in >= 0 ? (int)left : (int)(left < 100 ? left : 100));
+		/* Without inotify or a pidfd, wake up now and then to look again. */
+		bool blind = in < 0 || (pidfd < 0 && proc->pid > 0);
+		int r = poll(p, 2, blind ? (int)(left < 100 ? left : 100) : (int)left);
 		if (r > 0 && (p[0].revents & POLLIN)) {
 			char buf[4096];
 			while (read(in, buf, sizeof(buf)) > 0)
@@ -486,6 +541,20 @@ companion_change(const char *name, const struct strv *argv, uid_t uid, gid_t gid
 	    "args", "argv", jargv, "env", jenv, "uid", (json_int_t)uid, "gid", (json_int_t)gid, "log", log, "pidfile", pidf);
 	free(log);
 	free(pidf);
+	return c;
+}
+
+json_t *
+companion_viewer_change(const char *name, const struct strv *argv, uid_t uid, gid_t gid, const char *rundir,
+    const char *display, const char *wayland_display)
+{
+	struct strv env = { 0 };
+	if (display != NULL && *display != '\0')
+		strv_pushf(&env, "DISPLAY=%s", display);
+	if (wayland_display != NULL && *wayland_display != '\0')
+		strv_pushf(&env, "WAYLAND_DISPLAY=%s", wayland_display);
+	json_t *c = companion_change(name, argv, uid, gid, rundir, &env);
+	strv_free(&env);
 	return c;
 }
 

@@ -73,6 +73,11 @@ int companion_proc_stat(pid_t pid, unsigned long long *starttime, char *state);
 json_t *companion_change(const char *name, const struct strv *argv, uid_t uid, gid_t gid, const char *rundir,
     const struct strv *env);
 
+/* remote-viewer / looking-glass-client for the invoking user: the same,
+ * with the user's display (either may be NULL) in its environment. */
+json_t *companion_viewer_change(const char *name, const struct strv *argv, uid_t uid, gid_t gid, const char *rundir,
+    const char *display, const char *wayland_display);
+
 extern const struct change_ops companion_start_ops;
 
 #endif

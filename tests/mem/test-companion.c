@@ -211,13 +211,11 @@ a_companion_ignoring_sigterm_is_killed_after_the_bound(void **state)
 static json_t *
 viewer_change(struct fx *fx, const char *name)
 {
-	struct strv argv = { 0 }, env = { 0 };
+	struct strv argv = { 0 };
 	strv_pushf(&argv, "%s/%s", fx->bin, name);
 	strv_push(&argv, "-f");
-	strv_push(&env, "DISPLAY=:0");
-	json_t *c = companion_change(name, &argv, NOBODY, NOBODY, "/run/vfio/test", &env);
+	json_t *c = companion_viewer_change(name, &argv, NOBODY, NOBODY, "/run/vfio/test", ":0", NULL);
 	strv_free(&argv);
-	strv_free(&env);
 	return c;
 }
 
@@ -247,6 +245,7 @@ companion_start_change_starts_and_undo_stops(void **state)
 	char *rec = record(fx, "looking-glass-client");
 	assert_non_null(strstr(rec, "uid=65534 gid=65534\n"));
 	assert_non_null(strstr(rec, "args=-f\n"));
+	assert_non_null(strstr(rec, "display=:0 home="));
 	pid_t pid = pidfile_pid(fx, "looking-glass-client");
 	assert_true(pid > 0 && alive(pid));
 	assert_int_equal(o->undo(c, saved, &err), 0);
