@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Real QEMU accepts the memory, audio, agent, SPICE, Looking Glass and TPM
 arguments vfio generates for -hugepages, -hostaudio, -qemu-agent, -spice,
--looking-glass and -tpm: each set is started with -S (QMP on fd 3 over a
-socketpair, as the supervisor does), checked over QMP, then `quit`.
+-looking-glass and -tpm (the forms src/supervisor/plan.c emits, ids
+included): each set is started with -S (QMP on fd 3 over a socketpair, as the
+supervisor does), checked over QMP, then `quit`.
 Skips (77) when qemu-system-x86_64 is missing. Python standard library only."""
 import json
 import os
@@ -100,10 +101,10 @@ def check_hugepages_backend_form(tmp):
 
 def check_audio_hda_none(tmp):
     """-hostaudio's devices: ich9-intel-hda + hda-output on an audiodev."""
-    p, q = start(["-audiodev", "none,id=audio0", "-device", "ich9-intel-hda,id=hda0",
-                  "-device", "hda-output,audiodev=audio0,bus=hda0.0"])
-    path = q.cmd("qom-get", path="/machine/peripheral/hda0", property="type")
-    assert path == "ich9-intel-hda", path
+    p, q = start(["-audiodev", "none,id=snd0", "-device", "ich9-intel-hda",
+                  "-device", "hda-output,audiodev=snd0"])
+    types = [d["type"] for d in q.cmd("qom-list", path="/machine/peripheral-anon")]
+    assert "child<ich9-intel-hda>" in types and "child<hda-output>" in types, types
     quit_(p, q)
 
 
@@ -114,14 +115,14 @@ def check_audio_pa_form(tmp):
     for cand in (os.path.join(os.environ.get("XDG_RUNTIME_DIR", ""), "pulse/native"),
                  "/run/user/%d/pulse/native" % uid):
         if os.path.exists(cand):
-            p, q = start(["-audiodev", "pa,id=audio0,server=unix:" + cand, "-device", "ich9-intel-hda,id=hda0",
-                          "-device", "hda-output,audiodev=audio0,bus=hda0.0"])
+            p, q = start(["-audiodev", "pa,id=snd0,server=unix:" + cand, "-device", "ich9-intel-hda",
+                          "-device", "hda-output,audiodev=snd0"])
             quit_(p, q)
             return
     missing = os.path.join(tmp, "no-server", "native")
-    r = subprocess.run([QEMU] + BASE[:-4] + ["-audiodev", "pa,id=audio0,server=unix:" + missing,
-                                             "-device", "ich9-intel-hda,id=hda0",
-                                             "-device", "hda-output,audiodev=audio0,bus=hda0.0"],
+    r = subprocess.run([QEMU] + BASE[:-4] + ["-audiodev", "pa,id=snd0,server=unix:" + missing,
+                                             "-device", "ich9-intel-hda",
+                                             "-device", "hda-output,audiodev=snd0"],
                        capture_output=True, timeout=60)
     err = r.stderr.decode()
     # a syntax error would stop QEMU before it ever tries the server
@@ -133,8 +134,8 @@ def check_qemu_agent(tmp):
     """-qemu-agent: a virtio-serial port org.qemu.guest_agent.0 on a socket."""
     sock = os.path.join(tmp, "qga.sock")
     p, q = start(["-chardev", "socket,id=qga0,path=%s,server=on,wait=off" % sock,
-                  "-device", "virtio-serial-pci,id=vser0",
-                  "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"])
+                  "-device", "virtio-serial-pci,id=vserial",
+                  "-device", "virtserialport,bus=vserial.0,chardev=qga0,name=org.qemu.guest_agent.0"])
     chardevs = {c["label"]: c for c in q.cmd("query-chardev")}
     assert "qga0" in chardevs, chardevs
     assert os.path.exists(sock)
@@ -144,10 +145,14 @@ def check_qemu_agent(tmp):
 def check_spice(tmp):
     """-spice: SPICE on a UNIX socket, vdagent port, no TCP."""
     sock = os.path.join(tmp, "spice.sock")
-    p, q = start(["-spice", "unix=on,addr=%s,disable-ticketing=on" % sock,
-                  "-device", "virtio-serial-pci,id=vser1",
+    redir = []
+    for i in range(1, 5):
+        redir += ["-chardev", "spicevmc,id=usbredir%d,name=usbredir" % i,
+                  "-device", "usb-redir,chardev=usbredir%d,id=usbredirdev%d,bus=xhci.0" % (i, i)]
+    p, q = start(["-device", "qemu-xhci,id=xhci", "-spice", "unix=on,addr=%s,disable-ticketing=on" % sock,
+                  "-device", "virtio-serial-pci,id=vserial",
                   "-chardev", "spicevmc,id=vdagent,name=vdagent",
-                  "-device", "virtserialport,bus=vser1.0,chardev=vdagent,name=com.redhat.spice.0"])
+                  "-device", "virtserialport,bus=vserial.0,chardev=vdagent,name=com.redhat.spice.0"] + redir)
     info = q.cmd("query-spice")
     assert info["enabled"], info
     assert os.path.exists(sock)
@@ -159,10 +164,10 @@ def check_looking_glass(tmp):
     shm = os.path.join(tmp, "looking-glass")
     with open(shm, "wb") as f:
         f.truncate(64 << 20)
-    p, q = start(["-object", "memory-backend-file,id=lg0,share=on,mem-path=%s,size=64M" % shm,
-                  "-device", "ivshmem-plain,id=ivshmem0,memdev=lg0"])
-    t = q.cmd("qom-get", path="/machine/peripheral/ivshmem0", property="type")
-    assert t == "ivshmem-plain", t
+    p, q = start(["-object", "memory-backend-file,id=ivshmem0,share=on,mem-path=%s,size=64M" % shm,
+                  "-device", "ivshmem-plain,memdev=ivshmem0"])
+    mem = q.cmd("query-memdev")
+    assert any(m.get("id") == "ivshmem0" and m["share"] and m["size"] == 64 << 20 for m in mem), mem
     quit_(p, q)
 
 
@@ -183,9 +188,9 @@ def check_tpm(tmp):
             time.sleep(0.02)
         assert os.path.exists(sock), "swtpm made no socket"
         p, q = start(["-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-                      "-device", "tpm-crb,tpmdev=tpm0"])
+                      "-device", "tpm-tis,tpmdev=tpm0"])
         tpms = q.cmd("query-tpm")
-        assert tpms and tpms[0]["model"] == "tpm-crb" and tpms[0]["options"]["type"] == "emulator", tpms
+        assert tpms and tpms[0]["model"] == "tpm-tis" and tpms[0]["options"]["type"] == "emulator", tpms
         quit_(p, q)
     finally:
         sw.terminate()
