@@ -556,9 +556,13 @@ bridge_undo(const json_t *change, const json_t *saved, struct verr *err)
 	if (!was_up && hl.up && (r = link_set_up(sk, hlink, false, err)) < 0)
 		goto out;
 nm:
-	if (json_is_true(json_object_get(nm, "managed")) && r == 0) {
-		/* Only with H present: NM cannot manage what is gone. */
-		if (hlink != NULL)
+	/* Only with H present (NM cannot manage what is gone) and NM running:
+	 * `managed no` is runtime state, so a NetworkManager that stopped or
+	 * restarted since has nothing to hand back. */
+	if (json_is_true(json_object_get(nm, "managed")) && r == 0 && hlink != NULL) {
+		bool running = false;
+
+		if ((r = net_nm_running(&running, err)) == 0 && running)
 			r = net_nm_set_managed(h, true, err);
 	}
 out:
@@ -867,7 +871,8 @@ bool
 net_guest_mac(const char *host_mac, const uint8_t random3[3], char out[18])
 {
 	uint8_t b[6];
-	bool ok = host_mac != NULL && strlen(host_mac) == 17;
+	bool ok = host_mac != NULL && strlen(host_mac) == 17 &&
+	    strcmp(host_mac, "00:00:00:00:00:00") != 0;   /* a bridge with no ports */
 
 	for (int i = 0; ok && i < 6; i++) {
 		const char *p = host_mac + i * 3;
