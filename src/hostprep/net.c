@@ -332,7 +332,7 @@ bridge_check(struct nl_sock *sk, const char *br, const char *h, struct net_link 
 	if (strcmp(hl->kind, "bridge") == 0)
 		return verr_set(err, -EINVAL, "%s is itself a bridge, not a host interface: use "
 		    "-bridge %s without -hostint", h, h);
-	if (*hl->mac == '\0')
+	if (*hl->mac == '\0' || strcmp(hl->mac, "00:00:00:00:00:00") == 0)
 		return verr_set(err, -EINVAL, "host interface %s has no Ethernet address, so it "
 		    "cannot be a bridge port: give -hostint an Ethernet interface", h);
 	return 0;
@@ -828,8 +828,12 @@ net_tap_open(const char *name, int *fd, struct verr *err)
 
 		close(tfd);
 		if (e == EBUSY)
-			return verr_set(err, -e, "tap %s is in use by another program (or was made "
-			    "without vnet headers or as a tun): stop it, or use another -tap", name);
+			return verr_set(err, -e, "tap %s is in use by another program (another "
+			    "QEMU?): stop it, or use another -tap", name);
+		if (e == EINVAL)
+			return verr_set(err, -e, "%s is a tun (layer 3) or multiqueue device, not a "
+			    "plain tap: recreate it with `ip tuntap add %s mode tap`, or let vfio "
+			    "create a tap", name, name);
 		if (e == EPERM)
 			return verr_set(err, -e, "tap %s belongs to another user: run vfio as root "
 			    "or as the tap's owner", name);
