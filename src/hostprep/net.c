@@ -371,9 +371,12 @@ bridge_prepare(const json_t *change, json_t **saved, struct verr *err)
 		json_decref(routes);
 		return r;
 	}
-	*saved = json_pack("{s:o, s:{s:s, s:i, s:s, s:b}, s:o, s:o, s:{s:b, s:b}}",
+	/* master is always "" here (a bridge port is refused); kept so the
+	 * journal records H's whole state. */
+	*saved = json_pack("{s:o, s:{s:s, s:i, s:s, s:b, s:s}, s:o, s:o, s:{s:b, s:b}}",
 	    "token", token_new(),
 	    "hostint", "name", h, "ifindex", hl.ifindex, "mac", hl.mac, "up", hl.up,
+	    "master", hl.master,
 	    "addrs", addrs, "routes", routes,
 	    "nm", "running", running, "managed", managed);
 	return 0;
