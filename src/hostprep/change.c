@@ -7,7 +7,10 @@
 
 #include "util.h"
 
+extern const struct change_ops devown_change_ops;
+
 static const struct change_ops *const change_table[] = {
+	&devown_change_ops,
 	NULL,
 };
 
