@@ -65,6 +65,11 @@ restore_run(const struct options *opts)
 		struct verr err = { 0 };
 		/* With no name, a guest that is running normally is not stale: skip it. */
 		if (restore_name(names.v[i], &failed, &err) < 0) {
+			if (err.code == -ENOENT) {
+				/* Restoring twice is safe: the second time finds nothing. */
+				log_info("%s", err.msg);
+				continue;
+			}
 			if (opts->restore_name == NULL && err.code == -EBUSY) {
 				log_info("the guest \"%s\" is running under its supervisor; not touched",
 				    names.v[i]);

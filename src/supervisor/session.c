@@ -66,6 +66,8 @@ struct session {
 	struct devices devs;
 	struct spawn_user user;
 	json_t *changes;         /* the plan's host changes plus the session's dev-chowns */
+	struct strv argv;        /* what QEMU really gets */
+	bool console_tty;
 
 	enum session_state state;
 	pid_t qemu_pid;
@@ -284,6 +286,14 @@ session_signal(int signo, void *arg)
 
 /* --- QMP ----------------------------------------------------------------- */
 
+/* The monitor went away under a command: QEMU is dying, and its exit status,
+ * not the command, explains the failure (session_closed, session_child). */
+static bool
+session_qmp_lost(const struct qmp_error *err)
+{
+	return err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0;
+}
+
 static void
 session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
 {
@@ -341,9 +351,8 @@ session_closed(struct qmp *qmp, const char *why, void *arg)
 	log_debug("QMP connection closed: %s", why);
 	if (s->qemu_gone)
 		return;
-	if (s->state < SESSION_RUNNING)
-		session_fail(s, "QEMU closed its monitor while %s (%s)", session_state_names[s->state], why);
-	/* A QEMU without its monitor is on its way out, or must be. */
+	/* A QEMU without its monitor is on its way out, or must be; its exit
+	 * status (session_child) says why the start failed. */
 	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
 }
 
@@ -357,7 +366,7 @@ static void
 session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct session *s = arg;
-	if (s->state != SESSION_PINNING)
+	if (s->state != SESSION_PINNING || session_qmp_lost(err))
 		return;
 	if (err != NULL) {
 		session_fail(s, "QEMU refused to start the guest (cont): %s", err->desc);
@@ -412,7 +421,7 @@ static void
 session_cpus_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct session *s = arg;
-	if (s->state != SESSION_PINNING)
+	if (s->state != SESSION_PINNING || session_qmp_lost(err))
 		return;
 	if (err != NULL) {
 		session_fail(s, "QEMU did not list its vCPU threads (query-cpus-fast): %s", err->desc);
@@ -467,7 +476,7 @@ session_cmd_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *er
 		close(s->cmd_fd);
 		s->cmd_fd = -1;
 	}
-	if (s->state != SESSION_ATTACHING)
+	if (s->state != SESSION_ATTACHING || session_qmp_lost(err))
 		return;
 	const json_t *cmd = json_array_get(s->plan->qmp, s->next_cmd);
 	const char *exec = json_string_value(json_object_get(cmd, "execute"));
@@ -615,40 +624,42 @@ session_apply_changes(struct session *s)
 	return 0;
 }
 
+/* QEMU's real argv, before any host change: a missing binary changes nothing. */
+static int
+session_prepare_argv(struct session *s)
+{
+	struct verr err = { 0 };
+	s->console_tty = isatty(STDIN_FILENO);
+	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
+	int r = spawn_argv(&s->argv, &s->plan->argv, console, &err);
+	free(console);
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
+}
+
 static int
 session_spawn(struct session *s)
 {
 	struct verr err = { 0 };
-	bool tty = isatty(STDIN_FILENO);
-	char *console = tty ? NULL : rundir_file(&s->rd, "console.log");
-	struct strv argv = { 0 };
-	int r = spawn_argv(&argv, &s->plan->argv, console, &err);
-	free(console);
-	if (r < 0) {
-		s->failure = xstrdup(err.msg);
-		log_error("%s", err.msg);
-		strv_free(&argv);
-		return r;
-	}
+	int r;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		s->failure = xasprintf("cannot create the QMP socket pair: %s", strerror(errno));
-		strv_free(&argv);
 		return -errno;
 	}
 	/* Guest RAM is pinned for DMA: lift the memlock limit (unlimited as root,
 	 * as the original's prlimit; else the most the hard limit allows). */
-	uint64_t mib = spawn_memory_mib(&argv);
+	uint64_t mib = spawn_memory_mib(&s->argv);
 	struct spawn_req req = {
-		.argv = &argv,
+		.argv = &s->argv,
 		.qmp_fd = sv[1],
 		.user = &s->user,
-		.console_is_tty = tty,
-		.memlock = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)(mib + 256) << 20,
+		.console_is_tty = s->console_tty,
+		.memlock = spawn_memlock_limit(mib),
 	};
 	r = spawn_qemu(&req, &s->qemu_pid, &err);
 	close(sv[1]);
-	strv_free(&argv);
 	if (r < 0) {
 		close(sv[0]);
 		s->failure = xstrdup(err.msg);
@@ -765,6 +776,7 @@ session_free(struct session *s)
 	rundir_close(&s->rd);
 	spawn_user_free(&s->user);
 	json_decref(s->changes);
+	strv_free(&s->argv);
 	free(s->failure);
 	if (s->base)
 		event_base_free(s->base);
@@ -796,8 +808,11 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (journal_open(&s.j, s.rd.path, &err) < 0) {
-		log_error("%s", err.msg);
+	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_prepare_argv(&s) < 0) {
+		if (err.msg[0] != '\0')
+			log_error("%s", err.msg);
+		if (s.j.path != NULL)
+			journal_close(&s.j);
 		rundir_remove(&s.rd, NULL);
 		goto out;
 	}

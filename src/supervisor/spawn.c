@@ -163,6 +163,26 @@ spawn_memory_mib(const struct strv *argv)
 	return 0;
 }
 
+rlim_t
+spawn_memlock_limit(uint64_t memory_mib)
+{
+	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)(memory_mib + 256) << 20;
+	struct rlimit cur;
+	if (getrlimit(RLIMIT_MEMLOCK, &cur) < 0)
+		return want;
+	if (cur.rlim_max == RLIM_INFINITY || (want != RLIM_INFINITY && want <= cur.rlim_max))
+		return want;
+	/* Probe on ourselves: the supervisor locks no memory, so raising its own
+	 * limit is harmless, and the child inherits whatever we got. */
+	struct rlimit rl = { want, want };
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+		return want;
+	log_warnx("cannot raise the locked-memory limit for QEMU (%s); it keeps %llu KiB, and "
+	    "VFIO devices may fail to map guest memory: raise it (ulimit -l / limits.conf) or run "
+	    "with CAP_SYS_RESOURCE", strerror(errno), (unsigned long long)cur.rlim_max / 1024);
+	return cur.rlim_max;
+}
+
 /* In the child: only async-signal-safe calls from here to execve. */
 static void __attribute__((noreturn))
 spawn_child(const struct spawn_req *req, int errpipe)

@@ -36,6 +36,11 @@ int spawn_argv(struct strv *out, const struct strv *plan_argv, const char *conso
 /* Guest memory in MiB from the argv's -m (0 when absent or unreadable). */
 uint64_t spawn_memory_mib(const struct strv *argv);
 
+/* The memlock limit QEMU gets: unlimited as root (as the original's prlimit),
+ * else guest memory plus a margin; capped, with a warning, to the hard limit
+ * when we may not raise it (no CAP_SYS_RESOURCE). */
+rlim_t spawn_memlock_limit(uint64_t memory_mib);
+
 struct spawn_req {
 	const struct strv *argv;         /* from spawn_argv() */
 	int qmp_fd;                      /* becomes fd 3 in QEMU */
