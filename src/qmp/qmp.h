@@ -1,6 +1,16 @@
 /* The QMP client: drives QEMU over its monitor socket on a libevent base.
  * Knows nothing about devices. The caller hands it a connected socket (a
- * socketpair end or a UNIX socket) and its event base; nothing blocks. */
+ * socketpair end or a UNIX socket) and its event base; nothing blocks.
+ *
+ * Verified with real QEMU 7.2 (tests/qmp/test-qmp-qemu.c): the monitor
+ * given as `-chardev socket,id=qmp,fd=3 -mon chardev=qmp,mode=control` on a
+ * socketpair end works. QEMU 7.2 emits RESUME/STOP/POWERDOWN/SHUTDOWN(quit)
+ * before the command's reply and RESET either side of it, so wait for events,
+ * never assume their position. A PCIe device_del is only a request: the
+ * guest OS must ack it (firmware alone never does); while paused or with a
+ * guest that ignores it, system_reset completes it. virtio devices report
+ * DEVICE_DELETED for ".../ID/virtio-backend" first: use
+ * qmp_device_deleted_matches(). */
 #ifndef VFIO_QMP_H
 #define VFIO_QMP_H
 

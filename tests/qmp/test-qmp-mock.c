@@ -754,6 +754,59 @@ test_fd_goes_only_with_its_own_command(void **state)
 	harness_stop(&h);
 }
 
+static void
+test_big_command_goes_out_in_pieces_and_the_fd_rides_with_its_own_command(void **state)
+{
+	/* 8 MiB does not fit in the socket buffer: the client must write it
+	 * across several EV_WRITE rounds and still attach the next
+	 * command's fd to that command's first byte. */
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	harness_run_until(&h, &h.ready, T);
+	size_t big = 8u << 20;
+	char *pad = malloc(big + 1);
+	memset(pad, 'p', big);
+	pad[big] = '\0';
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct harness_reply a = { 0 }, b = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "device_add", json_pack("{s:s, s:s, s:s, s:s}", "driver", "e1000e",
+	    "id", "big", "bus", "rp1", "romfile", pad), -1, T, harness_reply_cb, &a), 0);
+	free(pad);
+	assert_int_equal(qmp_send(h.qmp, "getfd", json_pack("{s:s}", "fdname", "f"), p[1], T, harness_reply_cb, &b), 0);
+	harness_run_until(&h, &b.done, T);
+	assert_non_null(a.ret);
+	assert_non_null(b.ret);
+	json_t *rec = harness_record(&h);
+	assert_int_equal(json_string_length(json_object_get(json_object_get(json_array_get(rec, 1), "arguments"), "romfile")), big);
+	assert_false(json_is_true(json_object_get(json_array_get(rec, 1), "fd_received")));
+	assert_true(json_is_true(json_object_get(json_array_get(rec, 2), "fd_received")));
+	json_decref(rec);
+	harness_reply_clear(&a);
+	harness_reply_clear(&b);
+	close(p[0]);
+	close(p[1]);
+	harness_stop(&h);
+}
+
+static void
+test_bad_arguments_to_qmp_send_are_refused(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	struct harness_reply r = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "", NULL, -1, 0, harness_reply_cb, &r), -EINVAL);
+	assert_int_equal(qmp_send(h.qmp, "device_add", json_array(), -1, 0, harness_reply_cb, &r), -EINVAL);
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, -5, harness_reply_cb, &r), -EINVAL);
+	assert_int_equal(qmp_send(h.qmp, "getfd", NULL, 9999, 0, harness_reply_cb, &r), -EBADF);
+	assert_int_equal(r.done, 0);
+	harness_run_until(&h, &h.ready, T);
+	json_t *rec = harness_record(&h);
+	assert_int_equal(json_array_size(rec), 1);
+	json_decref(rec);
+	harness_stop(&h);
+}
+
 /* ---- reentrancy ---- */
 
 struct free_ctx {
@@ -911,6 +964,8 @@ main(void)
 		cmocka_unit_test(test_add_fd_passes_an_fd_into_an_fdset),
 		cmocka_unit_test(test_getfd_without_an_fd_is_refused_like_qemu),
 		cmocka_unit_test(test_fd_goes_only_with_its_own_command),
+		cmocka_unit_test(test_big_command_goes_out_in_pieces_and_the_fd_rides_with_its_own_command),
+		cmocka_unit_test(test_bad_arguments_to_qmp_send_are_refused),
 		cmocka_unit_test(test_qmp_free_inside_a_reply_callback_fails_the_rest_once),
 		cmocka_unit_test(test_qmp_free_inside_an_event_callback_stops_delivery),
 		cmocka_unit_test(test_qmp_free_inside_closed_is_safe),
