@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hostroot.h"
 #include "journal.h"
 #include "log.h"
 #include "proc.h"
@@ -51,6 +52,10 @@ restore_name(const char *name, struct strv *failed, struct verr *err)
 int
 restore_run(const struct options *opts)
 {
+	/* -restore needs no host snapshot, so the caller may not have set the
+	 * host root up yet. */
+	if (hostroot_get()[0] == '\0')
+		hostroot_init(NULL);
 	struct strv names = { 0 };
 	if (opts->restore_name != NULL)
 		strv_push(&names, opts->restore_name);
