@@ -5,12 +5,20 @@
 
 #include <string.h>
 
+#include "display.h"
 #include "util.h"
+#include "vfio_bind.h"
 
 extern const struct change_ops devown_change_ops;
 
 static const struct change_ops *const change_table[] = {
 	&devown_change_ops,
+	&vfio_bind_module_load_ops,
+	&vfio_bind_pci_ops,
+	&display_manager_stop_ops,
+	&display_vtcon_unbind_ops,
+	&display_efifb_unbind_ops,
+	&display_gpu_users_stop_ops,
 	NULL,
 };
 
