@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "display.h"
+#include "net.h"
 #include "util.h"
 #include "vfio_bind.h"
 
@@ -19,6 +20,8 @@ static const struct change_ops *const change_table[] = {
 	&display_vtcon_unbind_ops,
 	&display_efifb_unbind_ops,
 	&display_gpu_users_stop_ops,
+	&net_bridge_create_ops,
+	&net_tap_create_ops,
 	NULL,
 };
 
