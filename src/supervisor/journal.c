@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "change.h"
+#include "child.h"
 #include "log.h"
 
 static const char *const journal_state_names[] = {
@@ -327,7 +328,7 @@ journal_describe(const json_t *change)
 }
 
 size_t
-journal_undo_all(struct journal *j, struct strv *failed)
+journal_undo_all(struct journal *j, int bindtimeout_ms, struct strv *failed)
 {
 	size_t n_failed = 0;
 	for (size_t i = j->n; i-- > 0;) {
@@ -342,9 +343,9 @@ journal_undo_all(struct journal *j, struct strv *failed)
 			r = verr_set(&err, -ENOSYS, "this build of vfio does not know how to undo "
 			    "\"%s\"", change_str(e->change, "action"));
 		} else {
-			/* may_block undos run here too: teardown happens after the loop
-			 * is done and QEMU is gone, so nothing else waits on us. */
-			r = ops->undo(e->change, e->saved, &err);
+			r = child_run_change(ops, true, e->change, e->saved, bindtimeout_ms, &err);
+			if (r == 0 && err.msg[0] != '\0')
+				log_info("%s: %s", what, err.msg);
 		}
 		if (r == 0)
 			r = journal_append(j, journal_state_record(e->seq, JOURNAL_UNDONE), &err);

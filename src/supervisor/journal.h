@@ -60,11 +60,12 @@ int journal_record_qemu(struct journal *j, pid_t pid, unsigned long long start, 
 /* True when some change is still in force (begun and not undone). */
 bool journal_in_force(const struct journal *j);
 
-/* Undo every change still in force, newest first, through change_find().
- * Each undo is reported (log_info on success, log_error on failure) and
+/* Undo every change still in force, newest first, through change_find();
+ * undos that may block run in a child with the -bindtimeout deadline
+ * (bindtimeout_ms <= 0: the default). Each undo is reported (log_info on success, log_error on failure) and
  * recorded. Entries that could not be undone get a line in failed (what it
  * was, why, and how to put it back by hand). Returns the number of failures. */
-size_t journal_undo_all(struct journal *j, struct strv *failed);
+size_t journal_undo_all(struct journal *j, int bindtimeout_ms, struct strv *failed);
 
 /* The change objects still in force, oldest first (a new array). */
 json_t *journal_changes_in_force(const struct journal *j);

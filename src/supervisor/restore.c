@@ -16,7 +16,7 @@
 #define RESTORE_KILL_MS 10000
 
 int
-restore_name(const char *name, struct strv *failed, struct verr *err)
+restore_name(const char *name, int bindtimeout_ms, struct strv *failed, struct verr *err)
 {
 	struct rundir rd;
 	int r = rundir_claim(&rd, name, err);
@@ -37,7 +37,7 @@ restore_name(const char *name, struct strv *failed, struct verr *err)
 			return r;
 		}
 	}
-	size_t n_failed = journal_undo_all(&j, failed);
+	size_t n_failed = journal_undo_all(&j, bindtimeout_ms, failed);
 	journal_close(&j);
 	if (n_failed == 0) {
 		struct verr rerr = { 0 };
@@ -69,7 +69,7 @@ restore_run(const struct options *opts)
 	for (size_t i = 0; i < names.n; i++) {
 		struct verr err = { 0 };
 		/* With no name, a guest that is running normally is not stale: skip it. */
-		if (restore_name(names.v[i], &failed, &err) < 0) {
+		if (restore_name(names.v[i], opts->bindtimeout_s * 1000, &failed, &err) < 0) {
 			if (err.code == -ENOENT) {
 				/* Restoring twice is safe: the second time finds nothing. */
 				log_info("%s", err.msg);

@@ -14,9 +14,9 @@
  * and how to do it by hand. */
 int restore_run(const struct options *opts);
 
-/* One name; also used by the session's own teardown. failed gets a line per
+/* One name. bindtimeout_ms bounds undos that may block (<= 0: default). failed gets a line per
  * change that could not be undone. Returns 0, or -errno with err filled when
  * the name cannot be restored at all (a live supervisor owns it). */
-int restore_name(const char *name, struct strv *failed, struct verr *err);
+int restore_name(const char *name, int bindtimeout_ms, struct strv *failed, struct verr *err);
 
 #endif

@@ -16,10 +16,12 @@
 #include <unistd.h>
 
 #include "change.h"
+#include "child.h"
 #include "devices.h"
 #include "hostroot.h"
 #include "journal.h"
 #include "log.h"
+#include "net.h"
 #include "proc.h"
 #include "qmp.h"
 #include "rundir.h"
@@ -225,6 +227,10 @@ session_child(struct session *s)
 {
 	int status;
 	pid_t r;
+	/* Only QEMU: other children (the child runner's) are reaped by whoever
+	 * started them, and waitpid(0) would steal them. */
+	if (s->qemu_pid <= 0 || s->qemu_gone)
+		return;
 	do
 		r = waitpid(s->qemu_pid, &status, WNOHANG);
 	while (r < 0 && errno == EINTR);
@@ -447,25 +453,25 @@ session_start_guest(struct session *s)
 }
 
 /* The "fd" annotation on a plan command (CONVENTIONS.md): open what QEMU
- * cannot open itself. */
+ * cannot open itself (it may run as the invoking user). */
 static int
 session_open_fd(const json_t *spec, struct verr *err)
 {
 	const char *what = json_string_value(json_object_get(spec, "open"));
+	int fd = -1, r;
 	if (what != NULL && strcmp(what, "vhost-net") == 0) {
-		char *path = host_pathdup("/dev/vhost-net");
-		int fd = host_open(path, O_RDWR, 0);
-		int r = fd >= 0 ? fd : verr_set(err, -errno, "cannot open %s for the guest's network: %s; "
-		    "load the vhost_net module (modprobe vhost_net) or give -novhost", path, strerror(errno));
-		free(path);
-		return r;
+		r = net_vhost_open(&fd, err);
+	} else if (what != NULL && strcmp(what, "tap") == 0) {
+		const char *name = json_string_value(json_object_get(spec, "name"));
+		if (name == NULL)
+			return verr_set(err, -EINVAL, "the plan asks for a tap file descriptor without "
+			    "naming the tap");
+		r = net_tap_open(name, &fd, err);
+	} else {
+		return verr_set(err, -EINVAL, "the plan asks for a file descriptor of an unknown kind \"%s\"",
+		    what ? what : "");
 	}
-	if (what != NULL && strcmp(what, "tap") == 0)
-		return verr_set(err, -ENOTSUP, "cannot open the tap %s: this build has no tap support "
-		    "(the networking area's net_tap_open)",
-		    json_string_value(json_object_get(spec, "name")) ?: "?");
-	return verr_set(err, -EINVAL, "the plan asks for a file descriptor of an unknown kind \"%s\"",
-	    what ? what : "");
+	return r < 0 ? r : fd;
 }
 
 static void
@@ -605,10 +611,12 @@ session_apply_changes(struct session *s)
 		int r = ops->prepare ? ops->prepare(c, &saved, &err) : 0;
 		if (r == 0)
 			r = journal_begin(&s->j, c, saved, &idx, &err);
-		/* may_block changes (unbinding a GPU) are applied here, before the
-		 * loop serves anything, so no event waits on them. */
+		/* may_block changes (unbinding a GPU) run in a child with the
+		 * -bindtimeout deadline, so a driver stuck in the kernel cannot hang us. */
 		if (r == 0)
-			r = ops->apply(c, saved, &err);
+			r = child_run_change(ops, false, c, saved, s->opts->bindtimeout_s * 1000, &err);
+		if (r == 0 && err.msg[0] != '\0')
+			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
 		if (r == 0)
 			r = journal_done(&s->j, idx, &err);
 		json_decref(saved);
@@ -727,7 +735,7 @@ session_teardown(struct session *s)
 	s->cmd_fd = -1;
 	s->state = SESSION_RESTORING;
 	struct strv failed = { 0 };
-	size_t n_failed = journal_undo_all(&s->j, &failed);
+	size_t n_failed = journal_undo_all(&s->j, s->opts->bindtimeout_s * 1000, &failed);
 	int status;
 	if (n_failed == 0) {
 		journal_close(&s->j);

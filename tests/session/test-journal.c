@@ -184,7 +184,7 @@ test_undo_runs_newest_first(void **state)
 	assert_int_equal(uid, 1001);
 	assert_int_equal(mode, 0640);
 	struct strv failed = { 0 };
-	assert_int_equal(journal_undo_all(&j, &failed), 0);
+	assert_int_equal(journal_undo_all(&j, 0, &failed), 0);
 	node_owner(&uid, &mode);
 	assert_int_equal(uid, 0);
 	assert_int_equal(mode, 0640);
@@ -206,7 +206,7 @@ test_undo_twice_is_safe(void **state)
 	assert_int_equal(journal_begin(&j, c, saved, &idx, &err), 0);
 	assert_int_equal(ops->apply(c, saved, &err), 0);
 	struct strv failed = { 0 };
-	assert_int_equal(journal_undo_all(&j, &failed), 0);
+	assert_int_equal(journal_undo_all(&j, 0, &failed), 0);
 	journal_close(&j);
 	/* Someone changes the node after the restore: a second restore must not
 	 * touch it again, the journal says it is undone. */
@@ -214,7 +214,7 @@ test_undo_twice_is_safe(void **state)
 	assert_int_equal(chown(p, 5, 5), 0);
 	assert_int_equal(journal_open(&j, dir, &err), 0);
 	assert_false(journal_in_force(&j));
-	assert_int_equal(journal_undo_all(&j, &failed), 0);
+	assert_int_equal(journal_undo_all(&j, 0, &failed), 0);
 	uid_t uid;
 	mode_t mode;
 	node_owner(&uid, &mode);
@@ -242,7 +242,7 @@ test_begun_but_not_done_is_undone(void **state)
 	journal_close(&j);
 	assert_int_equal(journal_open(&j, dir, &err), 0);
 	struct strv failed = { 0 };
-	assert_int_equal(journal_undo_all(&j, &failed), 0);
+	assert_int_equal(journal_undo_all(&j, 0, &failed), 0);
 	uid_t uid;
 	mode_t mode;
 	node_owner(&uid, &mode);
@@ -262,7 +262,7 @@ test_unknown_action_is_listed_as_not_restored(void **state)
 	struct verr err = { 0 };
 	assert_int_equal(journal_open(&j, dir, &err), 0);
 	struct strv failed = { 0 };
-	assert_int_equal(journal_undo_all(&j, &failed), 1);
+	assert_int_equal(journal_undo_all(&j, 0, &failed), 1);
 	assert_int_equal(failed.n, 1);
 	assert_non_null(strstr(failed.v[0], "frobnicate x"));
 	assert_non_null(strstr(failed.v[0], "{\"was\":1}"));
