@@ -54,7 +54,7 @@ plan() {
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
   ${EXTRA_QMP:-}
  ],
- "host_changes": [
+ "host_changes": [ ${EXTRA_CHANGES:-}
   {"action": "dev-chown", "target": "${NODE1:-/dev/kvm}", "args": {"uid": 1000, "gid": 1000}},
   {"action": "dev-chown", "target": "${NODE2:-/dev/vhost-net}", "args": {"uid": 1000, "gid": 1000}},
   {"action": "dev-chown", "target": "${NODE3:-/dev/bus/usb/001/004}", "args": {"uid": 1000, "gid": 1000}}
@@ -385,6 +385,45 @@ restore-leaves-a-running-guest-alone)
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	restored
+	;;
+nvme-bound-to-vfio-and-given-back)
+	# The simulated driver core (tests/drvcore) plays the kernel.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	EXTRA_QMP=', {"execute": "device_add", "arguments": {"driver": "vfio-pci", "host": "0000:02:00.0", "id": "hostdev-0000-02-00-0", "bus": "rp2"}}'
+	plan; scenario "$GUEST_RUNS"
+	LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = vfio-pci ] ||
+		fail "0000:02:00.0 is not on vfio-pci while the guest runs"
+	[ "$(owner /dev/vfio/11)" = 1000 ] || fail "/dev/vfio/11 not given to QEMU's user"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "restored: pci-bind-vfio 0000:02:00.0 (nvme -> vfio-pci)"
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = nvme ] ||
+		fail "0000:02:00.0 is not back on nvme"
+	restored
+	;;
+nvme-bind-killed-at-every-journal-step-then-restore)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	plan
+	export LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000
+	# bind, 3 dev-chowns, the dev-chown of /dev/vfio/11: 10 records, then QEMU's pid.
+	for n in $(seq 11); do
+		scenario '{"stay_on_disconnect": true}'
+		VFIO_TEST_CRASH_AT=$n run
+		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
+		if [ $n -eq 11 ]; then
+			python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal" > "$T/qemu.pid"
+		fi
+		"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "step $n: restore failed"
+		restored
+	done
+	unset LD_PRELOAD
 	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'

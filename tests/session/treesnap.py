@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Prints one line per path under DIR: type, mode, owner, and the content
-hash or link target, so two runs can be compared byte for byte.
+hash or link target, so two runs can be compared byte for byte. The drvcore
+mock's private state (DIR/.drvcore: what the kernel keeps in memory) is left
+out.
 
     treesnap.py DIR
 """
@@ -14,6 +16,8 @@ def main():
     root = sys.argv[1]
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root and ".drvcore" in dirnames:
+            dirnames.remove(".drvcore")
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
