@@ -319,7 +319,7 @@ killed-at-every-journal-step-then-restore)
 	# 3 changes: begin+done each, then QEMU's pid: 7 records.
 	plan
 	for n in 1 2 3 4 5 6 7; do
-		scenario '{"stay_on_disconnect": true}'
+		scenario '{}'   # the fake, like QEMU, keeps running when the supervisor dies
 		rm -f "$T/record"
 		VFIO_TEST_CRASH_AT=$n run
 		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
@@ -411,7 +411,7 @@ nvme-bind-killed-at-every-journal-step-then-restore)
 	export LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000
 	# bind, 3 dev-chowns, the dev-chown of /dev/vfio/11: 10 records, then QEMU's pid.
 	for n in $(seq 11); do
-		scenario '{"stay_on_disconnect": true}'
+		scenario '{}'   # the fake, like QEMU, keeps running when the supervisor dies
 		VFIO_TEST_CRASH_AT=$n run
 		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
 		if [ $n -eq 11 ]; then
