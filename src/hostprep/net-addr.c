@@ -75,6 +75,10 @@ save_addr(struct nl_object *obj, void *arg)
 	 * kernel makes the bridge's own and keeps H's. */
 	if (rtnl_addr_get_scope(a) >= RT_SCOPE_LINK)
 		return;
+	/* IPv6 privacy addresses are made by the kernel from their
+	 * mngtmpaddr parent, which is moved. */
+	if (rtnl_addr_get_flags(a) & IFA_F_TEMPORARY)
+		return;
 	if (rtnl_addr_get_peer(a) != NULL &&
 	    nl_addr_cmp(rtnl_addr_get_peer(a), local) != 0) {
 		log_debug("net: not moving point-to-point address %s",
