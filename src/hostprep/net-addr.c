@@ -77,8 +77,8 @@ save_addr(struct nl_object *obj, void *arg)
 		return;
 	/* IPv6 privacy addresses are made by the kernel from their
 	 * mngtmpaddr parent, which is moved. */
-	if (rtnl_addr_get_flags(a) & IFA_F_TEMPORARY)
-		return;
+	if (family == AF_INET6 && (rtnl_addr_get_flags(a) & IFA_F_TEMPORARY))
+		return;   /* (the same bit means "secondary" for IPv4) */
 	if (rtnl_addr_get_peer(a) != NULL &&
 	    nl_addr_cmp(rtnl_addr_get_peer(a), local) != 0) {
 		log_debug("net: not moving point-to-point address %s",
