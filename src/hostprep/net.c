@@ -886,7 +886,8 @@ net_guest_mac(const char *host_mac, const uint8_t random3[3], char out[18])
 		int hi = hexval(p[0]), lo = hexval(p[1]);
 
 		ok = hi >= 0 && lo >= 0 && (i == 5 || p[2] == ':');
-		b[i] = (uint8_t)(hi << 4 | lo);
+		if (ok)
+			b[i] = (uint8_t)(hi << 4 | lo);
 	}
 	if (ok) {
 		snprintf(out, 18, "52:54:00:%02x:%02x:%02x", b[3], b[4], b[5]);
