@@ -18,6 +18,8 @@
 #include "hostroot.h"
 #include "log.h"
 
+#define WQ_MASK "/sys/devices/virtual/workqueue/cpumask"
+
 static const char *const top_slices[] = { "init.scope", "system.slice", "user.slice", "machine.slice" };
 
 /* The guest and host CPU sets of a change, from args.guest_cpus and the
@@ -185,6 +187,21 @@ isolate_describe(const json_t *change, const json_t *saved, struct strv *lines)
 	}
 	if (json_array_size(json_object_get(saved, "edits")) == 0 && cg == NULL && shield == NULL)
 		strv_pushf(lines, "%s: nothing to change", change_str(change, "action"));
+}
+
+json_t *
+isolate_changes(const char *guest_cpus, const char *name)
+{
+	static const char *const actions[][2] = {
+		{ "cpuset-isolate", "/sys/fs/cgroup" },
+		{ "irq-affinity", "/proc/irq" },
+		{ "workqueue-cpumask", WQ_MASK },
+	};
+	json_t *a = json_array();
+	for (size_t i = 0; i < nitems(actions); i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:{s:s, s:s}}", "action", actions[i][0], "target",
+		    actions[i][1], "args", "guest_cpus", guest_cpus, "name", name));
+	return a;
 }
 
 /* ---- cgroups ---------------------------------------------------------- */
@@ -671,8 +688,6 @@ const struct change_ops irq_affinity_ops = {
 };
 
 /* ---- workqueues ------------------------------------------------------- */
-
-#define WQ_MASK "/sys/devices/virtual/workqueue/cpumask"
 
 static int
 wq_prepare(const json_t *change, json_t **saved, struct verr *err)

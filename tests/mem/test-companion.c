@@ -24,6 +24,7 @@
 #include "change.h"
 #include "companion.h"
 #include "hostroot.h"
+#include "lgshm.h"
 #include "memtest.h"
 #include "tpm.h"
 #include "util.h"
@@ -460,8 +461,7 @@ the_real_swtpm_starts_and_stops(void **state)
 static json_t *
 lg_change(int size)
 {
-	return json_pack("{s:s, s:s, s:{s:i, s:i, s:i}}", "action", "lg-shm-create", "target", "/dev/shm/looking-glass",
-	    "args", "size_mib", size, "uid", NOBODY, "gid", NOBODY);
+	return lgshm_change((uint64_t)size, NOBODY, NOBODY);
 }
 
 static void

@@ -346,6 +346,41 @@ without_any_cpuset_hierarchy_isolation_is_refused_with_the_reason(void **state)
 }
 
 static void
+the_plans_three_changes_prepare_and_undo_cleanly(void **state)
+{
+	char *root = fixture_v2(true);
+	char *before = memtest_tree(root);
+	json_t *changes = isolate_changes("1-7,9-15", "test");
+	assert_int_equal(json_array_size(changes), 3);
+	json_t *saved[3];
+	struct verr err = { 0 };
+	size_t i;
+	json_t *c;
+	json_array_foreach(changes, i, c) {
+		const struct change_ops *o = change_find(change_str(c, "action"));
+		assert_non_null(o);
+		if (o->prepare(c, &saved[i], &err) < 0 || o->apply(c, saved[i], &err) < 0)
+			fail_msg("%s: %s", change_str(c, "action"), err.msg);
+	}
+	assert_file(root, "/sys/fs/cgroup/system.slice/cpuset.cpus", "0,8\n");
+	assert_file(root, "/proc/irq/1/smp_affinity_list", "0,8\n");
+	assert_file(root, "/sys/devices/virtual/workqueue/cpumask", "101\n");
+	/* teardown: newest first */
+	for (i = 3; i-- > 0;) {
+		c = json_array_get(changes, i);
+		assert_int_equal(change_find(change_str(c, "action"))->undo(c, saved[i], &err), 0);
+		json_decref(saved[i]);
+	}
+	char *after = memtest_tree(root);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	json_decref(changes);
+	memtest_rmtree(root);
+	free(root);
+}
+
+static void
 the_rundown_lists_every_file_with_old_and_new_values(void **state)
 {
 	char *root = fixture_v2(true);
@@ -554,6 +589,7 @@ main(void)
 		cmocka_unit_test(guest_cpus_that_are_not_online_are_refused_and_nothing_changes),
 		cmocka_unit_test(giving_every_cpu_to_the_guest_is_refused),
 		cmocka_unit_test(without_any_cpuset_hierarchy_isolation_is_refused_with_the_reason),
+		cmocka_unit_test(the_plans_three_changes_prepare_and_undo_cleanly),
 		cmocka_unit_test(the_rundown_lists_every_file_with_old_and_new_values),
 		cmocka_unit_test_teardown(a_real_v1_cpuset_shields_every_process_and_gives_them_back, real_teardown),
 	};
