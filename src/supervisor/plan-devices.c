@@ -191,11 +191,13 @@ plan_match_usb(struct plan_ctx *c)
 	const struct options *o = c->opts;
 	const struct host_snapshot *snap = c->snap;
 	json_t *list = json_object_get(c->plan->devices, "usb");
+	size_t matched = 0;
 
 	for (size_t i = 0; i < snap->n_usb; i++) {
 		const struct usb_device *u = &snap->usb[i];
 		if (!plan_usb_matches(&o->usb_re, u))
 			continue;
+		matched++;
 		const struct pci_device *ctl = u->controller[0] ? plan_pci_lookup(snap, u->controller) : NULL;
 		if (ctl != NULL && plan_pci_passed(c, ctl) != NULL) {
 			plan_warn(c, "-usb: %s (port %s) is behind controller %s, which -pci passes through whole; "
@@ -210,7 +212,7 @@ plan_match_usb(struct plan_ctx *c)
 		    "address", (int)u->devnum, "id", id, "port", u->sysname, "line", u->line));
 		plan_say_later(c, "USB %s: %s", u->sysname, u->line);
 	}
-	if (c->n_usb == 0)
+	if (matched == 0)
 		plan_warn(c, "-usb '%s' matches no USB device plugged in now; matching devices are attached when "
 		    "they are plugged in while the guest runs", o->usb_regex);
 }

@@ -938,6 +938,13 @@ test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning(void **stat
 	assert_string_equal(json_string_value(json_object_get(json_array_get(usb, 0), "port")), "3-1");
 	assert_true(strv_contains(&p.warnings, "is behind controller 0000:00:14.0, which -pci passes through"));
 	done(&p, &o);
+	/* Matched but all skipped: that is not "matches nothing". */
+	PLAN(&h, p, o, "-usb", "Logitech", "-pci", "Cannon Lake", "-nonet");
+	assert_false(strv_contains(&p.warnings, "matches no USB device"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-usb", "Nothing Like It", "-nonet");
+	assert_true(strv_contains(&p.warnings, "-usb 'Nothing Like It' matches no USB device plugged in now"));
+	done(&p, &o);
 }
 
 static void
