@@ -73,11 +73,16 @@ report_plan(FILE *out, FILE *err, const struct options *opts, const struct plan 
 			else
 				fprintf(out, "%s\n", line);
 		}
+		/* Warnings and errors follow the rundown even when both streams
+		 * go to one pipe. */
+		fflush(out);
 		for (size_t i = 0; i < plan->warnings.n; i++)
 			fprintf(err, "%swarning:%s %s\n", col(ecolor, C_YELLOW), col(ecolor, C_OFF), plan->warnings.v[i]);
 	}
+	fflush(out);
 	for (size_t i = 0; i < plan->errors.n; i++)
 		fprintf(err, "%serror:%s %s\n", col(ecolor, C_RED), col(ecolor, C_OFF), plan->errors.v[i]);
+	fflush(err);
 	if (opts->quiet)
 		return;
 
