@@ -1204,6 +1204,124 @@ test_more_cds_than_sata_ports_is_refused(void **state)
 	done(&p, &o);
 }
 
+static void
+test_isolate_without_pinvcpus_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-isolate");
+	expect_error_containing(&p, "-isolate keeps host tasks off the guest's CPUs, which -pinvcpus names");
+	done(&p, &o);
+}
+
+static void
+test_romfile_without_a_gpu_warns(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/r.rom", true);
+	PLAN(&h, p, o, "-romfile", "/r.rom");
+	assert_true(strv_contains(&p.warnings, "-romfile /r.rom: no GPU is passed through"));
+	done(&p, &o);
+}
+
+static void
+test_nobios_ignores_secureboot_with_a_warning(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-noBios", "-secureboot");
+	assert_true(strv_contains(&p.warnings, "-noBios: legacy boot has no UEFI"));
+	assert_null(arg_prefixed(&p, "if=pflash"));
+	done(&p, &o);
+}
+
+static void
+test_block_device_without_format_warns(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	struct host_file *blk = host_file(&h, "/dev/sdb", true);
+	blk->is_block = true;
+	PLAN(&h, p, o, "-image", "/dev/sdb");
+	assert_true(strv_contains(&p.warnings, "-image /dev/sdb is a block device without -imageformat"));
+	done(&p, &o);
+}
+
+static void
+test_device_without_iommu_group_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.pci[6].iommu_group = -1;
+	PLAN(&h, p, o, "-pci", "Samsung");
+	expect_error_containing(&p, "-pci: 0000:02:00.0 has no IOMMU group");
+	done(&p, &o);
+}
+
+static void
+test_tap_name_of_a_non_tap_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "eth0", "a8:5e:45:12:34:56", false, false, "");
+	PLAN(&h, p, o, "-tap", "eth0");
+	expect_error_containing(&p, "-tap eth0: the interface eth0 exists but is not a tap");
+	done(&p, &o);
+}
+
+static void
+test_existing_tap_on_another_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "br0", "a8:5e:45:aa:bb:cc", true, false, "");
+	host_iface(&h, "tap3", "aa:aa:aa:00:00:03", false, true, "br7");
+	PLAN(&h, p, o, "-bridge", "br0", "-tap", "tap3");
+	expect_error_containing(&p, "-tap tap3 exists but is on bridge br7, not on bridge br0");
+	done(&p, &o);
+}
+
+static void
+test_port_forwards_with_a_bridge_warn(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "br0", "a8:5e:45:aa:bb:cc", true, false, "");
+	PLAN(&h, p, o, "-bridge", "br0", "-portforward", "tcp:2222:22");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-portforward only applies to user-mode networking"));
+	done(&p, &o);
+}
+
+static void
+test_looking_glass_without_a_gpu_warns(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-lg");
+	assert_true(strv_contains(&p.warnings, "-looking-glass: no GPU is passed through"));
+	done(&p, &o);
+}
+
 /* The printed command line is one line a POSIX shell reads back into
  * exactly the planned words, whatever the paths contain. */
 static void
@@ -1286,6 +1404,15 @@ main(void)
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
 		cmocka_unit_test(test_more_devices_than_root_ports_is_refused),
 		cmocka_unit_test(test_more_cds_than_sata_ports_is_refused),
+		cmocka_unit_test(test_isolate_without_pinvcpus_is_an_error),
+		cmocka_unit_test(test_romfile_without_a_gpu_warns),
+		cmocka_unit_test(test_nobios_ignores_secureboot_with_a_warning),
+		cmocka_unit_test(test_block_device_without_format_warns),
+		cmocka_unit_test(test_device_without_iommu_group_is_an_error),
+		cmocka_unit_test(test_tap_name_of_a_non_tap_is_refused),
+		cmocka_unit_test(test_existing_tap_on_another_bridge_is_refused),
+		cmocka_unit_test(test_port_forwards_with_a_bridge_warn),
+		cmocka_unit_test(test_looking_glass_without_a_gpu_warns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
