@@ -478,7 +478,7 @@ test_hugepages_without_a_hugetlbfs_mount_is_an_error(void **state)
 /* ---- firmware and files ---- */
 
 static void
-test_firmware_rules(void **state)
+test_nobios_has_no_pflash(void **state)
 {
 	struct host h;
 	struct plan p;
@@ -487,9 +487,27 @@ test_firmware_rules(void **state)
 	PLAN(&h, p, o, "-noBios");
 	assert_null(arg_prefixed(&p, "if=pflash"));
 	done(&p, &o);
+}
+
+static void
+test_secureboot_without_biosvars_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	PLAN(&h, p, o, "-secureboot");
 	expect_error_containing(&p, "-secureboot needs -biosvars");
 	done(&p, &o);
+}
+
+static void
+test_win11_boots_secure_ovmf_with_smm_vars_and_a_tpm(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	host_file(&h, "/vm/vars.fd", true);
 	PLAN(&h, p, o, "-win11", "-biosvars", "/vm/vars.fd");
 	expect_no_errors(&p);
@@ -497,19 +515,46 @@ test_firmware_rules(void **state)
 	    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd");
 	assert_string_equal(arg_prefixed(&p, "if=pflash,format=raw,unit=1"), "if=pflash,format=raw,unit=1,file=/vm/vars.fd");
 	assert_string_equal(arg_after(&p, "-machine"), "q35,kernel_irqchip=on,smm=on");
+	assert_true(has_arg(&p, "driver=cfi.pflash01,property=secure,value=on"));
 	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
 	assert_true(has_arg(&p, "tpm-tis,tpmdev=tpm0"));
 	done(&p, &o);
-	/* -createvars copies the template that belongs to the firmware. */
+}
+
+static void
+test_createvars_copies_the_firmwares_template(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd", "-createvars");
 	expect_no_errors(&p);
 	expect_json(p.host_changes, 0, "{\"action\":\"vars-create\",\"target\":\"/vm/new-vars.fd\","
 	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\"}}");
 	done(&p, &o);
+}
+
+static void
+test_missing_biosvars_names_the_template_to_copy(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd");
 	expect_error_containing(&p, "-biosvars /vm/new-vars.fd: no such file; copy the template "
 	    "(cp /usr/share/OVMF/OVMF_VARS_4M.fd /vm/new-vars.fd) or add -createvars");
 	done(&p, &o);
+}
+
+static void
+test_no_ovmf_found_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	h.snap.n_firmware = 0;
 	PLAN0(&h, p, o);
 	expect_error_containing(&p, "no OVMF firmware was found");
@@ -619,7 +664,7 @@ test_extras_are_appended_as_words(void **state)
 /* ---- display ---- */
 
 static void
-test_display_rules(void **state)
+test_no_display_and_no_gpu_means_serial_only(void **state)
 {
 	struct host h;
 	struct plan p;
@@ -629,12 +674,30 @@ test_display_rules(void **state)
 	assert_true(has_arg(&p, "-nographic"));
 	assert_string_equal(arg_after(&p, "-vga"), "none");
 	done(&p, &o);
+}
+
+static void
+test_display_set_and_no_gpu_gives_a_window(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	h.snap.display = ":0";
 	PLAN0(&h, p, o);
 	assert_false(has_arg(&p, "-nographic"));
 	assert_string_equal(arg_after(&p, "-vga"), "std");
 	done(&p, &o);
-	/* A passed-through GPU is the display, even with $DISPLAY set. */
+}
+
+static void
+test_passed_gpu_is_the_display_even_with_display_set(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.display = ":0";
 	PLAN(&h, p, o, "-pci", "NVIDIA");
 	assert_string_equal(arg_after(&p, "-vga"), "none");
 	assert_string_equal(arg_after(&p, "-display"), "none");
@@ -1079,7 +1142,7 @@ test_missing_bridge_is_created_around_hostint(void **state)
 }
 
 static void
-test_network_refusals(void **state)
+test_missing_bridge_without_hostint_is_refused(void **state)
 {
 	struct host h;
 	struct plan p;
@@ -1091,19 +1154,68 @@ test_network_refusals(void **state)
 	    "the host interface to put on it with -hostint");
 	assert_int_equal(json_array_size(p.host_changes), 0);
 	done(&p, &o);
+}
+
+static void
+test_hostint_already_on_a_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "enp3s0");
 	expect_error_containing(&p, "-hostint enp3s0 is already on bridge br9; use -bridge br9 instead");
 	done(&p, &o);
+}
+
+static void
+test_unknown_hostint_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "eth7");
 	expect_error_containing(&p, "-hostint eth7: no such interface");
 	done(&p, &o);
+}
+
+static void
+test_hostint_without_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-hostint", "enp3s0");
 	expect_error_containing(&p, "-hostint enp3s0 needs -bridge");
 	done(&p, &o);
+}
+
+static void
+test_bridge_naming_a_non_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "enp3s0");
 	expect_error_containing(&p, "exists but is not a bridge");
 	done(&p, &o);
-	/* -force cannot make a missing bridge appear. */
+}
+
+static void
+test_force_cannot_make_a_missing_bridge_appear(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "br0", "-force");
 	expect_error_containing(&p, "there is no bridge named br0");
 	done(&p, &o);
@@ -1370,13 +1482,20 @@ main(void)
 		cmocka_unit_test(test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning),
 		cmocka_unit_test(test_hugepages_allocate_what_is_missing),
 		cmocka_unit_test(test_hugepages_without_a_hugetlbfs_mount_is_an_error),
-		cmocka_unit_test(test_firmware_rules),
+		cmocka_unit_test(test_nobios_has_no_pflash),
+		cmocka_unit_test(test_secureboot_without_biosvars_is_an_error),
+		cmocka_unit_test(test_win11_boots_secure_ovmf_with_smm_vars_and_a_tpm),
+		cmocka_unit_test(test_createvars_copies_the_firmwares_template),
+		cmocka_unit_test(test_missing_biosvars_names_the_template_to_copy),
+		cmocka_unit_test(test_no_ovmf_found_is_an_error),
 		cmocka_unit_test(test_missing_files_are_errors_naming_the_flag),
 		cmocka_unit_test(test_disks_get_an_iothread_each_and_commas_are_escaped),
 		cmocka_unit_test(test_novirtio_disks_are_ide_and_nvme_disks_get_serials),
 		cmocka_unit_test(test_kernel_boot),
 		cmocka_unit_test(test_extras_are_appended_as_words),
-		cmocka_unit_test(test_display_rules),
+		cmocka_unit_test(test_no_display_and_no_gpu_means_serial_only),
+		cmocka_unit_test(test_display_set_and_no_gpu_gives_a_window),
+		cmocka_unit_test(test_passed_gpu_is_the_display_even_with_display_set),
 		cmocka_unit_test(test_spice_and_looking_glass),
 		cmocka_unit_test(test_hostaudio),
 		cmocka_unit_test(test_usb_controller_only_with_usb_or_spice),
@@ -1398,7 +1517,12 @@ main(void)
 		cmocka_unit_test(test_tap_alone_is_used_or_created),
 		cmocka_unit_test(test_existing_bridge_gets_the_first_free_tap_and_vhost),
 		cmocka_unit_test(test_missing_bridge_is_created_around_hostint),
-		cmocka_unit_test(test_network_refusals),
+		cmocka_unit_test(test_missing_bridge_without_hostint_is_refused),
+		cmocka_unit_test(test_hostint_already_on_a_bridge_is_refused),
+		cmocka_unit_test(test_unknown_hostint_is_refused),
+		cmocka_unit_test(test_hostint_without_bridge_is_refused),
+		cmocka_unit_test(test_bridge_naming_a_non_bridge_is_refused),
+		cmocka_unit_test(test_force_cannot_make_a_missing_bridge_appear),
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
