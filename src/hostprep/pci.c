@@ -84,9 +84,20 @@ pci_fill_device(struct pci_access *acc, struct pci_dev *p, struct pci_device *d)
 	d->vendor = p->vendor_id;
 	d->device = p->device_id;
 	/* lspci's line shows the revision from config space, and we keep the
-	 * prog-if with the class for the plan. */
-	unsigned rev = pci_read_byte(p, PCI_REVISION_ID);
-	unsigned progif = pci_read_byte(p, PCI_CLASS_PROG);
+	 * prog-if with the class for the plan. lspci leaves out a device whose
+	 * header it cannot read; we keep it (it still counts in its IOMMU
+	 * group) with what sysfs says instead. */
+	unsigned rev, progif;
+	u8 hdr[64];
+	if (pci_read_block(p, 0, hdr, sizeof(hdr))) {
+		rev = hdr[PCI_REVISION_ID];
+		progif = hdr[PCI_CLASS_PROG];
+	} else {
+		log_debug("%s: cannot read its configuration header; revision from sysfs", d->address);
+		pci_fill_info(p, PCI_FILL_CLASS_EXT);
+		rev = p->rev_id;
+		progif = p->prog_if;
+	}
 	d->class_code = ((unsigned)p->device_class << 8) | progif;
 
 	const char *cls = pci_lookup_name(acc, classbuf, sizeof(classbuf), PCI_LOOKUP_CLASS, p->device_class);

@@ -353,3 +353,25 @@ snapshot_usb_find(const struct host_snapshot *snap, unsigned bus, unsigned devnu
 			return &snap->usb[i];
 	return NULL;
 }
+
+bool
+snapshot_cmdline_has(const struct host_snapshot *snap, const char *param)
+{
+	if (snap->kernel_cmdline == NULL || param == NULL || *param == '\0')
+		return false;
+	size_t plen = strlen(param);
+	bool with_value = strchr(param, '=') != NULL;
+	for (const char *w = snap->kernel_cmdline; *w;) {
+		while (*w == ' ' || *w == '\t')
+			w++;
+		size_t wlen = strcspn(w, " \t");
+		if (wlen == 0)
+			break;
+		if (wlen == plen && strncmp(w, param, plen) == 0)
+			return true;
+		if (!with_value && wlen > plen && strncmp(w, param, plen) == 0 && w[plen] == '=')
+			return true;
+		w += wlen;
+	}
+	return false;
+}

@@ -84,22 +84,24 @@ struct firmware_file {
 };
 
 struct host_snapshot {
-	struct pci_device *pci;
+	struct pci_device *pci;          /* sorted by address, as lspci lists them */
 	size_t n_pci;
-	struct usb_device *usb;
+	struct usb_device *usb;          /* by bus, then device number; root hubs included */
 	size_t n_usb;
-	struct cpu_thread *cpus;
+	struct cpu_thread *cpus;         /* by CPU number */
 	size_t n_cpus;
-	struct hugepage_pool *hugepools;
+	struct hugepage_pool *hugepools; /* by page size; none when the kernel has no hugepages */
 	size_t n_hugepools;
-	struct hugetlbfs_mount *hugemounts;
+	struct hugetlbfs_mount *hugemounts; /* in /proc/mounts order */
 	size_t n_hugemounts;
 	uint64_t default_hugepage_kib;
-	struct net_iface *ifaces;
+	struct net_iface *ifaces;        /* by name */
 	size_t n_ifaces;
-	struct firmware_file *firmware;  /* well-known OVMF locations found, best first */
+	struct firmware_file *firmware;  /* well-known OVMF locations found, best first:
+					  * 4M before 2M, plain before secboot */
 	size_t n_firmware;
-	struct host_file *files;         /* every path named in the options */
+	struct host_file *files;         /* every path named in the options (images, isos, bios,
+					  * biosvars, romfile, kernel, initrd, hugepages mount) */
 	size_t n_files;
 
 	uint64_t mem_total_kib, mem_available_kib;
@@ -125,8 +127,11 @@ struct host_snapshot {
 struct options;
 
 /* Read everything under the host root. Fails only on what makes a plan
- * impossible to compute (out of memory, unreadable /sys); missing pieces
- * (no IOMMU, no USB) are recorded as such. */
+ * impossible to compute (unreadable PCI devices, CPUs or /proc/meminfo);
+ * missing pieces (no IOMMU, no USB, no hugepages, no firmware) are recorded
+ * as such. opts may be NULL (no files to look up). Program data is read from
+ * the real root, never the host root: pci.ids (through libpci), the udev hwdb
+ * and usb.ids. On the real root only, libusb fills USB strings sysfs lacks. */
 int snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err);
 void snapshot_free(struct host_snapshot *snap);
 
@@ -136,6 +141,9 @@ const struct host_file *snapshot_file_find(const struct host_snapshot *snap, con
 const struct net_iface *snapshot_iface_find(const struct host_snapshot *snap, const char *name);
 const struct cpu_thread *snapshot_cpu_find(const struct host_snapshot *snap, int cpu);
 const struct usb_device *snapshot_usb_find(const struct host_snapshot *snap, unsigned bus, unsigned devnum);
+/* Whether the kernel command line has param: "intel_iommu=on" matches that
+ * word exactly; "intel_iommu" matches it with any value or none. */
+bool snapshot_cmdline_has(const struct host_snapshot *snap, const char *param);
 
 /* The text a -pci regex is matched against: the `lspci -Dnn` line. */
 const char *pci_match_text(const struct pci_device *dev);

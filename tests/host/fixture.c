@@ -128,3 +128,26 @@ fixture_snapshot(const char *preset, const char *spec_json, struct host_snapshot
 		fail_msg("snapshot_take failed: %s", err.msg);
 	return root;
 }
+
+static struct host_snapshot cached_snap;
+static char cached_name[64];
+
+static void
+cached_free(void)
+{
+	snapshot_free(&cached_snap);
+}
+
+const struct host_snapshot *
+fixture_cached(const char *preset)
+{
+	if (strcmp(cached_name, preset) == 0)
+		return &cached_snap;
+	if (cached_name[0] == '\0')
+		atexit(cached_free);
+	snapshot_free(&cached_snap);
+	char *root = fixture_snapshot(preset, NULL, &cached_snap);
+	fixture_remove(root);
+	snprintf(cached_name, sizeof(cached_name), "%s", preset);
+	return &cached_snap;
+}

@@ -20,4 +20,9 @@ void fixture_write(const char *root, const char *path, const char *content);
  * on a snapshot error. */
 char *fixture_snapshot(const char *preset, const char *spec_json, struct host_snapshot *snap);
 
+/* A snapshot of an unchanged preset, built once per test program and shared
+ * by the tests that only read it (the tree itself is removed at once: a
+ * snapshot does not refer back to it). Freed at exit. */
+const struct host_snapshot *fixture_cached(const char *preset);
+
 #endif

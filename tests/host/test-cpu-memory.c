@@ -19,22 +19,19 @@
 static void
 cpu_sibling_is_the_other_thread_of_the_core(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	assert_int_equal(snap.n_cpus, 16);
-	assert_int_equal(snapshot_cpu_find(&snap, 0)->sibling, 8);
-	assert_int_equal(snapshot_cpu_find(&snap, 8)->sibling, 0);
-	assert_int_equal(snapshot_cpu_find(&snap, 7)->sibling, 15);
-	assert_int_equal(snapshot_cpu_find(&snap, 3)->core_id, 3);
-	assert_int_equal(snapshot_cpu_find(&snap, 11)->core_id, 3);
-	assert_int_equal(snapshot_cpu_find(&snap, 11)->package_id, 0);
-	assert_null(snapshot_cpu_find(&snap, 16));
-	for (size_t i = 0; i < snap.n_cpus; i++) {
-		assert_int_equal(snap.cpus[i].cpu, (int)i);
-		assert_true(snap.cpus[i].online);
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	assert_int_equal(snap->n_cpus, 16);
+	assert_int_equal(snapshot_cpu_find(snap, 0)->sibling, 8);
+	assert_int_equal(snapshot_cpu_find(snap, 8)->sibling, 0);
+	assert_int_equal(snapshot_cpu_find(snap, 7)->sibling, 15);
+	assert_int_equal(snapshot_cpu_find(snap, 3)->core_id, 3);
+	assert_int_equal(snapshot_cpu_find(snap, 11)->core_id, 3);
+	assert_int_equal(snapshot_cpu_find(snap, 11)->package_id, 0);
+	assert_null(snapshot_cpu_find(snap, 16));
+	for (size_t i = 0; i < snap->n_cpus; i++) {
+		assert_int_equal(snap->cpus[i].cpu, (int)i);
+		assert_true(snap->cpus[i].online);
 	}
-	snapshot_free(&snap);
-	fixture_remove(root);
 }
 
 static void
@@ -108,13 +105,10 @@ cpu_vendor_from_cpuinfo(void **state)
 static void
 memory_totals_from_meminfo(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	assert_int_equal(snap.mem_total_kib, 32768000);
-	assert_int_equal(snap.mem_available_kib, 28000000);
-	assert_int_equal(snap.default_hugepage_kib, 2048);
-	snapshot_free(&snap);
-	fixture_remove(root);
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	assert_int_equal(snap->mem_total_kib, 32768000);
+	assert_int_equal(snap->mem_available_kib, 28000000);
+	assert_int_equal(snap->default_hugepage_kib, 2048);
 }
 
 static void

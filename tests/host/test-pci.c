@@ -99,45 +99,36 @@ pci_lines_equal_lspci_on_this_machine(void **state)
 static void
 pci_devices_sorted_by_address(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	for (size_t i = 1; i < snap.n_pci; i++)
-		assert_true(strcmp(snap.pci[i - 1].address, snap.pci[i].address) < 0);
-	assert_string_equal(snap.pci[0].address, "0000:00:00.0");
-	assert_string_equal(snap.pci[snap.n_pci - 1].address, "0000:04:00.0");
-	snapshot_free(&snap);
-	fixture_remove(root);
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	for (size_t i = 1; i < snap->n_pci; i++)
+		assert_true(strcmp(snap->pci[i - 1].address, snap->pci[i].address) < 0);
+	assert_string_equal(snap->pci[0].address, "0000:00:00.0");
+	assert_string_equal(snap->pci[snap->n_pci - 1].address, "0000:04:00.0");
 }
 
 static void
 pci_driver_is_basename_of_driver_link(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	assert_string_equal(snapshot_pci_find(&snap, "0000:01:00.0")->driver, "nvidia");
-	assert_string_equal(snapshot_pci_find(&snap, "0000:01:00.1")->driver, "snd_hda_intel");
-	assert_string_equal(snapshot_pci_find(&snap, "0000:01:00.3")->driver, "nvidia-gpu");
-	assert_string_equal(snapshot_pci_find(&snap, "0000:02:00.0")->driver, "nvme");
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	assert_string_equal(snapshot_pci_find(snap, "0000:01:00.0")->driver, "nvidia");
+	assert_string_equal(snapshot_pci_find(snap, "0000:01:00.1")->driver, "snd_hda_intel");
+	assert_string_equal(snapshot_pci_find(snap, "0000:01:00.3")->driver, "nvidia-gpu");
+	assert_string_equal(snapshot_pci_find(snap, "0000:02:00.0")->driver, "nvme");
 	/* the host bridge has no driver bound */
-	assert_string_equal(snapshot_pci_find(&snap, "0000:00:00.0")->driver, "");
-	snapshot_free(&snap);
-	fixture_remove(root);
+	assert_string_equal(snapshot_pci_find(snap, "0000:00:00.0")->driver, "");
 }
 
 static void
 pci_gpu_functions_share_iommu_group_1(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
+	const struct host_snapshot *snap = fixture_cached("desktop");
 	const char *gpu[] = { "0000:01:00.0", "0000:01:00.1", "0000:01:00.2", "0000:01:00.3", "0000:00:01.0" };
 	for (size_t i = 0; i < nitems(gpu); i++)
-		assert_int_equal(snapshot_pci_find(&snap, gpu[i])->iommu_group, 1);
-	assert_int_equal(snapshot_pci_find(&snap, "0000:02:00.0")->iommu_group, 11);
-	assert_int_equal(snapshot_pci_find(&snap, "0000:00:14.0")->iommu_group, 4);
-	assert_true(snap.iommu_enabled);
-	assert_int_equal(snap.n_iommu_groups, 7); /* 0, 1, 4, 5, 9, 10, 11 */
-	snapshot_free(&snap);
-	fixture_remove(root);
+		assert_int_equal(snapshot_pci_find(snap, gpu[i])->iommu_group, 1);
+	assert_int_equal(snapshot_pci_find(snap, "0000:02:00.0")->iommu_group, 11);
+	assert_int_equal(snapshot_pci_find(snap, "0000:00:14.0")->iommu_group, 4);
+	assert_true(snap->iommu_enabled);
+	assert_int_equal(snap->n_iommu_groups, 7); /* 0, 1, 4, 5, 9, 10, 11 */
 }
 
 static void
@@ -155,39 +146,33 @@ pci_boot_vga_only_on_the_boot_gpu(void **state)
 static void
 pci_bridges_and_displays_flagged(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
+	const struct host_snapshot *snap = fixture_cached("desktop");
 	const char *bridges[] = { "0000:00:01.0", "0000:00:1c.0", "0000:00:1c.4", "0000:00:1d.0" };
 	for (size_t i = 0; i < nitems(bridges); i++)
-		assert_true(snapshot_pci_find(&snap, bridges[i])->is_bridge);
+		assert_true(snapshot_pci_find(snap, bridges[i])->is_bridge);
 	/* a host bridge is no PCI-to-PCI bridge */
-	assert_false(snapshot_pci_find(&snap, "0000:00:00.0")->is_bridge);
-	assert_false(snapshot_pci_find(&snap, "0000:01:00.1")->is_bridge);
+	assert_false(snapshot_pci_find(snap, "0000:00:00.0")->is_bridge);
+	assert_false(snapshot_pci_find(snap, "0000:01:00.1")->is_bridge);
 	size_t displays = 0;
-	for (size_t i = 0; i < snap.n_pci; i++)
-		displays += snap.pci[i].is_display;
+	for (size_t i = 0; i < snap->n_pci; i++)
+		displays += snap->pci[i].is_display;
 	assert_int_equal(displays, 1);
-	assert_true(snapshot_pci_find(&snap, "0000:01:00.0")->is_display);
-	snapshot_free(&snap);
-	fixture_remove(root);
+	assert_true(snapshot_pci_find(snap, "0000:01:00.0")->is_display);
 }
 
 static void
 pci_ids_class_slot_and_function(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	const struct pci_device *d = snapshot_pci_find(&snap, "0000:01:00.2");
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	const struct pci_device *d = snapshot_pci_find(snap, "0000:01:00.2");
 	assert_non_null(d);
 	assert_string_equal(d->slot, "0000:01:00");
 	assert_int_equal(d->function, 2);
 	assert_int_equal(d->vendor, 0x10de);
 	assert_int_equal(d->device, 0x1ad6);
 	assert_int_equal(d->class_code, 0x0c0330);
-	assert_null(snapshot_pci_find(&snap, "0000:09:00.0"));
-	assert_null(snapshot_pci_find(&snap, "not an address"));
-	snapshot_free(&snap);
-	fixture_remove(root);
+	assert_null(snapshot_pci_find(snap, "0000:09:00.0"));
+	assert_null(snapshot_pci_find(snap, "not an address"));
 }
 
 static void
@@ -236,6 +221,25 @@ pci_unreadable_device_is_an_error_naming_it(void **state)
 }
 
 static void
+pci_device_without_config_space_keeps_sysfs_revision(void **state)
+{
+	char *root = fixture_build("desktop", NULL);
+	char *cmd = xasprintf("rm -f %s/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/config", root);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	struct host_snapshot snap;
+	struct verr err = { 0 };
+	assert_int_equal(snapshot_take(&snap, NULL, &err), 0);
+	const struct pci_device *d = snapshot_pci_find(&snap, "0000:01:00.1");
+	assert_non_null(d);
+	assert_string_equal(d->line,
+	    "0000:01:00.1 Audio device [0403]: NVIDIA Corporation TU102 High Definition Audio Controller [10de:10f7] (rev a1)");
+	assert_int_equal(d->iommu_group, 1);
+	snapshot_free(&snap);
+	fixture_remove(root);
+}
+
+static void
 pci_thousand_devices_snapshot_quickly(void **state)
 {
 	struct strbuf sb = { 0 };
@@ -279,6 +283,7 @@ main(void)
 		cmocka_unit_test(pci_no_groups_when_iommu_off),
 		cmocka_unit_test(pci_host_without_pci_bus_has_no_devices),
 		cmocka_unit_test(pci_unreadable_device_is_an_error_naming_it),
+		cmocka_unit_test(pci_device_without_config_space_keeps_sysfs_revision),
 		cmocka_unit_test(pci_thousand_devices_snapshot_quickly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

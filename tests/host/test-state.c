@@ -70,6 +70,27 @@ iommu_off_host_recorded_without_error(void **state)
 }
 
 static void
+cmdline_parameters_matched_by_word(void **state)
+{
+	struct host_snapshot snap;
+	char *root = fixture_snapshot("desktop", "{\"cmdline\": \"ro quiet intel_iommu=on iommu=pt isolcpus nointel_iommu=off\"}", &snap);
+	assert_true(snapshot_cmdline_has(&snap, "intel_iommu=on"));
+	assert_true(snapshot_cmdline_has(&snap, "intel_iommu"));
+	assert_true(snapshot_cmdline_has(&snap, "iommu=pt"));
+	assert_true(snapshot_cmdline_has(&snap, "isolcpus"));
+	assert_true(snapshot_cmdline_has(&snap, "quiet"));
+	assert_false(snapshot_cmdline_has(&snap, "intel_iommu=off"));
+	assert_false(snapshot_cmdline_has(&snap, "amd_iommu"));
+	assert_false(snapshot_cmdline_has(&snap, "iommu=on"));
+	/* part of a word is no match */
+	assert_false(snapshot_cmdline_has(&snap, "intel_io"));
+	assert_false(snapshot_cmdline_has(&snap, "uiet"));
+	assert_false(snapshot_cmdline_has(&snap, ""));
+	snapshot_free(&snap);
+	fixture_remove(root);
+}
+
+static void
 vfio_pci_available_from_compressed_module_or_builtin(void **state)
 {
 	struct host_snapshot snap;
@@ -232,6 +253,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(desktop_has_iommu_kvm_and_vfio_pci),
 		cmocka_unit_test(iommu_off_host_recorded_without_error),
+		cmocka_unit_test(cmdline_parameters_matched_by_word),
 		cmocka_unit_test(vfio_pci_available_from_compressed_module_or_builtin),
 		cmocka_unit_test(zfs_and_vhost_net_presence),
 		cmocka_unit_test(interfaces_with_bridge_and_tap),

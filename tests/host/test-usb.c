@@ -113,12 +113,9 @@ usb_names_from_the_system_usb_ids(void **state)
 		skip();
 	}
 	usb_names_set_sources(false, NULL);
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	assert_string_equal(by_port(&snap, "1-4.2")->line,
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	assert_string_equal(by_port(snap, "1-4.2")->line,
 	    "Bus 001 Device 004: ID 046d:c52b Logitech, Inc. Unifying Receiver");
-	snapshot_free(&snap);
-	fixture_remove(root);
 }
 
 static void
@@ -157,16 +154,13 @@ usb_interfaces_are_not_devices(void **state)
 static void
 usb_sorted_by_bus_and_device(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	for (size_t i = 1; i < snap.n_usb; i++) {
-		const struct usb_device *a = &snap.usb[i - 1], *b = &snap.usb[i];
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	for (size_t i = 1; i < snap->n_usb; i++) {
+		const struct usb_device *a = &snap->usb[i - 1], *b = &snap->usb[i];
 		assert_true(a->bus < b->bus || (a->bus == b->bus && a->devnum < b->devnum));
 	}
-	assert_string_equal(snapshot_usb_find(&snap, 1, 4)->sysname, "1-4.2");
-	assert_null(snapshot_usb_find(&snap, 2, 1));
-	snapshot_free(&snap);
-	fixture_remove(root);
+	assert_string_equal(snapshot_usb_find(snap, 1, 4)->sysname, "1-4.2");
+	assert_null(snapshot_usb_find(snap, 2, 1));
 }
 
 static void
@@ -206,15 +200,12 @@ usb_port_path_ids_and_controller(void **state)
 static void
 usb_own_strings_kept(void **state)
 {
-	struct host_snapshot snap;
-	char *root = fixture_snapshot("desktop", NULL, &snap);
-	const struct usb_device *d = by_port(&snap, "1-6");
+	const struct host_snapshot *snap = fixture_cached("desktop");
+	const struct usb_device *d = by_port(snap, "1-6");
 	assert_string_equal(d->manufacturer, "Microsoft");
 	assert_string_equal(d->product_name, "Controller");
 	assert_string_equal(d->serial, "3039373130303437");
-	assert_string_equal(by_port(&snap, "1-4")->manufacturer, "");
-	snapshot_free(&snap);
-	fixture_remove(root);
+	assert_string_equal(by_port(snap, "1-4")->manufacturer, "");
 }
 
 static void
