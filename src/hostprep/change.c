@@ -5,19 +5,19 @@
 
 #include <string.h>
 
-#include "net.h"
-#include "display.h"
-#include "util.h"
-#include "vfio_bind.h"
-
-/* mem */
 #include "audio.h"
 #include "companion.h"
+#include "devown.h"
+#include "display.h"
 #include "hugepages.h"
 #include "isolate.h"
 #include "lgshm.h"
+#include "net.h"
+#include "util.h"
+#include "vfio_bind.h"
 
 static const struct change_ops *const change_table[] = {
+	&devown_change_ops,
 	&net_bridge_create_ops,
 	&net_tap_create_ops,
 	&vfio_bind_module_load_ops,
