@@ -444,7 +444,7 @@ test_hugepages_allocate_what_is_missing(void **state)
 	struct plan p;
 	struct options o;
 	host_desktop(&h);
-	h.pools[0] = (struct hugepage_pool){ .page_kib = 2048, .nr = 100, .free_pages = 100 };
+	h.pools[0] = (struct hugepage_pool){ .page_kib = 2048, .nr = 100, .free_pages = 50 };
 	h.snap.n_hugepools = 1;
 	snprintf(h.mounts[0].path, sizeof(h.mounts[0].path), "/dev/hugepages");
 	h.mounts[0].page_kib = 2048;
@@ -453,13 +453,53 @@ test_hugepages_allocate_what_is_missing(void **state)
 	expect_no_errors(&p);
 	assert_string_equal(arg_after(&p, "-mem-path"), "/dev/hugepages");
 	assert_true(has_arg(&p, "-mem-prealloc"));
+	/* 2048 pages needed, 50 free: the pool grows by 1998; args.pages is the need. */
 	expect_json(p.host_changes, 0, "{\"action\":\"hugepages-alloc\",\"target\":"
-	    "\"/sys/kernel/mm/hugepages/hugepages-2048kB\",\"from\":\"100\",\"to\":\"2048\",\"args\":{\"pages\":2048}}");
+	    "\"/sys/kernel/mm/hugepages/hugepages-2048kB\",\"from\":\"100\",\"to\":\"2098\",\"args\":{\"pages\":2048}}");
 	done(&p, &o);
 	/* Enough free pages: nothing to allocate. */
 	h.pools[0].nr = h.pools[0].free_pages = 4096;
 	PLAN(&h, p, o, "-m", "4G", "-hugepages");
 	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+host_gigantic_pages(struct host *h)
+{
+	h->pools[0] = (struct hugepage_pool){ .page_kib = 1048576, .nr = 16, .free_pages = 16 };
+	h->snap.n_hugepools = 1;
+	snprintf(h->mounts[0].path, sizeof(h->mounts[0].path), "/mnt/huge1G");
+	h->mounts[0].page_kib = 1048576;
+	h->snap.n_hugemounts = 1;
+}
+
+static void
+test_default_memory_rounds_down_to_whole_hugepages(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 4, 2, 25 * 1024 * 1024);      /* half: 12800 MiB, not whole GiB */
+	host_gigantic_pages(&h);
+	PLAN(&h, p, o, "-hugepages", "/mnt/huge1G/");
+	expect_no_errors(&p);
+	assert_string_equal(arg_after(&p, "-m"), "12288M");
+	assert_string_equal(arg_after(&p, "-mem-path"), "/mnt/huge1G");
+	assert_int_equal(json_array_size(p.host_changes), 0);       /* 12 of 16 free */
+	done(&p, &o);
+}
+
+static void
+test_chosen_memory_that_is_not_whole_hugepages_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_gigantic_pages(&h);
+	PLAN(&h, p, o, "-m", "1536M", "-hugepages", "/mnt/huge1G");
+	expect_error_containing(&p, "-memory 1536M is not a whole number of the");
 	done(&p, &o);
 }
 
@@ -471,7 +511,7 @@ test_hugepages_without_a_hugetlbfs_mount_is_an_error(void **state)
 	struct options o;
 	host_desktop(&h);
 	PLAN(&h, p, o, "-hugepages", "/mnt/huge");
-	expect_error_containing(&p, "-hugepages: /mnt/huge is not a mounted hugetlbfs");
+	expect_error_containing(&p, "-hugepages: /mnt/huge is not a hugetlbfs mount; mount one there");
 	done(&p, &o);
 }
 
@@ -1482,6 +1522,8 @@ main(void)
 		cmocka_unit_test(test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning),
 		cmocka_unit_test(test_hugepages_allocate_what_is_missing),
 		cmocka_unit_test(test_hugepages_without_a_hugetlbfs_mount_is_an_error),
+		cmocka_unit_test(test_default_memory_rounds_down_to_whole_hugepages),
+		cmocka_unit_test(test_chosen_memory_that_is_not_whole_hugepages_is_an_error),
 		cmocka_unit_test(test_nobios_has_no_pflash),
 		cmocka_unit_test(test_secureboot_without_biosvars_is_an_error),
 		cmocka_unit_test(test_win11_boots_secure_ovmf_with_smm_vars_and_a_tpm),
