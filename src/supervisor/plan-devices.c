@@ -240,8 +240,8 @@ plan_devices_changes(struct plan_ctx *c)
 		    json_pack("{s:i, s:b}", "group", d->iommu_group, "display", d->is_display));
 	}
 	/* QEMU runs as the user behind sudo (or -user): it must open the groups. */
-	int uid = c->opts->user_uid >= 0 ? c->opts->user_uid : snap->sudo_uid;
-	int gid = c->opts->user_uid >= 0 ? c->opts->user_gid : snap->sudo_gid;
+	int uid, gid;
+	plan_qemu_user(c, &uid, &gid);
 	if (uid <= 0)
 		return;
 	for (size_t i = 0; i < c->n_pci; i++) {

@@ -69,6 +69,9 @@ void plan_storage(struct plan_ctx *c);           /* disks and CDs */
 void plan_kernel(struct plan_ctx *c);            /* -kernel, -initrd, -append */
 void plan_display(struct plan_ctx *c);           /* serial, display rules */
 void plan_companions(struct plan_ctx *c);        /* xHCI, SPICE, Looking Glass, agent, audio, TPM */
+void plan_companion_changes(struct plan_ctx *c); /* -isolate, lg-shm-create, user-audio-start, swtpm */
+/* The user QEMU runs as: -user, else the one behind sudo, else root (0). */
+void plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid);
 bool plan_gpu_passed(const struct plan_ctx *c);  /* a display function is cold-plugged */
 
 /* plan-devices.c */

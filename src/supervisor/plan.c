@@ -504,6 +504,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_cpu(&c);
 	plan_memory(&c);
 	plan_net_changes(&c);
+	plan_companion_changes(&c);
 	plan_firmware(&c);
 	plan_kernel(&c);
 	plan_display(&c);

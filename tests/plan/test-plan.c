@@ -770,16 +770,38 @@ test_spice_and_looking_glass(void **state)
 }
 
 static void
-test_hostaudio(void **state)
+test_hostaudio_uses_the_users_pulse_socket(void **state)
 {
 	struct host h;
 	struct plan p;
 	struct options o;
 	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
 	PLAN(&h, p, o, "-hostaudio");
-	assert_string_equal(arg_after(&p, "-audiodev"), "pa,id=snd0");
+	assert_string_equal(arg_after(&p, "-audiodev"), "pa,id=snd0,server=unix:/run/user/1000/pulse/native");
 	assert_true(has_arg(&p, "ich9-intel-hda"));
 	assert_true(has_arg(&p, "hda-output,audiodev=snd0"));
+	done(&p, &o);
+}
+
+static void
+test_hostaudio_starts_the_sound_server_when_it_is_not_running(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	PLAN(&h, p, o, "-hostaudio", "-name", "win");
+	expect_json(p.host_changes, 0, "{\"action\":\"user-audio-start\",\"target\":\"/run/user/1000/pulse/native\","
+	    "\"args\":{\"uid\":1000,\"gid\":1000,\"log\":\"/run/vfio/win/audio.log\"}}");
+	done(&p, &o);
+	/* Running already (its socket is there): nothing to start. */
+	const char *const words[] = { "-hostaudio", NULL };
+	opts_parse(&o, words);
+	o.audio_pulse = true;
+	plan_build(&p, &o, &h.snap);
+	assert_int_equal(json_array_size(p.host_changes), 0);
 	done(&p, &o);
 }
 
@@ -1474,6 +1496,71 @@ test_looking_glass_without_a_gpu_warns(void **state)
 	done(&p, &o);
 }
 
+static void
+test_isolate_keeps_the_host_off_the_pinned_cpus(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "1,5,2,6", "-isolate", "-name", "g");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"cpuset-isolate\",\"target\":\"/sys/fs/cgroup\","
+	    "\"args\":{\"guest_cpus\":\"1,5,2,6\",\"name\":\"g\"}}");
+	expect_json(p.host_changes, 1, "{\"action\":\"irq-affinity\",\"target\":\"/proc/irq\","
+	    "\"args\":{\"guest_cpus\":\"1,5,2,6\"}}");
+	expect_json(p.host_changes, 2, "{\"action\":\"workqueue-cpumask\",\"target\":"
+	    "\"/sys/devices/virtual/workqueue/cpumask\",\"args\":{\"guest_cpus\":\"1,5,2,6\"}}");
+	done(&p, &o);
+}
+
+static void
+test_isolating_every_cpu_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "0-7", "-isolate");
+	expect_error_containing(&p, "-isolate: -pinvcpus 0,1,2,3,4,5,6,7 takes every online CPU");
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+test_looking_glass_shared_memory_belongs_to_qemus_user(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	PLAN(&h, p, o, "-lg", "-lgsize", "128M", "-nonet");
+	expect_json(p.host_changes, 0, "{\"action\":\"lg-shm-create\",\"target\":\"/dev/shm/looking-glass\","
+	    "\"args\":{\"size_mib\":128,\"uid\":1000,\"gid\":1000}}");
+	assert_true(has_arg(&p, "memory-backend-file,id=ivshmem0,share=on,mem-path=/dev/shm/looking-glass,size=128M"));
+	done(&p, &o);
+}
+
+static void
+test_tpm_starts_swtpm_with_state_kept_per_guest(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-tpm", "-name", "w11", "-nonet");
+	json_t *ch = json_array_get(p.host_changes, 0);
+	assert_string_equal(json_string_value(json_object_get(ch, "action")), "companion-start");
+	assert_string_equal(json_string_value(json_object_get(ch, "target")), "swtpm");
+	json_t *args = json_object_get(ch, "args");
+	assert_string_equal(json_string_value(json_object_get(args, "statedir")), "/var/lib/vfio/w11/tpm");
+	assert_string_equal(json_string_value(json_object_get(args, "wait_path")), "/run/vfio/w11/swtpm.sock");
+	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
+	assert_true(has_arg(&p, "socket,id=chrtpm,path=/run/vfio/w11/swtpm.sock"));
+	done(&p, &o);
+}
+
 /* The printed command line is one line a POSIX shell reads back into
  * exactly the planned words, whatever the paths contain. */
 static void
@@ -1539,7 +1626,8 @@ main(void)
 		cmocka_unit_test(test_display_set_and_no_gpu_gives_a_window),
 		cmocka_unit_test(test_passed_gpu_is_the_display_even_with_display_set),
 		cmocka_unit_test(test_spice_and_looking_glass),
-		cmocka_unit_test(test_hostaudio),
+		cmocka_unit_test(test_hostaudio_uses_the_users_pulse_socket),
+		cmocka_unit_test(test_hostaudio_starts_the_sound_server_when_it_is_not_running),
 		cmocka_unit_test(test_usb_controller_only_with_usb_or_spice),
 		cmocka_unit_test(test_gpu_functions_are_cold_plugged_with_x_vga_only_on_the_boot_vga_function),
 		cmocka_unit_test(test_identical_gpus_only_the_matched_one_goes),
@@ -1568,6 +1656,10 @@ main(void)
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
+		cmocka_unit_test(test_isolate_keeps_the_host_off_the_pinned_cpus),
+		cmocka_unit_test(test_isolating_every_cpu_is_an_error),
+		cmocka_unit_test(test_looking_glass_shared_memory_belongs_to_qemus_user),
+		cmocka_unit_test(test_tpm_starts_swtpm_with_state_kept_per_guest),
 		cmocka_unit_test(test_more_devices_than_root_ports_is_refused),
 		cmocka_unit_test(test_more_cds_than_sata_ports_is_refused),
 		cmocka_unit_test(test_isolate_without_pinvcpus_is_an_error),
