@@ -17,14 +17,17 @@ struct plan_pci {
 	bool cold;               /* display card function: on the command line */
 	bool xvga;               /* the one function that gets x-vga=on */
 	int port;                /* rpN it goes into */
+	int guest_fn;            /* cold-plugged: its function in the guest slot */
+	int slot_functions;      /* cold-plugged: functions in that guest slot */
 };
 
 struct plan_ctx {
 	struct plan *plan;
 	const struct options *opts;
 	const struct host_snapshot *snap;
-	struct plan_pci *pci;    /* devices passed through, in snapshot order */
+	struct plan_pci *pci;    /* devices passed through, by slot and function */
 	size_t n_pci;
+	bool *passed;            /* by snapshot index: passed through */
 	const struct usb_device **usb;
 	size_t n_usb;
 	int n_ports;             /* root ports assigned so far */

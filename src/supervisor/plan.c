@@ -525,6 +525,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_net_qmp(&c);
 
 	free(c.pci);
+	free(c.passed);
 	free(c.usb);
 }
 
