@@ -405,8 +405,10 @@ plan_firmware(struct plan_ctx *c)
 				plan_check_failed(c, "-createvars: no OVMF_VARS template was found next to %s; copy "
 				    "one to %s yourself", code, o->biosvars);
 			} else {
+				int uid, gid;
+				plan_qemu_user(c, &uid, &gid);
 				plan_change(c, "vars-create", o->biosvars, NULL, NULL,
-				    json_pack("{s:s}", "template", template));
+				    json_pack("{s:s, s:i, s:i}", "template", template, "uid", uid, "gid", gid));
 				plan_say(c, "UEFI variables: create %s from %s", o->biosvars, template);
 			}
 		} else if (f == NULL || !f->exists) {

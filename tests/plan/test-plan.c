@@ -571,7 +571,7 @@ test_createvars_copies_the_firmwares_template(void **state)
 	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd", "-createvars");
 	expect_no_errors(&p);
 	expect_json(p.host_changes, 0, "{\"action\":\"vars-create\",\"target\":\"/vm/new-vars.fd\","
-	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\"}}");
+	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\",\"uid\":0,\"gid\":0}}");
 	done(&p, &o);
 }
 
