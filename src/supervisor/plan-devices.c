@@ -268,12 +268,49 @@ plan_devices_match(struct plan_ctx *c)
 		plan_match_usb(c);
 }
 
+/* -killx: a GPU the graphical session holds cannot be unbound (pci-bind-vfio
+ * refuses and asks for -killx). With it, as the original: stop the display
+ * manager, then whatever else holds the card, and unless -ignorevtcon free
+ * the boot GPU from the virtual console and the EFI framebuffer; all of it
+ * comes back at teardown. */
+static void
+plan_killx_changes(struct plan_ctx *c)
+{
+	if (!c->opts->killx)
+		return;
+	bool gpu = false, boot = false;
+	for (size_t i = 0; i < c->n_pci; i++) {
+		const struct pci_device *d = c->pci[i].dev;
+		if (d->is_display && strcmp(d->driver, "vfio-pci") != 0) {
+			gpu = true;
+			boot |= d->boot_vga;
+		}
+	}
+	if (!gpu) {
+		plan_warn(c, "-killx: no GPU still on its host driver is passed through; nothing to stop");
+		return;
+	}
+	plan_change(c, "display-manager-stop", "display-manager.service", NULL, NULL, NULL);
+	for (size_t i = 0; i < c->n_pci; i++) {
+		const struct pci_device *d = c->pci[i].dev;
+		if (d->is_display && strcmp(d->driver, "vfio-pci") != 0)
+			plan_change(c, "gpu-users-stop", d->address, NULL, NULL, NULL);
+	}
+	if (boot && !c->opts->ignorevtcon) {
+		plan_change(c, "vtcon-unbind", "/sys/class/vtconsole/vtcon1", NULL, NULL, NULL);
+		plan_change(c, "efifb-unbind", "efi-framebuffer.0", NULL, NULL, NULL);
+	}
+	plan_say_later(c, "-killx: the display manager%s stopped for the guest and started again at shutdown",
+	    boot && !c->opts->ignorevtcon ? ", the virtual console and the EFI framebuffer are" : " is");
+}
+
 void
 plan_devices_changes(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
 	if (c->n_pci > 0 && !snap->vfio_pci_loaded)
 		plan_change(c, "module-load", "vfio-pci", NULL, NULL, NULL);
+	plan_killx_changes(c);
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct pci_device *d = c->pci[i].dev;
 		if (strcmp(d->driver, "vfio-pci") == 0)

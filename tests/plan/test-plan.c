@@ -1561,6 +1561,59 @@ test_tpm_starts_swtpm_with_state_kept_per_guest(void **state)
 	done(&p, &o);
 }
 
+static void
+test_killx_stops_the_display_manager_and_frees_the_boot_gpu(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-killx", "-nonet");
+	expect_no_errors(&p);
+	const char *want[][2] = {
+		{ "display-manager-stop", "display-manager.service" }, { "gpu-users-stop", "0000:01:00.0" },
+		{ "vtcon-unbind", "/sys/class/vtconsole/vtcon1" }, { "efifb-unbind", "efi-framebuffer.0" },
+		{ "pci-bind-vfio", "0000:01:00.0" },
+	};
+	for (size_t i = 0; i < nitems(want); i++) {
+		json_t *ch = json_array_get(p.host_changes, i);
+		assert_string_equal(json_string_value(json_object_get(ch, "action")), want[i][0]);
+		assert_string_equal(json_string_value(json_object_get(ch, "target")), want[i][1]);
+	}
+	done(&p, &o);
+}
+
+static void
+test_killx_with_ignorevtcon_leaves_the_consoles(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-killx", "-ignorevtcon", "-nonet");
+	for (size_t i = 0; i < json_array_size(p.host_changes); i++) {
+		const char *a = json_string_value(json_object_get(json_array_get(p.host_changes, i), "action"));
+		assert_string_not_equal(a, "vtcon-unbind");
+		assert_string_not_equal(a, "efifb-unbind");
+	}
+	assert_string_equal(json_string_value(json_object_get(json_array_get(p.host_changes, 0), "action")),
+	    "display-manager-stop");
+	done(&p, &o);
+}
+
+static void
+test_without_killx_the_display_manager_is_left_alone(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-nonet");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(p.host_changes, 0), "action")),
+	    "pci-bind-vfio");
+	done(&p, &o);
+}
+
 /* The printed command line is one line a POSIX shell reads back into
  * exactly the planned words, whatever the paths contain. */
 static void
@@ -1656,6 +1709,9 @@ main(void)
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
+		cmocka_unit_test(test_killx_stops_the_display_manager_and_frees_the_boot_gpu),
+		cmocka_unit_test(test_killx_with_ignorevtcon_leaves_the_consoles),
+		cmocka_unit_test(test_without_killx_the_display_manager_is_left_alone),
 		cmocka_unit_test(test_isolate_keeps_the_host_off_the_pinned_cpus),
 		cmocka_unit_test(test_isolating_every_cpu_is_an_error),
 		cmocka_unit_test(test_looking_glass_shared_memory_belongs_to_qemus_user),
