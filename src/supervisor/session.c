@@ -735,6 +735,7 @@ session_teardown(struct session *s)
 	s->cmd_fd = -1;
 	s->state = SESSION_RESTORING;
 	struct strv failed = { 0 };
+	bool had_changes = s->j.n > 0;
 	size_t n_failed = journal_undo_all(&s->j, s->opts->bindtimeout_s * 1000, &failed);
 	int status;
 	if (n_failed == 0) {
@@ -748,7 +749,7 @@ session_teardown(struct session *s)
 			status = SESSION_EXIT_FAILED;
 		else
 			status = SESSION_EXIT_OK;
-		if (s->j.n == 0 && status == SESSION_EXIT_OK)
+		if (!had_changes && status == SESSION_EXIT_OK)
 			log_info("the guest \"%s\" is done", s->name);
 		else if (status == SESSION_EXIT_OK)
 			log_info("the guest \"%s\" is done; the host is restored", s->name);

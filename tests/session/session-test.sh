@@ -425,6 +425,42 @@ for l in open(sys.argv[1]):
 	done
 	unset LD_PRELOAD
 	;;
+undo-failure-is-listed-and-restore-retries)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	plan; scenario "$GUEST_RUNS"
+	export LD_PRELOAD=$DRVCORE
+	start
+	wait_for "the guest to run" running
+	# The nvme driver will refuse the device when it is given back.
+	echo "bind-fail 0000:02:00.0 nvme" > "$HOST/.drvcore/faults"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 3 ] || fail "exit status $rc, want 3"
+	expect_in "$T/out" "1 host change could not be restored"
+	expect_in "$T/out" "pci-bind-vfio 0000:02:00.0 (nvme -> vfio-pci)"
+	expect_in "$T/out" "vfio -restore $NAME"
+	expect_in "$T/out" "restored: dev-chown /dev/kvm"
+	[ -f "$HOST/run/vfio/$NAME/journal" ] || fail "the journal was not kept"
+	# Nothing new starts over it...
+	run
+	[ $rc -eq 2 ] || fail "a new run over the unrestored journal: exit status $rc, want 2"
+	# ...and once the cause is gone, -restore finishes the job.
+	: > "$HOST/.drvcore/faults"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore: exit status $?"
+	expect_in "$T/out" "restored: pci-bind-vfio 0000:02:00.0"
+	expect_not_in "$T/out" "restored: dev-chown"
+	restored
+	;;
+qemu-ignoring-quit-is-killed)
+	plan; scenario '{"guest": {"ignore_powerdown": true}, "commands": [{"command": "quit", "hang": true}]}'
+	start -shutdowntimeout 1
+	wait_for "the guest to run" running
+	kill -TERM "$sup"; finish
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "did not exit within 10 s: killing it"
+	expect_in "$T/out" "QEMU had to be killed"
+	restored
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
