@@ -461,6 +461,57 @@ qemu-ignoring-quit-is-killed)
 	expect_in "$T/out" "QEMU had to be killed"
 	restored
 	;;
+sighup-powers-the-guest-down)
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	kill -HUP "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	recorded system_powerdown || fail "no system_powerdown on SIGHUP"
+	restored
+	;;
+qemu-runs-as-the-user-flag)
+	plan; scenario "$GUEST_RUNS"
+	start -user nobody
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(stat -c %u /proc/$qpid)" = "$(id -u nobody)" ] || fail "QEMU does not run as nobody"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	restored
+	;;
+unknown-user-refused-before-any-change)
+	plan; scenario "$GUEST_RUNS"
+	run -user no-such-user-here
+	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
+	expect_in "$T/out" "-user no-such-user-here: there is no such user"
+	[ ! -e "$T/record" ] || fail "QEMU was started"
+	restored
+	;;
+vfio-binary-killed-then-restore-stops-leftover-qemu)
+	# The real command line: vfio -run, killed right after QEMU's pid is
+	# journaled, then vfio -restore NAME.
+	VFIO=$B/src/supervisor/vfio
+	scenario "$GUEST_RUNS"
+	VFIO_TEST_CRASH_AT=1 "$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
+	rc=$?
+	[ $rc -eq 137 ] || fail "vfio -run: exit status $rc, want 137"
+	qpid=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal")
+	echo "$qpid" > "$T/qemu.pid"
+	kill -0 "$qpid" || fail "the fake QEMU is not running"
+	"$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] || fail "a new run over the stale journal succeeded"
+	expect_in "$T/out" "vfio -restore $NAME"
+	"$VFIO" -restore "$NAME" > "$T/out" 2>&1 || fail "vfio -restore: exit status $?"
+	expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
+	! kill -0 "$qpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$qpid/stat)" = Z ] ||
+		fail "the leftover QEMU still runs"
+	restored
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
