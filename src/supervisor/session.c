@@ -319,10 +319,13 @@ session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, 
 	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
 		/* devices_detach() waits for its own; this keeps the list honest
 		 * when the guest ejects a device by itself. */
-		const char *id = json_string_value(json_object_get(data, "device"));
-		if (id != NULL && s->devs.detaching == NULL && devices_removed(&s->devs, id) == 0) {
-			log_info("the guest released %s", id);
-			session_status(s);
+		for (size_t i = 0; i < s->devs.n; i++) {
+			if (qmp_device_deleted_matches(data, s->devs.v[i].id)) {
+				log_info("QEMU released %s", s->devs.v[i].id);
+				devices_removed(&s->devs, s->devs.v[i].id);
+				session_status(s);
+				break;
+			}
 		}
 	} else {
 		log_debug("QMP event %s", name);

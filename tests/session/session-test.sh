@@ -512,6 +512,19 @@ for l in open(sys.argv[1]):
 		fail "the leftover QEMU still runs"
 	restored
 	;;
+guest-ejected-device-leaves-status)
+	plan; scenario '{"commands": [{"command": "cont", "reply": {"return": {}}, "effects": true,
+	  "after": [{"delay_ms": 100}, {"event": "DEVICE_DELETED", "data": {"path": "/machine/peripheral/nic0/virtio-backend"}},
+	            {"event": "DEVICE_DELETED", "data": {"device": "nic0", "path": "/machine/peripheral/nic0"}}]}]}'
+	start
+	wait_for "the guest to run" running
+	wait_for "nic0 to leave status.json" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["devices"]["attached"] == [] and s["devices"]["free_root_ports"] == ["rp1", "rp2"] else 1)' "$HOST/run/vfio/$NAME/status.json"
+	expect_in "$T/out" "QEMU released nic0"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
