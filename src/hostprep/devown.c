@@ -10,7 +10,7 @@
 #include "hostroot.h"
 #include "util.h"
 
-extern const struct change_ops devown_change_ops;
+#include "devown.h"
 
 static char *
 devown_path(const json_t *change)

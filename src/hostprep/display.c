@@ -508,8 +508,24 @@ users_prepare(const json_t *change, json_t **saved, struct verr *err)
 		char path[PATH_MAX];
 		host_path(path, sizeof(path), "/proc/%d/cwd", h->pid);
 		char *cwd = host_readlink(path);
-		json_array_append_new(procs, json_pack("{si ss si si so ss}", "pid", h->pid, "comm", h->comm,
-		    "uid", (int)h->uid, "gid", (int)h->gid, "argv", argv, "cwd", cwd ? cwd : "/"));
+		/* its environment too: started again as its user, it needs that
+		 * user's HOME, DISPLAY, CUDA_VISIBLE_DEVICES..., not ours (the
+		 * journal that keeps this is root's alone) */
+		json_t *env = json_array();
+		host_path(path, sizeof(path), "/proc/%d/environ", h->pid);
+		size_t len = 0;
+		char *environ_s = host_read(path, &len);
+		for (size_t j = 0; environ_s != NULL && j < len; j += strlen(environ_s + j) + 1)
+			if (strchr(environ_s + j, '=') != NULL)
+				json_array_append_new(env, json_string(environ_s + j));
+		json_t *proc = json_pack("{si ss si si so ss}", "pid", h->pid, "comm", h->comm,
+		    "uid", (int)h->uid, "gid", (int)h->gid, "argv", argv, "cwd", cwd ? cwd : "/");
+		if (environ_s != NULL)
+			json_object_set_new(proc, "env", env);
+		else
+			json_decref(env);
+		json_array_append_new(procs, proc);
+		free(environ_s);
 		free(cwd);
 	}
 	display_holders_free(&hs);
@@ -576,9 +592,19 @@ proc_restart(const json_t *p, struct verr *err)
 	char **argv = xcalloc(n + 1, sizeof(*argv));
 	for (size_t i = 0; i < n; i++)
 		argv[i] = (char *)(json_string_value(json_array_get(jargv, i)) ?: "");
+	/* its saved environment, or ours when it could not be read */
+	json_t *jenv = json_object_get(p, "env");
+	char **envp = environ;
+	if (json_is_array(jenv)) {
+		envp = xcalloc(json_array_size(jenv) + 1, sizeof(*envp));
+		for (size_t i = 0; i < json_array_size(jenv); i++)
+			envp[i] = (char *)(json_string_value(json_array_get(jenv, i)) ?: "");
+	}
 	char *prog = find_program(argv[0]);
 	if (prog == NULL) {
 		free(argv);
+		if (envp != environ)
+			free(envp);
 		return verr_set(err, -ENOENT, "cannot start %s again: %s is not in PATH; start it by hand",
 		    comm, json_string_value(json_array_get(jargv, 0)));
 	}
@@ -587,9 +613,12 @@ proc_restart(const json_t *p, struct verr *err)
 	const char *cwd = json_string_value(json_object_get(p, "cwd")) ?: "/";
 	int ep[2];
 	if (pipe2(ep, O_CLOEXEC) < 0) {
+		int e = errno;
 		free(prog);
 		free(argv);
-		return verr_set(err, -errno, "cannot start %s again: pipe: %s", comm, strerror(errno));
+		if (envp != environ)
+			free(envp);
+		return verr_set(err, -e, "cannot start %s again: pipe: %s", comm, strerror(e));
 	}
 	fflush(NULL);
 	pid_t pid = fork();
@@ -615,7 +644,7 @@ proc_restart(const json_t *p, struct verr *err)
 		if (e == 0 && getuid() != uid && setuid(uid) < 0)
 			e = errno;
 		if (e == 0) {
-			execve(prog, argv, environ);
+			execve(prog, argv, envp);
 			e = errno;
 		}
 		ssize_t w = write(ep[1], &e, sizeof(e));
@@ -640,6 +669,8 @@ proc_restart(const json_t *p, struct verr *err)
 		log_info("started %s again as uid %d: %s", comm, (int)uid, prog);
 	free(prog);
 	free(argv);
+	if (envp != environ)
+		free(envp);
 	return r;
 }
 

@@ -327,9 +327,18 @@ other_gpu_users_are_stopped_and_started_again_as_their_user(void **state)
 	char *marker = xasprintf("%s/started", dir);
 	pid_t pid = spawn_sleeper();
 	/* the fake /proc entry for the real sleeper: its saved argv is what
-	 * teardown runs again, here a harmless touch */
-	const char *argv[] = { "touch", marker, NULL };
+	 * teardown runs again, here a program that records its environment */
+	const char *argv[] = { "/bin/sh", "-c", "echo \"$HOME $GPU_JOB\" > \"$1\"", "sh", marker, NULL };
 	fixture_proc(root, (int)pid, "sleep", argv, 65534, "/dev/nvidia0");
+	char envpath[64];
+	snprintf(envpath, sizeof(envpath), "/proc/%d/environ", (int)pid);
+	char *full = xasprintf("%s%s", root, envpath);
+	FILE *ef = fopen(full, "w");
+	assert_non_null(ef);
+	static const char env[] = "HOME=/home/render\0GPU_JOB=42\0PATH=/usr/bin:/bin\0";
+	fwrite(env, 1, sizeof(env) - 1, ef);
+	fclose(ef);
+	free(full);
 	const char *xorg[] = { "/usr/lib/xorg/Xorg", ":0", NULL };
 	fixture_proc(root, 999999, "Xorg", xorg, 0, "/dev/dri/card0");
 	json_t *c = json_pack("{ss ss}", "action", "gpu-users-stop", "target", GPU), *s = NULL;
@@ -353,6 +362,14 @@ other_gpu_users_are_stopped_and_started_again_as_their_user(void **state)
 	}
 	assert_int_equal(stat(marker, &sb), 0);
 	assert_int_equal(sb.st_uid, 65534);
+	for (tries = 0; sb.st_size == 0 && tries < 500; tries++) {	/* written after creation */
+		struct timespec ts = { 0, 10 * 1000000 };
+		nanosleep(&ts, NULL);
+		stat(marker, &sb);
+	}
+	char *got = fixture_read("", marker);
+	assert_string_equal(got, "/home/render 42\n");
+	free(got);
 	json_decref(c);
 	json_decref(s);
 	free(marker);

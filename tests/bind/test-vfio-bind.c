@@ -415,6 +415,26 @@ crash_after_unbind_then_restore_leaves_the_host_as_before(void **state)
 }
 
 static void
+killed_between_unbind_and_probe_then_restore_leaves_the_host_as_before(void **state)
+{
+	char *root = fixture_new("desktop");
+	char *before = tree_snapshot(root);
+	fixture_fault(root, "probe-block " GPU " 60");
+	json_t *c = bind_change(GPU, 1, false), *s = prepare_ok(c);
+	struct verr err = { 0 };
+	assert_int_equal(child_run(vfio_bind_pci_ops.apply, c, s, 500, &err), -ETIMEDOUT);
+	assert_driver(root, GPU, "");	/* unbound, never probed */
+	undo_ok(c, s);
+	char *after = tree_snapshot(root);
+	tree_assert_equal(before, after);
+	json_decref(c);
+	json_decref(s);
+	free(before);
+	free(after);
+	fixture_free(root);
+}
+
+static void
 undo_twice_is_safe_and_changes_nothing_more(void **state)
 {
 	char *root = fixture_new("desktop");
@@ -730,15 +750,9 @@ missing_vfio_node_is_reported_as_such_not_as_a_hang(void **state)
 
 /* The whole -killx sequence as the session journals it: each change is
  * prepared, then applied, in plan order; teardown undoes newest first. */
-static void
-killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **state)
+static json_t *
+killx_plan(void)
 {
-	char *root = fixture_new("desktop");
-	fixture_console(root);
-	const char *xorg[] = { "/usr/lib/xorg/Xorg", ":0", "-seat", "seat0", NULL };
-	fixture_proc(root, 1500, "Xorg", xorg, 0, "/dev/dri/card0");
-	setenv("VFIO_SYSTEMCTL", helper_path("fake-systemctl"), 1);
-	char *before = tree_snapshot(root);
 	json_t *plan = json_pack("[{ss ss} {ss ss} {ss ss} {ss ss} {ss ss} {ss ss}"
 	    "{ss ss s{si sb}} {ss ss s{si sb}} {ss ss s{si sb}} {ss ss s{si sb}}]",
 	    "action", "module-load", "target", "vfio-pci",
@@ -752,17 +766,65 @@ killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **
 	    "action", "pci-bind-vfio", "target", GPU_USB, "args", "group", 1, "display", 0,
 	    "action", "pci-bind-vfio", "target", UCSI, "args", "group", 1, "display", 0);
 	assert_non_null(plan);
-	size_t n = json_array_size(plan);
-	json_t *saved[16];
-	for (size_t i = 0; i < n; i++) {
+	return plan;
+}
+
+static char *
+killx_fixture(void)
+{
+	char *root = fixture_new("desktop");
+	fixture_console(root);
+	const char *xorg[] = { "/usr/lib/xorg/Xorg", ":0", "-seat", "seat0", NULL };
+	fixture_proc(root, 1500, "Xorg", xorg, 0, "/dev/dri/card0");
+	setenv("VFIO_SYSTEMCTL", helper_path("fake-systemctl"), 1);
+	return root;
+}
+
+/* Prepare and apply changes [0, n); with crash_at < n, change crash_at is
+ * only prepared (journaled, then the process died). Returns how many have
+ * saved state to undo. */
+static size_t
+killx_run(json_t *plan, size_t n, size_t crash_at, json_t **saved)
+{
+	size_t done = 0;
+	for (size_t i = 0; i < n && i <= crash_at; i++) {
 		json_t *c = json_array_get(plan, i);
 		const struct change_ops *ops = change_find(change_str(c, "action"));
 		assert_non_null(ops);
 		struct verr err = { 0 };
 		saved[i] = NULL;
-		if (ops->prepare(c, &saved[i], &err) != 0 || child_run_change(ops, false, c, saved[i], 1000, &err) != 0)
+		if (ops->prepare(c, &saved[i], &err) != 0)
+			fail_msg("prepare %s %s: %s", ops->action, change_str(c, "target"), err.msg);
+		done++;
+		if (i == crash_at)
+			break;
+		if (child_run_change(ops, false, c, saved[i], 1000, &err) != 0)
 			fail_msg("%s %s: %s", ops->action, change_str(c, "target"), err.msg);
 	}
+	return done;
+}
+
+static void
+killx_undo(json_t *plan, size_t done, json_t **saved)
+{
+	for (size_t i = done; i-- > 0; ) {
+		json_t *c = json_array_get(plan, i);
+		const struct change_ops *ops = change_find(change_str(c, "action"));
+		struct verr err = { 0 };
+		if (child_run_change(ops, true, c, saved[i], 1000, &err) != 0)
+			fail_msg("undo %s %s: %s", ops->action, change_str(c, "target"), err.msg);
+		json_decref(saved[i]);
+	}
+}
+
+static void
+killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **state)
+{
+	char *root = killx_fixture();
+	char *before = tree_snapshot(root);
+	json_t *plan = killx_plan(), *saved[16];
+	size_t n = json_array_size(plan);
+	assert_int_equal(killx_run(plan, n, n, saved), n);
 	assert_driver(root, GPU, "vfio-pci");
 	assert_driver(root, UCSI, "vfio-pci");
 	assert_true(fixture_exists(root, "/dev/vfio/1"));
@@ -771,14 +833,7 @@ killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **
 	assert_string_equal(v, "0\n");
 	free(v);
 	assert_false(fixture_exists(root, "/sys/bus/platform/drivers/efi-framebuffer/efi-framebuffer.0"));
-	for (size_t i = n; i-- > 0; ) {
-		json_t *c = json_array_get(plan, i);
-		const struct change_ops *ops = change_find(change_str(c, "action"));
-		struct verr err = { 0 };
-		if (child_run_change(ops, true, c, saved[i], 1000, &err) != 0)
-			fail_msg("undo %s %s: %s", ops->action, change_str(c, "target"), err.msg);
-		json_decref(saved[i]);
-	}
+	killx_undo(plan, n, saved);
 	char *log = fixture_read(root, "/.drvcore/systemctl.log");
 	assert_string_equal(log, "is-active --quiet display-manager.service\nstop display-manager.service\n"
 	    "start display-manager.service\n");
@@ -790,6 +845,30 @@ killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **
 	free(before);
 	free(after);
 	fixture_free(root);
+}
+
+static void
+crash_at_each_step_of_killx_then_restore_leaves_the_host_as_before(void **state)
+{
+	json_t *plan = killx_plan(), *saved[16];
+	size_t n = json_array_size(plan);
+	for (size_t k = 0; k < n; k++) {
+		char *root = killx_fixture();
+		char *before = tree_snapshot(root);
+		size_t done = killx_run(plan, n, k, saved);
+		/* -restore: the journal's changes and saved states, newest first */
+		killx_undo(plan, done, saved);
+		char *after = tree_snapshot(root);
+		if (strcmp(before, after) != 0)
+			print_error("crash before applying step %zu (%s)\n", k,
+			    change_str(json_array_get(plan, k), "action"));
+		tree_assert_equal(before, after);
+		unsetenv("VFIO_SYSTEMCTL");
+		free(before);
+		free(after);
+		fixture_free(root);
+	}
+	json_decref(plan);
 }
 
 static void
@@ -822,6 +901,7 @@ main(void)
 		cmocka_unit_test(crash_after_prepare_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(crash_after_setting_driver_override_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(crash_after_unbind_then_restore_leaves_the_host_as_before),
+		cmocka_unit_test(killed_between_unbind_and_probe_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(undo_twice_is_safe_and_changes_nothing_more),
 		cmocka_unit_test(bad_or_missing_address_is_refused_and_changes_nothing),
 		cmocka_unit_test(device_without_iommu_group_is_refused_with_advice),
@@ -837,6 +917,7 @@ main(void)
 		cmocka_unit_test(hot_attach_and_detach_run_inside_the_event_loop),
 		cmocka_unit_test(missing_vfio_node_is_reported_as_such_not_as_a_hang),
 		cmocka_unit_test(killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly),
+		cmocka_unit_test(crash_at_each_step_of_killx_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(change_table_knows_every_bind_action),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

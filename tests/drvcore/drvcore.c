@@ -710,10 +710,15 @@ op_unbind(struct tracked *t, const void *buf, size_t len)
 static int
 op_probe(const void *buf, size_t len)
 {
-	char name[128], dir[PATH_MAX], cur[64];
+	char name[128], dir[PATH_MAX], cur[64], rest[64];
 	buf_word(buf, len, name, sizeof(name));
 	if (!dev_dir("pci", name, dir))
 		return -EINVAL;
+	if (fault_find("probe-block", name, rest, sizeof(rest))) {
+		unsigned secs = (unsigned)atoi(rest);
+		while (secs > 0)
+			secs = sleep(secs);
+	}
 	dev_driver(dir, cur, sizeof(cur));
 	if (*cur == '\0')
 		drv_probe(name, dir);
