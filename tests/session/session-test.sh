@@ -48,7 +48,7 @@ plan() {
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "qemu-xhci,id=xhci,bus=pcie.0",
-  "-serial", "mon:stdio"],
+  "-serial", "mon:stdio" ${EXTRA_ARGV:-}],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -60,6 +60,7 @@ plan() {
   {"action": "dev-chown", "target": "${NODE3:-/dev/bus/usb/001/004}", "args": {"uid": 1000, "gid": 1000}}
  ],
  "errors": [${ERRORS:-}],
+ "block_files": [${BLOCK_FILES:-}],
  "n_root_ports": 2}
 JSON
 }
@@ -524,6 +525,24 @@ sys.exit(0 if s["devices"]["attached"] == [] and s["devices"]["free_root_ports"]
 	expect_in "$T/out" "QEMU released nic0"
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
+kvm-and-block-disk-given-to-qemu-user)
+	# Other nodes in the plan's own changes, so these come from the session.
+	NODE1=/dev/bus/usb/001/005 NODE2=/dev/bus/usb/001/006 NODE3=/dev/bus/usb/003/002
+	mkdir -p "$HOST/dev" && : > "$HOST/dev/sdb" && chmod 660 "$HOST/dev/sdb"
+	: > "$HOST/dev/sdc" && chmod 666 "$HOST/dev/sdc"
+	python3 "$TREESNAP" "$HOST" > "$T/before"
+	EXTRA_ARGV=', "-accel", "kvm"' BLOCK_FILES='"/dev/sdb", "/dev/sdc"' NODE1=$NODE1 NODE2=$NODE2 NODE3=$NODE3 plan
+	scenario "$GUEST_RUNS"
+	SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "/dev/kvm (0660 root:root) not given to QEMU's user"
+	[ "$(owner /dev/sdb)" = 1000 ] || fail "/dev/sdb not given to QEMU's user"
+	[ "$(owner /dev/sdc)" = 0 ] || fail "/dev/sdc is world-writable already and must not be touched"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "restored: dev-chown /dev/sdb"
+	restored
 	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
