@@ -688,7 +688,7 @@ session_prepare_argv(struct session *s)
 	struct verr err = { 0 };
 	s->console_tty = isatty(STDIN_FILENO);
 	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
-	int r = spawn_argv(&s->argv, &s->plan->argv, console, &err);
+	int r = spawn_argv(&s->argv, &s->plan->argv, s->plan->serial_index, console, &err);
 	free(console);
 	if (r < 0)
 		log_error("%s", err.msg);

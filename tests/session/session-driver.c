@@ -7,7 +7,7 @@
  *   session-driver restore [NAME]
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...],
- *             "errors": ["..."], "n_root_ports": N,
+ *             "errors": ["..."], "n_root_ports": N, "serial_index": I,
  *             "block_files": ["/dev/sdb", ...]}   (snapshot: block devices named as disks)
  * The host root is $VFIO_HOST_ROOT, QEMU is $VFIO_QEMU, as for vfio. */
 #include <stdio.h>
@@ -51,6 +51,7 @@ load_plan(struct plan *plan, struct host_snapshot *snap, const char *path)
 	if (plan->host_changes == NULL)
 		plan->host_changes = json_array();
 	plan->n_root_ports = (int)json_integer_value(json_object_get(j, "n_root_ports"));
+	plan->serial_index = (int)json_integer_value(json_object_get(j, "serial_index"));
 	json_t *blocks = json_object_get(j, "block_files");
 	snap->n_files = json_array_size(blocks);
 	snap->files = xcalloc(snap->n_files + 1, sizeof(*snap->files));

@@ -48,7 +48,7 @@ plan() {
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "qemu-xhci,id=xhci,bus=pcie.0",
-  "-serial", "mon:stdio" ${EXTRA_ARGV:-}],
+  "-serial", "${SERIAL0:-mon:stdio}" ${EXTRA_ARGV:-}],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -543,6 +543,25 @@ kvm-and-block-disk-given-to-qemu-user)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	expect_in "$T/out" "restored: dev-chown /dev/sdb"
 	restored
+	;;
+plan-serial-index-names-the-console)
+	# Two -serial options: the plan's serial_index says which is the console.
+	SERIAL0=null EXTRA_ARGV=', "-serial", "mon:stdio"' plan
+	python3 - "$T/plan.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["serial_index"] = len(p["argv"]) - 1
+json.dump(p, open(sys.argv[1], "w"))
+PY
+	scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	python3 - "$T/argv" "$HOST" <<'PY' || fail "QEMU argv"
+import json, sys
+argv = json.load(open(sys.argv[1]))
+serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
+assert serials == ["null", "file:%s/run/vfio/t/console.log" % sys.argv[2]], serials
+PY
 	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
