@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,10 +320,13 @@ session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, 
 	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
 		/* devices_detach() waits for its own; this keeps the list honest
 		 * when the guest ejects a device by itself. */
-		const char *id = json_string_value(json_object_get(data, "device"));
-		if (id != NULL && s->devs.detaching == NULL && devices_removed(&s->devs, id) == 0) {
-			log_info("the guest released %s", id);
-			session_status(s);
+		for (size_t i = 0; i < s->devs.n; i++) {
+			if (qmp_device_deleted_matches(data, s->devs.v[i].id)) {
+				log_info("QEMU released %s", s->devs.v[i].id);
+				devices_removed(&s->devs, s->devs.v[i].id);
+				session_status(s);
+				break;
+			}
 		}
 	} else {
 		log_debug("QMP event %s", name);
@@ -562,10 +566,42 @@ session_add_chown(struct session *s, const char *path)
 	    "target", path, "args", "uid", (json_int_t)s->user.uid, "gid", (json_int_t)s->user.gid));
 }
 
-/* QEMU running as the invoking user opens the VFIO group nodes and USB
- * device nodes itself: give it exactly those (journaled like any change). */
+/* True when QEMU's user can already read and write path (owner, one of its
+ * groups, or everyone): then it needs no dev-chown. */
+static bool
+session_user_can_rw(const struct session *s, const char *hostpath)
+{
+	char *p = host_pathdup("%s", hostpath);
+	struct stat st;
+	int r = stat(p, &st);
+	free(p);
+	if (r < 0)
+		return false;
+	if (st.st_uid == s->user.uid)
+		return (st.st_mode & 0600) == 0600;
+	for (size_t i = 0; i < s->user.n_groups; i++) {
+		if (st.st_gid == s->user.groups[i])
+			return (st.st_mode & 0060) == 0060;
+	}
+	return (st.st_mode & 0006) == 0006;
+}
+
+static bool
+session_argv_has(const struct strv *argv, const char *opt, const char *val)
+{
+	for (size_t i = 0; i + 1 < argv->n; i++) {
+		if (strcmp(argv->v[i], opt) == 0 && strcmp(argv->v[i + 1], val) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* QEMU running as the invoking user opens some device nodes itself: the VFIO
+ * container and group nodes, USB device nodes, /dev/kvm, block devices given
+ * as disks. Give it exactly those it cannot open already (journaled like any
+ * change, given back at the end). */
 static void
-session_complete_changes(struct session *s)
+session_complete_changes(struct session *s, const struct host_snapshot *snap)
 {
 	s->changes = json_deep_copy(s->plan->host_changes ? s->plan->host_changes : json_array());
 	if (!json_is_array(s->changes)) {
@@ -576,14 +612,26 @@ session_complete_changes(struct session *s)
 		return;
 	size_t i;
 	json_t *c;
+	bool vfio = false;
+	if (session_argv_has(&s->plan->argv, "-accel", "kvm") && !session_user_can_rw(s, "/dev/kvm"))
+		session_add_chown(s, "/dev/kvm");
+	for (size_t f = 0; snap != NULL && f < snap->n_files; f++) {
+		const struct host_file *hf = &snap->files[f];
+		if (hf->is_block && hf->path[0] == '/' && !session_user_can_rw(s, hf->path))
+			session_add_chown(s, hf->path);
+	}
 	json_array_foreach(s->plan->host_changes, i, c) {
 		json_int_t group = change_arg_int(c, "group", -1);
 		if (strcmp(change_str(c, "action"), "pci-bind-vfio") == 0 && group >= 0) {
 			char path[64];
 			snprintf(path, sizeof(path), "/dev/vfio/%d", (int)group);
+			/* The group node appears only once the group is on vfio-pci. */
 			session_add_chown(s, path);
+			vfio = true;
 		}
 	}
+	if (vfio && !session_user_can_rw(s, "/dev/vfio/vfio"))
+		session_add_chown(s, "/dev/vfio/vfio");
 	json_array_foreach(s->plan->qmp, i, c) {
 		const json_t *a = json_object_get(c, "arguments");
 		const char *drv = json_string_value(json_object_get(a, "driver"));
@@ -592,7 +640,8 @@ session_complete_changes(struct session *s)
 			char path[64];
 			snprintf(path, sizeof(path), "/dev/bus/usb/%03d/%03d", (int)json_integer_value(bus),
 			    (int)json_integer_value(addr));
-			session_add_chown(s, path);
+			if (!session_user_can_rw(s, path))
+				session_add_chown(s, path);
 		}
 	}
 }
@@ -639,7 +688,7 @@ session_prepare_argv(struct session *s)
 	struct verr err = { 0 };
 	s->console_tty = isatty(STDIN_FILENO);
 	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
-	int r = spawn_argv(&s->argv, &s->plan->argv, console, &err);
+	int r = spawn_argv(&s->argv, &s->plan->argv, s->plan->serial_index, console, &err);
 	free(console);
 	if (r < 0)
 		log_error("%s", err.msg);
@@ -735,6 +784,7 @@ session_teardown(struct session *s)
 	s->cmd_fd = -1;
 	s->state = SESSION_RESTORING;
 	struct strv failed = { 0 };
+	bool had_changes = s->j.n > 0;
 	size_t n_failed = journal_undo_all(&s->j, s->opts->bindtimeout_s * 1000, &failed);
 	int status;
 	if (n_failed == 0) {
@@ -748,7 +798,7 @@ session_teardown(struct session *s)
 			status = SESSION_EXIT_FAILED;
 		else
 			status = SESSION_EXIT_OK;
-		if (s->j.n == 0 && status == SESSION_EXIT_OK)
+		if (!had_changes && status == SESSION_EXIT_OK)
 			log_info("the guest \"%s\" is done", s->name);
 		else if (status == SESSION_EXIT_OK)
 			log_info("the guest \"%s\" is done; the host is restored", s->name);
@@ -809,7 +859,7 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 		log_error("%s", err.msg);
 		goto out;
 	}
-	session_complete_changes(&s);
+	session_complete_changes(&s, snap);
 	if (session_validate(&s) < 0)
 		goto out;
 	if (rundir_create(&s.rd, s.name, &err) < 0) {
