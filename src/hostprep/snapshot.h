@@ -14,6 +14,7 @@
 struct pci_device {
 	char address[16];        /* "0000:01:00.0" */
 	char slot[16];           /* "0000:01:00": functions of one card share it */
+	unsigned domain, bus, dev;  /* the address as numbers (sort order) */
 	unsigned function;
 	unsigned vendor, device;
 	unsigned class_code;     /* 24-bit class/subclass/prog-if, e.g. 0x030000 */
@@ -62,11 +63,16 @@ struct net_iface {
 	bool is_bridge, is_tap, up;
 };
 
-/* A path the user named (image, iso, bios, romfile, kernel...). */
+/* A path the user named (image, iso, bios, romfile, kernel...). User paths
+ * are host paths: an absolute one is looked up joined to the host root (so a
+ * test places images in its fixture tree); a relative one is relative to the
+ * cwd and used as is. A symlink (/dev/disk/by-id/...) is followed inside the
+ * host root to find the block device it names. */
 struct host_file {
 	char *path;              /* as given; absolute or relative to the cwd */
 	bool exists, readable, is_block;
-	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial, else "" */
+	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial without the
+				  * blanks drives pad it with, else "" */
 	char disk_name[32];      /* "nvme0n1" for /dev/nvme0n1p2 */
 };
 
@@ -74,25 +80,28 @@ struct firmware_file {
 	char code[256];          /* OVMF_CODE path (under the real root, as QEMU sees it) */
 	char vars[256];          /* matching OVMF_VARS template, "" when none */
 	bool secboot;
+	bool is_4m;              /* 4 MiB flash layout (preferred over the 2 MiB one) */
 };
 
 struct host_snapshot {
-	struct pci_device *pci;
+	struct pci_device *pci;          /* sorted by address, as lspci lists them */
 	size_t n_pci;
-	struct usb_device *usb;
+	struct usb_device *usb;          /* by bus, then device number; root hubs included */
 	size_t n_usb;
-	struct cpu_thread *cpus;
+	struct cpu_thread *cpus;         /* by CPU number */
 	size_t n_cpus;
-	struct hugepage_pool *hugepools;
+	struct hugepage_pool *hugepools; /* by page size; none when the kernel has no hugepages */
 	size_t n_hugepools;
-	struct hugetlbfs_mount *hugemounts;
+	struct hugetlbfs_mount *hugemounts; /* in /proc/mounts order */
 	size_t n_hugemounts;
 	uint64_t default_hugepage_kib;
-	struct net_iface *ifaces;
+	struct net_iface *ifaces;        /* by name */
 	size_t n_ifaces;
-	struct firmware_file *firmware;  /* well-known OVMF locations found, best first */
+	struct firmware_file *firmware;  /* well-known OVMF locations found, best first:
+					  * 4M before 2M, plain before secboot */
 	size_t n_firmware;
-	struct host_file *files;         /* every path named in the options */
+	struct host_file *files;         /* every path named in the options (images, isos, bios,
+					  * biosvars, romfile, kernel, initrd, hugepages mount) */
 	size_t n_files;
 
 	uint64_t mem_total_kib, mem_available_kib;
@@ -106,7 +115,8 @@ struct host_snapshot {
 	bool vfio_pci_available;         /* loaded, or a module for the running kernel exists */
 	bool zfs_loaded;                 /* /sys/module/zfs */
 	bool vhost_net;                  /* /dev/vhost-net */
-	bool network_manager;            /* NetworkManager runs (its pid file or bus name) */
+	bool network_manager;            /* NetworkManager runs: /run/NetworkManager/NetworkManager.pid
+					  * names a live /proc/PID whose comm is NetworkManager */
 
 	/* The environment, captured here so the plan stays pure. */
 	char *display;                   /* $DISPLAY, NULL when unset or empty */
@@ -117,8 +127,11 @@ struct host_snapshot {
 struct options;
 
 /* Read everything under the host root. Fails only on what makes a plan
- * impossible to compute (out of memory, unreadable /sys); missing pieces
- * (no IOMMU, no USB) are recorded as such. */
+ * impossible to compute (unreadable PCI devices, CPUs or /proc/meminfo);
+ * missing pieces (no IOMMU, no USB, no hugepages, no firmware) are recorded
+ * as such. opts may be NULL (no files to look up). Program data is read from
+ * the real root, never the host root: pci.ids (through libpci), the udev hwdb
+ * and usb.ids. On the real root only, libusb fills USB strings sysfs lacks. */
 int snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err);
 void snapshot_free(struct host_snapshot *snap);
 
@@ -127,6 +140,20 @@ const struct pci_device *snapshot_pci_find(const struct host_snapshot *snap, con
 const struct host_file *snapshot_file_find(const struct host_snapshot *snap, const char *path);
 const struct net_iface *snapshot_iface_find(const struct host_snapshot *snap, const char *name);
 const struct cpu_thread *snapshot_cpu_find(const struct host_snapshot *snap, int cpu);
+const struct usb_device *snapshot_usb_find(const struct host_snapshot *snap, unsigned bus, unsigned devnum);
+/* Whether the kernel command line has param: "intel_iommu=on" matches that
+ * word exactly; "intel_iommu" matches it with any value or none. */
+bool snapshot_cmdline_has(const struct host_snapshot *snap, const char *param);
+
+/* The text a -pci regex is matched against: the `lspci -Dnn` line. */
+const char *pci_match_text(const struct pci_device *dev);
+/* The text a -usb regex is matched against (allocated): the lsusb line, then
+ * the device's own manufacturer, product and serial strings (those it has)
+ * and its port path, one per line: "Bus 001 Device 004: ID 046d:c52b
+ * Logitech, Inc. Unifying Receiver\nLogitech\nUSB Receiver\n1-4.2". The
+ * caller frees it. Root hubs are never matched and hubs only by ID: that
+ * rule is the plan's, this text is the same for every device. */
+char *usb_match_text(const struct usb_device *dev);
 
 /* The per-area readers snapshot_take() calls; each appends to snap. */
 int pci_scan(struct host_snapshot *snap, struct verr *err);

@@ -1,6 +1,16 @@
 /* The QMP client: drives QEMU over its monitor socket on a libevent base.
  * Knows nothing about devices. The caller hands it a connected socket (a
- * socketpair end or a UNIX socket) and its event base; nothing blocks. */
+ * socketpair end or a UNIX socket) and its event base; nothing blocks.
+ *
+ * Verified with real QEMU 7.2 (tests/qmp/test-qmp-qemu.c): the monitor
+ * given as `-chardev socket,id=qmp,fd=3 -mon chardev=qmp,mode=control` on a
+ * socketpair end works. QEMU 7.2 emits RESUME/STOP/POWERDOWN/SHUTDOWN(quit)
+ * before the command's reply and RESET either side of it, so wait for events,
+ * never assume their position. A PCIe device_del is only a request: the
+ * guest OS must ack it (firmware alone never does); while paused or with a
+ * guest that ignores it, system_reset completes it. virtio devices report
+ * DEVICE_DELETED for ".../ID/virtio-backend" first: use
+ * qmp_device_deleted_matches(). */
 #ifndef VFIO_QMP_H
 #define VFIO_QMP_H
 
@@ -41,7 +51,8 @@ struct qmp_callbacks {
 };
 
 /* Take ownership of fd and start negotiating. Commands sent before ready()
- * are queued and go out after the capabilities handshake. */
+ * are queued and go out after the capabilities handshake. Returns NULL with
+ * errno set only when fd is not an open descriptor. */
 struct qmp *qmp_new(struct event_base *base, int fd, const struct qmp_callbacks *cbs, void *arg);
 /* Close the connection; pending callbacks get QMP_ERR_DISCONNECTED; closed()
  * is not called. Safe from inside any callback. */
@@ -49,8 +60,11 @@ void qmp_free(struct qmp *qmp);
 
 /* Send one command. args (may be NULL) is stolen. fd >= 0 is passed as
  * SCM_RIGHTS on the same message (for getfd/add-fd); the caller keeps its
- * copy. timeout_ms 0 means none. Returns 0, or -errno when the connection is
- * already closed (the callback is then not called). */
+ * copy and may close it as soon as this returns (the client holds a
+ * duplicate until the message is written). timeout_ms 0 means none. Returns
+ * 0, or -errno when the connection is already closed (-ENOTCONN), the
+ * arguments are invalid (-EINVAL) or fd is bad (-EBADF); the callback is then
+ * not called. */
 int qmp_send(struct qmp *qmp, const char *command, json_t *args, int fd, int timeout_ms,
     qmp_reply_cb cb, void *arg);
 

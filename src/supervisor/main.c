@@ -1,3 +1,172 @@
-/* Placeholder: replaced by the work on the command line. */
-int main(void);
-int main(void) { return 1; }
+/* vfio: parse the flags, take the host snapshot, build the plan, and either
+ * print it (the dry run, the default) or hand it to the supervised run. Exit
+ * status: 0 when -run would proceed, 1 when it would refuse, 2 for usage. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hostroot.h"
+#include "log.h"
+#include "options.h"
+#include "plan.h"
+#include "report.h"
+#include "restore.h"
+#include "session.h"
+#include "snapshot.h"
+
+
+/* The guest MAC falls back to randomness; take it here so the plan stays a
+ * pure function. VFIO_MAC_SEED makes it repeatable (tests, scripted runs). */
+static uint64_t
+main_mac_seed(void)
+{
+	const char *env = getenv("VFIO_MAC_SEED");
+	if (env != NULL && *env != '\0')
+		return strtoull(env, NULL, 0);
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL;
+	return seed;
+}
+
+/* -hostaudio prefers PipeWire when this QEMU has the driver (QEMU 8.1 and
+ * later), else PulseAudio, which pipewire-pulse also serves. Asked here, not
+ * in the plan, because it runs QEMU. */
+static char *
+main_audiodev(const char *qemu)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return xstrdup("pa");
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(fds[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		char *argv[] = { (char *)qemu, "-audiodev", "help", NULL };
+		execvp(qemu, argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	struct strbuf out = { 0 };
+	char buf[1024];
+	ssize_t n;
+	while (pid > 0 && (n = read(fds[0], buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || out.len > 65536)
+			break;
+		strbuf_add(&out, buf, (size_t)n);
+	}
+	close(fds[0]);
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	bool pipewire = out.s != NULL && strstr(out.s, "\npipewire\n") != NULL;
+	strbuf_free(&out);
+	return xstrdup(pipewire ? "pipewire" : "pa");
+}
+
+static int
+main_restore(struct options *opts)
+{
+	return restore_run(opts);
+}
+
+static int
+main_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan)
+{
+	return session_run(opts, snap, plan);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opts;
+	struct verr err = { 0 };
+	int rc;
+
+	log_init(LOG_LEVEL_INFO, report_want_color(NULL, stderr));
+	if (options_parse(&opts, argc, argv, &err) < 0) {
+		fprintf(stderr, "vfio: %s\n", err.msg);
+		options_free(&opts);
+		return 2;
+	}
+	log_init(opts.quiet ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, report_want_color(&opts, stderr));
+
+	if (opts.help) {
+		options_usage(stdout);
+		options_free(&opts);
+		return 0;
+	}
+	if (opts.version) {
+		printf("vfio %s\n", VFIO_VERSION);
+		options_free(&opts);
+		return 0;
+	}
+	if (opts.colortest) {
+		report_colortest(stdout);
+		options_free(&opts);
+		return 0;
+	}
+	if (opts.restore) {
+		rc = main_restore(&opts);
+		options_free(&opts);
+		return rc;
+	}
+
+	const char *qemu = getenv("VFIO_QEMU");
+	opts.qemu = xstrdup(qemu != NULL && *qemu != '\0' ? qemu : "qemu-system-x86_64");
+	opts.mac_seed = main_mac_seed();
+	if (opts.hostaudio)
+		opts.audiodev = main_audiodev(opts.qemu);
+
+	hostroot_init(NULL);
+	struct host_snapshot snap;
+	memset(&snap, 0, sizeof(snap));
+	if (snapshot_take(&snap, &opts, &err) < 0) {
+		log_error("reading the host: %s", err.msg);
+		snapshot_free(&snap);
+		options_free(&opts);
+		return 1;
+	}
+
+	bool color = report_want_color(&opts, stdout);
+	if (opts.iommugroups || opts.cputhreads) {
+		if (opts.iommugroups)
+			report_iommugroups(stdout, &snap, color);
+		if (opts.cputhreads)
+			report_cputhreads(stdout, &snap, color);
+		snapshot_free(&snap);
+		options_free(&opts);
+		return 0;
+	}
+
+	struct plan plan;
+	plan_build(&plan, &opts, &snap);
+	if (opts.json)
+		report_json(stdout, &plan);
+	else
+		report_plan(stdout, stderr, &opts, &plan, color);
+	fflush(stdout);
+
+	if (plan.errors.n > 0)
+		rc = 1;
+	else if (opts.run)
+		rc = main_run(&opts, &snap, &plan);
+	else
+		rc = 0;
+	plan_free(&plan);
+	snapshot_free(&snap);
+	options_free(&opts);
+	return rc;
+}

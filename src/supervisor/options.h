@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util.h"
 #include "verr.h"
 
 struct opt_image {
@@ -72,12 +73,20 @@ struct options {
 	/* guest companions */
 	bool hyperv, hostaudio, looking_glass, spice, qemu_agent;
 	uint64_t lgsize_mib;             /* -lgsize, default 64 */
-	char *extras;                    /* split into words without a shell */
+	char *extras;                    /* as given */
+	struct strv extras_words;        /* -extras split into words without a shell */
 
 	/* supervisor */
 	char *user;                      /* -user NAME for QEMU, default $SUDO_USER */
 	int shutdowntimeout_s;           /* default 60 */
 	bool force, quiet, nocolor;
+	int user_uid, user_gid;          /* -user resolved at parse time, -1 when not given */
+
+	/* Inputs main fills in so the plan stays pure and deterministic. */
+	char *qemu;                      /* QEMU binary: $VFIO_QEMU, default "qemu-system-x86_64" */
+	uint64_t mac_seed;               /* randomness for a guest MAC when no host MAC applies */
+	char *audiodev;                  /* -hostaudio backend: "pipewire" or "pa" (NULL: "pa",
+	                                  * what QEMU 7.2 has; main may pick pipewire when QEMU has it) */
 };
 
 /* Parse argv (argv[0] is the program). Usage errors return -EINVAL with a
@@ -85,8 +94,21 @@ struct options {
  * the host (CPU numbers, files) are checked by the plan. */
 int options_parse(struct options *opts, int argc, char **argv, struct verr *err);
 void options_free(struct options *opts);
+/* Set the defaults options_parse() starts from (also usable on its own). */
+void options_init(struct options *opts);
 /* -help, generated from the flag table. */
 void options_usage(FILE *out);
+
+/* Split s into words the way a POSIX shell does, without any expansion:
+ * whitespace separates, '...' is literal, "..." honours \ before \ " $ `,
+ * a backslash outside quotes escapes the next character. An unterminated
+ * quote or a trailing backslash is -EINVAL with a message. */
+int options_split_words(const char *s, struct strv *out, struct verr *err);
+/* Parse a size: K/M/G/T suffix (optional trailing B/iB), bare number = MiB.
+ * Returns 0 and *mib, or -EINVAL (zero, not whole MiB, overflow, junk). */
+int options_parse_size(const char *s, uint64_t *mib, struct verr *err);
+/* Parse a CPU list ("0,2,4" or "0-5,12-17"), no duplicates. *cpus allocated. */
+int options_parse_cpulist(const char *s, int **cpus, size_t *n, struct verr *err);
 
 /* For the man page test: iterate the table. Returns NULL past the end. */
 struct option_info {

@@ -21,6 +21,11 @@ struct plan {
 	struct strv errors;      /* non-empty: -run refuses (unless -force made them warnings) */
 	int n_root_ports;        /* pcie-root-ports on the command line */
 	int n_spare_ports;       /* of those, free for hot-add */
+	int serial_index;        /* argv index of the "-serial" value ("mon:stdio"): the session may
+	                          * replace it with a file when stdin is not a TTY; -1 when none */
+	char guest_mac[18];      /* the guest NIC's MAC, "" with -nonet */
+	char *tap;               /* tap interface the guest NIC uses, NULL for user-mode or -nonet */
+	bool accel_tcg;          /* the plan settled on tcg */
 };
 
 /* Fill plan from opts and snap. Never fails: problems go into plan->errors. */

@@ -1,0 +1,205 @@
+/* The plan's network part, with the original script's rules: user-mode NAT
+ * by default (with -portforward rules), -nonet for nothing, or a tap that the
+ * supervisor creates or reuses, optionally on a bridge that is created on the
+ * fly around -hostint. The tap reaches QEMU as a file descriptor (getfd), so
+ * QEMU needs no network privileges. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan-priv.h"
+
+static bool
+mac_valid(const char *mac)
+{
+	if (mac == NULL || strlen(mac) != 17 || strcmp(mac, "00:00:00:00:00:00") == 0)
+		return false;
+	for (int i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? mac[i] != ':' : !isxdigit((unsigned char)mac[i]))
+			return false;
+	}
+	return true;
+}
+
+void
+plan_guest_mac(char out[18], const char *mac, uint64_t seed)
+{
+	if (mac_valid(mac)) {
+		snprintf(out, 18, "52:54:00:%c%c:%c%c:%c%c", tolower((unsigned char)mac[9]), tolower((unsigned char)mac[10]),
+		    tolower((unsigned char)mac[12]), tolower((unsigned char)mac[13]), tolower((unsigned char)mac[15]),
+		    tolower((unsigned char)mac[16]));
+		return;
+	}
+	/* splitmix64: any seed, even 0, gives well-mixed bytes. */
+	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (unsigned)(z >> 16) & 0xff, (unsigned)(z >> 8) & 0xff,
+	    (unsigned)z & 0xff);
+}
+
+/* Returns false when the network cannot be set up as asked. */
+static bool
+plan_net_bridge(struct plan_ctx *c, const char **mac)
+{
+	const struct options *o = c->opts;
+	const struct net_iface *b = plan_iface_lookup(c->snap, o->bridge);
+	if (b != NULL && !b->is_bridge) {
+		plan_refuse(c, "-bridge %s: the interface %s exists but is not a bridge; name a bridge, or use "
+		    "-tap alone", o->bridge, o->bridge);
+		return false;
+	}
+	if (b != NULL) {
+		const struct net_iface *h = plan_iface_lookup(c->snap, o->hostint);
+		if (o->hostint != NULL && (h == NULL || strcmp(h->master, o->bridge) != 0))
+			plan_warn(c, "-hostint %s: bridge %s exists already, so it is used as it is and %s is left "
+			    "alone", o->hostint, o->bridge, o->hostint);
+		*mac = b->mac;
+		plan_say_later(c, "Network: a tap on the existing bridge %s", o->bridge);
+		return true;
+	}
+	if (o->hostint == NULL) {
+		plan_refuse(c, "-bridge %s: there is no bridge named %s. To create it on the fly, also name the "
+		    "host interface to put on it with -hostint (e.g. -bridge %s -hostint eth0); to attach to an "
+		    "existing bridge, name that one; or use -tap alone", o->bridge, o->bridge, o->bridge);
+		return false;
+	}
+	const struct net_iface *h = plan_iface_lookup(c->snap, o->hostint);
+	if (h == NULL) {
+		plan_refuse(c, "-hostint %s: no such interface on this host; name the ethernet interface to "
+		    "bridge (see 'ip link')", o->hostint);
+		return false;
+	}
+	if (h->is_bridge || h->master[0] != '\0') {
+		plan_refuse(c, "-hostint %s is %s%s; use -bridge %s instead", o->hostint,
+		    h->is_bridge ? "a bridge itself" : "already on bridge ", h->is_bridge ? "" : h->master,
+		    h->is_bridge ? o->hostint : h->master);
+		return false;
+	}
+	c->create_bridge = true;
+	*mac = h->mac;
+	plan_say_later(c, "Network: create bridge %s around %s (it takes %s's MAC address and addresses), and a tap on it",
+	    o->bridge, o->hostint, o->hostint);
+	return true;
+}
+
+void
+plan_net_prepare(struct plan_ctx *c)
+{
+	const struct options *o = c->opts;
+	struct plan *plan = c->plan;
+	const char *mac = NULL;
+
+	if (o->nonet) {
+		if (o->bridge || o->tap || o->hostint || o->n_portfwds)
+			plan_warn(c, "-nonet: the guest gets no network adapter; -bridge, -tap, -hostint and "
+			    "-portforward are ignored");
+		plan_say_later(c, "Network: none (-nonet)");
+		return;
+	}
+	if (o->hostint != NULL && o->bridge == NULL) {
+		plan_refuse(c, "-hostint %s needs -bridge: it names the interface to put on a new bridge; "
+		    "add -bridge NAME", o->hostint);
+		return;
+	}
+	if (o->bridge == NULL && o->tap == NULL) {
+		c->net_user = true;
+		struct strbuf fw = { 0 };
+		for (size_t i = 0; i < o->n_portfwds; i++)
+			strbuf_printf(&fw, "%s%s %u -> guest %u", i ? ", " : "", o->portfwds[i].proto,
+			    o->portfwds[i].host_port, o->portfwds[i].guest_port);
+		plan_say_later(c, "Network: user-mode NAT%s%s", fw.len ? "; forwarding host " : "", fw.len ? fw.s : "");
+		strbuf_free(&fw);
+	} else {
+		c->net_tap = true;
+		if (o->n_portfwds > 0)
+			plan_warn(c, "-portforward only applies to user-mode networking; with -bridge or -tap the "
+			    "guest is reachable directly, so it is ignored");
+		if (o->bridge != NULL) {
+			if (!plan_net_bridge(c, &mac))
+				return;
+		}
+		char name[32];
+		if (o->tap != NULL) {
+			snprintf(name, sizeof(name), "%s", o->tap);
+		} else {
+			for (int n = 0;; n++) {
+				snprintf(name, sizeof(name), "tap%d", n);
+				if (plan_iface_lookup(c->snap, name) == NULL)
+					break;
+			}
+		}
+		const struct net_iface *t = plan_iface_lookup(c->snap, name);
+		if (t != NULL && !t->is_tap) {
+			plan_refuse(c, "-tap %s: the interface %s exists but is not a tap; pick another name", name, name);
+			return;
+		}
+		if (t != NULL && o->bridge != NULL && strcmp(t->master, o->bridge) != 0) {
+			plan_refuse(c, "-tap %s exists but is %s%s, not on bridge %s; put it on %s or pick another -tap name",
+			    name, t->master[0] ? "on bridge " : "on no bridge", t->master, o->bridge, o->bridge);
+			return;
+		}
+		c->create_tap = t == NULL;
+		plan->tap = xstrdup(name);
+		if (o->bridge == NULL)
+			plan_say_later(c, "Network: the guest is on tap %s only (%s); the host must give %s an address to "
+			    "reach it", name, t ? "existing" : "created", name);
+		else
+			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing" : "created");
+	}
+	plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
+	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, mac_valid(mac) ? "" : " (random)");
+	c->nic_port = plan_take_port(c);
+}
+
+void
+plan_net_changes(struct plan_ctx *c)
+{
+	const struct options *o = c->opts;
+	if (c->create_bridge)
+		plan_change(c, "bridge-create", o->bridge, NULL, NULL, json_pack("{s:s}", "hostint", o->hostint));
+	if (c->create_tap)
+		plan_change(c, "tap-create", c->plan->tap, NULL, NULL,
+		    o->bridge ? json_pack("{s:s}", "bridge", o->bridge) : NULL);
+}
+
+void
+plan_net_qmp(struct plan_ctx *c)
+{
+	const struct options *o = c->opts;
+	if (!c->net_user && !c->net_tap)
+		return;
+	if (c->nic_port == 0 || (c->net_tap && c->plan->tap == NULL))
+		return;         /* refused above */
+	if (c->net_user) {
+		json_t *args = json_pack("{s:s, s:s}", "type", "user", "id", "net0");
+		if (o->n_portfwds > 0) {
+			json_t *fw = json_array();
+			for (size_t i = 0; i < o->n_portfwds; i++) {
+				char rule[64];
+				snprintf(rule, sizeof(rule), "%s::%u-:%u", o->portfwds[i].proto, o->portfwds[i].host_port,
+				    o->portfwds[i].guest_port);
+				json_array_append_new(fw, json_pack("{s:s}", "str", rule));
+			}
+			json_object_set_new(args, "hostfwd", fw);
+		}
+		plan_qmp(c, "netdev_add", args, NULL);
+	} else {
+		plan_qmp(c, "getfd", json_pack("{s:s}", "fdname", "tapfd0"),
+		    json_pack("{s:s, s:s}", "open", "tap", "name", c->plan->tap));
+		json_t *args = json_pack("{s:s, s:s, s:s}", "type", "tap", "id", "net0", "fd", "tapfd0");
+		if (c->snap->vhost_net) {
+			plan_qmp(c, "getfd", json_pack("{s:s}", "fdname", "vhostfd0"),
+			    json_pack("{s:s}", "open", "vhost-net"));
+			json_object_set_new(args, "vhost", json_true());
+			json_object_set_new(args, "vhostfd", json_string("vhostfd0"));
+		}
+		plan_qmp(c, "netdev_add", args, NULL);
+	}
+	char bus[16];
+	snprintf(bus, sizeof(bus), "rp%d", c->nic_port);
+	plan_qmp(c, "device_add", json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver",
+	    o->novirtio ? "e1000e" : "virtio-net-pci", "id", "nic0", "netdev", "net0", "mac", c->plan->guest_mac,
+	    "bus", bus), NULL);
+}

@@ -1,0 +1,89 @@
+/* Internals shared by the plan's files (plan.c: the machine; plan-devices.c:
+ * PCI and USB passthrough; plan-net.c: the network). Tests may use them. */
+#ifndef VFIO_PLAN_PRIV_H
+#define VFIO_PLAN_PRIV_H
+
+#include "plan.h"
+
+/* Root ports live on slots 0x1c-0x1e of pcie.0, eight functions each (0x1f
+ * is the q35 ICH9 LPC/SATA/SMBus slot). */
+#define PLAN_MAX_ROOT_PORTS 24
+#define PLAN_SPARE_PORTS 4
+/* The q35 built-in AHCI controller has six ports (ide.0 - ide.5). */
+#define PLAN_AHCI_PORTS 6
+
+struct plan_pci {
+	const struct pci_device *dev;
+	bool cold;               /* display card function: on the command line */
+	bool xvga;               /* the one function that gets x-vga=on */
+	int port;                /* rpN it goes into */
+};
+
+struct plan_ctx {
+	struct plan *plan;
+	const struct options *opts;
+	const struct host_snapshot *snap;
+	struct plan_pci *pci;    /* devices passed through, in snapshot order */
+	size_t n_pci;
+	const struct usb_device **usb;
+	size_t n_usb;
+	int n_ports;             /* root ports assigned so far */
+	bool ports_exhausted;    /* refused once already */
+	bool tcg;
+	/* the network, decided by plan_net_prepare() */
+	bool net_user, net_tap;
+	int nic_port;
+	bool create_bridge, create_tap;
+	/* Rundown lines of passthrough and network, decided first but told
+	 * after the machine. */
+	struct strv later;
+};
+
+/* Pre-flight problems: errors, or warnings under -force. */
+void plan_check_failed(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Problems -force cannot help: the plan cannot be expressed at all. */
+void plan_refuse(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plan_warn(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plan_say(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plan_say_later(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plan_arg(struct plan_ctx *c, const char *arg);
+void plan_argf(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plan_change(struct plan_ctx *c, const char *action, const char *target, const char *from,
+    const char *to, json_t *args);
+void plan_qmp(struct plan_ctx *c, const char *execute, json_t *arguments, json_t *fd);
+/* A value inside a QEMU option list: commas doubled. Allocated. */
+char *plan_qemu_escape(const char *s);
+/* The next free root port number (1-based), or 0 when none is left (refused). */
+int plan_take_port(struct plan_ctx *c);
+
+const struct pci_device *plan_pci_lookup(const struct host_snapshot *snap, const char *address);
+const struct cpu_thread *plan_cpu_lookup(const struct host_snapshot *snap, int cpu);
+const struct net_iface *plan_iface_lookup(const struct host_snapshot *snap, const char *name);
+const struct host_file *plan_file_lookup(const struct host_snapshot *snap, const char *path);
+
+/* plan.c: a file the user named must exist and be readable. */
+const struct host_file *plan_need_file(struct plan_ctx *c, const char *flag, const char *path);
+
+/* plan-virtual.c */
+void plan_storage(struct plan_ctx *c);           /* disks and CDs */
+void plan_kernel(struct plan_ctx *c);            /* -kernel, -initrd, -append */
+void plan_display(struct plan_ctx *c);           /* serial, display rules */
+void plan_companions(struct plan_ctx *c);        /* xHCI, SPICE, Looking Glass, agent, audio, TPM */
+bool plan_gpu_passed(const struct plan_ctx *c);  /* a display function is cold-plugged */
+
+/* plan-devices.c */
+void plan_devices_match(struct plan_ctx *c);     /* -pci/-usb matching, viability, devices JSON */
+void plan_devices_changes(struct plan_ctx *c);   /* module-load, pci-bind-vfio, dev-chown */
+void plan_devices_cmdline(struct plan_ctx *c);   /* cold-plugged display functions */
+void plan_devices_qmp(struct plan_ctx *c);       /* vfio-pci and usb-host device_add */
+/* True when a -usb regex matches this device by the original's rules. */
+bool plan_usb_matches(const regex_t *re, const struct usb_device *dev);
+
+/* plan-net.c */
+void plan_net_prepare(struct plan_ctx *c);       /* the original's rules, MAC, root port */
+void plan_net_changes(struct plan_ctx *c);       /* bridge-create, tap-create */
+void plan_net_qmp(struct plan_ctx *c);           /* getfd / netdev_add / device_add */
+/* 52:54:00 plus the last three bytes of mac, or of the seed when mac is NULL. */
+void plan_guest_mac(char out[18], const char *mac, uint64_t seed);
+
+#endif

@@ -1,0 +1,89 @@
+#!/bin/sh
+# Exit status of the real binary: 0 when -run would proceed (and for -help,
+# -version, -iommugroups, -cputhreads, -colortest), 1 when the plan has
+# errors or -run cannot go ahead, 2 for usage errors, with the message on
+# stderr naming the flag.
+set -u
+: "${VFIO:?VFIO is the vfio binary}" "${MKHOST:?}"
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+python3 "$MKHOST" --preset desktop "$tmp/desktop" >/dev/null || exit 1
+python3 "$MKHOST" --preset iommu-off "$tmp/off" >/dev/null || exit 1
+failed=0
+
+# expect STATUS ROOT STDERR-NEEDLE -- ARGS...
+expect() {
+	want=$1 root=$2 needle=$3
+	shift 4
+	VFIO_HOST_ROOT=$root VFIO_MAC_SEED=1 NO_COLOR=1 "$VFIO" "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -ne "$want" ]; then
+		echo "FAIL: vfio $*: exit $got, want $want"; cat "$tmp/err"; failed=1
+	elif [ -n "$needle" ] && ! grep -qF -- "$needle" "$tmp/err"; then
+		echo "FAIL: vfio $*: stderr lacks '$needle':"; cat "$tmp/err"; failed=1
+	else
+		echo "ok: vfio $* -> $got"
+	fi
+}
+
+d=$tmp/desktop
+expect 2 "$d" "unknown flag '-pcie'; did you mean -pci?" -- -pcie x
+expect 2 "$d" "-memory: '0' is zero" -- -m 0
+expect 2 "$d" "was split into -tap, -bridge and -hostint" -- -bridge tap0,br0,eth0
+expect 2 "$d" "unterminated single quote" -- -extras "-device 'x"
+expect 2 "$d" "no -image came before it" -- -imageformat raw
+expect 2 "$d" "is not a valid extended regular expression" -- -pci 'a('
+expect 0 "$d" "" -- -help
+expect 0 "$d" "" -- -version
+expect 0 "$d" "" -- -colortest
+expect 0 "$d" "" -- -iommugroups
+expect 0 "$d" "" -- -cputhreads
+expect 0 "$d" "" -- -m 4G -nonet
+expect 1 "$d" "-image /nonexistent.img: no such file" -- -image /nonexistent.img
+expect 1 "$tmp/off" "amd_iommu=on" -- -pci USB
+expect 0 "$tmp/off" "-force: the IOMMU is off" -- -pci USB -force
+expect 1 "$d" "-bridge br0: there is no bridge named br0" -- -bridge br0
+
+# -quiet prints only errors: nothing on stdout, the error on stderr.
+expect 1 "$d" "no such file" -- -quiet -image /nonexistent.img
+if [ -s "$tmp/out" ]; then echo "FAIL: -quiet printed on stdout:"; cat "$tmp/out"; failed=1; fi
+
+# -help comes from the flag table: every flag of the original is in it.
+VFIO_HOST_ROOT=$d "$VFIO" -help >"$tmp/help"
+for f in -image -imageformat -iso -nvme -noVirtio -bios -noBios -biosvars -secureboot -tpm -win11 \
+	-memory -hugepages -pinvcpus -cputhreads -iommugroups -pci -usb -romfile -bridge -tap -hostint \
+	-nonet -portforward -hyperv -hostaudio -looking-glass -spice -qemu-agent -agents -kernel -initrd \
+	-cmdline -extras -ignorevtcon -killx -force -quiet -nocolor -colortest -help -run -name -json -version; do
+	grep -q -- "  $f" "$tmp/help" || { echo "FAIL: -help lacks $f"; failed=1; }
+done
+
+# Colour: never when piped, and NO_COLOR / -nocolor win even for -colortest's
+# neighbours (the rundown); -colortest itself always shows colours.
+VFIO_HOST_ROOT=$d "$VFIO" -nonet >"$tmp/plain" 2>&1
+if grep -q "$(printf '\033')" "$tmp/plain"; then echo "FAIL: colour codes in piped output"; failed=1; fi
+VFIO_HOST_ROOT=$d "$VFIO" -colortest >"$tmp/colors"
+grep -q "$(printf '\033')\[31m" "$tmp/colors" || { echo "FAIL: -colortest shows no red"; failed=1; }
+
+# On a terminal the rundown is coloured; NO_COLOR and -nocolor turn it off.
+if command -v script >/dev/null 2>&1; then
+	tty_run() { VFIO_HOST_ROOT=$d script -qec "$*" /dev/null; }
+	tty_run "env -u NO_COLOR '$VFIO' -nonet" >"$tmp/tty"
+	grep -q "$(printf '\033')\[1m" "$tmp/tty" || { echo "FAIL: no colour on a TTY"; failed=1; }
+	tty_run "env NO_COLOR=1 '$VFIO' -nonet" >"$tmp/tty"
+	if grep -q "$(printf '\033')" "$tmp/tty"; then echo "FAIL: colour despite NO_COLOR"; failed=1; fi
+	tty_run "env -u NO_COLOR '$VFIO' -nonet -nocolor" >"$tmp/tty"
+	if grep -q "$(printf '\033')" "$tmp/tty"; then echo "FAIL: colour despite -nocolor"; failed=1; fi
+fi
+
+# -hostaudio asks QEMU for its audio drivers: PipeWire when it has it, else pa.
+printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\npipewire\\n"\n' >"$tmp/qemu-pw"
+printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\n"\n' >"$tmp/qemu-pa"
+chmod +x "$tmp/qemu-pw" "$tmp/qemu-pa"
+VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pw "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
+grep -q -- "-audiodev pipewire,id=snd0" "$tmp/out" || { echo "FAIL: no pipewire audiodev"; failed=1; }
+VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pa "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
+grep -q -- "-audiodev pa,id=snd0" "$tmp/out" || { echo "FAIL: no pa audiodev"; failed=1; }
+
+# -run refuses with a plan error, and without the session area says so.
+expect 1 "$d" "no such file" -- -run -image /nonexistent.img
+exit $failed

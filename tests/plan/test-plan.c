@@ -1,0 +1,1284 @@
+/* plan_build() on hand-built snapshots: it is a pure function, so each test
+ * describes a host in a struct and checks the argv, QMP commands, host
+ * changes, warnings and errors the plan derives from it. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "options.h"
+#include "plan-priv.h"
+#include "plan.h"
+#include "report.h"
+#include "snapshot.h"
+#include "util.h"
+
+/* ---- a host in a struct ---- */
+
+struct host {
+	struct host_snapshot snap;
+	struct pci_device pci[40];
+	struct usb_device usb[16];
+	struct cpu_thread cpus[64];
+	struct net_iface ifaces[8];
+	struct host_file files[16];
+	struct firmware_file fw[2];
+	struct hugepage_pool pools[2];
+	struct hugetlbfs_mount mounts[2];
+};
+
+/* 4 cores with SMT (siblings N and N+4), 16 GiB, KVM, IOMMU, OVMF. */
+static void
+host_init(struct host *h, int cores, int threads, uint64_t mem_kib)
+{
+	memset(h, 0, sizeof(*h));
+	struct host_snapshot *s = &h->snap;
+	s->pci = h->pci;
+	s->usb = h->usb;
+	s->cpus = h->cpus;
+	s->ifaces = h->ifaces;
+	s->files = h->files;
+	s->firmware = h->fw;
+	s->hugepools = h->pools;
+	s->hugemounts = h->mounts;
+	for (int t = 0; t < threads; t++) {
+		for (int c = 0; c < cores; c++) {
+			struct cpu_thread *ct = &h->cpus[s->n_cpus++];
+			ct->cpu = t * cores + c;
+			ct->core_id = c;
+			ct->sibling = threads == 2 ? (t == 0 ? c + cores : c) : -1;
+			ct->online = true;
+		}
+	}
+	s->mem_total_kib = mem_kib;
+	s->mem_available_kib = mem_kib / 2;
+	s->iommu_enabled = true;
+	s->kvm = true;
+	s->vfio_pci_loaded = s->vfio_pci_available = true;
+	snprintf(s->cpu_vendor, sizeof(s->cpu_vendor), "GenuineIntel");
+	snprintf(s->kernel_release, sizeof(s->kernel_release), "6.1.0-28-amd64");
+	snprintf(h->fw[0].code, sizeof(h->fw[0].code), "/usr/share/OVMF/OVMF_CODE_4M.fd");
+	snprintf(h->fw[0].vars, sizeof(h->fw[0].vars), "/usr/share/OVMF/OVMF_VARS_4M.fd");
+	snprintf(h->fw[1].code, sizeof(h->fw[1].code), "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd");
+	h->fw[1].secboot = true;
+	s->n_firmware = 2;
+	s->default_hugepage_kib = 2048;
+	s->sudo_uid = s->sudo_gid = -1;
+}
+
+static struct pci_device *
+host_pci(struct host *h, const char *addr, unsigned cls, const char *driver, int group, const char *desc)
+{
+	struct pci_device *d = &h->pci[h->snap.n_pci++];
+	snprintf(d->address, sizeof(d->address), "%s", addr);
+	snprintf(d->slot, sizeof(d->slot), "%.10s", addr);
+	d->function = (unsigned)(addr[11] - '0');
+	d->class_code = cls;
+	snprintf(d->line, sizeof(d->line), "%s %s", addr, desc);
+	snprintf(d->driver, sizeof(d->driver), "%s", driver);
+	d->iommu_group = group;
+	d->is_display = (cls >> 16) == 0x03;
+	d->is_bridge = (cls >> 8) == 0x0604;
+	return d;
+}
+
+/* The desktop: an RTX 2080 Ti (4 functions, group 1, behind a root port),
+ * a chipset xHCI, NVMe. */
+static void
+host_desktop(struct host *h)
+{
+	host_init(h, 4, 2, 16 * 1024 * 1024);
+	host_pci(h, "0000:00:01.0", 0x060400, "pcieport", 1, "PCI bridge [0604]: Intel Corporation Root Port [8086:1901]");
+	struct pci_device *gpu = host_pci(h, "0000:01:00.0", 0x030000, "nvidia", 1,
+	    "VGA compatible controller [0300]: NVIDIA Corporation TU102 [GeForce RTX 2080 Ti] [10de:1e04]");
+	gpu->boot_vga = true;
+	host_pci(h, "0000:01:00.1", 0x040300, "snd_hda_intel", 1,
+	    "Audio device [0403]: NVIDIA Corporation TU102 High Definition Audio Controller [10de:10f7]");
+	host_pci(h, "0000:01:00.2", 0x0c0330, "xhci_hcd", 1,
+	    "USB controller [0c03]: NVIDIA Corporation TU102 USB 3.1 Host Controller [10de:1ad6]");
+	host_pci(h, "0000:01:00.3", 0x0c8000, "nvidia-gpu", 1,
+	    "Serial bus controller [0c80]: NVIDIA Corporation TU102 USB Type-C UCSI Controller [10de:1ad7]");
+	host_pci(h, "0000:00:14.0", 0x0c0330, "xhci_hcd", 4,
+	    "USB controller [0c03]: Intel Corporation Cannon Lake PCH USB 3.1 xHCI Host Controller [8086:a36d]");
+	host_pci(h, "0000:02:00.0", 0x010802, "nvme", 11,
+	    "Non-Volatile memory controller [0108]: Samsung Electronics Co Ltd NVMe SSD Controller [144d:a808]");
+}
+
+static struct usb_device *
+host_usb(struct host *h, const char *sysname, unsigned bus, unsigned dev, unsigned vid, unsigned pid,
+    const char *name, const char *controller)
+{
+	struct usb_device *u = &h->usb[h->snap.n_usb++];
+	snprintf(u->sysname, sizeof(u->sysname), "%s", sysname);
+	u->bus = bus;
+	u->devnum = dev;
+	u->vendor = vid;
+	u->product = pid;
+	snprintf(u->line, sizeof(u->line), "Bus %03u Device %03u: ID %04x:%04x %s", bus, dev, vid, pid, name);
+	snprintf(u->controller, sizeof(u->controller), "%s", controller);
+	return u;
+}
+
+static void
+host_iface(struct host *h, const char *name, const char *mac, bool bridge, bool tap, const char *master)
+{
+	struct net_iface *i = &h->ifaces[h->snap.n_ifaces++];
+	snprintf(i->name, sizeof(i->name), "%s", name);
+	snprintf(i->mac, sizeof(i->mac), "%s", mac);
+	snprintf(i->master, sizeof(i->master), "%s", master);
+	i->is_bridge = bridge;
+	i->is_tap = tap;
+}
+
+static struct host_file *
+host_file(struct host *h, const char *path, bool exists)
+{
+	struct host_file *f = &h->files[h->snap.n_files++];
+	f->path = (char *)path;
+	f->exists = f->readable = exists;
+	return f;
+}
+
+/* ---- building a plan ---- */
+
+static void
+opts_parse(struct options *o, const char *const *words)
+{
+	char *argv[64] = { "vfio" };
+	int argc = 1;
+	for (; words[argc - 1] != NULL; argc++)
+		argv[argc] = (char *)words[argc - 1];
+	struct verr err = { 0 };
+	if (options_parse(o, argc, argv, &err) != 0)
+		fail_msg("options: %s", err.msg);
+	o->qemu = xstrdup("qemu-system-x86_64");
+	o->mac_seed = 42;
+}
+
+/* The house rule checked on every plan: no empty word in the argv. */
+static void
+check_argv_sane(const struct plan *p)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		if (p->argv.v[i][0] == '\0')
+			fail_msg("argv[%zu] is empty", i);
+	}
+}
+
+#define PLAN(h, p, o, ...) do { \
+	const char *const words_[] = { __VA_ARGS__, NULL }; \
+	opts_parse(&(o), words_); \
+	plan_build(&(p), &(o), &(h)->snap); \
+	check_argv_sane(&(p)); \
+} while (0)
+#define PLAN0(h, p, o) do { \
+	const char *const words_[] = { NULL }; \
+	opts_parse(&(o), words_); \
+	plan_build(&(p), &(o), &(h)->snap); \
+	check_argv_sane(&(p)); \
+} while (0)
+
+static void
+done(struct plan *p, struct options *o)
+{
+	plan_free(p);
+	options_free(o);
+}
+
+/* The value after flag (the first such flag), or NULL. */
+static const char *
+arg_after(const struct plan *p, const char *flag)
+{
+	for (size_t i = 0; i + 1 < p->argv.n; i++) {
+		if (strcmp(p->argv.v[i], flag) == 0)
+			return p->argv.v[i + 1];
+	}
+	return NULL;
+}
+
+static bool
+has_arg(const struct plan *p, const char *word)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		if (strcmp(p->argv.v[i], word) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The argv word that starts with prefix, or NULL. */
+static const char *
+arg_prefixed(const struct plan *p, const char *prefix)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		if (str_startswith(p->argv.v[i], prefix))
+			return p->argv.v[i];
+	}
+	return NULL;
+}
+
+static size_t
+count_prefixed(const struct plan *p, const char *prefix)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->argv.n; i++)
+		n += str_startswith(p->argv.v[i], prefix);
+	return n;
+}
+
+static bool
+strv_contains(const struct strv *sv, const char *needle)
+{
+	for (size_t i = 0; i < sv->n; i++) {
+		if (strstr(sv->v[i], needle) != NULL)
+			return true;
+	}
+	return false;
+}
+
+static void
+expect_error_containing(const struct plan *p, const char *needle)
+{
+	if (!strv_contains(&p->errors, needle)) {
+		for (size_t i = 0; i < p->errors.n; i++)
+			fprintf(stderr, "error: %s\n", p->errors.v[i]);
+		fail_msg("no plan error contains '%s'", needle);
+	}
+}
+
+static void
+expect_no_errors(const struct plan *p)
+{
+	for (size_t i = 0; i < p->errors.n; i++)
+		fprintf(stderr, "unexpected error: %s\n", p->errors.v[i]);
+	assert_int_equal(p->errors.n, 0);
+}
+
+/* The JSON dump of element i of a plan array, for compact comparisons. */
+static char *
+dump(const json_t *array, size_t i)
+{
+	return json_dumps(json_array_get(array, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+static void
+expect_json(const json_t *array, size_t i, const char *want)
+{
+	char *s = dump(array, i);
+	if (s == NULL || strcmp(s, want) != 0)
+		fail_msg("element %zu:\n  got  %s\n  want %s", i, s ? s : "(none)", want);
+	free(s);
+}
+
+/* ---- the machine ---- */
+
+static void
+test_minimal_machine_has_q35_qmp_on_fd3_and_stops_at_start(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/disk.img", true);
+	PLAN(&h, p, o, "-image", "/vm/disk.img");
+	expect_no_errors(&p);
+	assert_string_equal(p.argv.v[0], "qemu-system-x86_64");
+	assert_string_equal(arg_after(&p, "-machine"), "q35,kernel_irqchip=on");
+	assert_string_equal(arg_after(&p, "-accel"), "kvm");
+	assert_true(has_arg(&p, "-nodefaults"));
+	assert_true(has_arg(&p, "-S"));
+	assert_string_equal(arg_after(&p, "-chardev"), "socket,id=qmp,fd=3");
+	assert_string_equal(arg_after(&p, "-mon"), "chardev=qmp,mode=control");
+	assert_string_equal(arg_after(&p, "-cpu"), "host,kvm=on,topoext=on");
+	assert_string_equal(arg_after(&p, "-drive"),
+	    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd");
+	assert_int_equal(p.serial_index, (int)(p.argv.n > 0 ? p.serial_index : -1));
+	assert_string_equal(p.argv.v[p.serial_index], "mon:stdio");
+	assert_string_equal(p.argv.v[p.serial_index - 1], "-serial");
+	done(&p, &o);
+}
+
+static void
+test_default_memory_and_cpus_are_half_the_host(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN0(&h, p, o);
+	assert_string_equal(arg_after(&p, "-m"), "8192M");
+	assert_string_equal(arg_after(&p, "-smp"), "4,sockets=1,cores=4,threads=1");
+	done(&p, &o);
+}
+
+static void
+test_small_host_gets_one_cpu_and_nonzero_memory(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 1, 1, 1000000);   /* 1 CPU, ~1 GB */
+	PLAN0(&h, p, o);
+	expect_no_errors(&p);
+	assert_string_equal(arg_after(&p, "-smp"), "1,sockets=1,cores=1,threads=1");
+	assert_string_equal(arg_after(&p, "-m"), "488M");
+	done(&p, &o);
+}
+
+static void
+test_unknown_host_memory_is_refused_not_zero(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 1, 1, 0);
+	PLAN(&h, p, o, "-force");
+	expect_error_containing(&p, "give -memory SIZE");
+	assert_null(arg_after(&p, "-m"));
+	done(&p, &o);
+}
+
+static void
+test_pinned_smt_siblings_give_threads_2(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "1,5,2,6");
+	expect_no_errors(&p);
+	assert_string_equal(arg_after(&p, "-smp"), "4,sockets=1,cores=2,threads=2");
+	done(&p, &o);
+}
+
+static void
+test_pinned_cpus_that_are_not_siblings_give_threads_1(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "1-4");
+	assert_string_equal(arg_after(&p, "-smp"), "4,sockets=1,cores=4,threads=1");
+	done(&p, &o);
+	/* Consecutive siblings but an odd count: no pairs. */
+	PLAN(&h, p, o, "-pinvcpus", "1,5,2");
+	assert_string_equal(arg_after(&p, "-smp"), "3,sockets=1,cores=3,threads=1");
+	done(&p, &o);
+}
+
+static void
+test_pinning_cpus_the_host_lacks_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "6-9");
+	expect_error_containing(&p, "-pinvcpus: this host has no online CPU 8,9 (it has 8)");
+	done(&p, &o);
+}
+
+static void
+test_hyperv_adds_the_enlightenments(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-hyperv");
+	assert_string_equal(arg_after(&p, "-cpu"), "host,kvm=on,topoext=on,hv-frequencies,hv-relaxed,hv-reset,"
+	    "hv-runtime,hv-spinlocks=0x1fff,hv-stimer,hv-synic,hv-time,hv-vapic,hv-vpindex");
+	done(&p, &o);
+}
+
+static void
+test_no_kvm_falls_back_to_tcg_with_a_warning(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.kvm = false;
+	PLAN(&h, p, o, "-hyperv");
+	expect_no_errors(&p);
+	assert_true(p.accel_tcg);
+	assert_string_equal(arg_after(&p, "-accel"), "tcg");
+	assert_string_equal(arg_after(&p, "-machine"), "q35");
+	assert_string_equal(arg_after(&p, "-cpu"), "max");
+	assert_true(strv_contains(&p.warnings, "/dev/kvm does not exist"));
+	assert_true(strv_contains(&p.warnings, "-hyperv"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-accel", "kvm");
+	expect_error_containing(&p, "-accel kvm: /dev/kvm does not exist");
+	done(&p, &o);
+}
+
+static void
+test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-m", "64G");
+	expect_error_containing(&p, "-memory 65536M is more than the host's 16384M");
+	done(&p, &o);
+	PLAN(&h, p, o, "-m", "64G", "-force");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-force: -memory 65536M is more than"));
+	assert_string_equal(arg_after(&p, "-m"), "65536M");
+	done(&p, &o);
+}
+
+static void
+test_hugepages_allocate_what_is_missing(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.pools[0] = (struct hugepage_pool){ .page_kib = 2048, .nr = 100, .free_pages = 100 };
+	h.snap.n_hugepools = 1;
+	snprintf(h.mounts[0].path, sizeof(h.mounts[0].path), "/dev/hugepages");
+	h.mounts[0].page_kib = 2048;
+	h.snap.n_hugemounts = 1;
+	PLAN(&h, p, o, "-m", "4G", "-hugepages");
+	expect_no_errors(&p);
+	assert_string_equal(arg_after(&p, "-mem-path"), "/dev/hugepages");
+	assert_true(has_arg(&p, "-mem-prealloc"));
+	expect_json(p.host_changes, 0, "{\"action\":\"hugepages-alloc\",\"target\":"
+	    "\"/sys/kernel/mm/hugepages/hugepages-2048kB\",\"from\":\"100\",\"to\":\"2048\",\"args\":{\"pages\":2048}}");
+	done(&p, &o);
+	/* Enough free pages: nothing to allocate. */
+	h.pools[0].nr = h.pools[0].free_pages = 4096;
+	PLAN(&h, p, o, "-m", "4G", "-hugepages");
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+test_hugepages_without_a_hugetlbfs_mount_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-hugepages", "/mnt/huge");
+	expect_error_containing(&p, "-hugepages: /mnt/huge is not a mounted hugetlbfs");
+	done(&p, &o);
+}
+
+/* ---- firmware and files ---- */
+
+static void
+test_firmware_rules(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-noBios");
+	assert_null(arg_prefixed(&p, "if=pflash"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-secureboot");
+	expect_error_containing(&p, "-secureboot needs -biosvars");
+	done(&p, &o);
+	host_file(&h, "/vm/vars.fd", true);
+	PLAN(&h, p, o, "-win11", "-biosvars", "/vm/vars.fd");
+	expect_no_errors(&p);
+	assert_string_equal(arg_prefixed(&p, "if=pflash,format=raw,unit=0"),
+	    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd");
+	assert_string_equal(arg_prefixed(&p, "if=pflash,format=raw,unit=1"), "if=pflash,format=raw,unit=1,file=/vm/vars.fd");
+	assert_string_equal(arg_after(&p, "-machine"), "q35,kernel_irqchip=on,smm=on");
+	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
+	assert_true(has_arg(&p, "tpm-tis,tpmdev=tpm0"));
+	done(&p, &o);
+	/* -createvars copies the template that belongs to the firmware. */
+	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd", "-createvars");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"vars-create\",\"target\":\"/vm/new-vars.fd\","
+	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\"}}");
+	done(&p, &o);
+	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd");
+	expect_error_containing(&p, "-biosvars /vm/new-vars.fd: no such file; copy the template "
+	    "(cp /usr/share/OVMF/OVMF_VARS_4M.fd /vm/new-vars.fd) or add -createvars");
+	done(&p, &o);
+	h.snap.n_firmware = 0;
+	PLAN0(&h, p, o);
+	expect_error_containing(&p, "no OVMF firmware was found");
+	done(&p, &o);
+}
+
+static void
+test_missing_files_are_errors_naming_the_flag(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/gone.img", false);
+	PLAN(&h, p, o, "-image", "/vm/gone.img", "-iso", "/vm/gone.iso", "-kernel", "/k", "-initrd", "/i",
+	    "-romfile", "/r.rom", "-bios", "/b.fd", "-biosvars", "/v.fd");
+	expect_error_containing(&p, "-image /vm/gone.img: no such file");
+	expect_error_containing(&p, "-iso /vm/gone.iso: no such file");
+	expect_error_containing(&p, "-kernel /k: no such file");
+	expect_error_containing(&p, "-initrd /i: no such file");
+	expect_error_containing(&p, "-romfile /r.rom: no such file");
+	expect_error_containing(&p, "-bios /b.fd: no such file");
+	expect_error_containing(&p, "-biosvars /v.fd: no such file");
+	done(&p, &o);
+}
+
+static void
+test_disks_get_an_iothread_each_and_commas_are_escaped(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/a,b.qcow2", true);
+	host_file(&h, "/vm/c.img", true);
+	host_file(&h, "/vm/x.iso", true);
+	PLAN(&h, p, o, "-image", "/vm/a,b.qcow2", "-imageformat", "qcow2", "-image", "/vm/c.img", "-format", "raw",
+	    "-iso", "/vm/x.iso");
+	expect_no_errors(&p);
+	assert_string_equal(arg_prefixed(&p, "file=/vm/a"), "file=/vm/a,,b.qcow2,if=none,id=disk0,format=qcow2,discard=on");
+	assert_true(has_arg(&p, "iothread,id=iothread0"));
+	assert_true(has_arg(&p, "iothread,id=iothread1"));
+	assert_true(has_arg(&p, "virtio-blk-pci,drive=disk0,iothread=iothread0"));
+	assert_true(has_arg(&p, "virtio-blk-pci,drive=disk1,iothread=iothread1"));
+	assert_true(has_arg(&p, "file=/vm/x.iso,if=none,id=cd0,media=cdrom,readonly=on"));
+	assert_true(has_arg(&p, "ide-cd,drive=cd0,bus=ide.0"));
+	done(&p, &o);
+}
+
+static void
+test_novirtio_disks_are_ide_and_nvme_disks_get_serials(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/c.img", true);
+	struct host_file *blk = host_file(&h, "/dev/nvme0n1p2", true);
+	blk->is_block = true;
+	snprintf(blk->disk_serial, sizeof(blk->disk_serial), "S4EWNX0N123456 ,x");
+	snprintf(blk->disk_name, sizeof(blk->disk_name), "nvme0n1");
+	PLAN(&h, p, o, "-image", "/vm/c.img", "-iso", "/vm/c.img", "-noVirtio");
+	assert_true(has_arg(&p, "ide-hd,drive=disk0,bus=ide.0"));
+	assert_true(has_arg(&p, "ide-cd,drive=cd0,bus=ide.1"));
+	assert_null(arg_prefixed(&p, "iothread"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-image", "/vm/c.img", "-image", "/dev/nvme0n1p2", "-format", "raw", "-nvme");
+	assert_true(has_arg(&p, "nvme,drive=disk0,serial=disk0"));
+	assert_true(has_arg(&p, "nvme,drive=disk1,serial=S4EWNX0N123456x"));
+	done(&p, &o);
+}
+
+static void
+test_kernel_boot(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/boot/vmlinuz", true);
+	host_file(&h, "/boot/initrd", true);
+	PLAN(&h, p, o, "-kernel", "/boot/vmlinuz", "-initramfs", "/boot/initrd", "-append", "root=/dev/sda1 rw ");
+	expect_no_errors(&p);
+	assert_string_equal(arg_after(&p, "-kernel"), "/boot/vmlinuz");
+	assert_string_equal(arg_after(&p, "-initrd"), "/boot/initrd");
+	assert_string_equal(arg_after(&p, "-append"), "root=/dev/sda1 rw ");
+	done(&p, &o);
+	PLAN(&h, p, o, "-initrd", "/boot/initrd");
+	expect_error_containing(&p, "-initrd needs -kernel");
+	done(&p, &o);
+}
+
+static void
+test_extras_are_appended_as_words(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-extras", "-device ac97 -display 'gtk,zoom-to-fit=on'");
+	assert_string_equal(p.argv.v[p.argv.n - 4], "-device");
+	assert_string_equal(p.argv.v[p.argv.n - 3], "ac97");
+	assert_string_equal(p.argv.v[p.argv.n - 1], "gtk,zoom-to-fit=on");
+	done(&p, &o);
+}
+
+/* ---- display ---- */
+
+static void
+test_display_rules(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN0(&h, p, o);
+	assert_true(has_arg(&p, "-nographic"));
+	assert_string_equal(arg_after(&p, "-vga"), "none");
+	done(&p, &o);
+	h.snap.display = ":0";
+	PLAN0(&h, p, o);
+	assert_false(has_arg(&p, "-nographic"));
+	assert_string_equal(arg_after(&p, "-vga"), "std");
+	done(&p, &o);
+	/* A passed-through GPU is the display, even with $DISPLAY set. */
+	PLAN(&h, p, o, "-pci", "NVIDIA");
+	assert_string_equal(arg_after(&p, "-vga"), "none");
+	assert_string_equal(arg_after(&p, "-display"), "none");
+	done(&p, &o);
+}
+
+static void
+test_spice_and_looking_glass(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-spice", "-qemu-agent", "-name", "win");
+	assert_string_equal(arg_after(&p, "-spice"), "unix=on,addr=/run/vfio/win/spice.sock,disable-ticketing=on");
+	assert_true(has_arg(&p, "qxl-vga,id=video0"));
+	assert_true(has_arg(&p, "qemu-xhci,id=xhci"));
+	assert_int_equal(count_prefixed(&p, "usb-redir,"), 4);
+	assert_true(has_arg(&p, "virtserialport,bus=vserial.0,chardev=vdagent,name=com.redhat.spice.0"));
+	assert_true(has_arg(&p, "virtserialport,bus=vserial.0,chardev=qga0,name=org.qemu.guest_agent.0"));
+	assert_true(has_arg(&p, "socket,id=qga0,path=/run/vfio/win/qga.sock,server=on,wait=off"));
+	assert_int_equal(count_prefixed(&p, "virtio-serial-pci"), 1);
+	done(&p, &o);
+	PLAN(&h, p, o, "-lg", "-pci", "NVIDIA");
+	assert_true(has_arg(&p, "memory-backend-file,id=ivshmem0,share=on,mem-path=/dev/shm/looking-glass,size=64M"));
+	assert_true(has_arg(&p, "ivshmem-plain,memdev=ivshmem0"));
+	assert_non_null(arg_after(&p, "-spice"));
+	assert_null(arg_prefixed(&p, "qxl"));
+	done(&p, &o);
+}
+
+static void
+test_hostaudio(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-hostaudio");
+	assert_string_equal(arg_after(&p, "-audiodev"), "pa,id=snd0");
+	assert_true(has_arg(&p, "ich9-intel-hda"));
+	assert_true(has_arg(&p, "hda-output,audiodev=snd0"));
+	done(&p, &o);
+}
+
+static void
+test_usb_controller_only_with_usb_or_spice(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN0(&h, p, o);
+	assert_false(has_arg(&p, "qemu-xhci,id=xhci"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-usb", "Logitech");
+	assert_true(has_arg(&p, "qemu-xhci,id=xhci"));
+	done(&p, &o);
+}
+
+/* ---- PCI passthrough ---- */
+
+static void
+test_gpu_functions_are_cold_plugged_with_x_vga_only_on_the_boot_vga_function(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/vbios.rom", true);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-romfile", "/vm/vbios.rom");
+	expect_no_errors(&p);
+	assert_true(has_arg(&p, "vfio-pci,host=0000:01:00.0,id=hostdev-0000-01-00-0,bus=rp1,addr=0x0.0,"
+	    "multifunction=on,x-vga=on,romfile=/vm/vbios.rom"));
+	assert_true(has_arg(&p, "vfio-pci,host=0000:01:00.1,id=hostdev-0000-01-00-1,bus=rp1,addr=0x0.1"));
+	assert_true(has_arg(&p, "vfio-pci,host=0000:01:00.2,id=hostdev-0000-01-00-2,bus=rp1,addr=0x0.2"));
+	assert_true(has_arg(&p, "vfio-pci,host=0000:01:00.3,id=hostdev-0000-01-00-3,bus=rp1,addr=0x0.3"));
+	assert_int_equal(count_prefixed(&p, "vfio-pci,"), 4);
+	/* The bridge in the group matched "NVIDIA"? no: but it never goes. */
+	assert_null(arg_prefixed(&p, "vfio-pci,host=0000:00:01.0"));
+	/* Nothing of the card over QMP; only the NIC. */
+	assert_int_equal(json_array_size(p.qmp), 2);
+	json_t *pci = json_object_get(p.devices, "pci");
+	assert_int_equal(json_array_size(pci), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(pci, 0), "attach")), "cmdline");
+	done(&p, &o);
+}
+
+static void
+test_identical_gpus_only_the_matched_one_goes(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	struct pci_device *g2 = host_pci(&h, "0000:05:00.0", 0x030000, "nvidia", 12,
+	    "VGA compatible controller [0300]: NVIDIA Corporation TU102 [GeForce RTX 2080 Ti] [10de:1e04]");
+	g2->boot_vga = false;
+	host_pci(&h, "0000:05:00.1", 0x040300, "snd_hda_intel", 12,
+	    "Audio device [0403]: NVIDIA Corporation TU102 High Definition Audio Controller [10de:10f7]");
+	PLAN(&h, p, o, "-pci", "0000:05:00");
+	expect_no_errors(&p);
+	assert_int_equal(json_array_size(json_object_get(p.devices, "pci")), 2);
+	assert_null(arg_prefixed(&p, "vfio-pci,host=0000:01:00"));
+	/* Not the boot GPU, but the only VGA function passed: it gets x-vga. */
+	assert_true(has_arg(&p, "vfio-pci,host=0000:05:00.0,id=hostdev-0000-05-00-0,bus=rp1,addr=0x0.0,"
+	    "multifunction=on,x-vga=on"));
+	for (size_t i = 0; i < json_array_size(p.host_changes); i++) {
+		const char *t = json_string_value(json_object_get(json_array_get(p.host_changes, i), "target"));
+		assert_false(str_startswith(t, "0000:01:00"));
+	}
+	done(&p, &o);
+}
+
+static void
+test_non_display_devices_go_over_qmp_into_their_own_root_port(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "Samsung|Cannon Lake", "-nonet");
+	expect_no_errors(&p);
+	expect_json(p.qmp, 0, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+	    "\"host\":\"0000:00:14.0\",\"id\":\"hostdev-0000-00-14-0\",\"bus\":\"rp1\"}}");
+	expect_json(p.qmp, 1, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+	    "\"host\":\"0000:02:00.0\",\"id\":\"hostdev-0000-02-00-0\",\"bus\":\"rp2\"}}");
+	assert_int_equal(json_array_size(p.qmp), 2);
+	/* Two devices and four spares. */
+	assert_int_equal(p.n_root_ports, 6);
+	assert_int_equal(p.n_spare_ports, 4);
+	assert_int_equal(count_prefixed(&p, "pcie-root-port,"), 6);
+	assert_true(has_arg(&p, "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0,multifunction=on"));
+	assert_true(has_arg(&p, "pcie-root-port,id=rp6,bus=pcie.0,chassis=6,port=6,addr=0x1c.5"));
+	assert_null(arg_prefixed(&p, "vfio-pci"));
+	done(&p, &o);
+}
+
+static void
+test_binding_changes_in_order(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.vfio_pci_loaded = false;
+	h.pci[6].driver[0] = '\0';                 /* the NVMe has no driver */
+	snprintf(h.pci[5].driver, sizeof(h.pci[5].driver), "vfio-pci");  /* the xHCI is bound already */
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	PLAN(&h, p, o, "-pci", "Samsung|Cannon Lake", "-nonet");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"module-load\",\"target\":\"vfio-pci\"}");
+	expect_json(p.host_changes, 1, "{\"action\":\"pci-bind-vfio\",\"target\":\"0000:02:00.0\",\"from\":\"\","
+	    "\"to\":\"vfio-pci\",\"args\":{\"group\":11,\"display\":false}}");
+	expect_json(p.host_changes, 2, "{\"action\":\"dev-chown\",\"target\":\"/dev/vfio/4\",\"args\":{\"uid\":1000,\"gid\":1000}}");
+	expect_json(p.host_changes, 3, "{\"action\":\"dev-chown\",\"target\":\"/dev/vfio/11\",\"args\":{\"uid\":1000,\"gid\":1000}}");
+	assert_int_equal(json_array_size(p.host_changes), 4);
+	done(&p, &o);
+}
+
+static void
+test_group_with_a_foreign_driver_is_refused_naming_it(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "0000:01:00.0");
+	expect_error_containing(&p, "0000:01:00.0 shares IOMMU group 1 with 0000:01:00.1 Audio device");
+	expect_error_containing(&p, "which is bound to snd_hda_intel");
+	expect_error_containing(&p, "add it to -pci (e.g. -pci '0000:01:00.0|0000:01:00.1')");
+	expect_error_containing(&p, "bound to xhci_hcd");
+	expect_error_containing(&p, "bound to nvidia-gpu");
+	/* The bridge in the group is no obstacle. */
+	assert_false(strv_contains(&p.errors, "0000:00:01.0"));
+	done(&p, &o);
+	/* Driverless, vfio-pci and pci-stub neighbours are fine. */
+	h.pci[2].driver[0] = '\0';
+	snprintf(h.pci[3].driver, sizeof(h.pci[3].driver), "vfio-pci");
+	snprintf(h.pci[4].driver, sizeof(h.pci[4].driver), "pci-stub");
+	PLAN(&h, p, o, "-pci", "0000:01:00.0");
+	expect_no_errors(&p);
+	done(&p, &o);
+}
+
+static void
+test_iommu_off_names_the_kernel_argument_and_force_continues(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.iommu_enabled = false;
+	PLAN(&h, p, o, "-pci", "Samsung");
+	expect_error_containing(&p, "add intel_iommu=on to the kernel command line");
+	done(&p, &o);
+	snprintf(h.snap.cpu_vendor, sizeof(h.snap.cpu_vendor), "AuthenticAMD");
+	PLAN(&h, p, o, "-pci", "Samsung");
+	expect_error_containing(&p, "add amd_iommu=on to the kernel command line");
+	done(&p, &o);
+	PLAN(&h, p, o, "-pci", "Samsung", "-force");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-force: the IOMMU is off"));
+	done(&p, &o);
+}
+
+static void
+test_vfio_pci_missing_hints_at_a_kernel_upgrade(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.vfio_pci_loaded = h.snap.vfio_pci_available = false;
+	PLAN(&h, p, o, "-pci", "Samsung");
+	expect_error_containing(&p, "running kernel 6.1.0-28-amd64 has no vfio-pci module; if the kernel was "
+	    "upgraded since boot, reboot");
+	done(&p, &o);
+}
+
+static void
+test_pci_regex_matching_nothing_or_only_bridges(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "Root Port");
+	expect_error_containing(&p, "-pci 'Root Port' matches no PCI device");
+	assert_true(strv_contains(&p.warnings, "also matches bridge(s) 0000:00:01.0"));
+	done(&p, &o);
+}
+
+/* ---- USB ---- */
+
+static void
+host_desktop_usb(struct host *h)
+{
+	host_desktop(h);
+	struct usb_device *root = host_usb(h, "usb1", 1, 1, 0x1d6b, 0x0002, "Linux Foundation 2.0 root hub",
+	    "0000:00:14.0");
+	root->is_root_hub = root->is_hub = true;
+	struct usb_device *hub = host_usb(h, "1-4", 1, 3, 0x05e3, 0x0610, "Genesys Logic, Inc. Hub", "0000:00:14.0");
+	hub->is_hub = true;
+	struct usb_device *rx = host_usb(h, "1-4.2", 1, 4, 0x046d, 0xc52b, "Logitech, Inc. Unifying Receiver",
+	    "0000:00:14.0");
+	snprintf(rx->product_name, sizeof(rx->product_name), "USB Receiver");
+	host_usb(h, "3-1", 3, 2, 0x0781, 0x5583, "SanDisk Corp. Ultra Fit", "0000:04:00.0");
+}
+
+static void
+test_usb_devices_attach_over_qmp_by_bus_and_address(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop_usb(&h);
+	PLAN(&h, p, o, "-usb", "USB Receiver|SanDisk", "-nonet");
+	expect_no_errors(&p);
+	expect_json(p.qmp, 0, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"usb-host\",\"hostbus\":1,"
+	    "\"hostaddr\":4,\"id\":\"usb-1-4.2\",\"bus\":\"xhci.0\"}}");
+	expect_json(p.qmp, 1, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"usb-host\",\"hostbus\":3,"
+	    "\"hostaddr\":2,\"id\":\"usb-3-1\",\"bus\":\"xhci.0\"}}");
+	expect_json(json_object_get(p.devices, "usb"), 0, "{\"bus\":1,\"address\":4,\"id\":\"046d:c52b\","
+	    "\"port\":\"1-4.2\",\"line\":\"Bus 001 Device 004: ID 046d:c52b Logitech, Inc. Unifying Receiver\"}");
+	done(&p, &o);
+}
+
+static void
+test_root_hubs_never_and_hubs_only_by_id(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop_usb(&h);
+	/* "Hub" and "root hub" name both hubs by their lines: neither goes. */
+	PLAN(&h, p, o, "-usb", "hub|Hub|Linux Foundation", "-nonet");
+	assert_int_equal(json_array_size(json_object_get(p.devices, "usb")), 0);
+	done(&p, &o);
+	PLAN(&h, p, o, "-usb", "05e3:0610|1d6b:0002", "-nonet");
+	json_t *usb = json_object_get(p.devices, "usb");
+	assert_int_equal(json_array_size(usb), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(usb, 0), "port")), "1-4");
+	done(&p, &o);
+	/* A port path selects a device too. */
+	PLAN(&h, p, o, "-usb", "^1-4\\.2$", "-nonet");
+	assert_int_equal(json_array_size(json_object_get(p.devices, "usb")), 1);
+	done(&p, &o);
+}
+
+static void
+test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop_usb(&h);
+	PLAN(&h, p, o, "-usb", "Logitech|SanDisk", "-pci", "Cannon Lake", "-nonet");
+	json_t *usb = json_object_get(p.devices, "usb");
+	assert_int_equal(json_array_size(usb), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(usb, 0), "port")), "3-1");
+	assert_true(strv_contains(&p.warnings, "is behind controller 0000:00:14.0, which -pci passes through"));
+	done(&p, &o);
+}
+
+static void
+test_usb_device_nodes_go_to_qemus_user(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop_usb(&h);
+	PLAN(&h, p, o, "-usb", "SanDisk", "-nonet");
+	assert_int_equal(json_array_size(p.host_changes), 0);      /* QEMU runs as root */
+	done(&p, &o);
+	h.snap.sudo_uid = 1000;
+	h.snap.sudo_gid = 100;
+	PLAN(&h, p, o, "-usb", "SanDisk", "-nonet");
+	expect_json(p.host_changes, 0, "{\"action\":\"dev-chown\",\"target\":\"/dev/bus/usb/003/002\","
+	    "\"args\":{\"uid\":1000,\"gid\":100}}");
+	assert_int_equal(json_array_size(p.host_changes), 1);
+	done(&p, &o);
+}
+
+/* ---- network ---- */
+
+static void
+test_user_networking_with_port_forwards(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-portforward", "tcp:2222:22", "-portforward", "udp:5353:53");
+	expect_no_errors(&p);
+	expect_json(p.qmp, 0, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"user\",\"id\":\"net0\","
+	    "\"hostfwd\":[{\"str\":\"tcp::2222-:22\"},{\"str\":\"udp::5353-:53\"}]}}");
+	char want[256];
+	snprintf(want, sizeof(want), "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"virtio-net-pci\","
+	    "\"id\":\"nic0\",\"netdev\":\"net0\",\"mac\":\"%s\",\"bus\":\"rp1\"}}", p.guest_mac);
+	expect_json(p.qmp, 1, want);
+	assert_true(str_startswith(p.guest_mac, "52:54:00:"));
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+test_random_mac_comes_from_the_seed(void **state)
+{
+	char a[18], b[18], c[18];
+	plan_guest_mac(a, NULL, 1);
+	plan_guest_mac(b, NULL, 1);
+	plan_guest_mac(c, NULL, 2);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	plan_guest_mac(a, "A8:5E:45:12:34:56", 1);
+	assert_string_equal(a, "52:54:00:12:34:56");
+	plan_guest_mac(a, "00:00:00:00:00:00", 7);
+	assert_string_equal(a, (plan_guest_mac(b, NULL, 7), b));
+}
+
+static void
+test_novirtio_nic_is_e1000e_and_nonet_has_none(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-noVirtio");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p.qmp, 1), "arguments"),
+	    "driver")), "e1000e");
+	done(&p, &o);
+	PLAN(&h, p, o, "-nonet", "-portforward", "tcp:1:2");
+	assert_int_equal(json_array_size(p.qmp), 0);
+	assert_string_equal(p.guest_mac, "");
+	assert_true(strv_contains(&p.warnings, "-nonet"));
+	done(&p, &o);
+}
+
+static void
+test_tap_alone_is_used_or_created(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-tap", "tap7");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"tap-create\",\"target\":\"tap7\"}");
+	expect_json(p.qmp, 0, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"tapfd0\"},"
+	    "\"fd\":{\"open\":\"tap\",\"name\":\"tap7\"}}");
+	expect_json(p.qmp, 1, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"net0\",\"fd\":\"tapfd0\"}}");
+	assert_true(strv_contains(&p.rundown, "the host must give tap7 an address"));
+	done(&p, &o);
+	host_iface(&h, "tap7", "aa:aa:aa:00:00:01", false, true, "");
+	PLAN(&h, p, o, "-tap", "tap7");
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+test_existing_bridge_gets_the_first_free_tap_and_vhost(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.vhost_net = true;
+	host_iface(&h, "br0", "a8:5e:45:aa:bb:cc", true, false, "");
+	host_iface(&h, "tap0", "aa:aa:aa:00:00:01", false, true, "br0");
+	PLAN(&h, p, o, "-bridge", "br0");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"tap-create\",\"target\":\"tap1\",\"args\":{\"bridge\":\"br0\"}}");
+	assert_string_equal(p.guest_mac, "52:54:00:aa:bb:cc");
+	expect_json(p.qmp, 1, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"vhostfd0\"},\"fd\":{\"open\":\"vhost-net\"}}");
+	expect_json(p.qmp, 2, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"net0\",\"fd\":\"tapfd0\","
+	    "\"vhost\":true,\"vhostfd\":\"vhostfd0\"}}");
+	done(&p, &o);
+}
+
+static void
+test_missing_bridge_is_created_around_hostint(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "");
+	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "enp3s0", "-tap", "vm0");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"bridge-create\",\"target\":\"br0\",\"args\":{\"hostint\":\"enp3s0\"}}");
+	expect_json(p.host_changes, 1, "{\"action\":\"tap-create\",\"target\":\"vm0\",\"args\":{\"bridge\":\"br0\"}}");
+	assert_string_equal(p.guest_mac, "52:54:00:12:34:56");
+	done(&p, &o);
+}
+
+static void
+test_network_refusals(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
+	PLAN(&h, p, o, "-bridge", "br0");
+	expect_error_containing(&p, "-bridge br0: there is no bridge named br0. To create it on the fly, also name "
+	    "the host interface to put on it with -hostint");
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "enp3s0");
+	expect_error_containing(&p, "-hostint enp3s0 is already on bridge br9; use -bridge br9 instead");
+	done(&p, &o);
+	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "eth7");
+	expect_error_containing(&p, "-hostint eth7: no such interface");
+	done(&p, &o);
+	PLAN(&h, p, o, "-hostint", "enp3s0");
+	expect_error_containing(&p, "-hostint enp3s0 needs -bridge");
+	done(&p, &o);
+	PLAN(&h, p, o, "-bridge", "enp3s0");
+	expect_error_containing(&p, "exists but is not a bridge");
+	done(&p, &o);
+	/* -force cannot make a missing bridge appear. */
+	PLAN(&h, p, o, "-bridge", "br0", "-force");
+	expect_error_containing(&p, "there is no bridge named br0");
+	done(&p, &o);
+}
+
+static void
+test_host_changes_keep_their_order_across_areas(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.vfio_pci_loaded = false;
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	h.pools[0] = (struct hugepage_pool){ .page_kib = 2048 };
+	h.snap.n_hugepools = 1;
+	snprintf(h.mounts[0].path, sizeof(h.mounts[0].path), "/dev/hugepages");
+	h.snap.n_hugemounts = 1;
+	host_iface(&h, "eth0", "a8:5e:45:12:34:56", false, false, "");
+	PLAN(&h, p, o, "-pci", "Samsung", "-m", "2G", "-hugepages", "-bridge", "br0", "-hostint", "eth0");
+	expect_no_errors(&p);
+	const char *want[] = { "module-load", "pci-bind-vfio", "dev-chown", "hugepages-alloc", "bridge-create",
+		"tap-create" };
+	assert_int_equal(json_array_size(p.host_changes), nitems(want));
+	for (size_t i = 0; i < nitems(want); i++)
+		assert_string_equal(json_string_value(json_object_get(json_array_get(p.host_changes, i), "action")),
+		    want[i]);
+	/* QMP: the PCI device first, then the network. */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p.qmp, 0), "arguments"),
+	    "driver")), "vfio-pci");
+	done(&p, &o);
+}
+
+static void
+test_the_plan_is_deterministic(void **state)
+{
+	struct host h;
+	struct plan p1, p2;
+	struct options o1, o2;
+	host_desktop_usb(&h);
+	PLAN(&h, p1, o1, "-pci", "NVIDIA|Samsung", "-usb", "Logitech", "-hyperv", "-spice");
+	PLAN(&h, p2, o2, "-pci", "NVIDIA|Samsung", "-usb", "Logitech", "-hyperv", "-spice");
+	char *a = json_dumps(p1.qmp, JSON_COMPACT), *b = json_dumps(p2.qmp, JSON_COMPACT);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	assert_int_equal(p1.argv.n, p2.argv.n);
+	for (size_t i = 0; i < p1.argv.n; i++)
+		assert_string_equal(p1.argv.v[i], p2.argv.v[i]);
+	done(&p1, &o1);
+	done(&p2, &o2);
+}
+
+static void
+test_more_devices_than_root_ports_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 2, 1, 4 * 1024 * 1024);
+	static char addrs[26][16];
+	for (int i = 0; i < 26; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "0000:%02x:00.0", i + 1);
+		host_pci(&h, addrs[i], 0x0c0330, "xhci_hcd", 100 + i, "USB controller [0c03]: Test xHCI [1234:5678]");
+	}
+	PLAN(&h, p, o, "-pci", "xHCI", "-nonet");
+	expect_error_containing(&p, "more than 24 PCIe root ports would be needed");
+	assert_int_equal(p.errors.n, 1);
+	assert_int_equal(p.n_root_ports, 24);
+	assert_null(arg_prefixed(&p, "vfio-pci"));
+	done(&p, &o);
+	/* 23 fit, leaving one spare. */
+	h.snap.n_pci = 23;
+	PLAN(&h, p, o, "-pci", "xHCI", "-nonet");
+	expect_no_errors(&p);
+	assert_int_equal(p.n_root_ports, 24);
+	assert_int_equal(p.n_spare_ports, 1);
+	done(&p, &o);
+}
+
+static void
+test_more_cds_than_sata_ports_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/x.iso", true);
+	PLAN(&h, p, o, "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso",
+	    "-iso", "/x.iso", "-force");
+	expect_no_errors(&p);
+	assert_true(has_arg(&p, "ide-cd,drive=cd5,bus=ide.5"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso",
+	    "-iso", "/x.iso", "-iso", "/x.iso", "-force");
+	expect_error_containing(&p, "-iso /x.iso: the guest's SATA controller has only 6 ports");
+	assert_null(arg_prefixed(&p, "ide-cd,drive=cd6"));
+	done(&p, &o);
+}
+
+/* The printed command line is one line a POSIX shell reads back into
+ * exactly the planned words, whatever the paths contain. */
+static void
+test_command_line_pastes_into_a_shell_as_the_same_words(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/my disk's \"$HOME\" `x`.img", true);
+	PLAN(&h, p, o, "-image", "/vm/my disk's \"$HOME\" `x`.img", "-append", "a;b|c&d", "-kernel", "/vm/k*",
+	    "-force", "-extras", "-device 'e f'");
+	char *line = report_cmdline(&p.argv);
+	assert_null(strchr(line, '\n'));
+	char *cmd = xasprintf("printf '%%s\\n' %s", line);
+	FILE *sh = popen(cmd, "r");
+	assert_non_null(sh);
+	char buf[4096];
+	size_t i = 0;
+	while (fgets(buf, sizeof(buf), sh) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		assert_true(i < p.argv.n);
+		assert_string_equal(buf, p.argv.v[i]);
+		i++;
+	}
+	assert_int_equal(pclose(sh), 0);
+	assert_int_equal(i, p.argv.n);
+	free(cmd);
+	free(line);
+	done(&p, &o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_minimal_machine_has_q35_qmp_on_fd3_and_stops_at_start),
+		cmocka_unit_test(test_default_memory_and_cpus_are_half_the_host),
+		cmocka_unit_test(test_small_host_gets_one_cpu_and_nonzero_memory),
+		cmocka_unit_test(test_unknown_host_memory_is_refused_not_zero),
+		cmocka_unit_test(test_pinned_smt_siblings_give_threads_2),
+		cmocka_unit_test(test_pinned_cpus_that_are_not_siblings_give_threads_1),
+		cmocka_unit_test(test_pinning_cpus_the_host_lacks_is_an_error),
+		cmocka_unit_test(test_hyperv_adds_the_enlightenments),
+		cmocka_unit_test(test_no_kvm_falls_back_to_tcg_with_a_warning),
+		cmocka_unit_test(test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning),
+		cmocka_unit_test(test_hugepages_allocate_what_is_missing),
+		cmocka_unit_test(test_hugepages_without_a_hugetlbfs_mount_is_an_error),
+		cmocka_unit_test(test_firmware_rules),
+		cmocka_unit_test(test_missing_files_are_errors_naming_the_flag),
+		cmocka_unit_test(test_disks_get_an_iothread_each_and_commas_are_escaped),
+		cmocka_unit_test(test_novirtio_disks_are_ide_and_nvme_disks_get_serials),
+		cmocka_unit_test(test_kernel_boot),
+		cmocka_unit_test(test_extras_are_appended_as_words),
+		cmocka_unit_test(test_display_rules),
+		cmocka_unit_test(test_spice_and_looking_glass),
+		cmocka_unit_test(test_hostaudio),
+		cmocka_unit_test(test_usb_controller_only_with_usb_or_spice),
+		cmocka_unit_test(test_gpu_functions_are_cold_plugged_with_x_vga_only_on_the_boot_vga_function),
+		cmocka_unit_test(test_identical_gpus_only_the_matched_one_goes),
+		cmocka_unit_test(test_non_display_devices_go_over_qmp_into_their_own_root_port),
+		cmocka_unit_test(test_binding_changes_in_order),
+		cmocka_unit_test(test_group_with_a_foreign_driver_is_refused_naming_it),
+		cmocka_unit_test(test_iommu_off_names_the_kernel_argument_and_force_continues),
+		cmocka_unit_test(test_vfio_pci_missing_hints_at_a_kernel_upgrade),
+		cmocka_unit_test(test_pci_regex_matching_nothing_or_only_bridges),
+		cmocka_unit_test(test_usb_devices_attach_over_qmp_by_bus_and_address),
+		cmocka_unit_test(test_root_hubs_never_and_hubs_only_by_id),
+		cmocka_unit_test(test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning),
+		cmocka_unit_test(test_usb_device_nodes_go_to_qemus_user),
+		cmocka_unit_test(test_user_networking_with_port_forwards),
+		cmocka_unit_test(test_random_mac_comes_from_the_seed),
+		cmocka_unit_test(test_novirtio_nic_is_e1000e_and_nonet_has_none),
+		cmocka_unit_test(test_tap_alone_is_used_or_created),
+		cmocka_unit_test(test_existing_bridge_gets_the_first_free_tap_and_vhost),
+		cmocka_unit_test(test_missing_bridge_is_created_around_hostint),
+		cmocka_unit_test(test_network_refusals),
+		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
+		cmocka_unit_test(test_the_plan_is_deterministic),
+		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
+		cmocka_unit_test(test_more_devices_than_root_ports_is_refused),
+		cmocka_unit_test(test_more_cds_than_sata_ports_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
