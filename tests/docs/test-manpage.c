@@ -154,10 +154,13 @@ test_every_flag_in_options_section_is_in_the_table(void **state)
 	}
 	free(page);
 	assert_int_equal(unknown, 0);
-	/* Every table entry has its own line (no line lists two entries). */
+	/* Every table entry has its own line (no line lists two entries); -args,
+	 * once in the table, is documented under ARGUMENT FILES instead. */
 	size_t n = 0;
-	while (options_info(n) != NULL)
+	for (const struct option_info *in; (in = options_info(n)) != NULL;)
 		n++;
+	if (flag_known("args", 4))
+		n--;
 	assert_int_equal(entries, (int)n);
 }
 
