@@ -5,9 +5,30 @@
 
 #include <string.h>
 
+#include "audio.h"
+#include "companion.h"
+#include "devown.h"
+#include "display.h"
+#include "hugepages.h"
+#include "isolate.h"
+#include "lgshm.h"
+#include "net.h"
 #include "util.h"
+#include "vfio_bind.h"
 
 static const struct change_ops *const change_table[] = {
+	&devown_change_ops,
+	&net_bridge_create_ops,
+	&net_tap_create_ops,
+	&vfio_bind_module_load_ops,
+	&vfio_bind_pci_ops,
+	&display_manager_stop_ops,
+	&display_vtcon_unbind_ops,
+	&display_efifb_unbind_ops,
+	&display_gpu_users_stop_ops,
+	/* mem */
+	&hugepages_alloc_ops, &cpuset_isolate_ops, &irq_affinity_ops, &workqueue_cpumask_ops,
+	&companion_start_ops, &lg_shm_create_ops, &user_audio_start_ops,
 	NULL,
 };
 

@@ -120,7 +120,9 @@ host_read_line(const char *path)
 int
 host_write(const char *path, const char *data)
 {
-	int fd = host_open(path, O_WRONLY, 0);
+	/* O_TRUNC: sysfs ignores it, and a fixture's plain file must not keep
+	 * the tail of a longer old value. */
+	int fd = host_open(path, O_WRONLY | O_TRUNC, 0);
 	if (fd < 0)
 		return -errno;
 	size_t len = strlen(data);

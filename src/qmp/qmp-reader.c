@@ -26,6 +26,13 @@ qmp_reader_free(struct qmp_reader *r)
 char *
 qmp_reader_space(struct qmp_reader *r, size_t want)
 {
+	/* After a big reply (the schema) do not keep megabytes for the rest
+	 * of the session. */
+	if (r->start == r->len && r->cap > (1u << 20)) {
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = r->len = r->start = r->scan = 0;
+	}
 	/* Drop consumed bytes before growing, so a long session of small
 	 * messages keeps a small buffer. */
 	if (r->start > 0 && (r->start == r->len || r->cap - r->len < want)) {
@@ -77,6 +84,8 @@ int
 qmp_reader_next(struct qmp_reader *r, json_t **msg, struct verr *err)
 {
 	*msg = NULL;
+	if (r->buf == NULL)
+		return 0;
 	for (;;) {
 		char *line = r->buf + r->start;
 		size_t avail = r->len - r->start;

@@ -156,6 +156,15 @@ qmp_version(const struct qmp *qmp)
 struct qmp *
 qmp_new(struct event_base *base, int fd, const struct qmp_callbacks *cbs, void *arg)
 {
+	/* The event loop must never block on QEMU. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		int e = errno;
+		if (fl >= 0)
+			close(fd); /* ours, though unusable; a bad number is not */
+		errno = e;
+		return NULL;
+	}
 	struct qmp *qmp = xcalloc(1, sizeof(*qmp));
 	qmp->base = base;
 	qmp->fd = fd;
@@ -171,11 +180,6 @@ qmp_new(struct event_base *base, int fd, const struct qmp_callbacks *cbs, void *
 	TAILQ_INIT(&qmp->subs);
 	qmp_reader_init(&qmp->reader, QMP_MAX_LINE);
 
-	/* The event loop must never block on QEMU. */
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		fatal("qmp: cannot make the monitor socket non-blocking");
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	qmp->rd = event_new(base, fd, EV_READ | EV_PERSIST, qmp_on_read, qmp);
 	qmp->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, qmp_on_write, qmp);
 	if (qmp->rd == NULL || qmp->wr == NULL)
@@ -374,7 +378,7 @@ qmp_send(struct qmp *qmp, const char *command, json_t *args, int fd, int timeout
 	struct qmp_cmd *c = qmp_cmd_new(qmp, command, args, fd, timeout_ms, cb, arg, &rc);
 	if (c == NULL)
 		return rc;
-	log_debug("qmp: -> %.*s", (int)c->len - 1, c->line);
+	log_debug("qmp: -> %.*s%s", c->len > 500 ? 500 : (int)c->len - 1, c->line, c->len > 500 ? "..." : "");
 	if (qmp->state == QMP_STATE_READY)
 		qmp_queue(qmp, c);
 	else
@@ -457,10 +461,12 @@ qmp_handle_event(struct qmp *qmp, const json_t *msg)
 		data = NULL;
 	double ts = qmp_msg_timestamp(msg);
 	log_debug("qmp: event %s", name);
+	/* Subscribers added by a callback start with the next event. */
+	int limit = qmp->next_handle;
 	qmp->dispatching++;
 	struct qmp_sub *s;
 	TAILQ_FOREACH(s, &qmp->subs, entry) {
-		if (s->removed || (s->name != NULL && strcmp(s->name, name) != 0))
+		if (s->removed || s->handle >= limit || (s->name != NULL && strcmp(s->name, name) != 0))
 			continue;
 		s->cb(qmp, name, data, ts, s->arg);
 		if (qmp->freed)

@@ -51,7 +51,8 @@ struct qmp_callbacks {
 };
 
 /* Take ownership of fd and start negotiating. Commands sent before ready()
- * are queued and go out after the capabilities handshake. */
+ * are queued and go out after the capabilities handshake. Returns NULL with
+ * errno set only when fd is not an open descriptor. */
 struct qmp *qmp_new(struct event_base *base, int fd, const struct qmp_callbacks *cbs, void *arg);
 /* Close the connection; pending callbacks get QMP_ERR_DISCONNECTED; closed()
  * is not called. Safe from inside any callback. */
@@ -59,8 +60,11 @@ void qmp_free(struct qmp *qmp);
 
 /* Send one command. args (may be NULL) is stolen. fd >= 0 is passed as
  * SCM_RIGHTS on the same message (for getfd/add-fd); the caller keeps its
- * copy. timeout_ms 0 means none. Returns 0, or -errno when the connection is
- * already closed (the callback is then not called). */
+ * copy and may close it as soon as this returns (the client holds a
+ * duplicate until the message is written). timeout_ms 0 means none. Returns
+ * 0, or -errno when the connection is already closed (-ENOTCONN), the
+ * arguments are invalid (-EINVAL) or fd is bad (-EBADF); the callback is then
+ * not called. */
 int qmp_send(struct qmp *qmp, const char *command, json_t *args, int fd, int timeout_ms,
     qmp_reply_cb cb, void *arg);
 

@@ -228,9 +228,7 @@ void
 plan_devices_changes(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
-	if (c->n_pci == 0)
-		return;
-	if (!snap->vfio_pci_loaded)
+	if (c->n_pci > 0 && !snap->vfio_pci_loaded)
 		plan_change(c, "module-load", "vfio-pci", NULL, NULL, NULL);
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct pci_device *d = c->pci[i].dev;
@@ -255,6 +253,12 @@ plan_devices_changes(struct plan_ctx *c)
 		snprintf(target, sizeof(target), "/dev/vfio/%d", g);
 		plan_change(c, "dev-chown", target, NULL, NULL, json_pack("{s:i, s:i}", "uid", uid, "gid", gid));
 	}
+	/* usb-host opens the device node itself, as QEMU's user. */
+	for (size_t i = 0; i < c->n_usb; i++) {
+		char target[48];
+		snprintf(target, sizeof(target), "/dev/bus/usb/%03u/%03u", c->usb[i]->bus, c->usb[i]->devnum);
+		plan_change(c, "dev-chown", target, NULL, NULL, json_pack("{s:i, s:i}", "uid", uid, "gid", gid));
+	}
 }
 
 void
@@ -263,8 +267,8 @@ plan_devices_cmdline(struct plan_ctx *c)
 	const char *romfile = c->opts->romfile;
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct plan_pci *p = &c->pci[i];
-		if (!p->cold)
-			continue;
+		if (!p->cold || p->port == 0)
+			continue;       /* port 0: no root port left, refused */
 		/* Functions of one card become functions of one guest slot,
 		 * numbered from 0 (a slot without function 0 is invisible). */
 		int fn = 0, nfn = 0;

@@ -28,6 +28,7 @@ struct plan_ctx {
 	const struct usb_device **usb;
 	size_t n_usb;
 	int n_ports;             /* root ports assigned so far */
+	bool ports_exhausted;    /* refused once already */
 	bool tcg;
 	/* the network, decided by plan_net_prepare() */
 	bool net_user, net_tap;
@@ -59,6 +60,16 @@ const struct pci_device *plan_pci_lookup(const struct host_snapshot *snap, const
 const struct cpu_thread *plan_cpu_lookup(const struct host_snapshot *snap, int cpu);
 const struct net_iface *plan_iface_lookup(const struct host_snapshot *snap, const char *name);
 const struct host_file *plan_file_lookup(const struct host_snapshot *snap, const char *path);
+
+/* plan.c: a file the user named must exist and be readable. */
+const struct host_file *plan_need_file(struct plan_ctx *c, const char *flag, const char *path);
+
+/* plan-virtual.c */
+void plan_storage(struct plan_ctx *c);           /* disks and CDs */
+void plan_kernel(struct plan_ctx *c);            /* -kernel, -initrd, -append */
+void plan_display(struct plan_ctx *c);           /* serial, display rules */
+void plan_companions(struct plan_ctx *c);        /* xHCI, SPICE, Looking Glass, agent, audio, TPM */
+bool plan_gpu_passed(const struct plan_ctx *c);  /* a display function is cold-plugged */
 
 /* plan-devices.c */
 void plan_devices_match(struct plan_ctx *c);     /* -pci/-usb matching, viability, devices JSON */

@@ -192,7 +192,7 @@ report_cputhreads(FILE *out, const struct host_snapshot *snap, bool color)
 	}
 	fprintf(out, "%sHost: %zu cores, %zu threads%s\n", col(color, C_BOLD), n, online, col(color, C_OFF));
 	struct strbuf pin = { 0 };
-	bool host_core_seen = false;
+	bool host_core_seen = false, host_core_smt = false;
 	for (size_t k = 0; k < n; k++) {
 		qsort(cores[k].threads, cores[k].n, sizeof(int), report_cmp_int);
 		struct strbuf list = { 0 };
@@ -202,15 +202,16 @@ report_cputhreads(FILE *out, const struct host_snapshot *snap, bool color)
 			has_cpu0 |= cores[k].threads[j] == 0;
 		}
 		fprintf(out, "Core %d (package %d): threads %s\n", cores[k].core, cores[k].package, list.s ? list.s : "");
-		if (has_cpu0 && !host_core_seen)
+		if (has_cpu0 && !host_core_seen) {
 			host_core_seen = true;
-		else
+			host_core_smt = cores[k].n > 1;
+		} else
 			strbuf_printf(&pin, "%s%s", pin.len ? "," : "", list.s ? list.s : "");
 		strbuf_free(&list);
 	}
 	if (pin.len > 0)
-		fprintf(out, "To pin a guest to every core but core 0 (left with its sibling to the host):\n"
-		    "  -pinvcpus %s\n", pin.s);
+		fprintf(out, "To pin a guest to every core but the one of CPU 0 (left%s to the host):\n"
+		    "  -pinvcpus %s\n", host_core_smt ? " with its sibling" : "", pin.s);
 	else
 		fprintf(out, "This host has a single core: leave it to the host and let the guest float.\n");
 	strbuf_free(&pin);

@@ -79,6 +79,8 @@ PRESET_CASES = [
     ("iommu-off-pci", "iommu-off", {}, ["-pci", "USB"]),
     ("iommu-off-pci-force", "iommu-off", {}, ["-json", "-pci", "USB", "-force"]),
     ("iommu-off-iommugroups", "iommu-off", {}, ["-iommugroups"]),
+    ("iommu-off-cputhreads-no-smt", "iommu-off", {}, ["-cputhreads"]),
+    ("shared-group-cputhreads", "shared-group", {}, ["-cputhreads"]),
 ]
 
 

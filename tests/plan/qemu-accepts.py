@@ -109,8 +109,18 @@ def main():
         for f in ("d0.img", "cd.iso"):
             with open(os.path.join(tmp, f), "wb") as fh:
                 fh.truncate(1 << 20)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", os.path.join(tmp, "d1.qcow2"), "16M"],
-                       check=True)
+        # qemu-img (qemu-utils) is only a recommendation of qemu-system-x86:
+        # without it the second disk is raw, named the same.
+        if shutil.which("qemu-img"):
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", os.path.join(tmp, "d1.qcow2"), "16M"],
+                           check=True)
+        else:
+            with open(os.path.join(tmp, "d1.qcow2"), "wb") as fh:
+                fh.truncate(1 << 20)
+            for _, args in CASES:
+                for i, a in enumerate(args):
+                    if a == "qcow2":
+                        args[i] = "raw"
         if OVMF:
             shutil.copy(OVMF_VARS, os.path.join(tmp, "vars.fd"))
         with socket.socket() as s:

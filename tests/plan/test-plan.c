@@ -15,6 +15,7 @@
 #include "options.h"
 #include "plan-priv.h"
 #include "plan.h"
+#include "report.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -22,7 +23,7 @@
 
 struct host {
 	struct host_snapshot snap;
-	struct pci_device pci[16];
+	struct pci_device pci[40];
 	struct usb_device usb[16];
 	struct cpu_thread cpus[64];
 	struct net_iface ifaces[8];
@@ -499,6 +500,16 @@ test_firmware_rules(void **state)
 	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
 	assert_true(has_arg(&p, "tpm-tis,tpmdev=tpm0"));
 	done(&p, &o);
+	/* -createvars copies the template that belongs to the firmware. */
+	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd", "-createvars");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"vars-create\",\"target\":\"/vm/new-vars.fd\","
+	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\"}}");
+	done(&p, &o);
+	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd");
+	expect_error_containing(&p, "-biosvars /vm/new-vars.fd: no such file; copy the template "
+	    "(cp /usr/share/OVMF/OVMF_VARS_4M.fd /vm/new-vars.fd) or add -createvars");
+	done(&p, &o);
 	h.snap.n_firmware = 0;
 	PLAN0(&h, p, o);
 	expect_error_containing(&p, "no OVMF firmware was found");
@@ -929,6 +940,25 @@ test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning(void **stat
 	done(&p, &o);
 }
 
+static void
+test_usb_device_nodes_go_to_qemus_user(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop_usb(&h);
+	PLAN(&h, p, o, "-usb", "SanDisk", "-nonet");
+	assert_int_equal(json_array_size(p.host_changes), 0);      /* QEMU runs as root */
+	done(&p, &o);
+	h.snap.sudo_uid = 1000;
+	h.snap.sudo_gid = 100;
+	PLAN(&h, p, o, "-usb", "SanDisk", "-nonet");
+	expect_json(p.host_changes, 0, "{\"action\":\"dev-chown\",\"target\":\"/dev/bus/usb/003/002\","
+	    "\"args\":{\"uid\":1000,\"gid\":100}}");
+	assert_int_equal(json_array_size(p.host_changes), 1);
+	done(&p, &o);
+}
+
 /* ---- network ---- */
 
 static void
@@ -1120,6 +1150,85 @@ test_the_plan_is_deterministic(void **state)
 	done(&p2, &o2);
 }
 
+static void
+test_more_devices_than_root_ports_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 2, 1, 4 * 1024 * 1024);
+	static char addrs[26][16];
+	for (int i = 0; i < 26; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "0000:%02x:00.0", i + 1);
+		host_pci(&h, addrs[i], 0x0c0330, "xhci_hcd", 100 + i, "USB controller [0c03]: Test xHCI [1234:5678]");
+	}
+	PLAN(&h, p, o, "-pci", "xHCI", "-nonet");
+	expect_error_containing(&p, "more than 24 PCIe root ports would be needed");
+	assert_int_equal(p.errors.n, 1);
+	assert_int_equal(p.n_root_ports, 24);
+	assert_null(arg_prefixed(&p, "vfio-pci"));
+	done(&p, &o);
+	/* 23 fit, leaving one spare. */
+	h.snap.n_pci = 23;
+	PLAN(&h, p, o, "-pci", "xHCI", "-nonet");
+	expect_no_errors(&p);
+	assert_int_equal(p.n_root_ports, 24);
+	assert_int_equal(p.n_spare_ports, 1);
+	done(&p, &o);
+}
+
+static void
+test_more_cds_than_sata_ports_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/x.iso", true);
+	PLAN(&h, p, o, "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso",
+	    "-iso", "/x.iso", "-force");
+	expect_no_errors(&p);
+	assert_true(has_arg(&p, "ide-cd,drive=cd5,bus=ide.5"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso", "-iso", "/x.iso",
+	    "-iso", "/x.iso", "-iso", "/x.iso", "-force");
+	expect_error_containing(&p, "-iso /x.iso: the guest's SATA controller has only 6 ports");
+	assert_null(arg_prefixed(&p, "ide-cd,drive=cd6"));
+	done(&p, &o);
+}
+
+/* The printed command line is one line a POSIX shell reads back into
+ * exactly the planned words, whatever the paths contain. */
+static void
+test_command_line_pastes_into_a_shell_as_the_same_words(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/my disk's \"$HOME\" `x`.img", true);
+	PLAN(&h, p, o, "-image", "/vm/my disk's \"$HOME\" `x`.img", "-append", "a;b|c&d", "-kernel", "/vm/k*",
+	    "-force", "-extras", "-device 'e f'");
+	char *line = report_cmdline(&p.argv);
+	assert_null(strchr(line, '\n'));
+	char *cmd = xasprintf("printf '%%s\\n' %s", line);
+	FILE *sh = popen(cmd, "r");
+	assert_non_null(sh);
+	char buf[4096];
+	size_t i = 0;
+	while (fgets(buf, sizeof(buf), sh) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		assert_true(i < p.argv.n);
+		assert_string_equal(buf, p.argv.v[i]);
+		i++;
+	}
+	assert_int_equal(pclose(sh), 0);
+	assert_int_equal(i, p.argv.n);
+	free(cmd);
+	free(line);
+	done(&p, &o);
+}
+
 int
 main(void)
 {
@@ -1157,6 +1266,7 @@ main(void)
 		cmocka_unit_test(test_usb_devices_attach_over_qmp_by_bus_and_address),
 		cmocka_unit_test(test_root_hubs_never_and_hubs_only_by_id),
 		cmocka_unit_test(test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning),
+		cmocka_unit_test(test_usb_device_nodes_go_to_qemus_user),
 		cmocka_unit_test(test_user_networking_with_port_forwards),
 		cmocka_unit_test(test_random_mac_comes_from_the_seed),
 		cmocka_unit_test(test_novirtio_nic_is_e1000e_and_nonet_has_none),
@@ -1166,6 +1276,9 @@ main(void)
 		cmocka_unit_test(test_network_refusals),
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
+		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
+		cmocka_unit_test(test_more_devices_than_root_ports_is_refused),
+		cmocka_unit_test(test_more_cds_than_sata_ports_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

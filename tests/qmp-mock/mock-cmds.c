@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *mock_vm_name(void);
-
 json_t *
 mock_error(const char *class, const char *fmt, ...)
 {
@@ -93,7 +91,6 @@ mock_track_device(const char *driver, const char *id, const char *bus)
 	}
 }
 
-void mock_unplug_now(const char *id);
 void
 mock_unplug_now(const char *id)
 {
@@ -119,7 +116,6 @@ mock_unplug_now(const char *id)
 	json_object_del(mock.devices, id);
 }
 
-void mock_guest_shutdown(void);
 void
 mock_guest_shutdown(void)
 {
@@ -173,6 +169,8 @@ cmd_query_status(json_t *args, int *fd, json_t *pre, json_t *post)
 static json_t *
 cmd_cont(json_t *args, int *fd, json_t *pre, json_t *post)
 {
+	if (strcmp(mock.status, "shutdown") == 0)
+		return mock_error("GenericError", "Resetting the Virtual Machine is required");
 	if (!is_running()) {
 		mock.status = "running";
 		pre_event(pre, "RESUME", NULL);
@@ -217,6 +215,10 @@ cmd_system_reset(json_t *args, int *fd, json_t *pre, json_t *post)
 	}
 	json_array_clear(mock.pending_unplug);
 	mock.pending_powerdown = false;
+	/* A machine that is not running comes out of reset in prelaunch
+	 * (checked against QEMU 7.2: stop, system_reset, query-status). */
+	if (!is_running())
+		mock.status = "prelaunch";
 	return ok(NULL);
 }
 
@@ -461,7 +463,7 @@ cmd_query_commands(json_t *args, int *fd, json_t *pre, json_t *post)
 }
 
 json_t *
-mock_cmd_default(const char *name, json_t *args, bool fd_received, int fd, json_t *pre, json_t *post)
+mock_cmd_default(const char *name, json_t *args, int fd, json_t *pre, json_t *post)
 {
 	json_t *reply;
 	if (!mock.negotiated && strcmp(name, "qmp_capabilities") != 0) {

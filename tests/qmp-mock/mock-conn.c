@@ -52,6 +52,13 @@ mock_exit(int status)
 }
 
 static void
+orphan_exit(evutil_socket_t fd, short what, void *arg)
+{
+	fprintf(stderr, "qemu-mock: nobody reconnected or killed me within the scenario's orphan_exit_ms; exiting\n");
+	mock_exit(0);
+}
+
+static void
 mock_disconnected(const char *why)
 {
 	if (mock.sock >= 0) {
@@ -59,11 +66,17 @@ mock_disconnected(const char *why)
 		close(mock.sock);
 		mock.sock = -1;
 	}
-	if (json_is_true(json_object_get(mock.scenario, "stay_on_disconnect")))
-		return;
-	/* A supervisor that went away will not reap us; do not linger. */
-	fprintf(stderr, "qemu-mock: %s; exiting\n", why);
-	mock_exit(0);
+	if (json_is_true(json_object_get(mock.scenario, "exit_on_disconnect"))) {
+		fprintf(stderr, "qemu-mock: %s; exiting (exit_on_disconnect)\n", why);
+		mock_exit(0);
+	}
+	/* Real QEMU keeps running when its monitor client goes away; so do
+	 * we, but not forever: a test that forgot us must not leave us behind. */
+	fprintf(stderr, "qemu-mock: %s; still running, as QEMU would\n", why);
+	json_t *v = json_object_get(mock.scenario, "orphan_exit_ms");
+	json_int_t ms = json_is_integer(v) ? json_integer_value(v) : 60000;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	event_base_once(mock.base, -1, EV_TIMEOUT, orphan_exit, NULL, &tv);
 }
 
 void
@@ -201,8 +214,6 @@ hexval(char c)
 	return -1;
 }
 
-void mock_unplug_now(const char *id);
-void mock_guest_shutdown(void);
 static void mock_greet(void);
 
 /* Returns false when the rest of the list must not run (hang). */
@@ -337,7 +348,8 @@ static const char *const rule_keys[] = {
 	"before", "after", "comment",
 };
 static const char *const top_keys[] = {
-	"start", "greeting", "commands", "after_greeting", "guest", "stay_on_disconnect", "comment",
+	"start", "greeting", "commands", "after_greeting", "guest", "exit_on_disconnect", "orphan_exit_ms",
+	"comment",
 };
 static const char *const guest_keys[] = {
 	"ignore_powerdown", "ignore_unplug", "unplug_delay_ms", "powerdown_delay_ms",
@@ -379,7 +391,6 @@ check_actions(json_t *list, const char *what)
 	}
 }
 
-void mock_scenario_check(void);
 void
 mock_scenario_check(void)
 {
@@ -589,7 +600,7 @@ handle_command(json_t *cmd, int fd)
 	}
 	json_t *canned = rule ? json_object_get(rule, "reply") : NULL;
 	if (canned == NULL || json_is_true(json_object_get(rule, "effects")))
-		reply = mock_cmd_default(name, args, fd >= 0, fd, pre, post);
+		reply = mock_cmd_default(name, args, fd, pre, post);
 	else if (fd >= 0)
 		close(fd);
 	if (canned != NULL) {
@@ -661,6 +672,8 @@ process_input(void)
 {
 	size_t start = 0;
 	while (mock.greeted && (!mock.busy || mock.hung) && mock.sock >= 0) {
+		if (start == mock.inlen)
+			break;
 		char *nl = memchr(mock.in + start, '\n', mock.inlen - start);
 		if (nl == NULL)
 			break;

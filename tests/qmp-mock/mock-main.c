@@ -252,7 +252,6 @@ parse_args(int argc, char **argv)
 	}
 }
 
-const char *mock_vm_name(void);
 const char *
 mock_vm_name(void)
 {
@@ -376,8 +375,6 @@ load_scenario(void)
 	d = json_object_get(g, "powerdown_delay_ms");
 	mock.powerdown_delay_ms = json_is_integer(d) ? (int)json_integer_value(d) : 50;
 }
-
-void mock_scenario_check(void);
 
 int
 main(int argc, char **argv)

@@ -67,15 +67,22 @@ void mock_emit_event(const char *name, json_t *data); /* data stolen, may be NUL
 void mock_run_actions(json_t *actions);
 void mock_run_action(json_t *action);          /* stolen: one action */
 void mock_connect(int sock);
+void mock_scenario_check(void);                /* die on a scenario typo */
 void mock_exit(int status) __attribute__((noreturn));
 
 /* mock-cmds.c: what one command does by default. Returns the reply object
  * ({"return": ...} or {"error": ...}); events that QEMU emits before its
- * reply go to *pre, actions after it to *post (both arrays). */
-json_t *mock_cmd_default(const char *name, json_t *args, bool fd_received, int fd,
+ * reply go to *pre, actions after it to *post (both arrays). fd (the one
+ * passed with the command, or -1) is the callee's to keep or close. */
+json_t *mock_cmd_default(const char *name, json_t *args, int fd,
     json_t *pre, json_t *post);
 json_t *mock_error(const char *class, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mock_guest_resumed(void);                 /* the guest runs: act on pending requests */
 void mock_track_device(const char *driver, const char *id, const char *bus);
+void mock_unplug_now(const char *id);          /* DEVICE_DELETED (child path first for virtio) */
+void mock_guest_shutdown(void);                /* the guest powers off */
+
+/* mock-main.c */
+const char *mock_vm_name(void);                /* from -name, or NULL */
 
 #endif

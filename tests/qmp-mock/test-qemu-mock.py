@@ -52,11 +52,15 @@ class Mock:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def cmd(self, name, args=None, events=None):
+    def cmd(self, name, args=None, events=None, fd=None):
         msg = {"execute": name}
         if args is not None:
             msg["arguments"] = args
-        self.sock.sendall((json.dumps(msg) + "\n").encode())
+        data = (json.dumps(msg) + "\n").encode()
+        if fd is None:
+            self.sock.sendall(data)
+        else:
+            socket.send_fds(self.sock, [data], [fd])
         while True:
             m = self.read()
             if "event" in m:
@@ -149,6 +153,11 @@ class TestCommandLine(unittest.TestCase):
             self.assertEqual(len(tids), n)
             for t in tids:
                 self.assertTrue(os.path.exists("/proc/%d/task/%d" % (m.proc.pid, t)))
+            # The supervisor pins them: that must work on these ids.
+            cpu = min(os.sched_getaffinity(0))
+            for t in tids:
+                os.sched_setaffinity(t, {cpu})
+                self.assertEqual(os.sched_getaffinity(t), {cpu})
             m.close()
 
     def test_qmp_unix_socket_server(self):
@@ -205,7 +214,7 @@ class TestLoudFailures(unittest.TestCase):
         m.close()
 
     def test_unknown_command_is_command_not_found_and_warned(self):
-        m = Mock(["-S"] + MON).start()
+        m = Mock(["-S"] + MON, scenario={"exit_on_disconnect": True}).start()
         r = m.cmd("x-nothing")
         self.assertEqual(r["error"], {"class": "CommandNotFound", "desc": "The command x-nothing has not been found"})
         m.sock.close()
@@ -233,6 +242,9 @@ class TestQemuBehaviour(unittest.TestCase):
             names.append(m.read()["event"])
         self.assertEqual(names, ["SHUTDOWN", "STOP"])
         self.assertEqual(m.cmd("query-status")["return"]["status"], "shutdown")
+        self.assertEqual(m.cmd("cont")["error"]["desc"], "Resetting the Virtual Machine is required")
+        m.cmd("system_reset")
+        self.assertEqual(m.cmd("query-status")["return"]["status"], "prelaunch")
         m.close()
 
     def test_usb_device_unplug_is_immediate_even_while_paused(self):
@@ -279,20 +291,68 @@ class TestQemuBehaviour(unittest.TestCase):
         self.assertEqual(data, b"\xff\x00\xfe\r\n")
         m.close()
 
-    def test_stay_on_disconnect_keeps_running(self):
-        m = Mock(["-S"] + MON, scenario={"stay_on_disconnect": True}).start()
+    def test_mock_keeps_running_after_the_client_goes_like_qemu(self):
+        m = Mock(["-S"] + MON).start()
         m.sock.close()
         m.sock = None
-        time.sleep(0.2)
+        time.sleep(0.3)
         self.assertIsNone(m.proc.poll())
+        # ... until someone kills it, as the supervisor does with QEMU.
+        m.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(m.wait(), 0)
+        self.assertIn("still running, as QEMU would", m.stderr)
         m.close()
 
-    def test_client_closing_makes_the_mock_exit(self):
-        m = Mock(["-S"] + MON).start()
+    def test_orphaned_mock_exits_after_orphan_exit_ms(self):
+        m = Mock(["-S"] + MON, scenario={"orphan_exit_ms": 100}).start()
+        m.sock.close()
+        m.sock = None
+        self.assertEqual(m.wait(), 0)
+        self.assertIn("orphan_exit_ms", m.stderr)
+        m.close()
+
+    def test_exit_on_disconnect_exits_when_the_client_goes(self):
+        m = Mock(["-S"] + MON, scenario={"exit_on_disconnect": True}).start()
         m.sock.close()
         m.sock = None
         self.assertEqual(m.wait(), 0)
         m.close()
+
+
+class TestPlans(unittest.TestCase):
+    def test_every_planned_argv_and_qmp_command_runs_on_the_mock(self):
+        """The plan's golden outputs (tests/plan/golden) are what the
+        supervisor will give QEMU: the mock must start from each argv and
+        accept each QMP command, fds passed as the session passes them."""
+        import glob
+        src = os.environ.get("VFIO_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        plans = []
+        for f in sorted(glob.glob(os.path.join(src, "tests", "plan", "golden", "*.ok"))):
+            with open(f) as fh:
+                text = fh.read()
+            if '"qmp": [' not in text or "--- stdout\n" not in text:
+                continue
+            try:
+                plan = json.loads(text.split("--- stdout\n", 1)[1].split("\n--- stderr", 1)[0])
+            except ValueError:
+                continue
+            if isinstance(plan, dict) and isinstance(plan.get("argv"), list):
+                plans.append((os.path.basename(f), plan))
+        if not plans:
+            self.skipTest("no plan goldens with argv and qmp")
+        for name, plan in plans:
+            m = Mock(plan["argv"][1:]).start()
+            for c in plan["qmp"]:
+                fd = None
+                if "fd" in c:
+                    # The session opens a tap or vhost-net; a pipe stands in.
+                    r, fd = os.pipe()
+                reply = m.cmd(c["execute"], c.get("arguments"), fd=fd)
+                if fd is not None:
+                    os.close(r)
+                    os.close(fd)
+                self.assertNotIn("error", reply, "%s: %s" % (name, json.dumps(c)))
+            m.close()
 
 
 if __name__ == "__main__":

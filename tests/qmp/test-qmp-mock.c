@@ -312,7 +312,7 @@ static void
 test_timeout_fails_the_command_and_its_late_reply_is_dropped(void **state)
 {
 	struct harness h;
-	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"delay_ms\": 400}]}", false);
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"delay_ms\": 1500}]}", false);
 	harness_run_until(&h, &h.ready, T);
 	struct harness_reply slow, next;
 	send_cmd(&h, "query-status", NULL, 100, &slow);
@@ -549,6 +549,73 @@ test_refused_capabilities_close_the_connection(void **state)
 	harness_stop(&h);
 }
 
+static void
+test_second_greeting_closes_the_connection(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL,
+	    "{\"commands\": [{\"command\": \"query-status\", \"before\": [{\"raw\": \"{\\\"QMP\\\": {\\\"version\\\": {}, \\\"capabilities\\\": []}}\\r\\n\"}]}]}",
+	    false);
+	harness_run_until(&h, &h.ready, T);
+	struct harness_reply r;
+	send_cmd(&h, "query-status", NULL, 0, &r);
+	harness_run_until(&h, &h.closed, T);
+	assert_string_equal(r.cls, QMP_ERR_PROTOCOL);
+	assert_non_null(strstr(h.closed_why, "second QMP greeting"));
+	harness_stop(&h);
+}
+
+static void
+test_qmp_new_refuses_a_closed_descriptor(void **state)
+{
+	struct event_base *base = event_base_new();
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	close(p[0]);
+	close(p[1]);
+	errno = 0;
+	assert_null(qmp_new(base, p[0], NULL, NULL));
+	assert_int_equal(errno, EBADF);
+	event_base_free(base);
+}
+
+struct late_sub {
+	struct qmp *qmp;
+	int outer, inner;
+};
+
+static void
+late_inner(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	((struct late_sub *)arg)->inner++;
+}
+
+static void
+late_outer(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct late_sub *l = arg;
+	if (l->outer++ == 0)
+		qmp_subscribe(qmp, "STOP", late_inner, l);
+}
+
+static void
+test_subscriber_added_in_a_callback_starts_with_the_next_event(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, NULL, false);
+	struct late_sub l = { 0 };
+	qmp_subscribe(h.qmp, "STOP", late_outer, &l);
+	json_decref(run_ok(&h, "cont", NULL));
+	json_decref(run_ok(&h, "stop", NULL));
+	assert_int_equal(l.outer, 1);
+	assert_int_equal(l.inner, 0);
+	json_decref(run_ok(&h, "cont", NULL));
+	json_decref(run_ok(&h, "stop", NULL));
+	assert_int_equal(l.outer, 2);
+	assert_int_equal(l.inner, 1);
+	harness_stop(&h);
+}
+
 /* ---- scenario behaviour the supervisor relies on ---- */
 
 static void
@@ -575,7 +642,7 @@ test_event_scheduled_after_a_command(void **state)
 {
 	struct harness h;
 	harness_start(&h, NULL, NULL,
-	    "{\"commands\": [{\"command\": \"cont\", \"after\": [{\"delay_ms\": 100, \"event\": \"SHUTDOWN\", "
+	    "{\"commands\": [{\"command\": \"cont\", \"after\": [{\"delay_ms\": 500, \"event\": \"SHUTDOWN\", "
 	    "\"data\": {\"guest\": true, \"reason\": \"guest-panic\"}}]}]}", false);
 	json_decref(run_ok(&h, "cont", NULL));
 	assert_int_equal(harness_count_events(&h, "SHUTDOWN"), 0);
@@ -844,6 +911,24 @@ test_qmp_free_inside_a_reply_callback_fails_the_rest_once(void **state)
 }
 
 static void
+test_qmp_free_inside_a_timeout_callback_is_safe(void **state)
+{
+	struct harness h;
+	harness_start(&h, NULL, NULL, "{\"commands\": [{\"command\": \"query-status\", \"hang\": true}]}", false);
+	harness_run_until(&h, &h.ready, T);
+	struct free_ctx fc = { &h, 0 };
+	struct harness_reply other = { 0 };
+	assert_int_equal(qmp_send(h.qmp, "query-status", NULL, -1, 100, free_in_reply, &fc), 0);
+	assert_int_equal(qmp_send(h.qmp, "query-name", NULL, -1, 0, harness_reply_cb, &other), 0);
+	harness_run_until(&h, &fc.calls, T);
+	harness_run_for(&h, 50);
+	assert_int_equal(fc.calls, 1);
+	assert_int_equal(other.done, 1);
+	assert_string_equal(other.cls, QMP_ERR_DISCONNECTED);
+	harness_stop(&h);
+}
+
+static void
 free_in_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
 {
 	struct free_ctx *c = arg;
@@ -954,6 +1039,9 @@ main(void)
 		cmocka_unit_test(test_reply_to_an_unknown_id_closes_the_connection),
 		cmocka_unit_test(test_json_array_instead_of_object_closes_the_connection),
 		cmocka_unit_test(test_refused_capabilities_close_the_connection),
+		cmocka_unit_test(test_second_greeting_closes_the_connection),
+		cmocka_unit_test(test_qmp_new_refuses_a_closed_descriptor),
+		cmocka_unit_test(test_subscriber_added_in_a_callback_starts_with_the_next_event),
 		cmocka_unit_test(test_canned_reply_overrides_the_default),
 		cmocka_unit_test(test_event_scheduled_after_a_command),
 		cmocka_unit_test(test_guest_that_ignores_powerdown_keeps_running),
@@ -967,6 +1055,7 @@ main(void)
 		cmocka_unit_test(test_big_command_goes_out_in_pieces_and_the_fd_rides_with_its_own_command),
 		cmocka_unit_test(test_bad_arguments_to_qmp_send_are_refused),
 		cmocka_unit_test(test_qmp_free_inside_a_reply_callback_fails_the_rest_once),
+		cmocka_unit_test(test_qmp_free_inside_a_timeout_callback_is_safe),
 		cmocka_unit_test(test_qmp_free_inside_an_event_callback_stops_delivery),
 		cmocka_unit_test(test_qmp_free_inside_closed_is_safe),
 		cmocka_unit_test(test_sync_helpers_wait_for_ready_and_replies),

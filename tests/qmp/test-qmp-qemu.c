@@ -262,6 +262,38 @@ test_mock_errors_match_real_qemu(void **state)
 	json_decref(fake);
 }
 
+/* The run states the supervisor reads, through the same transitions. */
+static void
+collect_states(const char *prog, json_t *out)
+{
+	static const char *const steps[] = { NULL, "cont", "stop", "system_reset", "cont", "system_reset" };
+	struct harness h;
+	harness_start(&h, prog, NULL, NULL, false);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (steps[i] != NULL)
+			json_decref(run_ok(&h, steps[i], NULL));
+		json_t *st = run_ok(&h, "query-status", NULL);
+		json_array_append_new(out, json_pack("{s:s, s:O}", "after", steps[i] ? steps[i] : "start", "status",
+		    json_object_get(st, "status")));
+		json_decref(st);
+	}
+	harness_stop(&h);
+}
+
+static void
+test_mock_run_states_match_real_qemu(void **state)
+{
+	json_t *real = json_array(), *fake = json_array();
+	collect_states(qemu, real);
+	collect_states(harness_mock_path(), fake);
+	if (!json_equal(real, fake)) {
+		char *sa = json_dumps(real, 0), *sb = json_dumps(fake, 0);
+		fail_msg("QEMU went %s but the mock went %s", sa, sb);
+	}
+	json_decref(real);
+	json_decref(fake);
+}
+
 int
 main(void)
 {
@@ -279,6 +311,7 @@ main(void)
 		cmocka_unit_test(test_real_qemu_vcpu_thread_ids_are_its_threads),
 		cmocka_unit_test(test_real_qemu_quit_sends_shutdown_and_exits),
 		cmocka_unit_test(test_mock_errors_match_real_qemu),
+		cmocka_unit_test(test_mock_run_states_match_real_qemu),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

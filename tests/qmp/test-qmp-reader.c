@@ -40,6 +40,19 @@ test_message_split_byte_by_byte_is_assembled(void **state)
 }
 
 static void
+test_reader_without_bytes_asks_for_more(void **state)
+{
+	struct qmp_reader r;
+	struct verr err;
+	json_t *msg;
+	qmp_reader_init(&r, 0);
+	assert_int_equal(next(&r, &msg, &err), 0);
+	qmp_reader_feed(&r, "", 0);
+	assert_int_equal(next(&r, &msg, &err), 0);
+	qmp_reader_free(&r);
+}
+
+static void
 test_several_messages_in_one_read_come_out_in_order(void **state)
 {
 	const char *m = "{\"event\": \"STOP\"}\r\n{\"return\": {}, \"id\": 2}\n\r\n{\"event\": \"RESUME\"}\r\n{\"ev";
@@ -235,6 +248,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_message_split_byte_by_byte_is_assembled),
+		cmocka_unit_test(test_reader_without_bytes_asks_for_more),
 		cmocka_unit_test(test_several_messages_in_one_read_come_out_in_order),
 		cmocka_unit_test(test_multi_mib_message_is_parsed),
 		cmocka_unit_test(test_line_over_the_bound_is_a_protocol_error),

@@ -1,0 +1,71 @@
+/* Running a host change that can block in the kernel (unbinding a GPU that a
+ * process holds) in a child process with a deadline, so neither startup nor
+ * the event loop can hang on it.
+ *
+ * The child runs one change_ops function (apply or undo) and reports its
+ * return code and struct verr through a pipe; a child that does not report in
+ * time is killed (its whole process group, SIGKILL) and the report names the
+ * processes that hold the device when the change's target is a PCI address
+ * (display.c). A child stuck in an uninterruptible sleep in the kernel cannot
+ * be killed: that is reported, never waited for. */
+#ifndef VFIO_CHILD_H
+#define VFIO_CHILD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "verr.h"
+
+struct event_base;
+
+/* The shape of change_ops.apply and change_ops.undo. */
+typedef int (*child_fn)(const json_t *change, const json_t *saved, struct verr *err);
+
+#define CHILD_TIMEOUT_MS_DEFAULT 5000	/* -bindtimeout's default */
+
+/* Synchronous, for startup and teardown (before and after the event loop):
+ * runs fn(change, saved) in a child and waits at most timeout_ms for it.
+ * Returns fn's result with err as fn filled it (fn may return 0 with a note in
+ * err->msg, e.g. "stays on vfio-pci"); -ETIMEDOUT when the deadline passed
+ * (err says what timed out, which processes hold the device and, when the
+ * killed child did not die, that it is stuck in the kernel); -ECHILD when the
+ * child died without reporting (a crash); -errno when fork/pipe failed. */
+int child_run(child_fn fn, const json_t *change, const json_t *saved, int timeout_ms,
+    struct verr *err);
+
+/* Asynchronous, inside the libevent loop (hot add/remove while the guest
+ * runs): called once with what child_run would have returned. err is only
+ * valid during the call. */
+typedef void (*child_done_cb)(int code, const struct verr *err, void *arg);
+
+struct child_job;
+
+/* Starts fn(change, saved) in a child; cb runs from the loop when the child
+ * reports, dies, or timeout_ms passes (the child is then killed). The job
+ * frees itself after cb returns; change and saved are copied, the caller
+ * keeps its own. The child is reaped with waitpid(pid): a SIGCHLD handler
+ * elsewhere must reap only the pids it started. Returns NULL with err set when
+ * the child could not be started (cb is then never called). */
+struct child_job *child_start(struct event_base *base, child_fn fn, const json_t *change,
+    const json_t *saved, int timeout_ms, child_done_cb cb, void *arg, struct verr *err);
+
+/* The way the session runs a journaled change, so every caller gets the
+ * same deadlines: ops->apply (undo false) or ops->undo directly when the
+ * action cannot block, else in a child with child_timeout_ms(). bindtimeout_ms
+ * is -bindtimeout (<= 0: the default). */
+struct change_ops;
+int child_timeout_ms(const struct change_ops *ops, const json_t *saved, int bindtimeout_ms);
+int child_run_change(const struct change_ops *ops, bool undo, const json_t *change, const json_t *saved,
+    int bindtimeout_ms, struct verr *err);
+/* The same inside the event loop. An action that cannot block runs at once
+ * and cb is called before this returns; the return value is then NULL with
+ * err->code 0 (not an error: check err->code, not the pointer). */
+struct child_job *child_start_change(struct event_base *base, const struct change_ops *ops, bool undo,
+    const json_t *change, const json_t *saved, int bindtimeout_ms, child_done_cb cb, void *arg,
+    struct verr *err);
+
+/* Stops a job before its callback ran (shutdown): kills the child and frees
+ * the job; cb is not called. */
+void child_cancel(struct child_job *job);
+
+#endif

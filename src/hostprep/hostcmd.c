@@ -1,0 +1,88 @@
+/* Host programs run without a shell: see hostcmd.h. */
+#include "hostcmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+extern char **environ;
+
+int
+hostcmd_run(char *const argv[], char **errout, struct verr *err)
+{
+	int p[2];
+	if (errout != NULL)
+		*errout = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return verr_set(err, -errno, "cannot run %s: pipe: %s", argv[0], strerror(errno));
+	/* A second pipe carries execve's errno back, closed by a successful
+	 * exec (O_CLOEXEC). */
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return verr_set(err, -e, "cannot run %s: pipe: %s", argv[0], strerror(e));
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]); close(p[1]); close(ep[0]); close(ep[1]);
+		return verr_set(err, -e, "cannot run %s: fork: %s", argv[0], strerror(e));
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+		}
+		dup2(p[1], 2);
+		signal(SIGPIPE, SIG_DFL);
+		execve(argv[0], argv, environ);
+		int e = errno;
+		ssize_t n = write(ep[1], &e, sizeof(e));
+		(void)n;
+		_exit(127);
+	}
+	close(p[1]);
+	close(ep[1]);
+	struct strbuf sb = { 0 };
+	char buf[1024];
+	for (;;) {
+		ssize_t n = read(p[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (sb.len < 8192)
+			strbuf_add(&sb, buf, (size_t)n);
+	}
+	close(p[0]);
+	int exec_errno = 0;
+	ssize_t en = read(ep[0], &exec_errno, sizeof(exec_errno));
+	close(ep[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (en == (ssize_t)sizeof(exec_errno)) {
+		strbuf_free(&sb);
+		return verr_set(err, -exec_errno, "cannot run %s: %s", argv[0], strerror(exec_errno));
+	}
+	if (errout != NULL) {
+		strbuf_puts(&sb, "");
+		*errout = str_rstrip(strbuf_steal(&sb));
+	} else {
+		strbuf_free(&sb);
+	}
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}

@@ -1,0 +1,15 @@
+/* Looking Glass shared memory: the file QEMU's ivshmem maps and
+ * looking-glass-client reads, sized from -lgsize (default 64M, as the
+ * original), owned by the invoking user, removed at teardown.
+ *   {"action": "lg-shm-create", "target": "/dev/shm/looking-glass",
+ *    "args": {"size_mib": 64, "uid": 1000, "gid": 1000}}
+ * A file already there (a stale one, or another tool's) is resized and
+ * handed over, and given back as it was at teardown. */
+#ifndef VFIO_LGSHM_H
+#define VFIO_LGSHM_H
+
+#include "change.h"
+
+extern const struct change_ops lg_shm_create_ops;
+
+#endif

@@ -1,0 +1,227 @@
+/* Attach/detach bookkeeping: see devices.h. */
+#include "devices.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+struct devices_detach {
+	struct devices_detach *next;
+	struct devices *d;
+	struct qmp *qmp;
+	char *id;
+	int sub;
+	bool replied;            /* device_del answered */
+	struct event *timer;
+	devices_detach_cb cb;
+	void *arg;
+};
+
+void
+devices_init(struct devices *d, int n_root_ports)
+{
+	memset(d, 0, sizeof(*d));
+	d->n_ports = n_root_ports;
+}
+
+static void
+devices_entry_free(struct device_entry *e)
+{
+	free(e->id);
+	free(e->driver);
+	free(e->bus);
+	json_decref(e->args);
+}
+
+static void
+devices_detach_free(struct devices_detach *dd)
+{
+	struct devices_detach **pp = &dd->d->detaching;
+	while (*pp != NULL && *pp != dd)
+		pp = &(*pp)->next;
+	if (*pp == dd)
+		*pp = dd->next;
+	if (dd->sub >= 0)
+		qmp_unsubscribe(dd->qmp, dd->sub);
+	event_free(dd->timer);
+	free(dd->id);
+	free(dd);
+}
+
+void
+devices_free(struct devices *d)
+{
+	/* Pending detaches die with the session: their callers are gone too. */
+	while (d->detaching != NULL) {
+		struct devices_detach *dd = d->detaching;
+		dd->sub = -1;    /* the qmp connection is freed by the session */
+		devices_detach_free(dd);
+	}
+	for (size_t i = 0; i < d->n; i++)
+		devices_entry_free(&d->v[i]);
+	free(d->v);
+	memset(d, 0, sizeof(*d));
+}
+
+void
+devices_attached(struct devices *d, const json_t *args)
+{
+	const char *id = json_string_value(json_object_get(args, "id"));
+	if (id == NULL)
+		return;          /* QEMU accepts id-less devices; nothing can address them later */
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 8;
+		d->v = xreallocarray(d->v, d->cap, sizeof(*d->v));
+	}
+	const char *driver = json_string_value(json_object_get(args, "driver"));
+	const char *bus = json_string_value(json_object_get(args, "bus"));
+	d->v[d->n++] = (struct device_entry){
+		.id = xstrdup(id),
+		.driver = xstrdup(driver ? driver : ""),
+		.bus = xstrdup(bus ? bus : ""),
+		.args = json_deep_copy(args),
+	};
+}
+
+const struct device_entry *
+devices_find(const struct devices *d, const char *id)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (strcmp(d->v[i].id, id) == 0)
+			return &d->v[i];
+	}
+	return NULL;
+}
+
+int
+devices_removed(struct devices *d, const char *id)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (strcmp(d->v[i].id, id) == 0) {
+			devices_entry_free(&d->v[i]);
+			memmove(&d->v[i], &d->v[i + 1], (d->n - i - 1) * sizeof(*d->v));
+			d->n--;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static bool
+devices_port_used(const struct devices *d, const char *port)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (strcmp(d->v[i].bus, port) == 0)
+			return true;
+	}
+	return false;
+}
+
+const char *
+devices_free_port(const struct devices *d, char *buf, size_t len)
+{
+	for (int i = 1; i <= d->n_ports; i++) {
+		snprintf(buf, len, "rp%d", i);
+		if (!devices_port_used(d, buf))
+			return buf;
+	}
+	return NULL;
+}
+
+json_t *
+devices_json(const struct devices *d)
+{
+	json_t *att = json_array(), *ports = json_array();
+	for (size_t i = 0; i < d->n; i++)
+		json_array_append_new(att, json_pack("{s:s, s:s, s:s}", "id", d->v[i].id,
+		    "driver", d->v[i].driver, "bus", d->v[i].bus));
+	for (int i = 1; i <= d->n_ports; i++) {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "rp%d", i);
+		if (!devices_port_used(d, buf))
+			json_array_append_new(ports, json_string(buf));
+	}
+	return json_pack("{s:o, s:o}", "attached", att, "free_root_ports", ports);
+}
+
+static void
+devices_detach_finish(struct devices_detach *dd, int result, const char *msg)
+{
+	devices_detach_cb cb = dd->cb;
+	void *arg = dd->arg;
+	char *id = xstrdup(dd->id);
+	if (result == 0)
+		devices_removed(dd->d, id);
+	devices_detach_free(dd);
+	cb(id, result, msg, arg);
+	free(id);
+}
+
+static void
+devices_detach_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct devices_detach *dd = arg;
+	if (!qmp_device_deleted_matches(data, dd->id))
+		return;
+	log_debug("QEMU released %s", dd->id);
+	devices_detach_finish(dd, 0, NULL);
+}
+
+static void
+devices_detach_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct devices_detach *dd = arg;
+	dd->replied = true;
+	if (err != NULL) {
+		char *msg = xasprintf("QEMU refused to remove %s: %s", dd->id, err->desc);
+		devices_detach_finish(dd, -EIO, msg);
+		free(msg);
+	}
+}
+
+static void
+devices_detach_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct devices_detach *dd = arg;
+	char *msg = xasprintf("the guest did not release %s in time (no DEVICE_DELETED); it may "
+	    "ignore unplug requests until its OS has booted; try again later", dd->id);
+	devices_detach_finish(dd, -ETIMEDOUT, msg);
+	free(msg);
+}
+
+int
+devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, const char *id,
+    int timeout_ms, devices_detach_cb cb, void *arg)
+{
+	if (devices_find(d, id) == NULL)
+		return -ENOENT;
+	for (struct devices_detach *p = d->detaching; p != NULL; p = p->next) {
+		if (strcmp(p->id, id) == 0)
+			return -EALREADY;
+	}
+	struct devices_detach *dd = xcalloc(1, sizeof(*dd));
+	dd->d = d;
+	dd->qmp = qmp;
+	dd->id = xstrdup(id);
+	dd->cb = cb;
+	dd->arg = arg;
+	dd->next = d->detaching;
+	d->detaching = dd;
+	/* Subscribed before the command goes out, so an event that follows the
+	 * reply at once cannot be missed. */
+	dd->sub = qmp_subscribe(qmp, "DEVICE_DELETED", devices_detach_event, dd);
+	dd->timer = evtimer_new(base, devices_detach_timeout, dd);
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	evtimer_add(dd->timer, &tv);
+	int r = qmp_send(qmp, "device_del", json_pack("{s:s}", "id", id), -1, timeout_ms,
+	    devices_detach_reply, dd);
+	if (r < 0) {
+		devices_detach_free(dd);
+		return r;
+	}
+	return 0;
+}

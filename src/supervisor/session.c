@@ -1,0 +1,849 @@
+/* The supervised run. One libevent loop serves QMP (replies and events), the
+ * signals and the QEMU child; the host is changed before QEMU starts and put
+ * back only after QEMU is gone. Every way out (a failed change, a failed
+ * attach, a crash, SHUTDOWN, a signal) ends in the same teardown. */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "change.h"
+#include "child.h"
+#include "devices.h"
+#include "hostroot.h"
+#include "journal.h"
+#include "log.h"
+#include "net.h"
+#include "proc.h"
+#include "qmp.h"
+#include "rundir.h"
+#include "spawn.h"
+#include "status.h"
+
+/* A QMP command that does not answer in this long means QEMU is stuck. */
+#define SESSION_CMD_TIMEOUT_MS   30000
+/* QEMU prints its greeting as soon as it starts. */
+#define SESSION_GREETING_TIMEOUT_S 60
+/* After quit (or SHUTDOWN, or a closed monitor) QEMU gets this long to exit
+ * before SIGKILL. */
+#define SESSION_KILL_TIMEOUT_S   10
+#define SESSION_FIFO_PRIORITY    20
+
+enum session_state {
+	SESSION_PREPARING,       /* changing the host */
+	SESSION_STARTING,        /* QEMU spawned, waiting for the QMP greeting */
+	SESSION_ATTACHING,       /* sending the plan's QMP commands */
+	SESSION_PINNING,         /* query-cpus-fast, then cont */
+	SESSION_RUNNING,
+	SESSION_STOPPING,        /* waiting for QEMU to exit */
+	SESSION_RESTORING,
+};
+
+static const char *const session_state_names[] = {
+	[SESSION_PREPARING] = "preparing",
+	[SESSION_STARTING] = "starting",
+	[SESSION_ATTACHING] = "attaching",
+	[SESSION_PINNING] = "pinning",
+	[SESSION_RUNNING] = "running",
+	[SESSION_STOPPING] = "stopping",
+	[SESSION_RESTORING] = "restoring",
+};
+
+struct session {
+	const struct options *opts;
+	const struct plan *plan;
+	const char *name;
+	struct event_base *base;
+	struct proc_signals sigs;
+	struct rundir rd;
+	struct journal j;
+	struct devices devs;
+	struct spawn_user user;
+	json_t *changes;         /* the plan's host changes plus the session's dev-chowns */
+	struct strv argv;        /* what QEMU really gets */
+	bool console_tty;
+
+	enum session_state state;
+	pid_t qemu_pid;
+	bool qemu_gone;
+	int qemu_status;
+	struct qmp *qmp;
+	bool qmp_closed;
+	size_t next_cmd;
+	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
+
+	int n_signals;
+	bool guest_ran;          /* cont succeeded */
+	bool shutdown_event, shutdown_by_guest;
+	bool quit_sent, killed;
+	char *failure;           /* the first reason the run failed */
+
+	struct event *greeting_timer, *powerdown_timer, *kill_timer;
+};
+
+static void session_send_next(struct session *s);
+static void session_quit_now(struct session *s);
+
+static void
+session_status(struct session *s)
+{
+	if (s->rd.path == NULL)
+		return;
+	json_t *st = json_pack("{s:s, s:s, s:i, s:i, s:b, s:o, s:o}",
+	    "name", s->name,
+	    "state", session_state_names[s->state],
+	    "pid", (int)getpid(),
+	    "qemu_pid", (int)s->qemu_pid,
+	    "guest_ran", s->guest_ran,
+	    "devices", devices_json(&s->devs),
+	    "host_changes", journal_changes_in_force(&s->j));
+	struct verr err = { 0 };
+	if (status_write(s->rd.path, st, &err) < 0)
+		log_warnx("%s", err.msg);
+	json_decref(st);
+}
+
+static void
+session_set_state(struct session *s, enum session_state state)
+{
+	s->state = state;
+	log_debug("session %s: %s", s->name, session_state_names[state]);
+	session_status(s);
+}
+
+static void
+session_arm(struct session *s, struct event **ev, int seconds, event_callback_fn fn)
+{
+	if (*ev == NULL)
+		*ev = evtimer_new(s->base, fn, s);
+	struct timeval tv = { seconds, 0 };
+	evtimer_add(*ev, &tv);
+}
+
+/* Record the first reason the run failed and make QEMU go away. */
+static void
+session_fail(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+session_fail(struct session *s, const char *fmt, ...)
+{
+	if (s->failure == NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		s->failure = xvasprintf(fmt, ap);
+		va_end(ap);
+		log_error("%s", s->failure);
+	}
+	if (!s->qemu_gone) {
+		session_set_state(s, SESSION_STOPPING);
+		session_quit_now(s);
+	}
+}
+
+/* --- stopping QEMU ------------------------------------------------------ */
+
+static void
+session_kill_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct session *s = arg;
+	if (s->qemu_gone)
+		return;
+	log_warnx("QEMU (pid %d) did not exit within %d s: killing it", (int)s->qemu_pid,
+	    SESSION_KILL_TIMEOUT_S);
+	s->killed = true;
+	kill(s->qemu_pid, SIGKILL);
+}
+
+static void
+session_quit_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct session *s = arg;
+	if (err != NULL && !s->qemu_gone && strcmp(err->class, QMP_ERR_DISCONNECTED) != 0) {
+		log_warnx("QEMU did not accept quit (%s): terminating it", err->desc);
+		kill(s->qemu_pid, SIGTERM);
+	}
+}
+
+/* quit over QMP (SIGTERM when the monitor is gone); SIGKILL after a bound. */
+static void
+session_quit_now(struct session *s)
+{
+	if (s->qemu_gone || s->quit_sent)
+		return;
+	s->quit_sent = true;
+	if (s->qmp != NULL && !s->qmp_closed && qmp_is_ready(s->qmp) &&
+	    qmp_send(s->qmp, "quit", NULL, -1, SESSION_CMD_TIMEOUT_MS, session_quit_reply, s) == 0) {
+		log_info("telling QEMU to quit");
+	} else {
+		log_info("stopping QEMU (pid %d)", (int)s->qemu_pid);
+		kill(s->qemu_pid, SIGTERM);
+	}
+	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
+}
+
+static void
+session_powerdown_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct session *s = arg;
+	if (s->qemu_gone)
+		return;
+	log_warnx("the guest did not power down within %d s: quitting QEMU",
+	    s->opts->shutdowntimeout_s > 0 ? s->opts->shutdowntimeout_s : 60);
+	session_quit_now(s);
+}
+
+static void
+session_powerdown_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct session *s = arg;
+	if (err != NULL && !s->qemu_gone) {
+		log_warnx("QEMU did not accept system_powerdown (%s): quitting it", err->desc);
+		session_quit_now(s);
+	}
+}
+
+/* --- signals and the child ----------------------------------------------- */
+
+static char *
+session_describe_exit(int status)
+{
+	if (WIFEXITED(status))
+		return xasprintf("exit status %d", WEXITSTATUS(status));
+	if (WIFSIGNALED(status))
+		return xasprintf("killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	return xstrdup("stopped");
+}
+
+static void
+session_child(struct session *s)
+{
+	int status;
+	pid_t r;
+	/* Only QEMU: other children (the child runner's) are reaped by whoever
+	 * started them, and waitpid(0) would steal them. */
+	if (s->qemu_pid <= 0 || s->qemu_gone)
+		return;
+	do
+		r = waitpid(s->qemu_pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r != s->qemu_pid)
+		return;
+	s->qemu_gone = true;
+	s->qemu_status = status;
+	char *how = session_describe_exit(status);
+	bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (s->state < SESSION_RUNNING && s->failure == NULL) {
+		s->failure = xasprintf("QEMU exited while %s (%s); its messages above say why",
+		    session_state_names[s->state], how);
+		log_error("%s", s->failure);
+	} else if (!clean && !s->killed && !s->quit_sent && s->failure == NULL) {
+		s->failure = xasprintf("QEMU %s while the guest was running%s", how,
+		    s->shutdown_event ? "" : " (without a SHUTDOWN event: it crashed)");
+		log_error("%s", s->failure);
+	} else if (s->killed && s->failure == NULL) {
+		s->failure = xasprintf("QEMU had to be killed");
+	} else {
+		log_info("QEMU exited (%s)", how);
+	}
+	free(how);
+	event_base_loopbreak(s->base);
+}
+
+static void
+session_signal(int signo, void *arg)
+{
+	struct session *s = arg;
+	if (signo == SIGCHLD) {
+		session_child(s);
+		return;
+	}
+	if (s->qemu_gone)
+		return;
+	s->n_signals++;
+	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
+		int t = s->opts->shutdowntimeout_s > 0 ? s->opts->shutdowntimeout_s : 60;
+		log_info("%s: asking the guest to power down (quitting in %d s; signal again to quit now)",
+		    strsignal(signo), t);
+		session_set_state(s, SESSION_STOPPING);
+		if (qmp_send(s->qmp, "system_powerdown", NULL, -1, SESSION_CMD_TIMEOUT_MS,
+		    session_powerdown_reply, s) < 0) {
+			session_quit_now(s);
+			return;
+		}
+		session_arm(s, &s->powerdown_timer, t, session_powerdown_timeout);
+		return;
+	}
+	if (s->state < SESSION_RUNNING) {
+		session_fail(s, "%s before the guest started: stopping", strsignal(signo));
+		return;
+	}
+	log_info("%s again: quitting QEMU now", strsignal(signo));
+	session_set_state(s, SESSION_STOPPING);
+	session_quit_now(s);
+}
+
+/* --- QMP ----------------------------------------------------------------- */
+
+/* The monitor went away under a command: QEMU is dying, and its exit status,
+ * not the command, explains the failure (session_closed, session_child). */
+static bool
+session_qmp_lost(const struct qmp_error *err)
+{
+	return err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0;
+}
+
+static void
+session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct session *s = arg;
+	if (strcmp(name, "SHUTDOWN") == 0) {
+		s->shutdown_event = true;
+		s->shutdown_by_guest = json_is_true(json_object_get(data, "guest"));
+		const char *reason = json_string_value(json_object_get(data, "reason"));
+		log_info("the guest shut down (%s, %s)", s->shutdown_by_guest ? "by the guest" : "by the host",
+		    reason ? reason : "no reason given");
+		if (s->state < SESSION_RUNNING && s->failure == NULL)
+			s->failure = xasprintf("the guest shut down before it was started (%s)",
+			    reason ? reason : "no reason given");
+		session_set_state(s, SESSION_STOPPING);
+		/* QEMU exits after SHUTDOWN by itself; make sure it does. */
+		session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
+	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
+		/* devices_detach() waits for its own; this keeps the list honest
+		 * when the guest ejects a device by itself. */
+		const char *id = json_string_value(json_object_get(data, "device"));
+		if (id != NULL && s->devs.detaching == NULL && devices_removed(&s->devs, id) == 0) {
+			log_info("the guest released %s", id);
+			session_status(s);
+		}
+	} else {
+		log_debug("QMP event %s", name);
+	}
+}
+
+static void
+session_greeting_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct session *s = arg;
+	if (s->state == SESSION_STARTING)
+		session_fail(s, "QEMU did not answer on its monitor within %d s", SESSION_GREETING_TIMEOUT_S);
+}
+
+static void
+session_ready(struct qmp *qmp, void *arg)
+{
+	struct session *s = arg;
+	if (s->greeting_timer != NULL)
+		evtimer_del(s->greeting_timer);
+	if (s->state != SESSION_STARTING)
+		return;
+	session_set_state(s, SESSION_ATTACHING);
+	session_send_next(s);
+}
+
+static void
+session_closed(struct qmp *qmp, const char *why, void *arg)
+{
+	struct session *s = arg;
+	s->qmp_closed = true;
+	log_debug("QMP connection closed: %s", why);
+	if (s->qemu_gone)
+		return;
+	/* A QEMU without its monitor is on its way out, or must be; its exit
+	 * status (session_child) says why the start failed. */
+	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
+}
+
+static void
+session_stray_error(struct qmp *qmp, const struct qmp_error *err, void *arg)
+{
+	log_warnx("QEMU reported an error on its monitor: %s", err->desc);
+}
+
+static void
+session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct session *s = arg;
+	if (s->state != SESSION_PINNING || session_qmp_lost(err))
+		return;
+	if (err != NULL) {
+		session_fail(s, "QEMU refused to start the guest (cont): %s", err->desc);
+		return;
+	}
+	s->guest_ran = true;
+	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
+	session_set_state(s, SESSION_RUNNING);
+}
+
+/* vCPU i runs on the i-th -pinvcpus CPU, at SCHED_FIFO priority 20 as the
+ * original's `chrt -f 20`. A refused FIFO priority is a warning. */
+static int
+session_pin(struct session *s, const json_t *cpus)
+{
+	bool warned = false;
+	size_t i;
+	json_t *c;
+	json_array_foreach(cpus, i, c) {
+		json_int_t idx = json_integer_value(json_object_get(c, "cpu-index"));
+		json_t *tidv = json_object_get(c, "thread-id");
+		if (!json_is_integer(tidv) || idx < 0) {
+			session_fail(s, "query-cpus-fast gave no thread id for vCPU %d", (int)idx);
+			return -1;
+		}
+		if ((size_t)idx >= s->opts->n_pinvcpus) {
+			log_warnx("vCPU %d has no host CPU in -pinvcpus: it is not pinned", (int)idx);
+			continue;
+		}
+		pid_t tid = (pid_t)json_integer_value(tidv);
+		int cpu = s->opts->pinvcpus[idx];
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(tid, sizeof(set), &set) < 0) {
+			session_fail(s, "cannot pin vCPU %d (thread %d) to host CPU %d: %s; check "
+			    "-pinvcpus against the host's online CPUs", (int)idx, (int)tid, cpu, strerror(errno));
+			return -1;
+		}
+		struct sched_param sp = { .sched_priority = SESSION_FIFO_PRIORITY };
+		if (sched_setscheduler(tid, SCHED_FIFO, &sp) < 0 && !warned) {
+			log_warnx("cannot give the vCPU threads real-time priority (SCHED_FIFO %d): %s; "
+			    "they run at normal priority", SESSION_FIFO_PRIORITY, strerror(errno));
+			warned = true;
+		}
+		log_info("vCPU %d (thread %d) pinned to host CPU %d", (int)idx, (int)tid, cpu);
+	}
+	return 0;
+}
+
+static void
+session_cpus_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct session *s = arg;
+	if (s->state != SESSION_PINNING || session_qmp_lost(err))
+		return;
+	if (err != NULL) {
+		session_fail(s, "QEMU did not list its vCPU threads (query-cpus-fast): %s", err->desc);
+		return;
+	}
+	if (!json_is_array(ret)) {
+		session_fail(s, "QEMU's query-cpus-fast answer is not a list");
+		return;
+	}
+	if (session_pin(s, ret) < 0)
+		return;
+	qmp_send(s->qmp, "cont", NULL, -1, SESSION_CMD_TIMEOUT_MS, session_cont_reply, s);
+}
+
+static void
+session_start_guest(struct session *s)
+{
+	session_set_state(s, SESSION_PINNING);
+	if (s->opts->n_pinvcpus > 0)
+		qmp_send(s->qmp, "query-cpus-fast", NULL, -1, SESSION_CMD_TIMEOUT_MS, session_cpus_reply, s);
+	else
+		qmp_send(s->qmp, "cont", NULL, -1, SESSION_CMD_TIMEOUT_MS, session_cont_reply, s);
+}
+
+/* The "fd" annotation on a plan command (CONVENTIONS.md): open what QEMU
+ * cannot open itself (it may run as the invoking user). */
+static int
+session_open_fd(const json_t *spec, struct verr *err)
+{
+	const char *what = json_string_value(json_object_get(spec, "open"));
+	int fd = -1, r;
+	if (what != NULL && strcmp(what, "vhost-net") == 0) {
+		r = net_vhost_open(&fd, err);
+	} else if (what != NULL && strcmp(what, "tap") == 0) {
+		const char *name = json_string_value(json_object_get(spec, "name"));
+		if (name == NULL)
+			return verr_set(err, -EINVAL, "the plan asks for a tap file descriptor without "
+			    "naming the tap");
+		r = net_tap_open(name, &fd, err);
+	} else {
+		return verr_set(err, -EINVAL, "the plan asks for a file descriptor of an unknown kind \"%s\"",
+		    what ? what : "");
+	}
+	return r < 0 ? r : fd;
+}
+
+static void
+session_cmd_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct session *s = arg;
+	if (s->cmd_fd >= 0) {
+		close(s->cmd_fd);
+		s->cmd_fd = -1;
+	}
+	if (s->state != SESSION_ATTACHING || session_qmp_lost(err))
+		return;
+	const json_t *cmd = json_array_get(s->plan->qmp, s->next_cmd);
+	const char *exec = json_string_value(json_object_get(cmd, "execute"));
+	const json_t *args = json_object_get(cmd, "arguments");
+	const char *id = json_string_value(json_object_get(args, "id"));
+	if (err != NULL) {
+		session_fail(s, "QEMU refused %s%s%s: %s", exec, id ? " " : "", id ? id : "", err->desc);
+		return;
+	}
+	if (strcmp(exec, "device_add") == 0) {
+		devices_attached(&s->devs, args);
+		log_info("attached %s (%s)", id ? id : "a device",
+		    json_string_value(json_object_get(args, "driver")) ?: "?");
+		session_status(s);
+	}
+	s->next_cmd++;
+	session_send_next(s);
+}
+
+static void
+session_send_next(struct session *s)
+{
+	if (s->next_cmd >= json_array_size(s->plan->qmp)) {
+		session_start_guest(s);
+		return;
+	}
+	const json_t *cmd = json_array_get(s->plan->qmp, s->next_cmd);
+	const char *exec = json_string_value(json_object_get(cmd, "execute"));
+	if (exec == NULL) {
+		session_fail(s, "the plan's QMP command %zu has no \"execute\"", s->next_cmd + 1);
+		return;
+	}
+	const json_t *args = json_object_get(cmd, "arguments");
+	const json_t *fdspec = json_object_get(cmd, "fd");
+	if (fdspec != NULL) {
+		struct verr err = { 0 };
+		int fd = session_open_fd(fdspec, &err);
+		if (fd < 0) {
+			session_fail(s, "%s", err.msg);
+			return;
+		}
+		s->cmd_fd = fd;
+	}
+	log_debug("QMP: %s", exec);
+	if (qmp_send(s->qmp, exec, args ? json_deep_copy(args) : NULL, s->cmd_fd,
+	    SESSION_CMD_TIMEOUT_MS, session_cmd_reply, s) < 0)
+		session_fail(s, "QEMU's monitor closed before %s could be sent", exec);
+}
+
+static const struct qmp_callbacks session_qmp_callbacks = {
+	.ready = session_ready,
+	.closed = session_closed,
+	.stray_error = session_stray_error,
+};
+
+/* --- the host ------------------------------------------------------------ */
+
+static bool
+session_has_chown(const json_t *changes, const char *path)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(changes, i, c) {
+		if (strcmp(change_str(c, "action"), "dev-chown") == 0 &&
+		    strcmp(change_str(c, "target"), path) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+session_add_chown(struct session *s, const char *path)
+{
+	if (session_has_chown(s->changes, path))
+		return;
+	json_array_append_new(s->changes, json_pack("{s:s, s:s, s:{s:I, s:I}}", "action", "dev-chown",
+	    "target", path, "args", "uid", (json_int_t)s->user.uid, "gid", (json_int_t)s->user.gid));
+}
+
+/* QEMU running as the invoking user opens the VFIO group nodes and USB
+ * device nodes itself: give it exactly those (journaled like any change). */
+static void
+session_complete_changes(struct session *s)
+{
+	s->changes = json_deep_copy(s->plan->host_changes ? s->plan->host_changes : json_array());
+	if (!json_is_array(s->changes)) {
+		json_decref(s->changes);
+		s->changes = json_array();
+	}
+	if (!s->user.drop)
+		return;
+	size_t i;
+	json_t *c;
+	json_array_foreach(s->plan->host_changes, i, c) {
+		json_int_t group = change_arg_int(c, "group", -1);
+		if (strcmp(change_str(c, "action"), "pci-bind-vfio") == 0 && group >= 0) {
+			char path[64];
+			snprintf(path, sizeof(path), "/dev/vfio/%d", (int)group);
+			session_add_chown(s, path);
+		}
+	}
+	json_array_foreach(s->plan->qmp, i, c) {
+		const json_t *a = json_object_get(c, "arguments");
+		const char *drv = json_string_value(json_object_get(a, "driver"));
+		json_t *bus = json_object_get(a, "hostbus"), *addr = json_object_get(a, "hostaddr");
+		if (drv && strcmp(drv, "usb-host") == 0 && json_is_integer(bus) && json_is_integer(addr)) {
+			char path[64];
+			snprintf(path, sizeof(path), "/dev/bus/usb/%03d/%03d", (int)json_integer_value(bus),
+			    (int)json_integer_value(addr));
+			session_add_chown(s, path);
+		}
+	}
+}
+
+/* Each change: prepare, journal (fsync'd), apply, journal done. */
+static int
+session_apply_changes(struct session *s)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(s->changes, i, c) {
+		const struct change_ops *ops = change_find(change_str(c, "action"));
+		struct verr err = { 0 };
+		json_t *saved = NULL;
+		size_t idx;
+		int r = ops->prepare ? ops->prepare(c, &saved, &err) : 0;
+		if (r == 0)
+			r = journal_begin(&s->j, c, saved, &idx, &err);
+		/* may_block changes (unbinding a GPU) run in a child with the
+		 * -bindtimeout deadline, so a driver stuck in the kernel cannot hang us. */
+		if (r == 0)
+			r = child_run_change(ops, false, c, saved, s->opts->bindtimeout_s * 1000, &err);
+		if (r == 0 && err.msg[0] != '\0')
+			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
+		if (r == 0)
+			r = journal_done(&s->j, idx, &err);
+		json_decref(saved);
+		if (r < 0) {
+			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"),
+			    change_str(c, "target"), err.msg);
+			log_error("%s", s->failure);
+			return r;
+		}
+		log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
+		session_status(s);
+	}
+	return 0;
+}
+
+/* QEMU's real argv, before any host change: a missing binary changes nothing. */
+static int
+session_prepare_argv(struct session *s)
+{
+	struct verr err = { 0 };
+	s->console_tty = isatty(STDIN_FILENO);
+	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
+	int r = spawn_argv(&s->argv, &s->plan->argv, console, &err);
+	free(console);
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
+}
+
+static int
+session_spawn(struct session *s)
+{
+	struct verr err = { 0 };
+	int r;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		s->failure = xasprintf("cannot create the QMP socket pair: %s", strerror(errno));
+		return -errno;
+	}
+	/* Guest RAM is pinned for DMA: lift the memlock limit (unlimited as root,
+	 * as the original's prlimit; else the most the hard limit allows). */
+	uint64_t mib = spawn_memory_mib(&s->argv);
+	struct spawn_req req = {
+		.argv = &s->argv,
+		.qmp_fd = sv[1],
+		.user = &s->user,
+		.console_is_tty = s->console_tty,
+		.memlock = spawn_memlock_limit(mib),
+	};
+	r = spawn_qemu(&req, &s->qemu_pid, &err);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		s->failure = xstrdup(err.msg);
+		log_error("%s", err.msg);
+		return r;
+	}
+	unsigned long long start = 0;
+	if (proc_start_time(s->qemu_pid, &start) < 0)
+		log_debug("QEMU (pid %d) exited before its start time could be read", (int)s->qemu_pid);
+	r = journal_record_qemu(&s->j, s->qemu_pid, start, &err);
+	if (r < 0)
+		log_error("%s", err.msg);
+	s->qmp = qmp_new(s->base, sv[0], &session_qmp_callbacks, s);
+	qmp_subscribe(s->qmp, NULL, session_event, s);
+	session_set_state(s, SESSION_STARTING);
+	session_arm(s, &s->greeting_timer, SESSION_GREETING_TIMEOUT_S, session_greeting_timeout);
+	if (r < 0)
+		session_fail(s, "stopping: QEMU's pid could not be journaled");
+	return 0;
+}
+
+/* Everything before the first change: a refusal here changes nothing. */
+static int
+session_validate(struct session *s)
+{
+	const struct plan *p = s->plan;
+	for (size_t i = 0; i < p->errors.n; i++) {
+		if (s->opts->force)
+			log_warnx("%s (going ahead: -force)", p->errors.v[i]);
+		else
+			log_error("%s", p->errors.v[i]);
+	}
+	if (p->errors.n > 0 && !s->opts->force) {
+		log_error("not starting the guest \"%s\": fix the problems above (or give -force to "
+		    "go ahead anyway)", s->name);
+		return -EINVAL;
+	}
+	if (p->qmp != NULL && !json_is_array(p->qmp)) {
+		log_error("the plan's QMP commands are not a list");
+		return -EINVAL;
+	}
+	size_t i;
+	json_t *c;
+	json_array_foreach(s->changes, i, c) {
+		const char *action = change_str(c, "action");
+		if (change_find(action) == NULL) {
+			log_error("the plan asks for a host change \"%s\" on %s that this build of vfio "
+			    "cannot make or undo; nothing was changed", action, change_str(c, "target"));
+			return -ENOSYS;
+		}
+	}
+	return 0;
+}
+
+static int
+session_teardown(struct session *s)
+{
+	if (s->qmp != NULL) {
+		devices_free(&s->devs);
+		qmp_free(s->qmp);
+		s->qmp = NULL;
+	}
+	if (s->cmd_fd >= 0)
+		close(s->cmd_fd);
+	s->cmd_fd = -1;
+	s->state = SESSION_RESTORING;
+	struct strv failed = { 0 };
+	size_t n_failed = journal_undo_all(&s->j, s->opts->bindtimeout_s * 1000, &failed);
+	int status;
+	if (n_failed == 0) {
+		journal_close(&s->j);
+		struct verr err = { 0 };
+		if (rundir_remove(&s->rd, &err) < 0)
+			log_warnx("%s", err.msg);
+		if (s->failure != NULL)
+			status = SESSION_EXIT_FAILED;
+		else if (!s->guest_ran)
+			status = SESSION_EXIT_FAILED;
+		else
+			status = SESSION_EXIT_OK;
+		if (s->j.n == 0 && status == SESSION_EXIT_OK)
+			log_info("the guest \"%s\" is done", s->name);
+		else if (status == SESSION_EXIT_OK)
+			log_info("the guest \"%s\" is done; the host is restored", s->name);
+		else
+			log_error("the guest \"%s\" did not run as it should (%s); the host is restored",
+			    s->name, s->failure ? s->failure : "it never started");
+	} else {
+		session_status(s);
+		log_error("%zu host change%s could not be restored:", n_failed, n_failed == 1 ? "" : "s");
+		for (size_t i = 0; i < failed.n; i++)
+			fprintf(stderr, "  - %s\n", failed.v[i]);
+		log_error("the journal stays in %s; `vfio -restore %s` retries", s->rd.path, s->name);
+		journal_close(&s->j);
+		status = SESSION_EXIT_UNRESTORED;
+	}
+	strv_free(&failed);
+	return status;
+}
+
+static void
+session_free(struct session *s)
+{
+	if (s->greeting_timer)
+		event_free(s->greeting_timer);
+	if (s->powerdown_timer)
+		event_free(s->powerdown_timer);
+	if (s->kill_timer)
+		event_free(s->kill_timer);
+	proc_signals_free(&s->sigs);
+	devices_free(&s->devs);
+	if (s->j.path != NULL)
+		journal_close(&s->j);
+	rundir_close(&s->rd);
+	spawn_user_free(&s->user);
+	json_decref(s->changes);
+	strv_free(&s->argv);
+	free(s->failure);
+	if (s->base)
+		event_base_free(s->base);
+}
+
+int
+session_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan)
+{
+	struct session s = {
+		.opts = opts,
+		.plan = plan,
+		.name = opts->name ? opts->name : "vfio",
+		.cmd_fd = -1,
+	};
+	s.j.fd = s.j.dirfd = -1;
+	s.rd.lockfd = -1;
+	devices_init(&s.devs, plan->n_root_ports);
+	struct verr err = { 0 };
+	int status = SESSION_EXIT_REFUSED;
+
+	if (spawn_user_resolve(&s.user, opts, &err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	session_complete_changes(&s);
+	if (session_validate(&s) < 0)
+		goto out;
+	if (rundir_create(&s.rd, s.name, &err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_prepare_argv(&s) < 0) {
+		if (err.msg[0] != '\0')
+			log_error("%s", err.msg);
+		if (s.j.path != NULL)
+			journal_close(&s.j);
+		rundir_remove(&s.rd, NULL);
+		goto out;
+	}
+	s.base = event_base_new();
+	if (s.base == NULL)
+		fatalx("cannot create the event loop");
+	/* Before the fork, so QEMU's exit cannot be missed. */
+	proc_signals_add(&s.sigs, s.base, session_signal, &s);
+	session_set_state(&s, SESSION_PREPARING);
+
+	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0)
+		event_base_dispatch(s.base);
+
+	/* QEMU must be gone before anything goes back to the host. */
+	if (s.qemu_pid > 0 && !s.qemu_gone) {
+		kill(s.qemu_pid, SIGKILL);
+		int st;
+		while (waitpid(s.qemu_pid, &st, 0) < 0 && errno == EINTR)
+			;
+		s.qemu_gone = true;
+	}
+	status = session_teardown(&s);
+out:
+	session_free(&s);
+	return status;
+}

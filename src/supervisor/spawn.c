@@ -1,0 +1,270 @@
+/* fork + execve of QEMU. The child only does async-signal-safe work between
+ * fork and exec; everything that can fail with a message (the binary, the
+ * user, the groups) is resolved in the parent first. The child needs no
+ * event_reinit: it execs at once and never touches the loop. */
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define SPAWN_QMP_FD 3
+
+int
+spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err)
+{
+	memset(u, 0, sizeof(*u));
+	if (geteuid() != 0)
+		return 0;
+	if (opts->user != NULL && *opts->user != '\0') {
+		struct passwd *pw = getpwnam(opts->user);
+		if (pw == NULL)
+			return verr_set(err, -ENOENT, "-user %s: there is no such user; give an existing "
+			    "user name for QEMU to run as", opts->user);
+		u->uid = pw->pw_uid;
+		u->gid = pw->pw_gid;
+		u->name = xstrdup(opts->user);
+	} else {
+		const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
+		if (su == NULL || sg == NULL || *su == '\0' || *sg == '\0')
+			return 0;
+		char *end1, *end2;
+		long uid = strtol(su, &end1, 10), gid = strtol(sg, &end2, 10);
+		if (*end1 != '\0' || *end2 != '\0' || uid < 0 || gid < 0)
+			return verr_set(err, -EINVAL, "SUDO_UID=%s / SUDO_GID=%s are not numbers; "
+			    "unset them or give -user NAME", su, sg);
+		u->uid = (uid_t)uid;
+		u->gid = (gid_t)gid;
+		struct passwd *pw = getpwuid(u->uid);
+		u->name = pw ? xstrdup(pw->pw_name) : xasprintf("uid %ld", uid);
+	}
+	if (u->uid == 0)
+		return 0;       /* root stays root: nothing to drop */
+	u->drop = true;
+	struct passwd *pw = getpwuid(u->uid);
+	if (pw != NULL) {
+		int n = 32;
+		u->groups = xreallocarray(NULL, (size_t)n, sizeof(gid_t));
+		if (getgrouplist(pw->pw_name, u->gid, u->groups, &n) < 0) {
+			u->groups = xreallocarray(u->groups, (size_t)n, sizeof(gid_t));
+			if (getgrouplist(pw->pw_name, u->gid, u->groups, &n) < 0)
+				n = 0;
+		}
+		u->n_groups = (size_t)n;
+	}
+	if (u->n_groups == 0) {
+		free(u->groups);
+		u->groups = xmalloc(sizeof(gid_t));
+		u->groups[0] = u->gid;
+		u->n_groups = 1;
+	}
+	return 0;
+}
+
+void
+spawn_user_free(struct spawn_user *u)
+{
+	free(u->groups);
+	free(u->name);
+	memset(u, 0, sizeof(*u));
+}
+
+/* A name without '/' is looked up in PATH, as execvp would, but here so that
+ * a missing QEMU is an error message and not a failed child. */
+static char *
+spawn_find_binary(const char *name)
+{
+	if (strchr(name, '/') != NULL)
+		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
+	const char *path = getenv("PATH");
+	if (path == NULL || *path == '\0')
+		path = "/usr/local/bin:/usr/bin:/bin";
+	char *copy = xstrdup(path), *save = NULL, *found = NULL;
+	for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
+		char *cand = xasprintf("%s/%s", *dir ? dir : ".", name);
+		struct stat st;
+		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) {
+			found = cand;
+			break;
+		}
+		free(cand);
+	}
+	free(copy);
+	return found;
+}
+
+int
+spawn_argv(struct strv *out, const struct strv *plan_argv, const char *console_path,
+    struct verr *err)
+{
+	const char *env = getenv("VFIO_QEMU");
+	const char *want = env && *env ? env : (plan_argv->n > 0 ? plan_argv->v[0] : "qemu-system-x86_64");
+	char *bin = spawn_find_binary(want);
+	if (bin == NULL)
+		return verr_set(err, -ENOENT, "cannot find the QEMU binary \"%s\"%s; install "
+		    "qemu-system-x86 or point $VFIO_QEMU at it", want,
+		    env && *env ? " (from $VFIO_QEMU)" : " in PATH");
+	strv_push(out, bin);
+	free(bin);
+	char *serial = console_path ? xasprintf("file:%s", console_path) : xstrdup("mon:stdio");
+	bool have_serial = false, have_S = false;
+	for (size_t i = 1; i < plan_argv->n; i++) {
+		const char *a = plan_argv->v[i];
+		if (strcmp(a, "-S") == 0)
+			have_S = true;
+		if (strcmp(a, "-serial") == 0 && i + 1 < plan_argv->n && !have_serial) {
+			strv_push(out, a);
+			strv_push(out, serial);
+			have_serial = true;
+			i++;
+			continue;
+		}
+		strv_push(out, a);
+	}
+	if (!have_serial) {
+		strv_push(out, "-serial");
+		strv_push(out, serial);
+	}
+	/* Devices are attached over QMP before the guest's first instruction. */
+	if (!have_S)
+		strv_push(out, "-S");
+	free(serial);
+	return 0;
+}
+
+uint64_t
+spawn_memory_mib(const struct strv *argv)
+{
+	for (size_t i = 1; i + 1 < argv->n; i++) {
+		if (strcmp(argv->v[i], "-m") != 0)
+			continue;
+		const char *v = argv->v[i + 1];
+		if (str_startswith(v, "size="))
+			v += 5;
+		char *end;
+		unsigned long long n = strtoull(v, &end, 10);
+		switch (*end) {
+		case 'G': case 'g': return n * 1024;
+		case 'T': case 't': return n * 1024 * 1024;
+		case 'K': case 'k': return n / 1024;
+		default: return n;   /* M or none: MiB, as QEMU reads it */
+		}
+	}
+	return 0;
+}
+
+rlim_t
+spawn_memlock_limit(uint64_t memory_mib)
+{
+	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)(memory_mib + 256) << 20;
+	struct rlimit cur;
+	if (getrlimit(RLIMIT_MEMLOCK, &cur) < 0)
+		return want;
+	if (cur.rlim_max == RLIM_INFINITY || (want != RLIM_INFINITY && want <= cur.rlim_max))
+		return want;
+	/* Probe on ourselves: the supervisor locks no memory, so raising its own
+	 * limit is harmless, and the child inherits whatever we got. */
+	struct rlimit rl = { want, want };
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+		return want;
+	log_warnx("cannot raise the locked-memory limit for QEMU (%s); it keeps %llu KiB, and "
+	    "VFIO devices may fail to map guest memory: raise it (ulimit -l / limits.conf) or run "
+	    "with CAP_SYS_RESOURCE", strerror(errno), (unsigned long long)cur.rlim_max / 1024);
+	return cur.rlim_max;
+}
+
+/* In the child: only async-signal-safe calls from here to execve. */
+static void __attribute__((noreturn))
+spawn_child(const struct spawn_req *req, int errpipe)
+{
+	int e = 0;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if (!req->console_is_tty) {
+		/* Signals meant for the supervisor (a ^C in its terminal) must not
+		 * reach QEMU directly: the supervisor decides how QEMU stops. */
+		setpgid(0, 0);
+		int null = open("/dev/null", O_RDONLY);
+		if (null >= 0 && null != 0) {
+			dup2(null, 0);
+			close(null);
+		}
+	}
+	if (req->qmp_fd == SPAWN_QMP_FD) {
+		fcntl(SPAWN_QMP_FD, F_SETFD, 0);
+	} else if (dup2(req->qmp_fd, SPAWN_QMP_FD) < 0) {
+		e = errno;
+		goto fail;
+	}
+	struct rlimit rl = { req->memlock, req->memlock };
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0) {
+		/* Not root: the most we may have is the hard limit. */
+		if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_MEMLOCK, &rl);
+		}
+	}
+	if (req->user != NULL && req->user->drop) {
+		if (setgroups(req->user->n_groups, req->user->groups) < 0 || setgid(req->user->gid) < 0 ||
+		    setuid(req->user->uid) < 0) {
+			e = errno;
+			goto fail;
+		}
+	}
+	execv(req->argv->v[0], req->argv->v);
+	e = errno;
+fail:
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int
+spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err)
+{
+	int errpipe[2];
+	if (pipe2(errpipe, O_CLOEXEC) < 0)
+		return verr_set(err, -errno, "cannot start QEMU: pipe: %s", strerror(errno));
+	pid_t child = fork();
+	if (child < 0) {
+		int r = verr_set(err, -errno, "cannot start QEMU: fork: %s", strerror(errno));
+		close(errpipe[0]);
+		close(errpipe[1]);
+		return r;
+	}
+	if (child == 0) {
+		close(errpipe[0]);
+		spawn_child(req, errpipe[1]);
+	}
+	close(errpipe[1]);
+	/* The pipe closes on a successful exec (O_CLOEXEC) or carries errno:
+	 * bounded by the exec itself, so this read does not stall the loop. */
+	int e = 0;
+	ssize_t n;
+	do
+		n = read(errpipe[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(errpipe[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+			;
+		const char *who = req->user && req->user->drop ? req->user->name : NULL;
+		return verr_set(err, -e, "cannot start QEMU %s%s%s: %s", req->argv->v[0],
+		    who ? " as " : "", who ? who : "", strerror(e));
+	}
+	*pid = child;
+	log_debug("QEMU started: pid %d", (int)child);
+	return 0;
+}

@@ -1,0 +1,104 @@
+/* Runs session_run() or restore_run() on a plan written by hand, so the
+ * supervisor's lifecycle is tested on its own, without the options parser
+ * and the plan builder:
+ *
+ *   session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S]
+ *                                [-pinvcpus 0,2] [-user NAME]
+ *   session-driver restore [NAME]
+ *
+ * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...],
+ *             "errors": ["..."], "n_root_ports": N}
+ * The host root is $VFIO_HOST_ROOT, QEMU is $VFIO_QEMU, as for vfio. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostroot.h"
+#include "log.h"
+#include "options.h"
+#include "plan.h"
+#include "restore.h"
+#include "session.h"
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S] "
+	    "[-pinvcpus 0,1] [-user NAME]\n       session-driver restore [NAME]\n");
+	exit(2);
+}
+
+static int
+load_plan(struct plan *plan, const char *path)
+{
+	json_error_t jerr;
+	json_t *j = json_load_file(path, 0, &jerr);
+	if (j == NULL) {
+		fprintf(stderr, "session-driver: %s: %s\n", path, jerr.text);
+		return -1;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(j, "argv"), i, v)
+		strv_push(&plan->argv, json_string_value(v));
+	json_array_foreach(json_object_get(j, "errors"), i, v)
+		strv_push(&plan->errors, json_string_value(v));
+	plan->qmp = json_incref(json_object_get(j, "qmp"));
+	if (plan->qmp == NULL)
+		plan->qmp = json_array();
+	plan->host_changes = json_incref(json_object_get(j, "host_changes"));
+	if (plan->host_changes == NULL)
+		plan->host_changes = json_array();
+	plan->n_root_ports = (int)json_integer_value(json_object_get(j, "n_root_ports"));
+	json_decref(j);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	log_init(LOG_LEVEL_INFO, false);
+	hostroot_init(NULL);
+	if (argc < 2)
+		usage();
+	struct options opts = { .name = "vfio", .shutdowntimeout_s = 60 };
+	if (strcmp(argv[1], "restore") == 0) {
+		opts.restore = true;
+		opts.restore_name = argc > 2 ? argv[2] : NULL;
+		return restore_run(&opts);
+	}
+	if (strcmp(argv[1], "run") != 0 || argc < 3)
+		usage();
+	int pins[64];
+	for (int i = 3; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "-force") == 0) {
+			opts.force = true;
+		} else if (strcmp(a, "-name") == 0 && val) {
+			opts.name = argv[++i];
+		} else if (strcmp(a, "-shutdowntimeout") == 0 && val) {
+			opts.shutdowntimeout_s = atoi(argv[++i]);
+		} else if (strcmp(a, "-user") == 0 && val) {
+			opts.user = argv[++i];
+		} else if (strcmp(a, "-pinvcpus") == 0 && val) {
+			char *copy = strdup(argv[++i]), *save = NULL;
+			for (char *t = strtok_r(copy, ",", &save); t && opts.n_pinvcpus < 64; t = strtok_r(NULL, ",", &save))
+				pins[opts.n_pinvcpus++] = atoi(t);
+			opts.pinvcpus = pins;
+			free(copy);
+		} else {
+			usage();
+		}
+	}
+	struct plan plan = { 0 };
+	if (load_plan(&plan, argv[2]) < 0)
+		return 2;
+	struct host_snapshot snap = { .sudo_uid = -1, .sudo_gid = -1 };
+	int status = session_run(&opts, &snap, &plan);
+	strv_free(&plan.argv);
+	strv_free(&plan.errors);
+	json_decref(plan.qmp);
+	json_decref(plan.host_changes);
+	return status;
+}

@@ -1,0 +1,441 @@
+#!/usr/bin/env bash
+# The supervised run against the fake QEMU (qemu-mock), one behaviour per
+# case: session-test.sh CASE. Each case builds a host-root fixture, runs the
+# supervisor on a hand-written plan through session-driver, and checks what a
+# user would see: the exit status, the messages, the QMP conversation the
+# fake recorded, and the host root byte for byte afterwards.
+#
+# Needs: VFIO_BUILDDIR, VFIO_SRCDIR, MKHOST (set by meson).
+set -u
+case_name=$1
+B=$VFIO_BUILDDIR
+DRIVER=$B/tests/session/session-driver
+MOCK=$B/tests/qmp-mock/qemu-mock
+TREESNAP=$VFIO_SRCDIR/tests/session/treesnap.py
+[ -x "$MOCK" ] || { echo "skip: no qemu-mock built"; exit 77; }
+
+T=$(mktemp -d /tmp/vfio-session-XXXXXX)
+chmod 1777 "$T"   # the fake QEMU may run as uid 1000 and writes its records here
+HOST=$T/host
+NAME=t
+children=()
+cleanup() {
+	for p in "${children[@]}"; do kill -9 "$p" 2>/dev/null; done
+	# A fake QEMU a test left behind (the crash cases) must not outlive it.
+	[ -f "$T/qemu.pid" ] && kill -9 "$(cat "$T/qemu.pid")" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/out" ] && { echo "--- supervisor output:"; cat "$T/out"; } >&2; exit 1; }
+expect_in() { grep -qF -- "$2" "$1" || fail "expected '$2' in $1"; }
+expect_not_in() { ! grep -qF -- "$2" "$1" || fail "did not expect '$2' in $1"; }
+
+python3 "$MKHOST" --preset desktop "$HOST" || fail "mkhost"
+python3 "$TREESNAP" "$HOST" > "$T/before"
+
+export VFIO_HOST_ROOT=$HOST VFIO_QEMU=$MOCK
+export QMP_MOCK_SCENARIO=$T/scenario.json QMP_MOCK_RECORD=$T/record QMP_MOCK_ARGV=$T/argv
+unset SUDO_UID SUDO_GID
+
+# The plan: three host changes (dev-chown, so each is visible in the tree),
+# a user-mode NIC attached over QMP into root port 1.
+plan() {
+	cat > "$T/plan.json" <<JSON
+{"argv": ["qemu-system-x86_64", "-name", "$NAME", "-machine", "q35", "-nodefaults", "-S",
+  "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control",
+  "-m", "512", "-smp", "${SMP:-1}",
+  "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
+  "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
+  "-device", "qemu-xhci,id=xhci,bus=pcie.0",
+  "-serial", "mon:stdio"],
+ "qmp": [
+  {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
+  {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
+  ${EXTRA_QMP:-}
+ ],
+ "host_changes": [ ${EXTRA_CHANGES:-}
+  {"action": "dev-chown", "target": "${NODE1:-/dev/kvm}", "args": {"uid": 1000, "gid": 1000}},
+  {"action": "dev-chown", "target": "${NODE2:-/dev/vhost-net}", "args": {"uid": 1000, "gid": 1000}},
+  {"action": "dev-chown", "target": "${NODE3:-/dev/bus/usb/001/004}", "args": {"uid": 1000, "gid": 1000}}
+ ],
+ "errors": [${ERRORS:-}],
+ "n_root_ports": 2}
+JSON
+}
+
+scenario() { printf '%s\n' "$1" > "$T/scenario.json"; }
+
+# The guest powers off by itself shortly after cont.
+GUEST_POWEROFF='{"commands": [{"command": "cont", "reply": {"return": {}}, "effects": true,
+  "after": [{"delay_ms": 100}, {"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}, {"exit": 0}]}]}'
+# The guest runs until told otherwise.
+GUEST_RUNS='{}'
+
+run() {	# run [driver args]: run the supervisor in the foreground, status in $rc
+	"$DRIVER" run "$T/plan.json" -name "$NAME" "$@" < /dev/null > "$T/out" 2>&1
+	rc=$?
+}
+
+start() {	# start [driver args]: run it in the background, pid in $sup
+	"$DRIVER" run "$T/plan.json" -name "$NAME" "$@" < /dev/null > "$T/out" 2>&1 &
+	sup=$!
+	children+=("$sup")
+}
+
+finish() {	# finish: wait for the background supervisor, status in $rc
+	wait "$sup"
+	rc=$?
+}
+
+wait_for() {	# wait_for DESCRIPTION COMMAND...: up to 30 s, for the command to succeed
+	local what=$1; shift
+	for _ in $(seq 300); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $what"
+}
+
+running() { grep -q '"state": "running"' "$HOST/run/vfio/$NAME/status.json"; }
+recorded() { grep -q "\"$1\"" "$T/record"; }
+
+restored() {	# the host root is byte for byte as before the run
+	python3 "$TREESNAP" "$HOST" > "$T/after"
+	diff -u "$T/before" "$T/after" >&2 || fail "the host root differs from before the run"
+}
+
+owner() { stat -c %u "$HOST$1"; }
+
+case $case_name in
+guest-poweroff-restores-and-exits-0)
+	plan; scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc, want 0"
+	expect_in "$T/out" "the guest shut down (by the guest"
+	expect_in "$T/out" "restored: dev-chown /dev/kvm"
+	recorded device_add || fail "no device_add sent"
+	restored
+	;;
+host-changes-are-undone-newest-first)
+	plan; scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	grep "restored:" "$T/out" | sed 's/.*restored: //' > "$T/order"
+	printf '%s\n' "dev-chown /dev/bus/usb/001/004" "dev-chown /dev/vhost-net" "dev-chown /dev/kvm" > "$T/want"
+	diff -u "$T/want" "$T/order" >&2 || fail "undo order"
+	;;
+status-shows-state-devices-and-changes)
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	st=$HOST/run/vfio/$NAME/status.json
+	python3 - "$st" <<'PY' || fail "status.json content"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["state"] == "running", s
+assert [d["id"] for d in s["devices"]["attached"]] == ["nic0"], s
+assert s["devices"]["free_root_ports"] == ["rp2"], s
+assert [c["target"] for c in s["host_changes"]] == ["/dev/kvm", "/dev/vhost-net", "/dev/bus/usb/001/004"], s
+PY
+	[ "$(stat -c %a "$HOST/run/vfio/$NAME")" = 700 ] || fail "runtime dir mode"
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "/dev/kvm not given to uid 1000 while running"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	restored
+	;;
+sigterm-powers-the-guest-down)
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	recorded system_powerdown || fail "no system_powerdown"
+	! recorded quit || fail "quit sent although the guest powered down"
+	expect_in "$T/out" "asking the guest to power down"
+	restored
+	;;
+sigint-quits-after-the-shutdown-timeout)
+	plan; scenario '{"guest": {"ignore_powerdown": true}}'
+	start -shutdowntimeout 1
+	wait_for "the guest to run" running
+	kill -INT "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	recorded system_powerdown || fail "no system_powerdown"
+	recorded quit || fail "no quit after the timeout"
+	expect_in "$T/out" "did not power down within 1 s"
+	restored
+	;;
+second-signal-quits-at-once)
+	plan; scenario '{"guest": {"ignore_powerdown": true}}'
+	start -shutdowntimeout 600
+	wait_for "the guest to run" running
+	kill -INT "$sup"
+	wait_for "system_powerdown" recorded system_powerdown
+	kill -INT "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	recorded quit || fail "no quit on the second signal"
+	expect_in "$T/out" "again: quitting QEMU now"
+	restored
+	;;
+qemu-quit-by-host-shutdown-event)
+	plan; scenario '{"commands": [{"command": "cont", "reply": {"return": {}}, "effects": true,
+	  "after": [{"delay_ms": 100}, {"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-signal"}}, {"exit": 0}]}]}'
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "the guest shut down (by the host, host-signal)"
+	restored
+	;;
+qemu-exits-without-event)
+	plan; scenario '{"commands": [{"command": "cont", "reply": {"return": {}}, "effects": true,
+	  "after": [{"delay_ms": 100}, {"exit": 0}]}]}'
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "QEMU exited (exit status 0)"
+	restored
+	;;
+qemu-crash-before-greeting)
+	plan; scenario '{"start": [{"signal": "SEGV"}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU exited while starting"
+	expect_in "$T/out" "the host is restored"
+	restored
+	;;
+qemu-crash-during-attach)
+	plan; scenario '{"commands": [{"command": "device_add", "before": [{"signal": "SEGV"}], "reply": {"return": {}}}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "while attaching"
+	restored
+	;;
+qemu-crash-while-running)
+	plan; scenario '{"commands": [{"command": "cont", "reply": {"return": {}}, "effects": true,
+	  "after": [{"delay_ms": 100}, {"signal": "SEGV"}]}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "while the guest was running (without a SHUTDOWN event: it crashed)"
+	restored
+	;;
+failed-device-add-tears-down)
+	plan; scenario '{"commands": [{"command": "device_add", "reply": {"error": {"class": "GenericError", "desc": "Bus '"'"'rp1'"'"' not found"}}}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU refused device_add nic0: Bus 'rp1' not found"
+	recorded quit || fail "QEMU not told to quit"
+	! recorded cont || fail "the guest was started after a failed attach"
+	restored
+	;;
+plan-errors-refuse-before-any-change)
+	ERRORS='"-pci 01:00.0: the device is in IOMMU group 1 with 0000:01:00.1; pass the whole group"'
+	plan; scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
+	expect_in "$T/out" "pass the whole group"
+	expect_in "$T/out" "-force"
+	[ ! -e "$T/record" ] || fail "QEMU was started"
+	restored
+	;;
+force-runs-despite-plan-errors)
+	ERRORS='"something the plan disliked"'
+	plan; scenario "$GUEST_POWEROFF"
+	run -force
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "going ahead: -force"
+	restored
+	;;
+second-supervisor-same-name-refused)
+	plan; scenario "$GUEST_RUNS"
+	start
+	first=$sup
+	wait_for "the guest to run" running
+	"$DRIVER" run "$T/plan.json" -name "$NAME" < /dev/null > "$T/out2" 2>&1
+	rc2=$?
+	[ $rc2 -eq 2 ] || fail "second supervisor: exit status $rc2, want 2"
+	expect_in "$T/out2" "already run by the supervisor with pid $first"
+	running || fail "the first run was disturbed"
+	kill -TERM "$first"; finish
+	[ $rc -eq 0 ] || fail "first supervisor: exit status $rc"
+	restored
+	;;
+serial-goes-to-console-log-without-tty)
+	plan; scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	python3 - "$T/argv" "$HOST" <<'PY' || fail "QEMU argv"
+import json, sys
+argv = json.load(open(sys.argv[1]))
+i = argv.index("-serial")
+assert argv[i + 1] == "file:%s/run/vfio/t/console.log" % sys.argv[2], argv
+assert argv.count("-serial") == 1 and "-S" in argv, argv
+assert "mon:stdio" not in argv, argv
+PY
+	;;
+qemu-runs-as-the-sudo-user-with-memlock-raised)
+	plan; scenario "$GUEST_RUNS"
+	SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(stat -c %u /proc/$qpid)" = 1000 ] || fail "QEMU does not run as uid 1000"
+	if (ulimit -l unlimited) 2>/dev/null; then
+		grep -q "Max locked memory *unlimited *unlimited" /proc/$qpid/limits ||
+			fail "memlock not raised: $(grep locked /proc/$qpid/limits)"
+	else
+		# No CAP_SYS_RESOURCE here: the hard limit, and a warning that says so.
+		hard=$(( $(ulimit -H -l) * 1024 ))
+		grep -q "Max locked memory *$hard *$hard" /proc/$qpid/limits ||
+			fail "memlock not at the hard limit $hard: $(grep locked /proc/$qpid/limits)"
+		expect_in "$T/out" "cannot raise the locked-memory limit for QEMU"
+	fi
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	restored
+	;;
+usb-host-node-given-to-qemu-user)
+	EXTRA_QMP=', {"execute": "device_add", "arguments": {"driver": "usb-host", "id": "usb-1-3", "bus": "xhci.0", "hostbus": 1, "hostaddr": 2}}'
+	plan; scenario "$GUEST_RUNS"
+	SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	[ "$(owner /dev/bus/usb/001/002)" = 1000 ] || fail "/dev/bus/usb/001/002 not given to QEMU's user"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "restored: dev-chown /dev/bus/usb/001/002"
+	restored
+	;;
+vcpus-pinned-in-order)
+	SMP=2 plan; scenario "$GUEST_RUNS"
+	start -pinvcpus 0,1
+	wait_for "the guest to run" running
+	expect_in "$T/out" "vCPU 0 (thread"
+	expect_in "$T/out" "pinned to host CPU 0"
+	expect_in "$T/out" "pinned to host CPU 1"
+	tid1=$(sed -n 's/.*vCPU 1 (thread \([0-9]*\)).*/\1/p' "$T/out")
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	grep -q "Cpus_allowed_list:[[:space:]]*1$" /proc/$qpid/task/$tid1/status || fail "vCPU 1 thread not on CPU 1"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
+killed-at-every-journal-step-then-restore)
+	# 3 changes: begin+done each, then QEMU's pid: 7 records.
+	plan
+	for n in 1 2 3 4 5 6 7; do
+		scenario '{}'   # the fake, like QEMU, keeps running when the supervisor dies
+		rm -f "$T/record"
+		VFIO_TEST_CRASH_AT=$n run
+		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
+		[ -f "$HOST/run/vfio/$NAME/journal" ] || fail "step $n: no journal left"
+		qpid=
+		if [ $n -eq 7 ]; then
+			qpid=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal")
+			echo "$qpid" > "$T/qemu.pid"
+			kill -0 "$qpid" || fail "step $n: the fake QEMU is not running"
+		fi
+		"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "step $n: restore failed"
+		if [ -n "$qpid" ]; then
+			expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
+			! kill -0 "$qpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$qpid/stat)" = Z ] ||
+				fail "step $n: the leftover QEMU still runs"
+		fi
+		restored
+	done
+	;;
+stale-journal-refuses-a-new-run)
+	plan; scenario '{}'
+	VFIO_TEST_CRASH_AT=2 run
+	[ $rc -eq 137 ] || fail "exit status $rc"
+	run
+	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
+	expect_in "$T/out" "run \`vfio -restore $NAME\` first"
+	[ ! -e "$T/record" ] || fail "QEMU was started over a stale journal"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore"
+	restored
+	;;
+restore-twice-is-safe)
+	plan; scenario '{}'
+	VFIO_TEST_CRASH_AT=4 run
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "first restore"
+	expect_in "$T/out" "restored: dev-chown /dev/vhost-net"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "second restore: exit status $?"
+	expect_in "$T/out" "nothing to restore"
+	restored
+	;;
+restore-without-name-restores-every-stale-guest)
+	plan; scenario '{}'
+	VFIO_TEST_CRASH_AT=3 run
+	# Another guest, other device nodes.
+	NAME=u NODE1=/dev/bus/usb/001/005 NODE2=/dev/bus/usb/001/006 NODE3=/dev/bus/usb/003/002 plan
+	NAME=u
+	VFIO_TEST_CRASH_AT=5 run
+	[ -d "$HOST/run/vfio/t" ] && [ -d "$HOST/run/vfio/u" ] || fail "no stale journals"
+	"$DRIVER" restore > "$T/out" 2>&1 || fail "restore: exit status $?"
+	expect_in "$T/out" "the guest \"t\": the host is restored"
+	expect_in "$T/out" "the guest \"u\": the host is restored"
+	restored
+	;;
+restore-leaves-a-running-guest-alone)
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	"$DRIVER" restore > "$T/out2" 2>&1 || fail "restore: exit status $?"
+	expect_in "$T/out2" "is running under its supervisor; not touched"
+	running || fail "the run was disturbed"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	restored
+	;;
+nvme-bound-to-vfio-and-given-back)
+	# The simulated driver core (tests/drvcore) plays the kernel.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	EXTRA_QMP=', {"execute": "device_add", "arguments": {"driver": "vfio-pci", "host": "0000:02:00.0", "id": "hostdev-0000-02-00-0", "bus": "rp2"}}'
+	plan; scenario "$GUEST_RUNS"
+	LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = vfio-pci ] ||
+		fail "0000:02:00.0 is not on vfio-pci while the guest runs"
+	[ "$(owner /dev/vfio/11)" = 1000 ] || fail "/dev/vfio/11 not given to QEMU's user"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "restored: pci-bind-vfio 0000:02:00.0 (nvme -> vfio-pci)"
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = nvme ] ||
+		fail "0000:02:00.0 is not back on nvme"
+	restored
+	;;
+nvme-bind-killed-at-every-journal-step-then-restore)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	plan
+	export LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000
+	# bind, 3 dev-chowns, the dev-chown of /dev/vfio/11: 10 records, then QEMU's pid.
+	for n in $(seq 11); do
+		scenario '{}'   # the fake, like QEMU, keeps running when the supervisor dies
+		VFIO_TEST_CRASH_AT=$n run
+		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
+		if [ $n -eq 11 ]; then
+			python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal" > "$T/qemu.pid"
+		fi
+		"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "step $n: restore failed"
+		restored
+	done
+	unset LD_PRELOAD
+	;;
+missing-qemu-binary-changes-nothing)
+	plan; scenario '{}'
+	VFIO_QEMU=$T/no-such-qemu run
+	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
+	[ ! -e "$HOST/run/vfio" ] || fail "runtime dir left"
+	expect_in "$T/out" "cannot find the QEMU binary"
+	expect_in "$T/out" "\$VFIO_QEMU"
+	restored
+	;;
+*)
+	echo "unknown case $case_name" >&2; exit 2
+	;;
+esac
+exit 0
