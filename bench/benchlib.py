@@ -66,3 +66,11 @@ def table(title, method, rows, notes=()):
 
 def verdict(ok):
     return "met" if ok else "**missed**"
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
