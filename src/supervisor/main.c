@@ -16,18 +16,10 @@
 #include "options.h"
 #include "plan.h"
 #include "report.h"
+#include "restore.h"
+#include "session.h"
 #include "snapshot.h"
 
-/* The supervised run and -restore live in other areas; until they are part of
- * the build, say so instead of pretending. */
-#if __has_include("session.h")
-#include "session.h"
-#define HAVE_SESSION 1
-#endif
-#if __has_include("restore.h")
-#include "restore.h"
-#define HAVE_RESTORE 1
-#endif
 
 /* The guest MAC falls back to randomness; take it here so the plan stays a
  * pure function. VFIO_MAC_SEED makes it repeatable (tests, scripted runs). */
@@ -87,26 +79,13 @@ main_audiodev(const char *qemu)
 static int
 main_restore(struct options *opts)
 {
-#ifdef HAVE_RESTORE
 	return restore_run(opts);
-#else
-	(void)opts;
-	log_error("-restore is not part of this build (the journal and restore area is not merged yet)");
-	return 1;
-#endif
 }
 
 static int
 main_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan)
 {
-#ifdef HAVE_SESSION
 	return session_run(opts, snap, plan);
-#else
-	(void)opts, (void)snap, (void)plan;
-	log_error("-run: the supervised run is not part of this build yet (the session area is not merged); "
-	    "the plan above is what it would do");
-	return 1;
-#endif
 }
 
 int
