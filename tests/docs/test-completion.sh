@@ -59,7 +59,9 @@ COMP_LINE="vfio -" COMP_POINT=6
 _vfio vfio
 n_help=$("$VFIO" -help | grep -c '^  -')
 n_flags=$("$VFIO" -help | grep '^  -' | tr ',' '\n' | grep -c -- '-')
-if [ "${#COMPREPLY[@]}" -ne $((n_flags + 1)) ]; then
+extra=1
+"$VFIO" -help | grep -q '^  -args ' && extra=0
+if [ "${#COMPREPLY[@]}" -ne $((n_flags + extra)) ]; then
 	echo "FAIL: 'vfio -' offers ${#COMPREPLY[@]} flags; -help has $n_flags flags and aliases ($n_help entries) plus -args"
 	failed=1
 else
