@@ -136,7 +136,7 @@ control_parse(const char *buf, size_t len, struct control_line *out, struct verr
 			const char *end = memchr(buf + i + 1, '\'', len - i - 1);
 			if (end == NULL) {
 				strbuf_free(&word);
-				control_line_free(out);
+				strv_free(&out->words);   /* the tag stays for the reply */
 				return verr_set(err, -EINVAL, "a quote opened at byte %zu is never closed: close "
 				    "it with ' (inside quotes nothing is special, not even \\)", i + 1);
 			}
