@@ -92,6 +92,7 @@ ctl_ok() { ctl "$@"; [ $vrc -eq 0 ] || fail "vfioctl $* exited $vrc, want 0"; }
 ctl_err() { ctl "$@"; [ $vrc -eq 1 ] || fail "vfioctl $* exited $vrc, want 1"; }
 
 send() { printf '%b' "$1" > "$FIFO"; }     # raw bytes into the FIFO
+nreplies() { [ "$(grep -c "$1" "$REPLIES")" -eq "$2" ]; }   # nreplies REGEX COUNT
 reply_for() { grep -q "^@$1 " "$REPLIES"; }
 wait_reply() { wait_for "the reply tagged $1" reply_for "$1"; grep "^@$1 " "$REPLIES"; }
 nrecorded() { grep -c "\"$1\"" "$T/record"; }
@@ -255,7 +256,7 @@ several-writers-at-once)
 	done
 	# Raw tagged lines from many writers: every tag answered exactly once.
 	for i in $(seq 1 30); do send "@raw$i status\n" & done
-	wait_for "30 replies" test "$(grep -c '^@raw[0-9]* ok' "$REPLIES")" -eq 30
+	wait_for "30 replies" nreplies '^@raw[0-9]* ok' 30
 	stop
 	;;
 unknown-command) bad_input '@u1 frobnicate now\n' u1 'unknown command "frobnicate"' ;;
