@@ -940,3 +940,9 @@ usbwatch_get_stats(const struct usbwatch *uw, struct usbwatch_stats *st)
 {
 	*st = uw->stats;
 }
+
+const char *
+usbwatch_source(const struct usbwatch *uw)
+{
+	return uw->mon != NULL ? uw->source : NULL;
+}

@@ -73,5 +73,8 @@ struct usbwatch_stats {
 	unsigned long events, attached, attach_failed, removed, ignored, resyncs;
 };
 void usbwatch_get_stats(const struct usbwatch *uw, struct usbwatch_stats *st);
+/* The monitor's source: "udev" (udevd runs: /run/udev/control exists),
+ * "kernel", or NULL when no monitor was opened. */
+const char *usbwatch_source(const struct usbwatch *uw);
 
 #endif

@@ -164,6 +164,7 @@ struct fx_opts {
 	const char *passed_pci;  /* a controller -pci passes through */
 	bool chown;              /* QEMU runs as uid/gid 1000 */
 	bool no_start;           /* leave the monitor to usb add */
+	bool udevd;              /* /run/udev/control exists: udevd runs */
 };
 
 static void
@@ -182,6 +183,10 @@ fx_start(struct fx *f, const struct fx_opts *o)
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
 	assert_int_equal(system(cmd), 0);
+	if (o->udevd) {
+		snprintf(cmd, sizeof(cmd), "mkdir -p '%s/run/udev' && touch '%s/run/udev/control'", f->root, f->root);
+		assert_int_equal(system(cmd), 0);
+	}
 	f->roothub = add_usb(f, f->pci, "usb1", 1, 1, "1d6b", "0002", "09", "xHCI Host Controller", "0000:00:14.0");
 
 	f->base = event_base_new();
@@ -388,6 +393,28 @@ plugged_matching_device_is_attached_by_bus_address_with_port_id(void **state)
 	assert_usb_host_add(json_array_get(adds, 0), "usb-1-4", 1, 5);
 	json_decref(adds);
 	assert_non_null(devices_find(&f->devs, "usb-1-4"));
+	g_free(d);
+}
+
+static void
+kernel_source_is_used_when_udevd_does_not_run(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .regex = "Receiver", .xhci = true });
+	assert_string_equal(usbwatch_source(f->uw), "kernel");
+	char *d = plug(f, "1-4", 5, "c52b", "Unifying Receiver", "ABC");
+	assert_true(wait_for(f, attached_is, 1));
+	g_free(d);
+}
+
+static void
+udev_source_is_used_when_udevd_runs(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .regex = "Receiver", .xhci = true, .udevd = true });
+	assert_string_equal(usbwatch_source(f->uw), "udev");
+	char *d = plug(f, "1-4", 5, "c52b", "Unifying Receiver", "ABC");
+	assert_true(wait_for(f, attached_is, 1));
 	g_free(d);
 }
 
@@ -804,6 +831,8 @@ main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 		T(plugged_matching_device_is_attached_by_bus_address_with_port_id),
+		T(kernel_source_is_used_when_udevd_does_not_run),
+		T(udev_source_is_used_when_udevd_runs),
 		T(non_matching_device_is_ignored),
 		T(unplugged_attached_device_is_removed_with_device_del),
 		T(unplugged_device_that_was_never_attached_sends_nothing),
