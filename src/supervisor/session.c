@@ -29,6 +29,7 @@
 #include "rundir.h"
 #include "spawn.h"
 #include "status.h"
+#include "usbwatch.h"
 
 /* A QMP command that does not answer in this long means QEMU is stuck. */
 #define SESSION_CMD_TIMEOUT_MS   30000
@@ -78,6 +79,7 @@ struct session {
 	bool qemu_gone;
 	int qemu_status;
 	struct qmp *qmp;
+	struct usbwatch *usb;    /* USB hotplug and the control FIFO's usb add/del (while running) */
 	bool qmp_closed;
 	size_t next_cmd;
 	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
@@ -382,6 +384,28 @@ session_stray_error(struct qmp *qmp, const struct qmp_error *err, void *arg)
 }
 
 static void
+session_usb_changed(void *arg)
+{
+	session_status(arg);
+}
+
+/* USB devices plugged and unplugged from now on follow -usb. */
+static void
+session_usb_start(struct session *s)
+{
+	struct usbwatch_env env = {
+		.base = s->base, .qmp = s->qmp, .devs = &s->devs, .journal = &s->j,
+		.uid = s->user.drop ? (int)s->user.uid : -1, .gid = s->user.drop ? (int)s->user.gid : -1,
+		.re = s->opts->usb_re_set ? &s->opts->usb_re : NULL, .plan = s->plan,
+		.changed = session_usb_changed, .arg = s,
+	};
+	s->usb = usbwatch_new(&env);
+	struct verr err = { 0 };
+	if (s->opts->usb_re_set && usbwatch_start(s->usb, &err) < 0)
+		log_warnx("%s", err.msg);
+}
+
+static void
 session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct session *s = arg;
@@ -394,6 +418,7 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	s->guest_ran = true;
 	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
 	session_set_state(s, SESSION_RUNNING);
+	session_usb_start(s);
 }
 
 /* vCPU i runs on the i-th -pinvcpus CPU, at SCHED_FIFO priority 20 as the
@@ -847,6 +872,8 @@ session_validate(struct session *s)
 static int
 session_teardown(struct session *s)
 {
+	usbwatch_free(s->usb);
+	s->usb = NULL;
 	if (s->qmp != NULL) {
 		/* The client first: its pending callbacks (a device_del, a control
 		 * command) run while their owners still exist. */
