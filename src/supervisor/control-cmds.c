@@ -20,6 +20,7 @@
 #include "net.h"
 #include "qmp.h"
 #include "snapshot.h"
+#include "usbwatch.h"
 #include "vfio_bind.h"
 
 #define CONTROL_CMD_TIMEOUT_MS 30000
@@ -789,118 +790,46 @@ control_cmd_pci_del(struct control_req *req)
 
 /* --- usb ----------------------------------------------------------------------- */
 
+/* The USB area's watcher (usbwatch.h) does the matching, the xhci, the
+ * dev-chown and the bookkeeping, one for hotplug and commands alike. */
 static void
-control_usb_id(const struct usb_device *u, char *out, size_t len)
+control_usb_done(int result, const char *msg, void *arg)
 {
-	snprintf(out, len, "usb-%s", u->sysname);
+	control_reply(arg, result == 0, "%s", msg ? msg : "");
 }
 
-/* The devices re matches, as the plan's -usb: never root hubs, hubs only by ID. */
-static int
-control_usb_match(const char *what, const char *arg, struct host_snapshot *snap,
-    const struct usb_device **found, size_t *n, struct strbuf *names, struct verr *err)
+static struct usbwatch *
+control_usbwatch(struct control_req *req)
 {
-	memset(snap, 0, sizeof(*snap));
-	snap->sudo_uid = snap->sudo_gid = -1;
-	int r = usb_scan(snap, err);
-	if (r < 0)
-		return r;
-	regex_t re;
-	if (control_regcomp(&re, what, arg, err) < 0)
-		return -EINVAL;
-	*n = 0;
-	for (size_t i = 0; i < snap->n_usb; i++) {
-		const struct usb_device *u = &snap->usb[i];
-		if (u->is_root_hub)
-			continue;
-		char idtext[16];
-		snprintf(idtext, sizeof(idtext), "%04x:%04x", u->vendor, u->product);
-		char *text = usb_match_text(u);
-		bool hit = u->is_hub ? regexec(&re, idtext, 0, NULL, 0) == 0 : regexec(&re, text, 0, NULL, 0) == 0;
-		free(text);
-		if (!hit)
-			continue;
-		strbuf_printf(names, "%s%s", *n ? ", " : "", u->line);
-		*found = u;
-		(*n)++;
-	}
-	regfree(&re);
-	return 0;
+	struct usbwatch *uw = req->c->h.usb != NULL ? *req->c->h.usb : NULL;
+	if (uw == NULL)
+		control_reply(req, false, "%s: USB passthrough is not available in this run (its watcher did "
+		    "not start; the supervisor's log says why)", req->entry->name);
+	return uw;
 }
 
 static void
 control_cmd_usb_add(struct control_req *req)
 {
-	struct control *c = req->c;
-	struct host_snapshot snap;
+	struct usbwatch *uw = control_usbwatch(req);
+	if (uw == NULL)
+		return;
 	struct verr err = { 0 };
-	const struct usb_device *u = NULL;
-	size_t n = 0;
-	struct strbuf names = { 0 };
-	if (control_usb_match("usb add", req->argv[0], &snap, &u, &n, &names, &err) < 0) {
+	req->id = xstrdup(req->argv[0]);   /* listed in status while under way */
+	if (usbwatch_attach_matching(uw, req->argv[0], control_usb_done, req, &err) < 0)
 		control_reply(req, false, "%s", err.msg);
-	} else if (n != 1) {
-		if (n == 0)
-			control_reply(req, false, "usb add: no USB device matches '%s'; `lsusb` shows what it is "
-			    "matched against", req->argv[0]);
-		else
-			control_reply(req, false, "usb add: '%s' matches %zu devices (%s); narrow it (e.g. "
-			    "vendor:product)", req->argv[0], n, names.s);
-	} else {
-		char id[64], node[64];
-		control_usb_id(u, id, sizeof(id));
-		snprintf(node, sizeof(node), "/dev/bus/usb/%03u/%03u", u->bus, u->devnum);
-		if (control_id_used(c, id)) {
-			control_reply(req, false, "usb add: %s is already the guest's (%s)", u->line, id);
-		} else if (control_chown(c, node, &err) < 0) {
-			control_reply(req, false, "usb add: %s", err.msg);
-		} else {
-			req->id = xstrdup(id);
-			req->change = json_pack("{s:{s:s, s:s, s:s, s:i, s:i}}", "device_add", "driver", "usb-host",
-			    "id", id, "bus", "xhci.0", "hostbus", (int)u->bus, "hostaddr", (int)u->devnum);
-			control_device_add(req);
-		}
-	}
-	strbuf_free(&names);
-	snapshot_free(&snap);
 }
 
 static void
 control_cmd_usb_del(struct control_req *req)
 {
-	struct control *c = req->c;
-	const char *arg = req->argv[0];
-	const struct device_entry *e = devices_find(c->h.devs, arg);
-	if (e == NULL) {
-		struct host_snapshot snap;
-		struct verr err = { 0 };
-		const struct usb_device *u = NULL;
-		size_t n = 0;
-		struct strbuf names = { 0 };
-		int r = control_usb_match("usb del", arg, &snap, &u, &n, &names, &err);
-		char id[64] = "";
-		if (r == 0 && n == 1)
-			control_usb_id(u, id, sizeof(id));
-		strbuf_free(&names);
-		snapshot_free(&snap);
-		if (r < 0) {
-			control_reply(req, false, "%s", err.msg);
-			return;
-		}
-		e = id[0] ? devices_find(c->h.devs, id) : NULL;
-		if (e == NULL) {
-			control_reply(req, false, "usb del: '%s' names no USB device of the guest (%zu host device%s "
-			    "match); `status` lists the guest's (ids usb-...)", arg, n, n == 1 ? "" : "s");
-			return;
-		}
-	}
-	if (strcmp(e->driver, "usb-host") != 0) {
-		control_reply(req, false, "usb del: %s (%s) is not a USB device; use pci del or net del", e->id,
-		    e->driver);
+	struct usbwatch *uw = control_usbwatch(req);
+	if (uw == NULL)
 		return;
-	}
-	req->id = xstrdup(e->id);
-	control_detach(req);
+	struct verr err = { 0 };
+	req->id = xstrdup(req->argv[0]);
+	if (usbwatch_detach(uw, req->argv[0], control_usb_done, req, &err) < 0)
+		control_reply(req, false, "%s", err.msg);
 }
 
 /* --- the table ----------------------------------------------------------------- */
@@ -912,11 +841,11 @@ const struct control_cmd_entry control_cmd_table[] = {
 	  .exec = control_cmd_pci_del, .help = "hot-remove a PCI device and give it back to its driver" },
 	{ .name = "usb add", .usage = "REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
 	  .exec = control_cmd_usb_add, .help = "hot-add the host USB device REGEX matches" },
-	{ .name = "usb del", .usage = "ID|REGEX [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
+	{ .name = "usb del", .usage = "ID|REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
 	  .exec = control_cmd_usb_del, .help = "hot-remove a USB device" },
 	{ .name = "net add", .usage = "user [hostfwd=RULE,...]|bridge=BR|tap=TAP", .min_args = 1, .max_args = 8,
 	  .needs_guest = true, .exec = control_cmd_net_add, .help = "hot-add a virtio network card" },
-	{ .name = "net del", .usage = "ID [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
+	{ .name = "net del", .usage = "ID", .min_args = 1, .max_args = 1, .needs_guest = true,
 	  .exec = control_cmd_net_del, .help = "hot-remove a network card" },
 	{ .name = "status", .usage = "", .min_args = 0, .max_args = 0,
 	  .exec = control_cmd_status, .help = "what is attached (ids), free root ports, commands in flight" },

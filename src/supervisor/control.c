@@ -189,9 +189,9 @@ control_run_line(struct control *c, struct control_line *l)
 	req->line = strbuf_steal(&sb);
 	size_t n = l->words.n - used;
 	char **args = l->words.v + used;
-	/* force only means something to del: elsewhere it stays a word and the
-	 * argument check refuses it. */
-	if (n > 0 && strcmp(args[n - 1], "force") == 0 && strstr(e->name, " del") != NULL) {
+	/* force only means something to a command whose usage has it (pci del):
+	 * elsewhere it stays a word and the argument check refuses it. */
+	if (n > 0 && strcmp(args[n - 1], "force") == 0 && strstr(e->usage, "[force]") != NULL) {
 		req->force = true;
 		n--;
 	}

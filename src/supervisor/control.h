@@ -52,6 +52,7 @@ bool control_tag_valid(const char *tag, size_t len);
 struct devices;
 struct journal;
 struct qmp;
+struct usbwatch;
 
 /* What the session lends the control FIFO. The pointers stay valid until
  * control_close(); qmp may become unusable (QEMU gone): commands then fail. */
@@ -62,6 +63,7 @@ struct control_host {
 	struct qmp **qmp;            /* the session's connection (it may be replaced by NULL) */
 	struct devices *devs;
 	struct journal *journal;
+	struct usbwatch **usb;       /* usb add/del go through it when it exists (usbwatch.h) */
 	const json_t *plan_qmp;      /* the plan's QMP commands: ids already used */
 	int bindtimeout_ms;
 	bool has_disk_image;         /* the guest boots from a virtual disk (-image) */

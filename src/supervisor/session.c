@@ -818,6 +818,7 @@ session_control_open(struct session *s)
 		.qmp = &s->qmp,
 		.devs = &s->devs,
 		.journal = &s->j,
+		.usb = &s->usb,
 		.plan_qmp = s->plan->qmp,
 		.bindtimeout_ms = s->opts->bindtimeout_s * 1000,
 		.has_disk_image = s->opts->n_images > 0,
