@@ -8,6 +8,16 @@
 # Needs: VFIO_BUILDDIR, VFIO_SRCDIR, MKHOST (set by meson); DRVCORE for pci.
 set -u
 case_name=$1
+# The net cases make real bridges and taps: each in a network namespace of its own.
+case $case_name in net-add-bridge-*|net-add-tap-*)
+	if [ -z "${CONTROL_IN_NETNS:-}" ]; then
+		[ "$(id -u)" = 0 ] && command -v unshare > /dev/null && command -v ip > /dev/null &&
+			unshare -n true 2> /dev/null || { echo "skip: needs root, unshare and ip"; exit 77; }
+		CONTROL_IN_NETNS=1 exec unshare -n "$0" "$@"
+	fi
+	ip link set lo up
+	;;
+esac
 B=$VFIO_BUILDDIR
 DRIVER=$B/tests/session/session-driver
 MOCK=$B/tests/qmp-mock/qemu-mock
@@ -350,6 +360,39 @@ usb-add-and-del)
 	ctl_err "$NAME" usb add 'NoSuchThing'
 	ctl_err "$NAME" usb add '(('
 	expect_in "$T/verr" "not a valid regular expression"
+	stop
+	;;
+net-add-bridge-makes-a-tap-and-del-removes-it)
+	tun=$HOST/dev/net/tun; rm -f "$tun"; mknod -m 666 "$tun" c 10 200
+	ip link add brx type bridge || fail "cannot make a bridge"
+	start
+	ctl_ok "$NAME" net add bridge=brx
+	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp2)"
+	ip -o link show tap0 | grep -q "master brx" || fail "tap0 is not on brx: $(ip -o link show tap0 2>&1)"
+	recorded_line getfd | grep -q '"fd_received":true' || fail "getfd: $(recorded_line getfd)"
+	recorded_line netdev_add | grep -q '"type":"tap","id":"net1","fd":"ctlfd0"' || fail "$(recorded_line netdev_add)"
+	grep -q '"tap-create"' "$RUN/journal" || fail "tap-create not journaled"
+	ctl_ok "$NAME" net del nic1
+	! ip link show tap0 > /dev/null 2>&1 || fail "tap0 left after net del"
+	ctl_err "$NAME" net add bridge=nosuch
+	expect_in "$T/verr" "nosuch does not exist"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	ip link show brx > /dev/null 2>&1 || fail "the user's bridge went away"
+	;;
+net-add-tap-uses-an-existing-tap)
+	tun=$HOST/dev/net/tun; rm -f "$tun"; mknod -m 666 "$tun" c 10 200
+	ip tuntap add tapx mode tap vnet_hdr || fail "cannot make a tap"
+	start
+	ctl_ok "$NAME" net add tap=tapx
+	expect_in "$T/vout" "nic1 attached"
+	recorded_line getfd | grep -q '"fd_received":true' || fail "getfd: $(recorded_line getfd)"
+	ctl_ok "$NAME" net del nic1
+	ip link show tapx > /dev/null 2>&1 || fail "the user's tap went away"
+	ctl_err "$NAME" net add tap=nosuch0
+	expect_in "$T/verr" "nosuch0"
+	ctl_err "$NAME" net add tap=bad/name
+	expect_in "$T/verr" "not a valid interface name"
 	stop
 	;;
 reset-resets-the-guest)
