@@ -303,10 +303,12 @@ bad-input-then-good-input)
 	;;
 pci-add-binds-and-del-gives-back)
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
-	LD_PRELOAD=$DRVCORE start
+	# QEMU runs as the sudo user: it gets the group's node.
+	LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000 start
 	ctl_ok "$NAME" pci add 'Non-Volatile memory'
 	expect_in "$T/vout" "hostdev-0000-02-00-0 attached (0000:02:00.0 on rp2)"
 	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "not on vfio-pci"
+	[ "$(stat -c %u "$HOST/dev/vfio/11")" = 1000 ] || fail "/dev/vfio/11 not given to QEMU's user"
 	recorded_line device_add | grep -q '"driver":"vfio-pci","host":"0000:02:00.0"' || fail "$(recorded_line device_add)"
 	grep -q '"pci-bind-vfio"' "$RUN/journal" || fail "bind not journaled"
 	grep -q '"target": "0000:02:00.0"' "$RUN/status.json" || fail "status.json lacks the host change"
