@@ -64,7 +64,11 @@ control_id_used(struct control *c, const char *id)
 		return true;
 	size_t i;
 	json_t *cmd;
+	/* Devices count while attached (above); the plan's netdevs are not
+	 * tracked, so their ids stay taken. */
 	json_array_foreach(c->h.plan_qmp, i, cmd) {
+		if (strcmp(json_string_value(json_object_get(cmd, "execute")) ?: "", "netdev_add") != 0)
+			continue;
 		const char *used = json_string_value(json_object_get(json_object_get(cmd, "arguments"), "id"));
 		if (used != NULL && strcmp(used, id) == 0)
 			return true;

@@ -325,6 +325,29 @@ pci-add-binds-and-del-gives-back)
 	[ $rc -eq 0 ] || fail "exit $rc"
 	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
 	;;
+pci-del-gives-back-a-device-the-plan-attached)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	python3 - "$T/plan.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["host_changes"] = [{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci",
+                      "args": {"group": 11, "display": False}}]
+p["qmp"].append({"execute": "device_add", "arguments": {"driver": "vfio-pci", "host": "0000:02:00.0",
+                 "id": "hostdev-0000-02-00-0", "bus": "rp2"}})
+json.dump(p, open(sys.argv[1], "w"))
+PY
+	LD_PRELOAD=$DRVCORE start
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "not on vfio-pci while running"
+	ctl_ok "$NAME" pci del hostdev-0000-02-00-0 force
+	expect_in "$T/vout" "0000:02:00.0 is back with its driver"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not back on nvme"
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	expect_in "$T/vout" "hostdev-0000-02-00-0 attached (0000:02:00.0 on rp2)"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	expect_not_in "$T/out" "could not be restored"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
 pci-add-refusals)
 	start
 	ctl_err "$NAME" pci add Intel
