@@ -578,8 +578,12 @@ control_pci_released(int code, const struct verr *err, void *arg)
 		control_changed(c);
 	}
 	if (why != NULL) {
-		control_reply(req, false, "%s%s%s", why, code < 0 ? "; giving it back failed too: " : "",
-		    code < 0 ? err->msg : "");
+		if (code < 0)
+			control_reply(req, false, "%s; giving it back failed too: %s; the end of the run "
+			    "retries", why, err->msg);
+		else
+			control_reply(req, false, "%s; nothing changed: %s is back with its own driver", why,
+			    req->addr);
 		return;
 	}
 	control_origin_remove(c, req->id);

@@ -348,6 +348,37 @@ PY
 	expect_not_in "$T/out" "could not be restored"
 	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
 	;;
+pci-add-slow-unbind-does-not-block-other-commands)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	mkdir -p "$HOST/.drvcore" && echo "unbind-block 0000:02:00.0 3" > "$HOST/.drvcore/faults"
+	LD_PRELOAD=$DRVCORE start
+	"$VFIOCTL" "$NAME" pci add 0000:02:00.0 > "$T/add.out" 2>&1 &
+	addpid=$!
+	children+=("$addpid")
+	wait_for "the bind to start" grep -q "control: @vfioctl-[0-9-]* pci add" "$T/out"
+	# While the child waits in the kernel, the loop answers at once.
+	ctl_ok -timeout 2 "$NAME" status
+	expect_in "$T/vout" "in progress: pci add 0000:02:00.0"
+	ctl_ok -timeout 2 "$NAME" net add user
+	wait "$addpid" || { cat "$T/add.out"; fail "pci add exited $?"; }
+	expect_in "$T/add.out" "hostdev-0000-02-00-0 attached"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+pci-add-bind-failure-gives-the-device-back)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	mkdir -p "$HOST/.drvcore" && echo "bind-fail 0000:02:00.0 vfio-pci" > "$HOST/.drvcore/faults"
+	LD_PRELOAD=$DRVCORE start
+	ctl_err "$NAME" pci add 0000:02:00.0
+	expect_in "$T/verr" "cannot bind 0000:02:00.0 to vfio-pci"
+	expect_in "$T/verr" "nothing changed: 0000:02:00.0 is back with its own driver"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not given back to nvme"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	grep -q '"state":"undone"' "$RUN/journal" || fail "the bind is still in force in the journal"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	expect_not_in "$T/out" "could not be restored"
+	;;
 pci-add-refusals)
 	start
 	ctl_err "$NAME" pci add Intel
