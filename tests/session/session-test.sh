@@ -9,7 +9,7 @@
 set -u
 case_name=$1
 B=$VFIO_BUILDDIR
-DRIVER=$B/tests/session/session-driver
+DRIVER=${VFIO_TEST_DRIVER:-$B/tests/session/session-driver}	# tests/valgrind wraps it
 MOCK=$B/tests/qmp-mock/qemu-mock
 TREESNAP=$VFIO_SRCDIR/tests/session/treesnap.py
 [ -x "$MOCK" ] || { echo "skip: no qemu-mock built"; exit 77; }
