@@ -18,6 +18,7 @@
 
 #include "change.h"
 #include "child.h"
+#include "control.h"
 #include "devices.h"
 #include "hostroot.h"
 #include "journal.h"
@@ -28,6 +29,7 @@
 #include "rundir.h"
 #include "spawn.h"
 #include "status.h"
+#include "usbwatch.h"
 
 /* A QMP command that does not answer in this long means QEMU is stuck. */
 #define SESSION_CMD_TIMEOUT_MS   30000
@@ -77,6 +79,7 @@ struct session {
 	bool qemu_gone;
 	int qemu_status;
 	struct qmp *qmp;
+	struct usbwatch *usb;    /* USB hotplug and the control FIFO's usb add/del (while running) */
 	bool qmp_closed;
 	size_t next_cmd;
 	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
@@ -88,6 +91,7 @@ struct session {
 	char *failure;           /* the first reason the run failed */
 
 	struct event *greeting_timer, *powerdown_timer, *kill_timer;
+	struct control *control;   /* the control FIFO, while QEMU runs */
 };
 
 static void session_send_next(struct session *s);
@@ -211,6 +215,22 @@ session_powerdown_reply(struct qmp *qmp, const json_t *ret, const struct qmp_err
 	}
 }
 
+/* The ACPI power button, with -shutdowntimeout to act on it (a signal, or
+ * `powerdown` on the control FIFO). */
+static void
+session_powerdown(struct session *s, const char *why)
+{
+	int t = s->opts->shutdowntimeout_s > 0 ? s->opts->shutdowntimeout_s : 60;
+	log_info("%s: asking the guest to power down (quitting in %d s; signal again to quit now)", why, t);
+	session_set_state(s, SESSION_STOPPING);
+	if (qmp_send(s->qmp, "system_powerdown", NULL, -1, SESSION_CMD_TIMEOUT_MS,
+	    session_powerdown_reply, s) < 0) {
+		session_quit_now(s);
+		return;
+	}
+	session_arm(s, &s->powerdown_timer, t, session_powerdown_timeout);
+}
+
 /* --- signals and the child ----------------------------------------------- */
 
 static char *
@@ -270,16 +290,7 @@ session_signal(int signo, void *arg)
 		return;
 	s->n_signals++;
 	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
-		int t = s->opts->shutdowntimeout_s > 0 ? s->opts->shutdowntimeout_s : 60;
-		log_info("%s: asking the guest to power down (quitting in %d s; signal again to quit now)",
-		    strsignal(signo), t);
-		session_set_state(s, SESSION_STOPPING);
-		if (qmp_send(s->qmp, "system_powerdown", NULL, -1, SESSION_CMD_TIMEOUT_MS,
-		    session_powerdown_reply, s) < 0) {
-			session_quit_now(s);
-			return;
-		}
-		session_arm(s, &s->powerdown_timer, t, session_powerdown_timeout);
+		session_powerdown(s, strsignal(signo));
 		return;
 	}
 	if (s->state < SESSION_RUNNING) {
@@ -384,6 +395,28 @@ session_stray_error(struct qmp *qmp, const struct qmp_error *err, void *arg)
 }
 
 static void
+session_usb_changed(void *arg)
+{
+	session_status(arg);
+}
+
+/* USB devices plugged and unplugged from now on follow -usb. */
+static void
+session_usb_start(struct session *s)
+{
+	struct usbwatch_env env = {
+		.base = s->base, .qmp = s->qmp, .devs = &s->devs, .journal = &s->j,
+		.uid = s->user.drop ? (int)s->user.uid : -1, .gid = s->user.drop ? (int)s->user.gid : -1,
+		.re = s->opts->usb_re_set ? &s->opts->usb_re : NULL, .plan = s->plan,
+		.changed = session_usb_changed, .arg = s,
+	};
+	s->usb = usbwatch_new(&env);
+	struct verr err = { 0 };
+	if (s->opts->usb_re_set && usbwatch_start(s->usb, &err) < 0)
+		log_warnx("%s", err.msg);
+}
+
+static void
 session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct session *s = arg;
@@ -396,6 +429,7 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	s->guest_ran = true;
 	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
 	session_set_state(s, SESSION_RUNNING);
+	session_usb_start(s);
 }
 
 /* vCPU i runs on the i-th -pinvcpus CPU, at SCHED_FIFO priority 20 as the
@@ -749,6 +783,70 @@ session_spawn(struct session *s)
 	return 0;
 }
 
+/* --- the control FIFO's view of the session ------------------------------ */
+
+static bool
+session_ctl_running(void *arg)
+{
+	struct session *s = arg;
+	return s->state == SESSION_RUNNING && !s->qmp_closed;
+}
+
+static const char *
+session_ctl_state(void *arg)
+{
+	return session_state_names[((struct session *)arg)->state];
+}
+
+static void
+session_ctl_changed(void *arg)
+{
+	session_status(arg);
+}
+
+static void
+session_ctl_powerdown(void *arg)
+{
+	session_powerdown(arg, "control FIFO");
+}
+
+static void
+session_ctl_quit(void *arg)
+{
+	struct session *s = arg;
+	log_info("control FIFO: quitting QEMU now");
+	session_set_state(s, SESSION_STOPPING);
+	session_quit_now(s);
+}
+
+static void
+session_control_open(struct session *s)
+{
+	struct control_host h = {
+		.base = s->base,
+		.name = s->name,
+		.rundir = s->rd.path,
+		.qmp = &s->qmp,
+		.devs = &s->devs,
+		.journal = &s->j,
+		.plan_qmp = s->plan->qmp,
+		.bindtimeout_ms = s->opts->bindtimeout_s * 1000,
+		.has_disk_image = s->opts->n_images > 0,
+		.qemu_uid = s->user.drop ? (int)s->user.uid : -1,
+		.qemu_gid = s->user.drop ? (int)s->user.gid : -1,
+		.arg = s,
+		.running = session_ctl_running,
+		.state = session_ctl_state,
+		.changed = session_ctl_changed,
+		.powerdown = session_ctl_powerdown,
+		.quit = session_ctl_quit,
+	};
+	struct verr err = { 0 };
+	s->control = control_open(&h, &err);
+	if (s->control == NULL)
+		log_warnx("%s; the guest runs without it (vfioctl cannot reach it)", err.msg);
+}
+
 /* Everything before the first change: a refusal here changes nothing. */
 static int
 session_validate(struct session *s)
@@ -785,11 +883,17 @@ session_validate(struct session *s)
 static int
 session_teardown(struct session *s)
 {
+	usbwatch_free(s->usb);
+	s->usb = NULL;
 	if (s->qmp != NULL) {
-		devices_free(&s->devs);
+		/* The client first: its pending callbacks (a device_del, a control
+		 * command) run while their owners still exist. */
 		qmp_free(s->qmp);
 		s->qmp = NULL;
+		devices_free(&s->devs);
 	}
+	control_close(s->control);
+	s->control = NULL;
 	if (s->cmd_fd >= 0)
 		close(s->cmd_fd);
 	s->cmd_fd = -1;
@@ -892,8 +996,10 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 	proc_signals_add(&s.sigs, s.base, session_signal, &s);
 	session_set_state(&s, SESSION_PREPARING);
 
-	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0)
+	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0) {
+		session_control_open(&s);
 		event_base_dispatch(s.base);
+	}
 
 	/* QEMU must be gone before anything goes back to the host. */
 	if (s.qemu_pid > 0 && !s.qemu_gone) {
