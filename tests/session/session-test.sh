@@ -563,6 +563,13 @@ serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
 assert serials == ["null", "file:%s/run/vfio/t/console.log" % sys.argv[2]], serials
 PY
 	;;
+qemu-that-never-greets-is-stopped)
+	plan; scenario '{"start": [{"hang": true}]}'
+	VFIO_TEST_GREETING_TIMEOUT_S=1 run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU did not answer on its monitor within 1 s"
+	restored
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
