@@ -25,7 +25,8 @@ cpu_suggest_pinvcpus(const struct host_snapshot *snap, struct strbuf *out, struc
 	for (size_t i = 0; i < snap->n_cpus; i++)
 		if (snap->cpus[i].online)
 			cpus[n++] = &snap->cpus[i];
-	qsort(cpus, n, sizeof(*cpus), cmp_cpu);
+	if (n > 1)
+		qsort(cpus, n, sizeof(*cpus), cmp_cpu);
 	bool *done = xcalloc(n + 1, sizeof(*done));
 	/* The host keeps the core of the lowest CPU (core 0 on every x86 box). */
 	for (size_t i = 0; i < n; i++)

@@ -127,7 +127,8 @@ cpu_scan(struct host_snapshot *snap, struct verr *err)
 		t->cpu = (int)cpu;
 	}
 	closedir(d);
-	qsort(snap->cpus, snap->n_cpus, sizeof(*snap->cpus), cpu_thread_cmp);
+	if (snap->n_cpus > 1)
+		qsort(snap->cpus, snap->n_cpus, sizeof(*snap->cpus), cpu_thread_cmp);
 	for (size_t i = 0; i < snap->n_cpus; i++)
 		cpu_fill(&snap->cpus[i]);
 	cpu_vendor_scan(snap);

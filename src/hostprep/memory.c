@@ -85,7 +85,8 @@ hugepools_scan(struct host_snapshot *snap)
 			p->free_pages = v;
 	}
 	closedir(d);
-	qsort(snap->hugepools, snap->n_hugepools, sizeof(*snap->hugepools), hugepool_cmp);
+	if (snap->n_hugepools > 1)
+		qsort(snap->hugepools, snap->n_hugepools, sizeof(*snap->hugepools), hugepool_cmp);
 }
 
 /* /proc/mounts escapes space, tab, newline and backslash as \ooo. */

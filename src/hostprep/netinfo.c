@@ -88,7 +88,8 @@ netinfo_scan(struct host_snapshot *snap, struct verr *err)
 		snap_copy(n->name, sizeof(n->name), de->d_name);
 	}
 	closedir(d);
-	qsort(snap->ifaces, snap->n_ifaces, sizeof(*snap->ifaces), iface_cmp);
+	if (snap->n_ifaces > 1)
+		qsort(snap->ifaces, snap->n_ifaces, sizeof(*snap->ifaces), iface_cmp);
 	for (size_t i = 0; i < snap->n_ifaces; i++)
 		iface_fill(dir, &snap->ifaces[i]);
 	return 0;

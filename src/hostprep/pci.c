@@ -181,7 +181,8 @@ pci_scan(struct host_snapshot *snap, struct verr *err)
 	}
 	pci_cleanup(acc);
 
-	qsort(list, n, sizeof(*list), pci_device_cmp);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), pci_device_cmp);
 	snap->pci = list;
 	snap->n_pci = n;
 	return 0;

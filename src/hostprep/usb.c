@@ -213,7 +213,8 @@ usb_names_from_usb_ids(struct usb_names *names, size_t n)
 		free(want);
 		return;
 	}
-	qsort(want, nw, sizeof(*want), usb_names_cmp);
+	if (nw > 1)
+		qsort(want, nw, sizeof(*want), usb_names_cmp);
 
 	FILE *f = NULL;
 	const char *path = usb_ids_override;
@@ -371,7 +372,8 @@ usb_scan(struct host_snapshot *snap, struct verr *err)
 		*slot = u;
 	}
 	closedir(d);
-	qsort(snap->usb, snap->n_usb, sizeof(*snap->usb), usb_device_cmp);
+	if (snap->n_usb > 1)
+		qsort(snap->usb, snap->n_usb, sizeof(*snap->usb), usb_device_cmp);
 	/* Strings only the descriptors hold can be read from the real devices,
 	 * never from a fixture tree. */
 	if (missing_strings && hostroot_get()[0] == '\0')

@@ -192,7 +192,8 @@ plan_match_pci(struct plan_ctx *c)
 		c->pci[c->n_pci++] = (struct plan_pci){ .dev = d };
 		c->passed[i] = true;
 	}
-	qsort(c->pci, c->n_pci, sizeof(*c->pci), cmp_plan_pci);
+	if (c->n_pci > 1)	/* qsort(NULL, 0, ...) is undefined behaviour */
+		qsort(c->pci, c->n_pci, sizeof(*c->pci), cmp_plan_pci);
 	if (skipped.len > 0)
 		plan_warn(c, "-pci '%s' also matches bridge(s) %s: bridges stay with the host", o->pci_regex, skipped.s);
 	strbuf_free(&skipped);
@@ -326,7 +327,8 @@ plan_devices_changes(struct plan_ctx *c)
 	int *groups = xcalloc(c->n_pci + 1, sizeof(*groups));
 	for (size_t i = 0; i < c->n_pci; i++)
 		groups[i] = c->pci[i].dev->iommu_group;
-	qsort(groups, c->n_pci, sizeof(*groups), cmp_int);
+	if (c->n_pci > 1)
+		qsort(groups, c->n_pci, sizeof(*groups), cmp_int);
 	for (size_t i = 0; i < c->n_pci; i++) {
 		int g = groups[i];
 		if (g < 0 || (i > 0 && groups[i - 1] == g))

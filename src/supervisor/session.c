@@ -344,12 +344,23 @@ session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, 
 	}
 }
 
+/* Test hook: VFIO_TEST_GREETING_TIMEOUT_S shortens the wait for the greeting
+ * so a QEMU that never answers can be tested in seconds. */
+static int
+session_greeting_timeout_s(void)
+{
+	const char *t = getenv("VFIO_TEST_GREETING_TIMEOUT_S");
+	int v = t ? atoi(t) : 0;
+	return v > 0 ? v : SESSION_GREETING_TIMEOUT_S;
+}
+
 static void
 session_greeting_timeout(evutil_socket_t fd, short events, void *arg)
 {
 	struct session *s = arg;
 	if (s->state == SESSION_STARTING)
-		session_fail(s, "QEMU did not answer on its monitor within %d s", SESSION_GREETING_TIMEOUT_S);
+		session_fail(s, "QEMU did not answer on its monitor within %d s; it may be stuck "
+		    "(its messages above may say why)", session_greeting_timeout_s());
 }
 
 static void
@@ -766,7 +777,7 @@ session_spawn(struct session *s)
 	s->qmp = qmp_new(s->base, sv[0], &session_qmp_callbacks, s);
 	qmp_subscribe(s->qmp, NULL, session_event, s);
 	session_set_state(s, SESSION_STARTING);
-	session_arm(s, &s->greeting_timer, SESSION_GREETING_TIMEOUT_S, session_greeting_timeout);
+	session_arm(s, &s->greeting_timer, session_greeting_timeout_s(), session_greeting_timeout);
 	if (r < 0)
 		session_fail(s, "stopping: QEMU's pid could not be journaled");
 	return 0;

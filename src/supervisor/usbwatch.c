@@ -627,7 +627,8 @@ uw_scan(struct uw_present **out)
 		(*out)[n++] = (struct uw_present){ syspath, dev };
 	}
 	closedir(d);
-	qsort(*out, n, sizeof(**out), uw_present_cmp);
+	if (n > 1)
+		qsort(*out, n, sizeof(**out), uw_present_cmp);
 	return n;
 }
 

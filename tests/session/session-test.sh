@@ -9,7 +9,7 @@
 set -u
 case_name=$1
 B=$VFIO_BUILDDIR
-DRIVER=$B/tests/session/session-driver
+DRIVER=${VFIO_TEST_DRIVER:-$B/tests/session/session-driver}	# tests/valgrind wraps it
 MOCK=$B/tests/qmp-mock/qemu-mock
 TREESNAP=$VFIO_SRCDIR/tests/session/treesnap.py
 [ -x "$MOCK" ] || { echo "skip: no qemu-mock built"; exit 77; }
@@ -562,6 +562,13 @@ argv = json.load(open(sys.argv[1]))
 serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
 assert serials == ["null", "file:%s/run/vfio/t/console.log" % sys.argv[2]], serials
 PY
+	;;
+qemu-that-never-greets-is-stopped)
+	plan; scenario '{"start": [{"hang": true}]}'
+	VFIO_TEST_GREETING_TIMEOUT_S=1 run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU did not answer on its monitor within 1 s"
+	restored
 	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
