@@ -19,7 +19,7 @@ case $case_name in net-add-bridge-*|net-add-tap-*)
 	;;
 esac
 B=$VFIO_BUILDDIR
-DRIVER=$B/tests/session/session-driver
+DRIVER=${VFIO_TEST_DRIVER:-$B/tests/session/session-driver}   # tests/valgrind wraps it
 MOCK=$B/tests/qmp-mock/qemu-mock
 VFIOCTL=$B/tools/vfioctl
 [ -x "$MOCK" ] || { echo "skip: no qemu-mock built"; exit 77; }
