@@ -304,7 +304,9 @@ control_read(evutil_socket_t fd, short events, void *arg)
 {
 	struct control *c = arg;
 	char buf[8192];
-	for (;;) {
+	/* A bounded helping per wakeup: a writer that never stops cannot starve
+	 * QMP and signals (the level-triggered event comes back for the rest). */
+	for (int round = 0; round < 16; round++) {
 		ssize_t n = read(c->fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
