@@ -394,6 +394,7 @@ uw_attach(struct usbwatch *uw, struct uw_entry *e)
 	    "hostaddr", (int)e->dev.devnum, "id", e->id, "bus", "xhci.0");
 	struct uw_req *r = uw_req_new(uw, e, args);
 	e->state = UW_ATTACHING;
+	uw->stats.attach_sent++;
 	log_debug("USB: device_add usb-host %s (bus %u address %u)", e->id, e->dev.bus, e->dev.devnum);
 	if (qmp_send(uw->env.qmp, "device_add", json_deep_copy(args), -1, USBWATCH_CMD_TIMEOUT_MS,
 	    uw_attach_reply, r) < 0) {
@@ -465,13 +466,20 @@ uw_entry_remove(struct usbwatch *uw, struct uw_entry *e, const char *why)
 	    uw_detach_done, r);
 	if (rc == -ENOENT) {
 		/* QEMU already let go of it (the guest ejected it). */
-		log_debug("USB %s is no longer attached", e->id);
+		char *msg = xasprintf("removed %s (QEMU had already let go of it)", e->id);
+		log_info("USB: %s", msg);
+		uw_op_done(uw, e->op, 0, msg);
+		free(msg);
 		uw_req_free(r);
 		uw_entry_free(uw, e);
 		uw_changed(uw);
 		uw_retry_waiting(uw);
 	} else if (rc < 0) {
-		log_warnx("cannot remove %s from the guest: %s", e->id, strerror(-rc));
+		char *msg = xasprintf("cannot remove %s from the guest: %s", e->id, strerror(-rc));
+		log_warnx("%s", msg);
+		uw_op_done(uw, e->op, rc, msg);
+		free(msg);
+		e->op = NULL;
 		uw_req_free(r);
 		e->state = UW_ATTACHED;
 	}
@@ -863,23 +871,23 @@ usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb cb,
 		log_warnx("%s", merr.msg);
 	struct uw_present *p;
 	size_t n = uw_scan(&p);
-	size_t matched = 0, already = 0;
+	size_t matched = 0, started = 0;
 	struct uw_op *op = uw_op_new(cb, arg);
 	for (size_t i = 0; i < n; i++) {
 		if (!plan_usb_matches(&re, &p[i].dev))
 			continue;
 		matched++;
-		struct uw_entry *e = uw_find_device(uw, p[i].syspath, &p[i].dev);
-		if (e != NULL) {
-			already++;
-			continue;
-		}
-		if (uw_device_present(uw, p[i].syspath, &p[i].dev, &re, op) == NULL)
-			already++;   /* behind a passed controller: warned */
+		if (uw_find_device(uw, p[i].syspath, &p[i].dev) != NULL)
+			continue;    /* attached, or on its way */
+		/* NULL: behind a passed controller (warned). Otherwise the
+		 * result of this device comes through op, even a failure
+		 * found at once. */
+		if (uw_device_present(uw, p[i].syspath, &p[i].dev, &re, op) != NULL)
+			started++;
 	}
 	regfree(&re);
 	uw_present_free(p, n);
-	if (op->pending == 1) {
+	if (started == 0) {
 		free(op);
 		if (matched == 0)
 			return verr_set(err, -ENOENT, "usb add: '%s' matches no USB device plugged in now "
@@ -908,6 +916,7 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 		have_re = true;
 	}
 	struct uw_op *op = uw_op_new(cb, arg);
+	size_t started = 0;
 	struct uw_entry *e = uw->entries;
 	while (e != NULL) {
 		struct uw_entry *next = e->next;
@@ -920,13 +929,14 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 		if (hit && e->state == UW_ATTACHED && e->op == NULL) {
 			e->op = op;
 			op->pending++;
+			started++;
 			uw_entry_remove(uw, e, "asked to");
 		}
 		e = next;
 	}
 	if (have_re)
 		regfree(&re);
-	if (op->pending == 1) {
+	if (started == 0) {
 		free(op);
 		return verr_set(err, -ENOENT, "usb del: no attached USB device is named '%s' (`status` lists "
 		    "them with their ids)", id_or_regex);

@@ -68,9 +68,11 @@ int usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb
 int usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, void *arg,
     struct verr *err);
 
-/* Counters for tests and status: events seen, attaches sent, removals sent. */
+/* Counters for tests and status: uevents read, device_adds sent, devices
+ * attached, attaches that failed, devices removed, devices that did not
+ * match, re-reads after lost events. */
 struct usbwatch_stats {
-	unsigned long events, attached, attach_failed, removed, ignored, resyncs;
+	unsigned long events, attach_sent, attached, attach_failed, removed, ignored, resyncs;
 };
 void usbwatch_get_stats(const struct usbwatch *uw, struct usbwatch_stats *st);
 /* The monitor's source: "udev" (udevd runs: /run/udev/control exists),

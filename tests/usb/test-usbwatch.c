@@ -165,6 +165,7 @@ struct fx_opts {
 	bool chown;              /* QEMU runs as uid/gid 1000 */
 	bool no_start;           /* leave the monitor to usb add */
 	bool udevd;              /* /run/udev/control exists: udevd runs */
+	bool no_spare_port;      /* every root port is taken */
 };
 
 static void
@@ -191,7 +192,7 @@ fx_start(struct fx *f, const struct fx_opts *o)
 
 	f->base = event_base_new();
 	spawn_qemu(f, o->xhci, o->scenario);
-	devices_init(&f->devs, 2);
+	devices_init(&f->devs, o->no_spare_port ? 0 : 2);
 	if (o->xhci)
 		strv_push(&f->plan.argv, "qemu-xhci,id=xhci");
 	f->plan.devices = json_pack("{s:[], s:[]}", "pci", "usb");
@@ -324,6 +325,22 @@ stats_failed_is(struct fx *f, long want)
 	struct usbwatch_stats st;
 	usbwatch_get_stats(f->uw, &st);
 	return (long)st.attach_failed >= want;
+}
+
+static bool
+stats_sent_is(struct fx *f, long want)
+{
+	struct usbwatch_stats st;
+	usbwatch_get_stats(f->uw, &st);
+	return (long)st.attach_sent >= want;
+}
+
+static bool
+stats_removed_is(struct fx *f, long want)
+{
+	struct usbwatch_stats st;
+	usbwatch_get_stats(f->uw, &st);
+	return (long)st.removed >= want;
 }
 
 static bool
@@ -681,6 +698,39 @@ usb_add_hot_adds_the_controller_into_a_spare_root_port_first(void **state)
 }
 
 static void
+usb_add_without_a_spare_root_port_for_the_controller_is_refused(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .xhci = false, .no_start = true, .no_spare_port = true });
+	char *d = add_usb(f, f->roothub, "1-4", 1, 5, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	struct verr err = { 0 };
+	assert_int_equal(usbwatch_attach_matching(f->uw, "Receiver", on_result, f, &err), 0);
+	assert_true(wait_for(f, results_are, 1));
+	assert_true(f->last_result < 0);
+	assert_non_null(strstr(f->last_msg, "usb-1-4"));
+	assert_non_null(strstr(f->last_msg, "no spare PCIe root port"));
+	assert_int_equal(recorded(f, "device_add", NULL, NULL), 0);
+	g_free(d);
+}
+
+static void
+device_unplugged_while_being_attached_is_removed_once_attached(void **state)
+{
+	struct fx *f = *state;
+	/* QEMU takes 2 s to answer the device_add */
+	fx_start(f, &(struct fx_opts){ .regex = "Receiver", .xhci = true, .scenario =
+	    "{\"commands\": [{\"command\": \"device_add\", \"delay_ms\": 2000}]}" });
+	char *d = plug(f, "1-4", 5, "c52b", "Unifying Receiver", "ABC");
+	assert_true(wait_for(f, stats_sent_is, 1));
+	/* pulled while QEMU is still attaching it: removed once attached */
+	unplug(f, d);
+	assert_true(wait_for(f, stats_removed_is, 1));
+	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 1);
+	assert_int_equal(recorded(f, "device_del", NULL, NULL), 1);
+	assert_int_equal(n_usb_host(f), 0);
+}
+
+static void
 usb_add_of_an_attached_device_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -845,6 +895,8 @@ main(int argc, char **argv)
 		T(device_behind_passed_through_controller_is_skipped),
 		T(failed_device_add_is_reported_and_the_next_device_attached),
 		T(usb_add_hot_adds_the_controller_into_a_spare_root_port_first),
+		T(usb_add_without_a_spare_root_port_for_the_controller_is_refused),
+		T(device_unplugged_while_being_attached_is_removed_once_attached),
 		T(usb_add_of_an_attached_device_is_refused),
 		T(usb_del_by_id_removes_the_device),
 		T(usb_del_by_regex_removes_every_match),
