@@ -81,6 +81,7 @@ struct usbwatch {
 
 static void uw_attach(struct usbwatch *uw, struct uw_entry *e);
 static void uw_entry_remove(struct usbwatch *uw, struct uw_entry *e, const char *why);
+void usbwatch_resync(struct usbwatch *uw);
 
 /* --- commands' results ------------------------------------------------- */
 
@@ -680,7 +681,7 @@ uw_resync(struct usbwatch *uw)
 			snprintf(ghost.line, sizeof(ghost.line), "bus %u address %u", ghost.bus, ghost.devnum);
 			e = uw_entry_new(uw, "", &ghost);
 			e->state = UW_ATTACHED;
-			uw_entry_remove(uw, e, "it was unplugged before the guest started");
+			uw_entry_remove(uw, e, "it is no longer plugged in");
 		} else if (here == NULL && e != NULL && e->state == UW_ATTACHED) {
 			uw_entry_remove(uw, e, "it was unplugged");
 		}
@@ -739,8 +740,7 @@ uw_readable(evutil_socket_t fd, short what, void *arg)
 			if (errno == ENOBUFS) {
 				/* The kernel dropped events: what is plugged now is the truth. */
 				log_warnx("USB: the event queue overflowed; re-reading the USB devices");
-				uw->stats.resyncs++;
-				uw_resync(uw);
+				usbwatch_resync(uw);
 				continue;
 			}
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == 0)
@@ -955,4 +955,11 @@ const char *
 usbwatch_source(const struct usbwatch *uw)
 {
 	return uw->mon != NULL ? uw->source : NULL;
+}
+
+void
+usbwatch_resync(struct usbwatch *uw)
+{
+	uw->stats.resyncs++;
+	uw_resync(uw);
 }

@@ -46,6 +46,11 @@ struct usbwatch *usbwatch_new(const struct usbwatch_env *env);
  * gone are removed. Returns -errno with err filled when no monitor can be
  * opened (hotplug then does not work; the guest keeps what it has). */
 int usbwatch_start(struct usbwatch *uw, struct verr *err);
+/* Re-read the USB devices and bring the guest in line, as after the
+ * monitor lost events (ENOBUFS): attach what matches and is new, remove what
+ * left. The control FIFO may offer it; tests use it to stand in for lost
+ * events. */
+void usbwatch_resync(struct usbwatch *uw);
 /* Stop watching; pending QMP replies are ignored afterwards. NULL is fine. */
 void usbwatch_free(struct usbwatch *uw);
 

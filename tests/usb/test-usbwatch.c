@@ -320,6 +320,13 @@ port_1_4_has_address(struct fx *f, long want)
 }
 
 static bool
+port_1_3_attached_alone(struct fx *f, long want)
+{
+	return devices_find(&f->devs, "usb-1-3") != NULL && (long)n_usb_host(f) == want &&
+	    f->devs.detaching == NULL;
+}
+
+static bool
 stats_failed_is(struct fx *f, long want)
 {
 	struct usbwatch_stats st;
@@ -799,6 +806,28 @@ start_attaches_matching_devices_already_plugged(void **state)
 }
 
 static void
+resync_after_lost_events_removes_what_left_and_attaches_what_came(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .regex = "Stick", .xhci = true });
+	char *a = plug(f, "1-4", 5, "5581", "Stick A", "A");
+	assert_true(wait_for(f, attached_is, 1));
+	/* A leaves without a remove event and B comes (its add event is read
+	 * only after the re-read), as when the kernel drops events (ENOBUFS) */
+	umockdev_testbed_remove_device(f->tb, a);
+	g_free(a);
+	char *b = add_usb(f, f->roothub, "1-3", 1, 6, "046d", "5591", "00", "Stick B", "B");
+	usbwatch_resync(f->uw);
+	assert_true(wait_for(f, port_1_3_attached_alone, 1));
+	json_t *dels = json_array();
+	assert_int_equal(recorded(f, "device_del", NULL, dels), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(dels, 0), "id")), "usb-1-4");
+	json_decref(dels);
+	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 2);
+	g_free(b);
+}
+
+static void
 attached_node_is_given_to_qemus_user_journaled_and_given_back(void **state)
 {
 	struct fx *f = *state;
@@ -901,6 +930,7 @@ main(int argc, char **argv)
 		T(usb_del_by_id_removes_the_device),
 		T(usb_del_by_regex_removes_every_match),
 		T(start_attaches_matching_devices_already_plugged),
+		T(resync_after_lost_events_removes_what_left_and_attaches_what_came),
 		T(attached_node_is_given_to_qemus_user_journaled_and_given_back),
 	};
 	return cmocka_run_group_tests_name("usbwatch", tests, NULL, NULL);
