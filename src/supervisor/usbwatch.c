@@ -526,6 +526,33 @@ uw_wanted(struct usbwatch *uw, const regex_t *re, const struct usb_device *dev)
 	return true;
 }
 
+/* The usb-host device QEMU has under id at bus/devnum, attached by someone
+ * else (the plan, the control FIFO), or NULL. */
+static const struct device_entry *
+uw_devs_find(struct usbwatch *uw, const char *id, unsigned bus, unsigned devnum)
+{
+	const struct device_entry *d = devices_find(uw->env.devs, id);
+	if (d == NULL || strcmp(d->driver, "usb-host") != 0 ||
+	    json_integer_value(json_object_get(d->args, "hostbus")) != bus ||
+	    json_integer_value(json_object_get(d->args, "hostaddr")) != devnum)
+		return NULL;
+	return d;
+}
+
+/* Entries we think attached that QEMU no longer has (removed by the control
+ * FIFO's own usb del, or ejected): forget them. */
+static void
+uw_prune(struct usbwatch *uw)
+{
+	struct uw_entry *e = uw->entries;
+	while (e != NULL) {
+		struct uw_entry *next = e->next;
+		if (e->state == UW_ATTACHED && devices_find(uw->env.devs, e->id) == NULL)
+			uw_entry_free(uw, e);
+		e = next;
+	}
+}
+
 static struct uw_entry *
 uw_find_device(struct usbwatch *uw, const char *syspath, const struct usb_device *dev)
 {
@@ -542,8 +569,17 @@ static struct uw_entry *
 uw_device_present(struct usbwatch *uw, const char *syspath, const struct usb_device *dev, const regex_t *re,
     struct uw_op *op)
 {
+	uw_prune(uw);
 	if (uw_find_device(uw, syspath, dev) != NULL)
 		return NULL;     /* this incarnation is known: never twice */
+	char id[48];
+	snprintf(id, sizeof(id), "usb-%s", dev->sysname);
+	if (uw_devs_find(uw, id, dev->bus, dev->devnum) != NULL && uw_find_id(uw, id, NULL) == NULL) {
+		/* attached by the plan or the control FIFO: ours to remove on unplug */
+		struct uw_entry *e = uw_entry_new(uw, syspath, dev);
+		e->state = UW_ATTACHED;
+		return NULL;
+	}
 	/* Another incarnation at the same path was never seen leaving. */
 	for (struct uw_entry *e = uw->entries; e != NULL; e = e->next) {
 		if (e->state != UW_DETACHING && strcmp(e->syspath, syspath) == 0) {
@@ -566,7 +602,7 @@ uw_device_present(struct usbwatch *uw, const char *syspath, const struct usb_dev
 }
 
 static void
-uw_device_gone(struct usbwatch *uw, const char *syspath, long devnum)
+uw_device_gone(struct usbwatch *uw, const char *syspath, long busnum, long devnum)
 {
 	for (struct uw_entry *e = uw->entries; e != NULL; e = e->next) {
 		if (e->state != UW_DETACHING && strcmp(e->syspath, syspath) == 0 &&
@@ -575,7 +611,21 @@ uw_device_gone(struct usbwatch *uw, const char *syspath, long devnum)
 			return;
 		}
 	}
-	log_debug("USB %s unplugged: not ours", syspath);
+	/* Attached by someone else (the control FIFO) and never seen by us. */
+	const char *name = strrchr(syspath, '/');
+	char id[48];
+	if (name != NULL && busnum >= 0 && devnum >= 0 &&
+	    snprintf(id, sizeof(id), "usb-%s", name + 1) < (int)sizeof(id) &&
+	    uw_devs_find(uw, id, (unsigned)busnum, (unsigned)devnum) != NULL && uw_find_id(uw, id, NULL) == NULL) {
+		struct usb_device dev = { .bus = (unsigned)busnum, .devnum = (unsigned)devnum };
+		snprintf(dev.sysname, sizeof(dev.sysname), "%s", name + 1);
+		snprintf(dev.line, sizeof(dev.line), "bus %ld address %ld", busnum, devnum);
+		struct uw_entry *e = uw_entry_new(uw, syspath, &dev);
+		e->state = UW_ATTACHED;
+		uw_entry_remove(uw, e, "it was unplugged");
+		return;
+	}
+	log_debug("USB %s unplugged: not the guest's", syspath);
 }
 
 /* "/sys/devices/..." for HOST/sys/bus/usb/devices/NAME. */
@@ -724,7 +774,9 @@ uw_event(struct usbwatch *uw, struct udev_device *ud)
 		uw_device_present(uw, syspath, &dev, uw->env.re, NULL);
 	} else if (strcmp(action, "remove") == 0) {
 		const char *dn = udev_device_get_property_value(ud, "DEVNUM");
-		uw_device_gone(uw, syspath, dn != NULL ? strtol(dn, NULL, 10) : -1);
+		const char *bn = udev_device_get_property_value(ud, "BUSNUM");
+		uw_device_gone(uw, syspath, bn != NULL ? strtol(bn, NULL, 10) : -1,
+		    dn != NULL ? strtol(dn, NULL, 10) : -1);
 	}
 }
 
@@ -803,8 +855,11 @@ usbwatch_start(struct usbwatch *uw, struct verr *err)
 	int r = uw_monitor_open(uw, err);
 	/* After the monitor is on: a device plugged in between is seen by one
 	 * of the two, and seen twice it is still attached once. Without a
-	 * monitor, still bring the guest in line with what is plugged now. */
-	uw_resync(uw);
+	 * monitor, still bring the guest in line with what is plugged now.
+	 * Without -usb there is nothing to bring in line (the plan attached no
+	 * USB device); the monitor only removes what commands attach. */
+	if (uw->env.re != NULL)
+		uw_resync(uw);
 	return r;
 }
 
@@ -902,10 +957,24 @@ usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb cb,
 int
 usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, void *arg, struct verr *err)
 {
+	uw_prune(uw);
 	struct uw_entry *by_id = NULL;
 	for (struct uw_entry *e = uw->entries; e != NULL && by_id == NULL; e = e->next) {
 		if (e->state == UW_ATTACHED && strcmp(e->id, id_or_regex) == 0)
 			by_id = e;
+	}
+	const struct device_entry *d = by_id == NULL ? devices_find(uw->env.devs, id_or_regex) : NULL;
+	if (d != NULL && strcmp(d->driver, "usb-host") == 0) {
+		/* attached by the plan or another path before we knew it */
+		struct usb_device dev = {
+			.bus = (unsigned)json_integer_value(json_object_get(d->args, "hostbus")),
+			.devnum = (unsigned)json_integer_value(json_object_get(d->args, "hostaddr")),
+		};
+		snprintf(dev.sysname, sizeof(dev.sysname), "%s", str_startswith(d->id, "usb-") ? d->id + 4 : d->id);
+		snprintf(dev.line, sizeof(dev.line), "bus %u address %u", dev.bus, dev.devnum);
+		by_id = uw_entry_new(uw, "", &dev);
+		snprintf(by_id->id, sizeof(by_id->id), "%s", d->id);
+		by_id->state = UW_ATTACHED;
 	}
 	regex_t re;
 	bool have_re = false;

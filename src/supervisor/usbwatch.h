@@ -41,9 +41,10 @@ struct usbwatch_env {
 /* Copies env. Nothing happens until usbwatch_start(). */
 struct usbwatch *usbwatch_new(const struct usbwatch_env *env);
 /* Open the monitor (its fd becomes an EV_READ|EV_PERSIST event on env.base),
- * then bring the guest in line with the host: matching devices present now
- * and not attached are attached; attached usb-host devices whose device is
- * gone are removed. Returns -errno with err filled when no monitor can be
+ * then, with -usb (env.re), bring the guest in line with the host: matching
+ * devices present now and not attached are attached; attached usb-host
+ * devices whose device is gone are removed. Without -usb the monitor only
+ * removes unplugged devices that commands attached. Returns -errno with err filled when no monitor can be
  * opened (hotplug then does not work; the guest keeps what it has). */
 int usbwatch_start(struct usbwatch *uw, struct verr *err);
 /* Re-read the USB devices and bring the guest in line, as after the

@@ -805,6 +805,68 @@ start_attaches_matching_devices_already_plugged(void **state)
 	assert_true(wait_for(f, attached_is, 0));
 }
 
+/* What the control FIFO or the plan does: device_add, then the bookkeeping. */
+static void
+attach_by_hand(struct fx *f, const char *id, int bus, int addr)
+{
+	json_t *args = json_pack("{s:s, s:i, s:i, s:s, s:s}", "driver", "usb-host", "hostbus", bus, "hostaddr", addr,
+	    "id", id, "bus", "xhci.0");
+	struct verr err = { 0 };
+	assert_int_equal(qmp_run_sync(f->qmp, "device_add", json_deep_copy(args), WAIT_MS, NULL, &err), 0);
+	devices_attached(&f->devs, args);
+	json_decref(args);
+}
+
+static void
+device_attached_by_another_path_is_removed_on_unplug(void **state)
+{
+	struct fx *f = *state;
+	/* no -usb: nothing is attached by the watcher itself */
+	fx_start(f, &(struct fx_opts){ .xhci = true });
+	char *d = plug(f, "1-4", 5, "c52b", "Unifying Receiver", "ABC");
+	settle(f);
+	assert_int_equal(recorded(f, "device_add", NULL, NULL), 0);
+	attach_by_hand(f, "usb-1-4", 1, 5);
+	unplug(f, d);
+	assert_true(wait_for(f, attached_is, 0));
+	json_t *dels = json_array();
+	assert_int_equal(recorded(f, "device_del", NULL, dels), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(dels, 0), "id")), "usb-1-4");
+	json_decref(dels);
+}
+
+static void
+device_the_plan_attached_is_not_attached_again_and_is_removed_on_unplug(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .regex = "Receiver", .xhci = true, .no_start = true });
+	char *d = add_usb(f, f->roothub, "1-4", 1, 5, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	attach_by_hand(f, "usb-1-4", 1, 5);     /* in prelaunch, from the plan */
+	struct verr err = { 0 };
+	assert_int_equal(usbwatch_start(f->uw, &err), 0);
+	umockdev_testbed_uevent(f->tb, d, "add");   /* a late duplicate */
+	settle(f);
+	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 1);
+	unplug(f, d);
+	assert_true(wait_for(f, attached_is, 0));
+	assert_int_equal(recorded(f, "device_del", NULL, NULL), 1);
+}
+
+static void
+usb_del_removes_a_device_the_plan_attached(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .xhci = true, .no_start = true });
+	char *d = add_usb(f, f->roothub, "1-4", 1, 5, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	attach_by_hand(f, "usb-1-4", 1, 5);
+	struct verr err = { 0 };
+	assert_int_equal(usbwatch_detach(f->uw, "usb-1-4", on_result, f, &err), 0);
+	assert_true(wait_for(f, results_are, 1));
+	assert_int_equal(f->last_result, 0);
+	assert_int_equal(n_usb_host(f), 0);
+	g_free(d);
+}
+
 static void
 resync_after_lost_events_removes_what_left_and_attaches_what_came(void **state)
 {
@@ -930,6 +992,9 @@ main(int argc, char **argv)
 		T(usb_del_by_id_removes_the_device),
 		T(usb_del_by_regex_removes_every_match),
 		T(start_attaches_matching_devices_already_plugged),
+		T(device_attached_by_another_path_is_removed_on_unplug),
+		T(device_the_plan_attached_is_not_attached_again_and_is_removed_on_unplug),
+		T(usb_del_removes_a_device_the_plan_attached),
 		T(resync_after_lost_events_removes_what_left_and_attaches_what_came),
 		T(attached_node_is_given_to_qemus_user_journaled_and_given_back),
 	};
