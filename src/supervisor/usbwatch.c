@@ -81,7 +81,6 @@ struct usbwatch {
 
 static void uw_attach(struct usbwatch *uw, struct uw_entry *e);
 static void uw_entry_remove(struct usbwatch *uw, struct uw_entry *e, const char *why);
-void usbwatch_resync(struct usbwatch *uw);
 
 /* --- commands' results ------------------------------------------------- */
 
