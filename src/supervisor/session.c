@@ -400,7 +400,8 @@ session_usb_changed(void *arg)
 	session_status(arg);
 }
 
-/* USB devices plugged and unplugged from now on follow -usb. */
+/* USB devices plugged and unplugged from now on follow -usb; unplugged
+ * devices the control FIFO attached are removed too. */
 static void
 session_usb_start(struct session *s)
 {
@@ -412,8 +413,12 @@ session_usb_start(struct session *s)
 	};
 	s->usb = usbwatch_new(&env);
 	struct verr err = { 0 };
-	if (s->opts->usb_re_set && usbwatch_start(s->usb, &err) < 0)
-		log_warnx("%s", err.msg);
+	if (usbwatch_start(s->usb, &err) < 0) {
+		if (s->opts->usb_re_set)
+			log_warnx("%s", err.msg);
+		else
+			log_debug("%s", err.msg);
+	}
 }
 
 static void

@@ -394,6 +394,7 @@ uw_attach(struct usbwatch *uw, struct uw_entry *e)
 	    "hostaddr", (int)e->dev.devnum, "id", e->id, "bus", "xhci.0");
 	struct uw_req *r = uw_req_new(uw, e, args);
 	e->state = UW_ATTACHING;
+	uw->stats.attach_sent++;
 	log_debug("USB: device_add usb-host %s (bus %u address %u)", e->id, e->dev.bus, e->dev.devnum);
 	if (qmp_send(uw->env.qmp, "device_add", json_deep_copy(args), -1, USBWATCH_CMD_TIMEOUT_MS,
 	    uw_attach_reply, r) < 0) {
@@ -465,13 +466,20 @@ uw_entry_remove(struct usbwatch *uw, struct uw_entry *e, const char *why)
 	    uw_detach_done, r);
 	if (rc == -ENOENT) {
 		/* QEMU already let go of it (the guest ejected it). */
-		log_debug("USB %s is no longer attached", e->id);
+		char *msg = xasprintf("removed %s (QEMU had already let go of it)", e->id);
+		log_info("USB: %s", msg);
+		uw_op_done(uw, e->op, 0, msg);
+		free(msg);
 		uw_req_free(r);
 		uw_entry_free(uw, e);
 		uw_changed(uw);
 		uw_retry_waiting(uw);
 	} else if (rc < 0) {
-		log_warnx("cannot remove %s from the guest: %s", e->id, strerror(-rc));
+		char *msg = xasprintf("cannot remove %s from the guest: %s", e->id, strerror(-rc));
+		log_warnx("%s", msg);
+		uw_op_done(uw, e->op, rc, msg);
+		free(msg);
+		e->op = NULL;
 		uw_req_free(r);
 		e->state = UW_ATTACHED;
 	}
@@ -517,6 +525,33 @@ uw_wanted(struct usbwatch *uw, const regex_t *re, const struct usb_device *dev)
 	return true;
 }
 
+/* The usb-host device QEMU has under id at bus/devnum, attached by someone
+ * else (the plan, the control FIFO), or NULL. */
+static const struct device_entry *
+uw_devs_find(struct usbwatch *uw, const char *id, unsigned bus, unsigned devnum)
+{
+	const struct device_entry *d = devices_find(uw->env.devs, id);
+	if (d == NULL || strcmp(d->driver, "usb-host") != 0 ||
+	    json_integer_value(json_object_get(d->args, "hostbus")) != bus ||
+	    json_integer_value(json_object_get(d->args, "hostaddr")) != devnum)
+		return NULL;
+	return d;
+}
+
+/* Entries we think attached that QEMU no longer has (removed by the control
+ * FIFO's own usb del, or ejected): forget them. */
+static void
+uw_prune(struct usbwatch *uw)
+{
+	struct uw_entry *e = uw->entries;
+	while (e != NULL) {
+		struct uw_entry *next = e->next;
+		if (e->state == UW_ATTACHED && devices_find(uw->env.devs, e->id) == NULL)
+			uw_entry_free(uw, e);
+		e = next;
+	}
+}
+
 static struct uw_entry *
 uw_find_device(struct usbwatch *uw, const char *syspath, const struct usb_device *dev)
 {
@@ -533,8 +568,17 @@ static struct uw_entry *
 uw_device_present(struct usbwatch *uw, const char *syspath, const struct usb_device *dev, const regex_t *re,
     struct uw_op *op)
 {
+	uw_prune(uw);
 	if (uw_find_device(uw, syspath, dev) != NULL)
 		return NULL;     /* this incarnation is known: never twice */
+	char id[48];
+	snprintf(id, sizeof(id), "usb-%s", dev->sysname);
+	if (uw_devs_find(uw, id, dev->bus, dev->devnum) != NULL && uw_find_id(uw, id, NULL) == NULL) {
+		/* attached by the plan or the control FIFO: ours to remove on unplug */
+		struct uw_entry *e = uw_entry_new(uw, syspath, dev);
+		e->state = UW_ATTACHED;
+		return NULL;
+	}
 	/* Another incarnation at the same path was never seen leaving. */
 	for (struct uw_entry *e = uw->entries; e != NULL; e = e->next) {
 		if (e->state != UW_DETACHING && strcmp(e->syspath, syspath) == 0) {
@@ -557,7 +601,7 @@ uw_device_present(struct usbwatch *uw, const char *syspath, const struct usb_dev
 }
 
 static void
-uw_device_gone(struct usbwatch *uw, const char *syspath, long devnum)
+uw_device_gone(struct usbwatch *uw, const char *syspath, long busnum, long devnum)
 {
 	for (struct uw_entry *e = uw->entries; e != NULL; e = e->next) {
 		if (e->state != UW_DETACHING && strcmp(e->syspath, syspath) == 0 &&
@@ -566,7 +610,21 @@ uw_device_gone(struct usbwatch *uw, const char *syspath, long devnum)
 			return;
 		}
 	}
-	log_debug("USB %s unplugged: not ours", syspath);
+	/* Attached by someone else (the control FIFO) and never seen by us. */
+	const char *name = strrchr(syspath, '/');
+	char id[48];
+	if (name != NULL && busnum >= 0 && devnum >= 0 &&
+	    snprintf(id, sizeof(id), "usb-%s", name + 1) < (int)sizeof(id) &&
+	    uw_devs_find(uw, id, (unsigned)busnum, (unsigned)devnum) != NULL && uw_find_id(uw, id, NULL) == NULL) {
+		struct usb_device dev = { .bus = (unsigned)busnum, .devnum = (unsigned)devnum };
+		snprintf(dev.sysname, sizeof(dev.sysname), "%s", name + 1);
+		snprintf(dev.line, sizeof(dev.line), "bus %ld address %ld", busnum, devnum);
+		struct uw_entry *e = uw_entry_new(uw, syspath, &dev);
+		e->state = UW_ATTACHED;
+		uw_entry_remove(uw, e, "it was unplugged");
+		return;
+	}
+	log_debug("USB %s unplugged: not the guest's", syspath);
 }
 
 /* "/sys/devices/..." for HOST/sys/bus/usb/devices/NAME. */
@@ -673,7 +731,7 @@ uw_resync(struct usbwatch *uw)
 			snprintf(ghost.line, sizeof(ghost.line), "bus %u address %u", ghost.bus, ghost.devnum);
 			e = uw_entry_new(uw, "", &ghost);
 			e->state = UW_ATTACHED;
-			uw_entry_remove(uw, e, "it was unplugged before the guest started");
+			uw_entry_remove(uw, e, "it is no longer plugged in");
 		} else if (here == NULL && e != NULL && e->state == UW_ATTACHED) {
 			uw_entry_remove(uw, e, "it was unplugged");
 		}
@@ -716,7 +774,9 @@ uw_event(struct usbwatch *uw, struct udev_device *ud)
 		uw_device_present(uw, syspath, &dev, uw->env.re, NULL);
 	} else if (strcmp(action, "remove") == 0) {
 		const char *dn = udev_device_get_property_value(ud, "DEVNUM");
-		uw_device_gone(uw, syspath, dn != NULL ? strtol(dn, NULL, 10) : -1);
+		const char *bn = udev_device_get_property_value(ud, "BUSNUM");
+		uw_device_gone(uw, syspath, bn != NULL ? strtol(bn, NULL, 10) : -1,
+		    dn != NULL ? strtol(dn, NULL, 10) : -1);
 	}
 }
 
@@ -732,8 +792,7 @@ uw_readable(evutil_socket_t fd, short what, void *arg)
 			if (errno == ENOBUFS) {
 				/* The kernel dropped events: what is plugged now is the truth. */
 				log_warnx("USB: the event queue overflowed; re-reading the USB devices");
-				uw->stats.resyncs++;
-				uw_resync(uw);
+				usbwatch_resync(uw);
 				continue;
 			}
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == 0)
@@ -796,8 +855,11 @@ usbwatch_start(struct usbwatch *uw, struct verr *err)
 	int r = uw_monitor_open(uw, err);
 	/* After the monitor is on: a device plugged in between is seen by one
 	 * of the two, and seen twice it is still attached once. Without a
-	 * monitor, still bring the guest in line with what is plugged now. */
-	uw_resync(uw);
+	 * monitor, still bring the guest in line with what is plugged now.
+	 * Without -usb there is nothing to bring in line (the plan attached no
+	 * USB device); the monitor only removes what commands attach. */
+	if (uw->env.re != NULL)
+		uw_resync(uw);
 	return r;
 }
 
@@ -864,23 +926,23 @@ usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb cb,
 		log_warnx("%s", merr.msg);
 	struct uw_present *p;
 	size_t n = uw_scan(&p);
-	size_t matched = 0, already = 0;
+	size_t matched = 0, started = 0;
 	struct uw_op *op = uw_op_new(cb, arg);
 	for (size_t i = 0; i < n; i++) {
 		if (!plan_usb_matches(&re, &p[i].dev))
 			continue;
 		matched++;
-		struct uw_entry *e = uw_find_device(uw, p[i].syspath, &p[i].dev);
-		if (e != NULL) {
-			already++;
-			continue;
-		}
-		if (uw_device_present(uw, p[i].syspath, &p[i].dev, &re, op) == NULL)
-			already++;   /* behind a passed controller: warned */
+		if (uw_find_device(uw, p[i].syspath, &p[i].dev) != NULL)
+			continue;    /* attached, or on its way */
+		/* NULL: behind a passed controller (warned). Otherwise the
+		 * result of this device comes through op, even a failure
+		 * found at once. */
+		if (uw_device_present(uw, p[i].syspath, &p[i].dev, &re, op) != NULL)
+			started++;
 	}
 	regfree(&re);
 	uw_present_free(p, n);
-	if (op->pending == 1) {
+	if (started == 0) {
 		free(op);
 		if (matched == 0)
 			return verr_set(err, -ENOENT, "usb add: '%s' matches no USB device plugged in now "
@@ -895,10 +957,24 @@ usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb cb,
 int
 usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, void *arg, struct verr *err)
 {
+	uw_prune(uw);
 	struct uw_entry *by_id = NULL;
 	for (struct uw_entry *e = uw->entries; e != NULL && by_id == NULL; e = e->next) {
 		if (e->state == UW_ATTACHED && strcmp(e->id, id_or_regex) == 0)
 			by_id = e;
+	}
+	const struct device_entry *d = by_id == NULL ? devices_find(uw->env.devs, id_or_regex) : NULL;
+	if (d != NULL && strcmp(d->driver, "usb-host") == 0) {
+		/* attached by the plan or another path before we knew it */
+		struct usb_device dev = {
+			.bus = (unsigned)json_integer_value(json_object_get(d->args, "hostbus")),
+			.devnum = (unsigned)json_integer_value(json_object_get(d->args, "hostaddr")),
+		};
+		snprintf(dev.sysname, sizeof(dev.sysname), "%s", str_startswith(d->id, "usb-") ? d->id + 4 : d->id);
+		snprintf(dev.line, sizeof(dev.line), "bus %u address %u", dev.bus, dev.devnum);
+		by_id = uw_entry_new(uw, "", &dev);
+		snprintf(by_id->id, sizeof(by_id->id), "%s", d->id);
+		by_id->state = UW_ATTACHED;
 	}
 	regex_t re;
 	bool have_re = false;
@@ -909,6 +985,7 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 		have_re = true;
 	}
 	struct uw_op *op = uw_op_new(cb, arg);
+	size_t started = 0;
 	struct uw_entry *e = uw->entries;
 	while (e != NULL) {
 		struct uw_entry *next = e->next;
@@ -921,13 +998,14 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 		if (hit && e->state == UW_ATTACHED && e->op == NULL) {
 			e->op = op;
 			op->pending++;
+			started++;
 			uw_entry_remove(uw, e, "asked to");
 		}
 		e = next;
 	}
 	if (have_re)
 		regfree(&re);
-	if (op->pending == 1) {
+	if (started == 0) {
 		free(op);
 		return verr_set(err, -ENOENT, "usb del: no attached USB device is named '%s' (`status` lists "
 		    "them with their ids)", id_or_regex);
@@ -946,4 +1024,11 @@ const char *
 usbwatch_source(const struct usbwatch *uw)
 {
 	return uw->mon != NULL ? uw->source : NULL;
+}
+
+void
+usbwatch_resync(struct usbwatch *uw)
+{
+	uw->stats.resyncs++;
+	uw_resync(uw);
 }

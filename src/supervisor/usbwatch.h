@@ -41,11 +41,17 @@ struct usbwatch_env {
 /* Copies env. Nothing happens until usbwatch_start(). */
 struct usbwatch *usbwatch_new(const struct usbwatch_env *env);
 /* Open the monitor (its fd becomes an EV_READ|EV_PERSIST event on env.base),
- * then bring the guest in line with the host: matching devices present now
- * and not attached are attached; attached usb-host devices whose device is
- * gone are removed. Returns -errno with err filled when no monitor can be
+ * then, with -usb (env.re), bring the guest in line with the host: matching
+ * devices present now and not attached are attached; attached usb-host
+ * devices whose device is gone are removed. Without -usb the monitor only
+ * removes unplugged devices that commands attached. Returns -errno with err filled when no monitor can be
  * opened (hotplug then does not work; the guest keeps what it has). */
 int usbwatch_start(struct usbwatch *uw, struct verr *err);
+/* Re-read the USB devices and bring the guest in line, as after the
+ * monitor lost events (ENOBUFS): attach what matches and is new, remove what
+ * left. The control FIFO may offer it; tests use it to stand in for lost
+ * events. */
+void usbwatch_resync(struct usbwatch *uw);
 /* Stop watching; pending QMP replies are ignored afterwards. NULL is fine. */
 void usbwatch_free(struct usbwatch *uw);
 
@@ -68,9 +74,11 @@ int usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb
 int usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, void *arg,
     struct verr *err);
 
-/* Counters for tests and status: events seen, attaches sent, removals sent. */
+/* Counters for tests and status: uevents read, device_adds sent, devices
+ * attached, attaches that failed, devices removed, devices that did not
+ * match, re-reads after lost events. */
 struct usbwatch_stats {
-	unsigned long events, attached, attach_failed, removed, ignored, resyncs;
+	unsigned long events, attach_sent, attached, attach_failed, removed, ignored, resyncs;
 };
 void usbwatch_get_stats(const struct usbwatch *uw, struct usbwatch_stats *st);
 /* The monitor's source: "udev" (udevd runs: /run/udev/control exists),

@@ -165,6 +165,7 @@ struct fx_opts {
 	bool chown;              /* QEMU runs as uid/gid 1000 */
 	bool no_start;           /* leave the monitor to usb add */
 	bool udevd;              /* /run/udev/control exists: udevd runs */
+	bool no_spare_port;      /* every root port is taken */
 };
 
 static void
@@ -191,7 +192,7 @@ fx_start(struct fx *f, const struct fx_opts *o)
 
 	f->base = event_base_new();
 	spawn_qemu(f, o->xhci, o->scenario);
-	devices_init(&f->devs, 2);
+	devices_init(&f->devs, o->no_spare_port ? 0 : 2);
 	if (o->xhci)
 		strv_push(&f->plan.argv, "qemu-xhci,id=xhci");
 	f->plan.devices = json_pack("{s:[], s:[]}", "pci", "usb");
@@ -319,11 +320,34 @@ port_1_4_has_address(struct fx *f, long want)
 }
 
 static bool
+port_1_3_attached_alone(struct fx *f, long want)
+{
+	return devices_find(&f->devs, "usb-1-3") != NULL && (long)n_usb_host(f) == want &&
+	    f->devs.detaching == NULL;
+}
+
+static bool
 stats_failed_is(struct fx *f, long want)
 {
 	struct usbwatch_stats st;
 	usbwatch_get_stats(f->uw, &st);
 	return (long)st.attach_failed >= want;
+}
+
+static bool
+stats_sent_is(struct fx *f, long want)
+{
+	struct usbwatch_stats st;
+	usbwatch_get_stats(f->uw, &st);
+	return (long)st.attach_sent >= want;
+}
+
+static bool
+stats_removed_is(struct fx *f, long want)
+{
+	struct usbwatch_stats st;
+	usbwatch_get_stats(f->uw, &st);
+	return (long)st.removed >= want;
 }
 
 static bool
@@ -681,6 +705,39 @@ usb_add_hot_adds_the_controller_into_a_spare_root_port_first(void **state)
 }
 
 static void
+usb_add_without_a_spare_root_port_for_the_controller_is_refused(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .xhci = false, .no_start = true, .no_spare_port = true });
+	char *d = add_usb(f, f->roothub, "1-4", 1, 5, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	struct verr err = { 0 };
+	assert_int_equal(usbwatch_attach_matching(f->uw, "Receiver", on_result, f, &err), 0);
+	assert_true(wait_for(f, results_are, 1));
+	assert_true(f->last_result < 0);
+	assert_non_null(strstr(f->last_msg, "usb-1-4"));
+	assert_non_null(strstr(f->last_msg, "no spare PCIe root port"));
+	assert_int_equal(recorded(f, "device_add", NULL, NULL), 0);
+	g_free(d);
+}
+
+static void
+device_unplugged_while_being_attached_is_removed_once_attached(void **state)
+{
+	struct fx *f = *state;
+	/* QEMU takes 2 s to answer the device_add */
+	fx_start(f, &(struct fx_opts){ .regex = "Receiver", .xhci = true, .scenario =
+	    "{\"commands\": [{\"command\": \"device_add\", \"delay_ms\": 2000}]}" });
+	char *d = plug(f, "1-4", 5, "c52b", "Unifying Receiver", "ABC");
+	assert_true(wait_for(f, stats_sent_is, 1));
+	/* pulled while QEMU is still attaching it: removed once attached */
+	unplug(f, d);
+	assert_true(wait_for(f, stats_removed_is, 1));
+	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 1);
+	assert_int_equal(recorded(f, "device_del", NULL, NULL), 1);
+	assert_int_equal(n_usb_host(f), 0);
+}
+
+static void
 usb_add_of_an_attached_device_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -746,6 +803,90 @@ start_attaches_matching_devices_already_plugged(void **state)
 	/* and its unplug is seen */
 	unplug(f, d);
 	assert_true(wait_for(f, attached_is, 0));
+}
+
+/* What the control FIFO or the plan does: device_add, then the bookkeeping. */
+static void
+attach_by_hand(struct fx *f, const char *id, int bus, int addr)
+{
+	json_t *args = json_pack("{s:s, s:i, s:i, s:s, s:s}", "driver", "usb-host", "hostbus", bus, "hostaddr", addr,
+	    "id", id, "bus", "xhci.0");
+	struct verr err = { 0 };
+	assert_int_equal(qmp_run_sync(f->qmp, "device_add", json_deep_copy(args), WAIT_MS, NULL, &err), 0);
+	devices_attached(&f->devs, args);
+	json_decref(args);
+}
+
+static void
+device_attached_by_another_path_is_removed_on_unplug(void **state)
+{
+	struct fx *f = *state;
+	/* no -usb: nothing is attached by the watcher itself */
+	fx_start(f, &(struct fx_opts){ .xhci = true });
+	char *d = plug(f, "1-4", 5, "c52b", "Unifying Receiver", "ABC");
+	settle(f);
+	assert_int_equal(recorded(f, "device_add", NULL, NULL), 0);
+	attach_by_hand(f, "usb-1-4", 1, 5);
+	unplug(f, d);
+	assert_true(wait_for(f, attached_is, 0));
+	json_t *dels = json_array();
+	assert_int_equal(recorded(f, "device_del", NULL, dels), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(dels, 0), "id")), "usb-1-4");
+	json_decref(dels);
+}
+
+static void
+device_the_plan_attached_is_not_attached_again_and_is_removed_on_unplug(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .regex = "Receiver", .xhci = true, .no_start = true });
+	char *d = add_usb(f, f->roothub, "1-4", 1, 5, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	attach_by_hand(f, "usb-1-4", 1, 5);     /* in prelaunch, from the plan */
+	struct verr err = { 0 };
+	assert_int_equal(usbwatch_start(f->uw, &err), 0);
+	umockdev_testbed_uevent(f->tb, d, "add");   /* a late duplicate */
+	settle(f);
+	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 1);
+	unplug(f, d);
+	assert_true(wait_for(f, attached_is, 0));
+	assert_int_equal(recorded(f, "device_del", NULL, NULL), 1);
+}
+
+static void
+usb_del_removes_a_device_the_plan_attached(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .xhci = true, .no_start = true });
+	char *d = add_usb(f, f->roothub, "1-4", 1, 5, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	attach_by_hand(f, "usb-1-4", 1, 5);
+	struct verr err = { 0 };
+	assert_int_equal(usbwatch_detach(f->uw, "usb-1-4", on_result, f, &err), 0);
+	assert_true(wait_for(f, results_are, 1));
+	assert_int_equal(f->last_result, 0);
+	assert_int_equal(n_usb_host(f), 0);
+	g_free(d);
+}
+
+static void
+resync_after_lost_events_removes_what_left_and_attaches_what_came(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, &(struct fx_opts){ .regex = "Stick", .xhci = true });
+	char *a = plug(f, "1-4", 5, "5581", "Stick A", "A");
+	assert_true(wait_for(f, attached_is, 1));
+	/* A leaves without a remove event and B comes (its add event is read
+	 * only after the re-read), as when the kernel drops events (ENOBUFS) */
+	umockdev_testbed_remove_device(f->tb, a);
+	g_free(a);
+	char *b = add_usb(f, f->roothub, "1-3", 1, 6, "046d", "5591", "00", "Stick B", "B");
+	usbwatch_resync(f->uw);
+	assert_true(wait_for(f, port_1_3_attached_alone, 1));
+	json_t *dels = json_array();
+	assert_int_equal(recorded(f, "device_del", NULL, dels), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(dels, 0), "id")), "usb-1-4");
+	json_decref(dels);
+	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 2);
+	g_free(b);
 }
 
 static void
@@ -845,10 +986,16 @@ main(int argc, char **argv)
 		T(device_behind_passed_through_controller_is_skipped),
 		T(failed_device_add_is_reported_and_the_next_device_attached),
 		T(usb_add_hot_adds_the_controller_into_a_spare_root_port_first),
+		T(usb_add_without_a_spare_root_port_for_the_controller_is_refused),
+		T(device_unplugged_while_being_attached_is_removed_once_attached),
 		T(usb_add_of_an_attached_device_is_refused),
 		T(usb_del_by_id_removes_the_device),
 		T(usb_del_by_regex_removes_every_match),
 		T(start_attaches_matching_devices_already_plugged),
+		T(device_attached_by_another_path_is_removed_on_unplug),
+		T(device_the_plan_attached_is_not_attached_again_and_is_removed_on_unplug),
+		T(usb_del_removes_a_device_the_plan_attached),
+		T(resync_after_lost_events_removes_what_left_and_attaches_what_came),
 		T(attached_node_is_given_to_qemus_user_journaled_and_given_back),
 	};
 	return cmocka_run_group_tests_name("usbwatch", tests, NULL, NULL);
