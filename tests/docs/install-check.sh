@@ -62,6 +62,11 @@ if [ -n "$found" ]; then
 	grep -qx "ExecStart=$vfio_installed -run -name %i -args /etc/vfio/%i.args" "$unit" ||
 		{ echo "FAIL: $found does not run $vfio_installed -run -name %i -args /etc/vfio/%i.args:"; grep Exec "$unit"; failed=1; }
 	grep -qx "Type=notify" "$unit" || { echo "FAIL: $found is not Type=notify"; failed=1; }
+	# systemctl stop must outlast the guest's power-down (-shutdowntimeout, 60 s by
+	# default) plus QEMU's 10 s to exit after quit, or systemd SIGKILLs mid-teardown.
+	stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)$/\1/p' "$unit")
+	[ -n "$stop" ] && [ "$stop" -gt 70 ] ||
+		{ echo "FAIL: $found: TimeoutStopSec='$stop' does not outlast the default -shutdowntimeout"; failed=1; }
 	grep -qx "KillMode=mixed" "$unit" || { echo "FAIL: $found would SIGTERM QEMU too (KillMode=mixed missing)"; failed=1; }
 	if command -v systemd-analyze >/dev/null 2>&1; then
 		# Check the unit's keys as an instance (executables point at the staged copy).
