@@ -42,6 +42,17 @@ audio_pick(int uid, bool pipewire, bool pulse, struct audio_choice *out)
 	snprintf(out->audiodev, sizeof(out->audiodev), "pa,id=audio0,server=unix:%s%s", hostroot_get(), out->server);
 }
 
+json_t *
+audio_change(int uid, int gid, const char *rundir)
+{
+	char *target = xasprintf("/run/user/%d/pulse/native", uid), *log = xasprintf("%s/audio.log", rundir);
+	json_t *c = json_pack("{s:s, s:s, s:{s:i, s:i, s:s}}", "action", "user-audio-start", "target", target, "args",
+	    "uid", uid, "gid", gid, "log", log);
+	free(target);
+	free(log);
+	return c;
+}
+
 static int
 audio_prepare(const json_t *change, json_t **saved, struct verr *err)
 {

@@ -31,6 +31,10 @@ void audio_pick(int uid, bool pipewire, bool pulse, struct audio_choice *out);
 /* Read the two sockets' presence under the host root. */
 void audio_probe(int uid, bool *pipewire, bool *pulse);
 
+/* The user-audio-start change (when audio_pick() said start) for the user,
+ * logging systemctl's output to rundir/audio.log. */
+json_t *audio_change(int uid, int gid, const char *rundir);
+
 /* The bounded wait for the server's socket after systemctl returns. */
 #define AUDIO_START_MS 10000
 

@@ -14,6 +14,7 @@
 #include "lgshm.h"
 #include "net.h"
 #include "util.h"
+#include "vars.h"
 #include "vfio_bind.h"
 
 static const struct change_ops *const change_table[] = {
@@ -29,6 +30,8 @@ static const struct change_ops *const change_table[] = {
 	/* mem */
 	&hugepages_alloc_ops, &cpuset_isolate_ops, &irq_affinity_ops, &workqueue_cpumask_ops,
 	&companion_start_ops, &lg_shm_create_ops, &user_audio_start_ops,
+	/* plan */
+	&vars_create_ops,
 	NULL,
 };
 

@@ -85,6 +85,18 @@ hugepages_plan(const struct host_snapshot *snap, const char *mount, uint64_t mem
 	return 0;
 }
 
+json_t *
+hugepages_change(const struct hugepages_need *need)
+{
+	if (!need->alloc)
+		return NULL;
+	char from[24], to[24];
+	snprintf(from, sizeof(from), "%" PRIu64, need->nr);
+	snprintf(to, sizeof(to), "%" PRIu64, need->new_nr);
+	return json_pack("{s:s, s:s, s:s, s:s, s:{s:I}}", "action", "hugepages-alloc", "target", need->pool, "from", from,
+	    "to", to, "args", "pages", (json_int_t)need->pages);
+}
+
 bool
 hugepages_skip_compaction(const char *kernel_release, bool zfs_loaded)
 {

@@ -34,6 +34,10 @@ struct hugepages_need {
 int hugepages_plan(const struct host_snapshot *snap, const char *mount, uint64_t memory_mib,
     struct hugepages_need *need, struct verr *err);
 
+/* The hugepages-alloc change for need (NULL when need->alloc is false:
+ * the free pages suffice and nothing on the host changes). */
+json_t *hugepages_change(const struct hugepages_need *need);
+
 /* "6.3.1-arch1" >= 6.3.1 with ZFS loaded: the original skips compaction
  * there (compaction with ZFS's ARC on those kernels could hang the host). */
 bool hugepages_skip_compaction(const char *kernel_release, bool zfs_loaded);

@@ -18,6 +18,8 @@
 #include "hostroot.h"
 #include "log.h"
 
+#define WQ_MASK "/sys/devices/virtual/workqueue/cpumask"
+
 static const char *const top_slices[] = { "init.scope", "system.slice", "user.slice", "machine.slice" };
 
 /* The guest and host CPU sets of a change, from args.guest_cpus and the
@@ -168,6 +170,10 @@ isolate_describe(const json_t *change, const json_t *saved, struct strv *lines)
 	if (cg != NULL)
 		strv_pushf(lines, "create cgroup %s with CPUs %s and move vfio (and so QEMU) into it", cg,
 		    json_string_value(json_object_get(saved, "all")) ?: "");
+	const char *shield = json_string_value(json_object_get(saved, "shield"));
+	if (shield != NULL)
+		strv_pushf(lines, "create cpuset %s with CPUs %s and move every process of the root cpuset into it", shield,
+		    json_string_value(json_object_get(saved, "host")) ?: "");
 	size_t i;
 	json_t *e;
 	json_array_foreach(json_object_get(saved, "edits"), i, e) {
@@ -179,8 +185,23 @@ isolate_describe(const json_t *change, const json_t *saved, struct strv *lines)
 		free(old);
 		free(new_val);
 	}
-	if (json_array_size(json_object_get(saved, "edits")) == 0 && cg == NULL)
+	if (json_array_size(json_object_get(saved, "edits")) == 0 && cg == NULL && shield == NULL)
 		strv_pushf(lines, "%s: nothing to change", change_str(change, "action"));
+}
+
+json_t *
+isolate_changes(const char *guest_cpus, const char *name)
+{
+	static const char *const actions[][2] = {
+		{ "cpuset-isolate", "/sys/fs/cgroup" },
+		{ "irq-affinity", "/proc/irq" },
+		{ "workqueue-cpumask", WQ_MASK },
+	};
+	json_t *a = json_array();
+	for (size_t i = 0; i < nitems(actions); i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:{s:s, s:s}}", "action", actions[i][0], "target",
+		    actions[i][1], "args", "guest_cpus", guest_cpus, "name", name));
+	return a;
 }
 
 /* ---- cgroups ---------------------------------------------------------- */
@@ -293,6 +314,13 @@ cpuset_prepare(const json_t *change, json_t **saved, struct verr *err)
 	json_object_set_new(s, "self_cgroup", json_string(self));
 	if (mems != NULL)
 		json_object_set_new(s, "mems", json_string(str_rstrip(mems)));
+	if (!v2) {
+		/* systemd does not manage v1's cpuset hierarchy: everything
+		 * sits in its root, which cannot be narrowed. */
+		char *shield = xasprintf("%s/vfio-host-%s", base, name);
+		json_object_set_new(s, "shield", json_string(shield));
+		free(shield);
+	}
 	free(cg);
 	if (v2 && !word_in(subtree, "cpuset"))
 		edit_add(s, "/sys/fs/cgroup/cgroup.subtree_control", subtree, "+cpuset\n", "-cpuset\n", false);
@@ -361,6 +389,62 @@ cg_write(const char *hpath, const char *val)
 	return r;
 }
 
+/* Create cpuset cg (host path) with cpus and, on v1, mems. */
+static int
+cg_create(const char *cg, const char *cpus, const char *mems, struct verr *err)
+{
+	char *hcg = host_pathdup("%s", cg);
+	int r = mkdir(hcg, 0755) < 0 && errno != EEXIST ? -errno : 0;
+	free(hcg);
+	if (r < 0)
+		return verr_set(err, r, "-isolate: cannot create cgroup %s: %s", cg, strerror(-r));
+	char *f = xasprintf("%s/cpuset.cpus", cg);
+	char *val = xasprintf("%s\n", cpus);
+	r = cg_write(f, val);
+	free(val);
+	if (r == 0 && mems != NULL) {
+		/* v1 refuses tasks in a cpuset without memory nodes. */
+		free(f);
+		f = xasprintf("%s/cpuset.mems", cg);
+		val = xasprintf("%s\n", mems);
+		r = cg_write(f, val);
+		free(val);
+	}
+	if (r < 0)
+		verr_set(err, r, "-isolate: cannot set up %s: %s", f, strerror(-r));
+	free(f);
+	return r;
+}
+
+/* Move every process listed in from/cgroup.procs to to/cgroup.procs, one
+ * write per pid as the kernel takes them. Kernel threads bound to CPUs
+ * refuse (EINVAL) and processes end meanwhile (ESRCH): both stay as the
+ * kernel leaves them. Returns how many moved. */
+static int
+cg_move_all(const char *from, const char *to, pid_t except)
+{
+	char *src = xasprintf("%s/cgroup.procs", from), *dst = xasprintf("%s/cgroup.procs", to);
+	char *list = read_host(src);
+	int moved = 0, refused = 0;
+	char *save = NULL;
+	for (char *w = list ? strtok_r(list, "\n", &save) : NULL; w != NULL; w = strtok_r(NULL, "\n", &save)) {
+		if (atoi(w) == (int)except)
+			continue;
+		char *val = xasprintf("%s\n", w);
+		if (write_host(dst, val) == 0)
+			moved++;
+		else
+			refused++;
+		free(val);
+	}
+	log_debug("-isolate: moved %d processes from %s to %s (%d stayed: kernel threads or gone)", moved, from, to,
+	    refused);
+	free(list);
+	free(src);
+	free(dst);
+	return moved;
+}
+
 static int
 cpuset_apply(const json_t *change, const json_t *saved, struct verr *err)
 {
@@ -386,36 +470,27 @@ cpuset_apply(const json_t *change, const json_t *saved, struct verr *err)
 			    strerror(-r));
 		skip = 1;
 	}
-	char *hcg = host_pathdup("%s", cg);
-	int r = mkdir(hcg, 0755) < 0 && errno != EEXIST ? -errno : 0;
-	free(hcg);
+	int r = cg_create(cg, all, v2 ? NULL : mems, err);
 	if (r < 0)
-		return verr_set(err, r, "-isolate: cannot create cgroup %s: %s", cg, strerror(-r));
-	char *f = xasprintf("%s/cpuset.cpus", cg);
-	char *val = xasprintf("%s\n", all);
+		return r;
+	char *f = xasprintf("%s/cgroup.procs", cg);
+	char *val = xasprintf("%d\n", (int)getpid());
 	r = cg_write(f, val);
 	free(val);
-	if (r == 0 && !v2 && mems != NULL) {
-		/* v1 refuses tasks in a cpuset without memory nodes. */
-		free(f);
-		f = xasprintf("%s/cpuset.mems", cg);
-		val = xasprintf("%s\n", mems);
-		r = cg_write(f, val);
-		free(val);
-	}
-	if (r == 0) {
-		free(f);
-		f = xasprintf("%s/cgroup.procs", cg);
-		val = xasprintf("%d\n", (int)getpid());
-		r = cg_write(f, val);
-		free(val);
-	}
 	if (r < 0) {
-		verr_set(err, r, "-isolate: cannot set up %s: %s", f, strerror(-r));
+		verr_set(err, r, "-isolate: cannot move vfio into %s: %s", f, strerror(-r));
 		free(f);
 		return r;
 	}
 	free(f);
+
+	const char *shield = json_string_value(json_object_get(saved, "shield"));
+	if (shield != NULL) {
+		const char *host = json_string_value(json_object_get(saved, "host"));
+		if (host == NULL || cg_create(shield, host, mems, err) < 0)
+			return host == NULL ? verr_set(err, -EINVAL, "cpuset-isolate: saved state is incomplete") : err->code;
+		cg_move_all("/sys/fs/cgroup/cpuset", shield, getpid());
+	}
 
 	json_t *rest = json_deep_copy(saved);
 	json_t *redits = json_object_get(rest, "edits");
@@ -424,6 +499,25 @@ cpuset_apply(const json_t *change, const json_t *saved, struct verr *err)
 	r = edits_apply(change, rest, err);
 	json_decref(rest);
 	return r;
+}
+
+/* rmdir a cgroup we made (joined path); 0 when it is gone. */
+static int
+cg_remove(const char *hcg)
+{
+	if (rmdir(hcg) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != ENOTEMPTY)
+		return -errno;
+	/* cgroupfs removes a cgroup with its interface files; a plain
+	 * directory (a fixture) needs them gone first. */
+	static const char *const files[] = { "cpuset.cpus", "cpuset.mems", "cgroup.procs" };
+	for (size_t i = 0; i < nitems(files); i++) {
+		char *f = xasprintf("%s/%s", hcg, files[i]);
+		unlink(f);
+		free(f);
+	}
+	return rmdir(hcg) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
 static int
@@ -445,6 +539,22 @@ cpuset_undo(const json_t *change, const json_t *saved, struct verr *err)
 	int ret = edits_undo(change, rest, err);
 	json_decref(rest);
 
+	const char *shield = json_string_value(json_object_get(saved, "shield"));
+	if (shield != NULL) {
+		char *hs = host_pathdup("%s", shield);
+		/* A process forked meanwhile can land in it between the move
+		 * and the rmdir: try a few times. */
+		for (int tries = 0; tries < 5 && host_exists(hs); tries++) {
+			cg_move_all(shield, "/sys/fs/cgroup/cpuset", 0);
+			if (cg_remove(hs) == 0)
+				break;
+		}
+		if (host_exists(hs) && ret == 0)
+			ret = verr_set(err, -EBUSY, "-isolate: cannot remove %s (processes still in it?); move them to "
+			    "/sys/fs/cgroup/cpuset/cgroup.procs and rmdir it", shield);
+		free(hs);
+	}
+
 	if (cg != NULL) {
 		const char *base = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/cpuset";
 		/* Still in our cgroup (teardown, not -restore from another
@@ -463,21 +573,10 @@ cpuset_undo(const json_t *change, const json_t *saved, struct verr *err)
 		free(now);
 		free(mine);
 		char *hcg = host_pathdup("%s", cg);
-		if (rmdir(hcg) < 0 && errno == ENOTEMPTY) {
-			/* cgroupfs removes a cgroup with its interface files; a
-			 * plain directory (a fixture) needs them gone first. */
-			static const char *const files[] = { "cpuset.cpus", "cpuset.mems", "cgroup.procs" };
-			for (size_t i = 0; i < nitems(files); i++) {
-				char *f = xasprintf("%s/%s", hcg, files[i]);
-				unlink(f);
-				free(f);
-			}
-			errno = 0;
-			rmdir(hcg);
-		}
-		if (errno != 0 && errno != ENOENT && ret == 0)
-			ret = verr_set(err, -errno, "-isolate: cannot remove cgroup %s: %s (processes still in it?)", cg,
-			    strerror(errno));
+		int r = cg_remove(hcg);
+		if (r < 0 && ret == 0)
+			ret = verr_set(err, r, "-isolate: cannot remove cgroup %s: %s (processes still in it?)", cg,
+			    strerror(-r));
 		free(hcg);
 	}
 	if (subtree_edit != NULL) {
@@ -589,8 +688,6 @@ const struct change_ops irq_affinity_ops = {
 };
 
 /* ---- workqueues ------------------------------------------------------- */
-
-#define WQ_MASK "/sys/devices/virtual/workqueue/cpumask"
 
 static int
 wq_prepare(const json_t *change, json_t **saved, struct verr *err)

@@ -36,6 +36,10 @@ extern const struct change_ops cpuset_isolate_ops;
 extern const struct change_ops irq_affinity_ops;
 extern const struct change_ops workqueue_cpumask_ops;
 
+/* The three changes for -isolate, in order (cpuset, IRQs, workqueues), for
+ * guest CPUs guest_cpus ("2-7,10-15") of guest name. A new array. */
+json_t *isolate_changes(const char *guest_cpus, const char *name);
+
 /* For the rundown: what a prepared change (its saved state) will alter, one
  * line per file: "/sys/fs/cgroup/user.slice/cpuset.cpus: '' -> '0-1,8-9'". */
 void isolate_describe(const json_t *change, const json_t *saved, struct strv *lines);

@@ -11,6 +11,13 @@
 #include "hostroot.h"
 #include "util.h"
 
+json_t *
+lgshm_change(uint64_t size_mib, uid_t uid, gid_t gid)
+{
+	return json_pack("{s:s, s:s, s:{s:I, s:I, s:I}}", "action", "lg-shm-create", "target", "/dev/shm/looking-glass",
+	    "args", "size_mib", (json_int_t)size_mib, "uid", (json_int_t)uid, "gid", (json_int_t)gid);
+}
+
 static int
 lg_args(const json_t *change, char **path, json_int_t *size_mib, json_int_t *uid, json_int_t *gid, struct verr *err)
 {

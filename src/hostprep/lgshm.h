@@ -8,7 +8,13 @@
 #ifndef VFIO_LGSHM_H
 #define VFIO_LGSHM_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
 #include "change.h"
+
+/* The change for -looking-glass with -lgsize size_mib, for the invoking user. */
+json_t *lgshm_change(uint64_t size_mib, uid_t uid, gid_t gid);
 
 extern const struct change_ops lg_shm_create_ops;
 

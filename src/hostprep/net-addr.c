@@ -75,6 +75,10 @@ save_addr(struct nl_object *obj, void *arg)
 	 * kernel makes the bridge's own and keeps H's. */
 	if (rtnl_addr_get_scope(a) >= RT_SCOPE_LINK)
 		return;
+	/* IPv6 privacy addresses are made by the kernel from their
+	 * mngtmpaddr parent, which is moved. */
+	if (family == AF_INET6 && (rtnl_addr_get_flags(a) & IFA_F_TEMPORARY))
+		return;   /* (the same bit means "secondary" for IPv4) */
 	if (rtnl_addr_get_peer(a) != NULL &&
 	    nl_addr_cmp(rtnl_addr_get_peer(a), local) != 0) {
 		log_debug("net: not moving point-to-point address %s",
@@ -233,7 +237,12 @@ addr_build(const json_t *o, int ifindex, const char *ifname, const char *from,
 		if (strlen(nl) < IFNAMSIZ)
 			rtnl_addr_set_label(a, nl);
 	}
-	if (json_object_get(o, "valid_lft") != NULL) {
+	/* A leased (DHCP, SLAAC) address goes onto the bridge without its
+	 * lifetime: the client renewing it watched H and is stopped or
+	 * pointed away for the run, and the host must not lose its address
+	 * halfway through. Back on H it gets the lifetime it had, so the
+	 * client renews it from there. */
+	if (json_object_get(o, "valid_lft") != NULL && strcmp(ifname, from) == 0) {
 		rtnl_addr_set_valid_lifetime(a,
 		    (uint32_t)json_integer_value(json_object_get(o, "valid_lft")));
 		rtnl_addr_set_preferred_lifetime(a,

@@ -332,7 +332,7 @@ bridge_check(struct nl_sock *sk, const char *br, const char *h, struct net_link 
 	if (strcmp(hl->kind, "bridge") == 0)
 		return verr_set(err, -EINVAL, "%s is itself a bridge, not a host interface: use "
 		    "-bridge %s without -hostint", h, h);
-	if (*hl->mac == '\0')
+	if (*hl->mac == '\0' || strcmp(hl->mac, "00:00:00:00:00:00") == 0)
 		return verr_set(err, -EINVAL, "host interface %s has no Ethernet address, so it "
 		    "cannot be a bridge port: give -hostint an Ethernet interface", h);
 	return 0;
@@ -371,9 +371,12 @@ bridge_prepare(const json_t *change, json_t **saved, struct verr *err)
 		json_decref(routes);
 		return r;
 	}
-	*saved = json_pack("{s:o, s:{s:s, s:i, s:s, s:b}, s:o, s:o, s:{s:b, s:b}}",
+	/* master is always "" here (a bridge port is refused); kept so the
+	 * journal records H's whole state. */
+	*saved = json_pack("{s:o, s:{s:s, s:i, s:s, s:b, s:s}, s:o, s:o, s:{s:b, s:b}}",
 	    "token", token_new(),
 	    "hostint", "name", h, "ifindex", hl.ifindex, "mac", hl.mac, "up", hl.up,
+	    "master", hl.master,
 	    "addrs", addrs, "routes", routes,
 	    "nm", "running", running, "managed", managed);
 	return 0;
@@ -556,9 +559,13 @@ bridge_undo(const json_t *change, const json_t *saved, struct verr *err)
 	if (!was_up && hl.up && (r = link_set_up(sk, hlink, false, err)) < 0)
 		goto out;
 nm:
-	if (json_is_true(json_object_get(nm, "managed")) && r == 0) {
-		/* Only with H present: NM cannot manage what is gone. */
-		if (hlink != NULL)
+	/* Only with H present (NM cannot manage what is gone) and NM running:
+	 * `managed no` is runtime state, so a NetworkManager that stopped or
+	 * restarted since has nothing to hand back. */
+	if (json_is_true(json_object_get(nm, "managed")) && r == 0 && hlink != NULL) {
+		bool running = false;
+
+		if ((r = net_nm_running(&running, err)) == 0 && running)
 			r = net_nm_set_managed(h, true, err);
 	}
 out:
@@ -824,8 +831,12 @@ net_tap_open(const char *name, int *fd, struct verr *err)
 
 		close(tfd);
 		if (e == EBUSY)
-			return verr_set(err, -e, "tap %s is in use by another program (or was made "
-			    "without vnet headers or as a tun): stop it, or use another -tap", name);
+			return verr_set(err, -e, "tap %s is in use by another program (another "
+			    "QEMU?): stop it, or use another -tap", name);
+		if (e == EINVAL)
+			return verr_set(err, -e, "%s is a tun (layer 3) or multiqueue device, not a "
+			    "plain tap: recreate it with `ip tuntap add %s mode tap`, or let vfio "
+			    "create a tap", name, name);
 		if (e == EPERM)
 			return verr_set(err, -e, "tap %s belongs to another user: run vfio as root "
 			    "or as the tap's owner", name);
@@ -867,14 +878,16 @@ bool
 net_guest_mac(const char *host_mac, const uint8_t random3[3], char out[18])
 {
 	uint8_t b[6];
-	bool ok = host_mac != NULL && strlen(host_mac) == 17;
+	bool ok = host_mac != NULL && strlen(host_mac) == 17 &&
+	    strcmp(host_mac, "00:00:00:00:00:00") != 0;   /* a bridge with no ports */
 
 	for (int i = 0; ok && i < 6; i++) {
 		const char *p = host_mac + i * 3;
 		int hi = hexval(p[0]), lo = hexval(p[1]);
 
 		ok = hi >= 0 && lo >= 0 && (i == 5 || p[2] == ':');
-		b[i] = (uint8_t)(hi << 4 | lo);
+		if (ok)
+			b[i] = (uint8_t)(hi << 4 | lo);
 	}
 	if (ok) {
 		snprintf(out, 18, "52:54:00:%02x:%02x:%02x", b[3], b[4], b[5]);

@@ -11,15 +11,19 @@
  *       apply: creates B with H's MAC, enslaves H, moves H's addresses and
  *       routes to B, brings B and H up; when NetworkManager manages H, marks
  *       H and B unmanaged first (nmcli; $VFIO_NMCLI names the binary).
- *       undo: deletes B only if this run made it (B carries the run's token
- *       as its ifalias), puts back H's addresses, routes, MAC, up/down and
- *       NetworkManager state. Idempotent, and safe after a crash anywhere in
- *       apply.
+ *       undo: deletes B only if this run made it (B is made as "vfio" + 8
+ *       hex digits of the change's token, then renamed to B with the token
+ *       as its ifalias in one message), puts back H's addresses, routes,
+ *       MAC, up/down and NetworkManager state (when NM still runs).
+ *       Idempotent, and safe after a crash anywhere in apply. Leased
+ *       addresses sit on B without a lifetime and go back to H with theirs.
  *   tap-create  target T, args {"bridge": B, "uid": U, "gid": G} (all optional)
  *       creates a persistent tap (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR) owned by
- *       U/G, enslaves it to B, brings it up. A tap that already existed at
- *       prepare time is left alone by apply and undo; undo deletes T only
- *       when it did not exist at prepare time.
+ *       U/G, marks it (ifalias = token, MAC fe:xx:.. so a bridge never takes
+ *       the tap's MAC as its own), enslaves it to B, brings it up. A tap
+ *       that already existed at prepare time is left alone by apply and
+ *       undo; undo deletes T only when it did not exist at prepare time and
+ *       is a tun/tap device without another ifalias.
  *
  * Run-time use (control FIFO `net add bridge=BR` / `tap=TAP`, `net del ID`):
  * build the change with net_change_tap() (a name from net_tap_name_free()
@@ -78,7 +82,7 @@ int net_vhost_open(int *fd, struct verr *err);
 
 /* The guest MAC: 52:54:00 (QEMU's OUI) plus the last three bytes of
  * host_mac, so the guest is easy to spot next to its host on the LAN; when
- * host_mac is NULL, "" or not a MAC, the three random bytes the caller
+ * host_mac is NULL, "", all zero or not a MAC, the three random bytes the caller
  * passes. Pure. Returns true when the MAC came from host_mac. */
 bool net_guest_mac(const char *host_mac, const uint8_t random3[3], char out[18]);
 

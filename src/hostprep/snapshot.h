@@ -154,6 +154,11 @@ const char *pci_match_text(const struct pci_device *dev);
  * caller frees it. Root hubs are never matched and hubs only by ID: that
  * rule is the plan's, this text is the same for every device. */
 char *usb_match_text(const struct usb_device *dev);
+/* One USB device read as usb_scan() reads each (lsusb line, strings, hub
+ * flags, controller; libusb strings on the real root), from its sysfs path
+ * as a host path ("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-4"): for
+ * devices plugged in after the snapshot. -ENODEV when it is already gone. */
+int usb_device_read(const char *syspath, struct usb_device *out, struct verr *err);
 
 /* The per-area readers snapshot_take() calls; each appends to snap. */
 int pci_scan(struct host_snapshot *snap, struct verr *err);

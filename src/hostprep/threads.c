@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hostroot.h"
 #include "log.h"
 #include "util.h"
 
@@ -66,6 +67,29 @@ threads_pin_others(pid_t pid, const pid_t *vcpu_tids, size_t n_vcpu, const struc
 	if (n_pinned != NULL)
 		*n_pinned = pinned;
 	return ret;
+}
+
+int
+threads_pin_emulator(pid_t pid, const pid_t *vcpu_tids, size_t n_vcpu, const int *pinvcpus, size_t n_pin,
+    struct verr *err)
+{
+	char *path = host_pathdup("/sys/devices/system/cpu/online");
+	char *s = host_read_line(path);
+	struct cpulist online, guest, host;
+	int ret = 0;
+	if (s == NULL)
+		ret = verr_set(err, -errno, "pinning QEMU's threads: cannot read %s: %s", path, strerror(errno));
+	else if (cpulist_parse(&online, s, path, err) < 0)
+		ret = err->code;
+	free(s);
+	free(path);
+	if (ret < 0)
+		return ret;
+	cpulist_clear(&guest);
+	for (size_t i = 0; i < n_pin; i++)
+		cpulist_add(&guest, pinvcpus[i]);
+	cpulist_minus(&host, &online, &guest);
+	return threads_pin_others(pid, vcpu_tids, n_vcpu, &host, NULL, err);
 }
 
 int

@@ -16,6 +16,12 @@
  * meanwhile are skipped. *n_pinned (may be NULL) counts the pinned ones. */
 int threads_pin_others(pid_t pid, const pid_t *vcpu_tids, size_t n_vcpu, const struct cpulist *cpus,
     size_t *n_pinned, struct verr *err);
+/* The session's call: every thread of QEMU (pid) but its vCPU threads goes
+ * to the online CPUs (host root's /sys/devices/system/cpu/online) not in
+ * pinvcpus. */
+int threads_pin_emulator(pid_t pid, const pid_t *vcpu_tids, size_t n_vcpu, const int *pinvcpus, size_t n_pin,
+    struct verr *err);
+
 /* Pin tid to one CPU and, when prio > 0, give it SCHED_FIFO priority prio
  * (the original used 20 for vCPUs). */
 int threads_pin_fifo(pid_t tid, int cpu, int prio, struct verr *err);

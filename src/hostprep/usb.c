@@ -319,6 +319,30 @@ usb_fill_from_libusb(struct host_snapshot *snap)
 	return (int)n;
 }
 
+/* One device directory dir/name into u; false when its attributes are
+ * incomplete (it is going away, or it is not a device). */
+static bool
+usb_read_one(const char *dir, const char *name, struct usb_device *u)
+{
+	if (!usb_read_dec(dir, name, "busnum", &u->bus) ||
+	    !usb_read_dec(dir, name, "devnum", &u->devnum) ||
+	    !usb_read_hex(dir, name, "idVendor", &u->vendor) ||
+	    !usb_read_hex(dir, name, "idProduct", &u->product)) {
+		log_debug("USB device %s: incomplete sysfs attributes, skipped", name);
+		return false;
+	}
+	unsigned cls = 0;
+	usb_read_hex(dir, name, "bDeviceClass", &cls);
+	snap_copy(u->sysname, sizeof(u->sysname), name);
+	u->is_root_hub = str_startswith(name, "usb");
+	u->is_hub = cls == 9;
+	usb_read_string(dir, name, "manufacturer", u->manufacturer, sizeof(u->manufacturer));
+	usb_read_string(dir, name, "product", u->product_name, sizeof(u->product_name));
+	usb_read_string(dir, name, "serial", u->serial, sizeof(u->serial));
+	usb_find_controller(dir, name, u->controller, sizeof(u->controller));
+	return true;
+}
+
 int
 usb_scan(struct host_snapshot *snap, struct verr *err)
 {
@@ -340,22 +364,8 @@ usb_scan(struct host_snapshot *snap, struct verr *err)
 		    strlen(de->d_name) >= sizeof(snap->usb->sysname))
 			continue;
 		struct usb_device u = { 0 };
-		if (!usb_read_dec(dir, de->d_name, "busnum", &u.bus) ||
-		    !usb_read_dec(dir, de->d_name, "devnum", &u.devnum) ||
-		    !usb_read_hex(dir, de->d_name, "idVendor", &u.vendor) ||
-		    !usb_read_hex(dir, de->d_name, "idProduct", &u.product)) {
-			log_debug("USB device %s: incomplete sysfs attributes, skipped", de->d_name);
+		if (!usb_read_one(dir, de->d_name, &u))
 			continue;
-		}
-		unsigned cls = 0;
-		usb_read_hex(dir, de->d_name, "bDeviceClass", &cls);
-		snap_copy(u.sysname, sizeof(u.sysname), de->d_name);
-		u.is_root_hub = str_startswith(de->d_name, "usb");
-		u.is_hub = cls == 9;
-		usb_read_string(dir, de->d_name, "manufacturer", u.manufacturer, sizeof(u.manufacturer));
-		usb_read_string(dir, de->d_name, "product", u.product_name, sizeof(u.product_name));
-		usb_read_string(dir, de->d_name, "serial", u.serial, sizeof(u.serial));
-		usb_find_controller(dir, de->d_name, u.controller, sizeof(u.controller));
 		missing_strings |= !u.manufacturer[0] || !u.product_name[0];
 		struct usb_device *slot = snap_grow(&snap->usb, &snap->n_usb, &cap, sizeof(*slot));
 		*slot = u;
@@ -383,4 +393,26 @@ usb_match_text(const struct usb_device *dev)
 		strbuf_puts(&sb, own[i]);
 	}
 	return strbuf_steal(&sb);
+}
+
+int
+usb_device_read(const char *syspath, struct usb_device *out, struct verr *err)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(syspath, '/');
+	if (slash == NULL || slash[1] == '\0' || strchr(slash + 1, ':') != NULL ||
+	    strlen(slash + 1) >= sizeof(out->sysname))
+		return verr_set(err, -EINVAL, "%s is not a USB device's sysfs path", syspath);
+	if (host_path(dir, sizeof(dir), "%.*s", (int)(slash - syspath), syspath) == NULL)
+		return verr_set(err, -ENAMETOOLONG, "%s: path too long", syspath);
+	struct usb_device u = { 0 };
+	if (!usb_read_one(dir, slash + 1, &u))
+		return verr_set(err, -ENODEV, "USB device %s is gone (its sysfs attributes cannot be read)",
+		    slash + 1);
+	struct host_snapshot one = { .usb = &u, .n_usb = 1 };
+	if ((!u.manufacturer[0] || !u.product_name[0]) && hostroot_get()[0] == '\0')
+		usb_fill_from_libusb(&one);
+	usb_make_lines(&one);
+	*out = u;
+	return 0;
 }

@@ -284,6 +284,15 @@ journal_done(struct journal *j, size_t idx, struct verr *err)
 }
 
 int
+journal_undone(struct journal *j, size_t idx, struct verr *err)
+{
+	int r = journal_append(j, journal_state_record(j->entries[idx].seq, JOURNAL_UNDONE), err);
+	if (r == 0)
+		j->entries[idx].state = JOURNAL_UNDONE;
+	return r;
+}
+
+int
 journal_record_qemu(struct journal *j, pid_t pid, unsigned long long start, struct verr *err)
 {
 	json_t *rec = json_pack("{s:{s:I, s:I}}", "qemu", "pid", (json_int_t)pid,

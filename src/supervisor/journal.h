@@ -55,6 +55,9 @@ void journal_close(struct journal *j);
 int journal_begin(struct journal *j, const json_t *change, const json_t *saved, size_t *idx,
     struct verr *err);
 int journal_done(struct journal *j, size_t idx, struct verr *err);
+/* After undo() of entry idx succeeded while running (a hot-removed device
+ * given back): it is no longer in force. */
+int journal_undone(struct journal *j, size_t idx, struct verr *err);
 int journal_record_qemu(struct journal *j, pid_t pid, unsigned long long start, struct verr *err);
 
 /* True when some change is still in force (begun and not undone). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "audio.h"
 #include "hostroot.h"
 #include "log.h"
 #include "options.h"
@@ -138,6 +139,12 @@ main(int argc, char **argv)
 		snapshot_free(&snap);
 		options_free(&opts);
 		return 1;
+	}
+
+	if (opts.hostaudio) {
+		/* Whose sound server: QEMU's user (-user, else the sudo caller). */
+		int uid = opts.user_uid >= 0 ? opts.user_uid : snap.sudo_uid >= 0 ? snap.sudo_uid : 0;
+		audio_probe(uid, &opts.audio_pipewire, &opts.audio_pulse);
 	}
 
 	bool color = report_want_color(&opts, stdout);

@@ -183,6 +183,9 @@ set_hugepages(struct options *o, const struct opt_entry *e, const char *v, struc
 			    e->info.name, v);
 		free(o->hugepages_mount);
 		o->hugepages_mount = xstrdup(v);
+		/* /proc/mounts has no trailing slash. */
+		for (size_t n = strlen(o->hugepages_mount); n > 1 && o->hugepages_mount[n - 1] == '/'; n--)
+			o->hugepages_mount[n - 1] = '\0';
 	}
 	return 0;
 }

@@ -87,6 +87,7 @@ struct options {
 	uint64_t mac_seed;               /* randomness for a guest MAC when no host MAC applies */
 	char *audiodev;                  /* -hostaudio backend: "pipewire" or "pa" (NULL: "pa",
 	                                  * what QEMU 7.2 has; main may pick pipewire when QEMU has it) */
+	bool audio_pipewire, audio_pulse; /* -hostaudio: the user's sockets exist (audio_probe()) */
 };
 
 /* Parse argv (argv[0] is the program). Usage errors return -EINVAL with a

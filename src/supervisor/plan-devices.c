@@ -22,14 +22,46 @@ pci_driver_is_harmless(const char *driver)
 	return driver[0] == '\0' || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0;
 }
 
-static struct plan_pci *
-plan_pci_passed(struct plan_ctx *c, const struct pci_device *d)
+static bool
+plan_pci_passed(const struct plan_ctx *c, const struct pci_device *d)
 {
-	for (size_t i = 0; i < c->n_pci; i++) {
-		if (c->pci[i].dev == d)
-			return &c->pci[i];
-	}
-	return NULL;
+	size_t i = (size_t)(d - c->snap->pci);
+	return c->passed != NULL && i < c->snap->n_pci && c->passed[i];
+}
+
+/* Snapshot indices ordered by IOMMU group, then by index (qsort_r). */
+static int
+cmp_by_group(const void *a, const void *b, void *base)
+{
+	const struct pci_device *pci = base;
+	const struct pci_device *x = &pci[*(const size_t *)a], *y = &pci[*(const size_t *)b];
+	if (x->iommu_group != y->iommu_group)
+		return x->iommu_group < y->iommu_group ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : *(const size_t *)a > *(const size_t *)b;
+}
+
+/* Passed devices by slot, then function: a card's functions are adjacent. */
+static int
+cmp_plan_pci(const void *a, const void *b)
+{
+	const struct pci_device *x = ((const struct plan_pci *)a)->dev, *y = ((const struct plan_pci *)b)->dev;
+	int r = strcmp(x->slot, y->slot);
+	if (r != 0)
+		return r;
+	return (x->function > y->function) - (x->function < y->function);
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_pci_addr(const void *key, const void *elem)
+{
+	return strcmp((const char *)key, ((const struct plan_pci *)elem)->dev->address);
 }
 
 static void
@@ -65,46 +97,49 @@ plan_pci_viability(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
 	for (size_t i = 0; i < c->n_pci; i++) {
-		const struct pci_device *d = c->pci[i].dev;
-		if (d->iommu_group < 0) {
-			if (snap->iommu_enabled)
-				plan_check_failed(c, "-pci: %s has no IOMMU group, so it cannot be passed through; "
-				    "check dmesg for IOMMU errors", d->address);
-			continue;
+		if (c->pci[i].dev->iommu_group < 0 && snap->iommu_enabled)
+			plan_check_failed(c, "-pci: %s has no IOMMU group, so it cannot be passed through; "
+			    "check dmesg for IOMMU errors", c->pci[i].dev->address);
+	}
+	/* Walk the snapshot group by group (sorted once: linear after that). */
+	size_t *idx = xcalloc(snap->n_pci + 1, sizeof(*idx));
+	for (size_t i = 0; i < snap->n_pci; i++)
+		idx[i] = i;
+	qsort_r(idx, snap->n_pci, sizeof(*idx), cmp_by_group, snap->pci);
+	for (size_t start = 0, end; start < snap->n_pci; start = end) {
+		int group = snap->pci[idx[start]].iommu_group;
+		const struct pci_device *first = NULL;
+		for (end = start; end < snap->n_pci && snap->pci[idx[end]].iommu_group == group; end++) {
+			if (first == NULL && plan_pci_passed(c, &snap->pci[idx[end]]))
+				first = &snap->pci[idx[end]];
 		}
-		for (size_t j = 0; j < snap->n_pci; j++) {
-			const struct pci_device *o = &snap->pci[j];
-			if (o == d || o->iommu_group != d->iommu_group || plan_pci_passed(c, o) != NULL ||
-			    pci_is_bridge(o) || pci_driver_is_harmless(o->driver))
+		if (group < 0 || first == NULL)
+			continue;
+		for (size_t k = start; k < end; k++) {
+			const struct pci_device *o = &snap->pci[idx[k]];
+			if (plan_pci_passed(c, o) || pci_is_bridge(o) || pci_driver_is_harmless(o->driver))
 				continue;
-			/* Report each blocking device once, at the first matched
-			 * device of its group. */
-			bool first = true;
-			for (size_t k = 0; k < i; k++) {
-				if (c->pci[k].dev->iommu_group == d->iommu_group)
-					first = false;
-			}
-			if (first)
-				plan_check_failed(c, "-pci: %s shares IOMMU group %d with %s, which is bound to %s "
-				    "and not passed through; a group goes to the guest whole: add it to -pci "
-				    "(e.g. -pci '%s|%s') or unbind it from %s", d->address, d->iommu_group,
-				    o->line, o->driver, c->opts->pci_regex, o->address, o->driver);
+			plan_check_failed(c, "-pci: %s shares IOMMU group %d with %s, which is bound to %s "
+			    "and not passed through; a group goes to the guest whole: add it to -pci "
+			    "(e.g. -pci '%s|%s') or unbind it from %s", first->address, group,
+			    o->line, o->driver, c->opts->pci_regex, o->address, o->driver);
 		}
 	}
+	free(idx);
 }
 
 /* Display functions, and every passed function in their slot, are
- * cold-plugged; exactly one VGA function gets x-vga=on. */
+ * cold-plugged; exactly one VGA function gets x-vga=on. c->pci is sorted by
+ * slot and function, so a card's functions are one run. */
 static void
 plan_pci_placement(struct plan_ctx *c)
 {
-	for (size_t i = 0; i < c->n_pci; i++) {
-		if (!c->pci[i].dev->is_display)
-			continue;
-		for (size_t j = 0; j < c->n_pci; j++) {
-			if (strcmp(c->pci[j].dev->slot, c->pci[i].dev->slot) == 0)
-				c->pci[j].cold = true;
-		}
+	for (size_t start = 0, end; start < c->n_pci; start = end) {
+		bool display = false;
+		for (end = start; end < c->n_pci && strcmp(c->pci[end].dev->slot, c->pci[start].dev->slot) == 0; end++)
+			display |= c->pci[end].dev->is_display;
+		for (size_t k = start; k < end; k++)
+			c->pci[k].cold = display;
 	}
 	struct plan_pci *vga = NULL;
 	for (size_t i = 0; i < c->n_pci && vga == NULL; i++) {
@@ -119,13 +154,16 @@ plan_pci_placement(struct plan_ctx *c)
 		vga->xvga = true;
 
 	/* Ports: one per cold-plugged slot first, then one per QMP device. */
-	for (size_t i = 0; i < c->n_pci; i++) {
-		if (!c->pci[i].cold || c->pci[i].port != 0)
+	for (size_t start = 0, end; start < c->n_pci; start = end) {
+		for (end = start; end < c->n_pci && strcmp(c->pci[end].dev->slot, c->pci[start].dev->slot) == 0; end++)
+			;
+		if (!c->pci[start].cold)
 			continue;
 		int port = plan_take_port(c);
-		for (size_t j = i; j < c->n_pci; j++) {
-			if (c->pci[j].cold && strcmp(c->pci[j].dev->slot, c->pci[i].dev->slot) == 0)
-				c->pci[j].port = port;
+		for (size_t k = start; k < end; k++) {
+			c->pci[k].port = port;
+			c->pci[k].guest_fn = (int)(k - start);
+			c->pci[k].slot_functions = (int)(end - start);
 		}
 	}
 	for (size_t i = 0; i < c->n_pci; i++) {
@@ -141,6 +179,7 @@ plan_match_pci(struct plan_ctx *c)
 	const struct host_snapshot *snap = c->snap;
 	struct strbuf skipped = { 0 };
 
+	c->passed = xcalloc(snap->n_pci + 1, sizeof(*c->passed));
 	for (size_t i = 0; i < snap->n_pci; i++) {
 		const struct pci_device *d = &snap->pci[i];
 		if (regexec(&o->pci_re, d->line, 0, NULL, 0) != 0)
@@ -151,7 +190,9 @@ plan_match_pci(struct plan_ctx *c)
 		}
 		c->pci = xreallocarray(c->pci, c->n_pci + 1, sizeof(*c->pci));
 		c->pci[c->n_pci++] = (struct plan_pci){ .dev = d };
+		c->passed[i] = true;
 	}
+	qsort(c->pci, c->n_pci, sizeof(*c->pci), cmp_plan_pci);
 	if (skipped.len > 0)
 		plan_warn(c, "-pci '%s' also matches bridge(s) %s: bridges stay with the host", o->pci_regex, skipped.s);
 	strbuf_free(&skipped);
@@ -191,15 +232,18 @@ plan_match_usb(struct plan_ctx *c)
 	const struct options *o = c->opts;
 	const struct host_snapshot *snap = c->snap;
 	json_t *list = json_object_get(c->plan->devices, "usb");
+	size_t matched = 0;
 
 	for (size_t i = 0; i < snap->n_usb; i++) {
 		const struct usb_device *u = &snap->usb[i];
 		if (!plan_usb_matches(&o->usb_re, u))
 			continue;
-		const struct pci_device *ctl = u->controller[0] ? plan_pci_lookup(snap, u->controller) : NULL;
-		if (ctl != NULL && plan_pci_passed(c, ctl) != NULL) {
+		matched++;
+		const struct plan_pci *ctl = u->controller[0] == '\0' || c->n_pci == 0 ? NULL :
+		    bsearch(u->controller, c->pci, c->n_pci, sizeof(*c->pci), cmp_pci_addr);
+		if (ctl != NULL) {
 			plan_warn(c, "-usb: %s (port %s) is behind controller %s, which -pci passes through whole; "
-			    "it goes with it", u->line, u->sysname, ctl->address);
+			    "it goes with it", u->line, u->sysname, ctl->dev->address);
 			continue;
 		}
 		c->usb = xreallocarray(c->usb, c->n_usb + 1, sizeof(*c->usb));
@@ -210,7 +254,7 @@ plan_match_usb(struct plan_ctx *c)
 		    "address", (int)u->devnum, "id", id, "port", u->sysname, "line", u->line));
 		plan_say_later(c, "USB %s: %s", u->sysname, u->line);
 	}
-	if (c->n_usb == 0)
+	if (matched == 0)
 		plan_warn(c, "-usb '%s' matches no USB device plugged in now; matching devices are attached when "
 		    "they are plugged in while the guest runs", o->usb_regex);
 }
@@ -224,12 +268,49 @@ plan_devices_match(struct plan_ctx *c)
 		plan_match_usb(c);
 }
 
+/* -killx: a GPU the graphical session holds cannot be unbound (pci-bind-vfio
+ * refuses and asks for -killx). With it, as the original: stop the display
+ * manager, then whatever else holds the card, and unless -ignorevtcon free
+ * the boot GPU from the virtual console and the EFI framebuffer; all of it
+ * comes back at teardown. */
+static void
+plan_killx_changes(struct plan_ctx *c)
+{
+	if (!c->opts->killx)
+		return;
+	bool gpu = false, boot = false;
+	for (size_t i = 0; i < c->n_pci; i++) {
+		const struct pci_device *d = c->pci[i].dev;
+		if (d->is_display && strcmp(d->driver, "vfio-pci") != 0) {
+			gpu = true;
+			boot |= d->boot_vga;
+		}
+	}
+	if (!gpu) {
+		plan_warn(c, "-killx: no GPU still on its host driver is passed through; nothing to stop");
+		return;
+	}
+	plan_change(c, "display-manager-stop", "display-manager.service", NULL, NULL, NULL);
+	for (size_t i = 0; i < c->n_pci; i++) {
+		const struct pci_device *d = c->pci[i].dev;
+		if (d->is_display && strcmp(d->driver, "vfio-pci") != 0)
+			plan_change(c, "gpu-users-stop", d->address, NULL, NULL, NULL);
+	}
+	if (boot && !c->opts->ignorevtcon) {
+		plan_change(c, "vtcon-unbind", "/sys/class/vtconsole/vtcon1", NULL, NULL, NULL);
+		plan_change(c, "efifb-unbind", "efi-framebuffer.0", NULL, NULL, NULL);
+	}
+	plan_say_later(c, "-killx: the display manager%s stopped for the guest and started again at shutdown",
+	    boot && !c->opts->ignorevtcon ? ", the virtual console and the EFI framebuffer are" : " is");
+}
+
 void
 plan_devices_changes(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
 	if (c->n_pci > 0 && !snap->vfio_pci_loaded)
 		plan_change(c, "module-load", "vfio-pci", NULL, NULL, NULL);
+	plan_killx_changes(c);
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct pci_device *d = c->pci[i].dev;
 		if (strcmp(d->driver, "vfio-pci") == 0)
@@ -238,21 +319,23 @@ plan_devices_changes(struct plan_ctx *c)
 		    json_pack("{s:i, s:b}", "group", d->iommu_group, "display", d->is_display));
 	}
 	/* QEMU runs as the user behind sudo (or -user): it must open the groups. */
-	int uid = c->opts->user_uid >= 0 ? c->opts->user_uid : snap->sudo_uid;
-	int gid = c->opts->user_uid >= 0 ? c->opts->user_gid : snap->sudo_gid;
+	int uid, gid;
+	plan_qemu_user(c, &uid, &gid);
 	if (uid <= 0)
 		return;
+	int *groups = xcalloc(c->n_pci + 1, sizeof(*groups));
+	for (size_t i = 0; i < c->n_pci; i++)
+		groups[i] = c->pci[i].dev->iommu_group;
+	qsort(groups, c->n_pci, sizeof(*groups), cmp_int);
 	for (size_t i = 0; i < c->n_pci; i++) {
-		int g = c->pci[i].dev->iommu_group;
-		bool seen = g < 0;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = c->pci[k].dev->iommu_group == g;
-		if (seen)
+		int g = groups[i];
+		if (g < 0 || (i > 0 && groups[i - 1] == g))
 			continue;
 		char target[32];
 		snprintf(target, sizeof(target), "/dev/vfio/%d", g);
 		plan_change(c, "dev-chown", target, NULL, NULL, json_pack("{s:i, s:i}", "uid", uid, "gid", gid));
 	}
+	free(groups);
 	/* usb-host opens the device node itself, as QEMU's user. */
 	for (size_t i = 0; i < c->n_usb; i++) {
 		char target[48];
@@ -271,14 +354,7 @@ plan_devices_cmdline(struct plan_ctx *c)
 			continue;       /* port 0: no root port left, refused */
 		/* Functions of one card become functions of one guest slot,
 		 * numbered from 0 (a slot without function 0 is invisible). */
-		int fn = 0, nfn = 0;
-		for (size_t j = 0; j < c->n_pci; j++) {
-			if (c->pci[j].cold && c->pci[j].port == p->port) {
-				if (c->pci[j].dev->function < p->dev->function)
-					fn++;
-				nfn++;
-			}
-		}
+		int fn = p->guest_fn, nfn = p->slot_functions;
 		char id[48];
 		plan_device_id(id, sizeof(id), p->dev->address);
 		struct strbuf sb = { 0 };

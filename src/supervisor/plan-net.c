@@ -144,9 +144,9 @@ plan_net_prepare(struct plan_ctx *c)
 		plan->tap = xstrdup(name);
 		if (o->bridge == NULL)
 			plan_say_later(c, "Network: the guest is on tap %s only (%s); the host must give %s an address to "
-			    "reach it", name, t ? "existing" : "created", name);
+			    "reach it", name, t ? "existing, left as it is" : "created for this run", name);
 		else
-			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing" : "created");
+			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing, left as it is" : "created for this run");
 	}
 	plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
 	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, mac_valid(mac) ? "" : " (random)");

@@ -17,14 +17,17 @@ struct plan_pci {
 	bool cold;               /* display card function: on the command line */
 	bool xvga;               /* the one function that gets x-vga=on */
 	int port;                /* rpN it goes into */
+	int guest_fn;            /* cold-plugged: its function in the guest slot */
+	int slot_functions;      /* cold-plugged: functions in that guest slot */
 };
 
 struct plan_ctx {
 	struct plan *plan;
 	const struct options *opts;
 	const struct host_snapshot *snap;
-	struct plan_pci *pci;    /* devices passed through, in snapshot order */
+	struct plan_pci *pci;    /* devices passed through, by slot and function */
 	size_t n_pci;
+	bool *passed;            /* by snapshot index: passed through */
 	const struct usb_device **usb;
 	size_t n_usb;
 	int n_ports;             /* root ports assigned so far */
@@ -69,6 +72,9 @@ void plan_storage(struct plan_ctx *c);           /* disks and CDs */
 void plan_kernel(struct plan_ctx *c);            /* -kernel, -initrd, -append */
 void plan_display(struct plan_ctx *c);           /* serial, display rules */
 void plan_companions(struct plan_ctx *c);        /* xHCI, SPICE, Looking Glass, agent, audio, TPM */
+void plan_companion_changes(struct plan_ctx *c); /* -isolate, lg-shm-create, user-audio-start, swtpm */
+/* The user QEMU runs as: -user, else the one behind sudo, else root (0). */
+void plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid);
 bool plan_gpu_passed(const struct plan_ctx *c);  /* a display function is cold-plugged */
 
 /* plan-devices.c */

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio.h"
+#include "hostroot.h"
 #include "plan-priv.h"
+#include "tpm.h"
 
 /* NVMe serials are at most 20 printable characters, and commas would end
  * QEMU's option value. */
@@ -125,10 +128,12 @@ plan_gpu_passed(const struct plan_ctx *c)
 	return false;
 }
 
-static void
-plan_run_path(struct plan_ctx *c, char *buf, size_t len, const char *file)
+/* A socket in the runtime directory, as QEMU must name it: QEMU sees the
+ * real filesystem, the session makes the directory under the host root. */
+static char *
+plan_run_path(struct plan_ctx *c, const char *file)
 {
-	snprintf(buf, len, "/run/vfio/%s/%s", c->opts->name, file);
+	return xasprintf("%s/run/vfio/%s/%s", hostroot_get(), c->opts->name, file);
 }
 
 /* The display rules of the original: a passed-through GPU is the display;
@@ -178,14 +183,15 @@ void
 plan_companions(struct plan_ctx *c)
 {
 	const struct options *o = c->opts;
-	char path[300];
+	char *path = NULL;
 
 	if (o->usb_re_set || o->spice) {
 		plan_arg(c, "-device");
 		plan_arg(c, "qemu-xhci,id=xhci");
 	}
 	if (o->spice || o->looking_glass) {
-		plan_run_path(c, path, sizeof(path), "spice.sock");
+		free(path);
+		path = plan_run_path(c, "spice.sock");
 		char *esc = plan_qemu_escape(path);
 		plan_arg(c, "-spice");
 		plan_argf(c, "unix=on,addr=%s,disable-ticketing=on", esc);
@@ -218,7 +224,8 @@ plan_companions(struct plan_ctx *c)
 		plan_say(c, "Looking Glass: %" PRIu64 " MiB shared memory at /dev/shm/looking-glass", o->lgsize_mib);
 	}
 	if (o->qemu_agent) {
-		plan_run_path(c, path, sizeof(path), "qga.sock");
+		free(path);
+		path = plan_run_path(c, "qga.sock");
 		char *esc = plan_qemu_escape(path);
 		plan_arg(c, "-chardev");
 		plan_argf(c, "socket,id=qga0,path=%s,server=on,wait=off", esc);
@@ -228,18 +235,35 @@ plan_companions(struct plan_ctx *c)
 		plan_say(c, "QEMU guest agent: %s", path);
 	}
 	if (o->hostaudio) {
-		const char *drv = o->audiodev ? o->audiodev : "pa";
+		int uid, gid;
+		plan_qemu_user(c, &uid, &gid);
+		struct audio_choice ch;
+		audio_pick(uid, o->audio_pipewire, o->audio_pulse, &ch);
+		/* QEMU 8.1+ speaks PipeWire natively; older ones use its
+		 * PulseAudio socket, which pipewire-pulse serves. */
+		bool native = o->audiodev != NULL && strcmp(o->audiodev, "pipewire") == 0 && o->audio_pipewire;
 		plan_arg(c, "-audiodev");
-		plan_argf(c, "%s,id=snd0", drv);
+		if (native) {
+			plan_arg(c, "pipewire,id=snd0");
+		} else {
+			/* QEMU sees the real filesystem: the socket under the host root. */
+			char *server = xasprintf("%s%s", hostroot_get(), ch.server);
+			char *esc = plan_qemu_escape(server);
+			plan_argf(c, "pa,id=snd0,server=unix:%s", esc);
+			free(esc);
+			free(server);
+		}
 		plan_arg(c, "-device");
 		plan_arg(c, "ich9-intel-hda");
 		plan_arg(c, "-device");
 		plan_arg(c, "hda-output,audiodev=snd0");
-		plan_say(c, "Audio: the host's %s through ich9-intel-hda", strcmp(drv, "pa") == 0 ?
-		    "PulseAudio (pipewire-pulse)" : drv);
+		plan_say(c, "Audio: %s of uid %d (%s) through ich9-intel-hda%s", native ? "PipeWire" : ch.server, uid,
+		    strcmp(ch.backend, "pipewire") == 0 ? "PipeWire" : "PulseAudio",
+		    ch.start ? "; the sound server is started first" : "");
 	}
 	if (o->tpm) {
-		plan_run_path(c, path, sizeof(path), "swtpm.sock");
+		free(path);
+		path = plan_run_path(c, "swtpm.sock");
 		char *esc = plan_qemu_escape(path);
 		plan_arg(c, "-chardev");
 		plan_argf(c, "socket,id=chrtpm,path=%s", esc);
@@ -250,5 +274,74 @@ plan_companions(struct plan_ctx *c)
 		plan_arg(c, "tpm-tis,tpmdev=tpm0");
 		plan_say(c, "TPM: swtpm on %s", path);
 	}
+	free(path);
 }
 
+
+void
+plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid)
+{
+	if (c->opts->user_uid >= 0) {
+		*uid = c->opts->user_uid;
+		*gid = c->opts->user_gid;
+	} else if (c->snap->sudo_uid >= 0) {
+		*uid = c->snap->sudo_uid;
+		*gid = c->snap->sudo_gid >= 0 ? c->snap->sudo_gid : c->snap->sudo_uid;
+	} else {
+		*uid = *gid = 0;
+	}
+}
+
+/* The host changes of the companions (mem area's actions): -isolate's three,
+ * the Looking Glass shared memory file, the user's sound server, swtpm. */
+void
+plan_companion_changes(struct plan_ctx *c)
+{
+	const struct options *o = c->opts;
+	int uid, gid;
+	plan_qemu_user(c, &uid, &gid);
+	char rundir[128];
+	snprintf(rundir, sizeof(rundir), "/run/vfio/%s", o->name);
+
+	if (o->isolate && o->n_pinvcpus > 0) {
+		struct strbuf cpus = { 0 };
+		for (size_t i = 0; i < o->n_pinvcpus; i++)
+			strbuf_printf(&cpus, "%s%d", i ? "," : "", o->pinvcpus[i]);
+		size_t online = 0, guest_online = 0;
+		for (size_t i = 0; i < c->snap->n_cpus; i++) {
+			const struct cpu_thread *t = &c->snap->cpus[i];
+			if (!t->online)
+				continue;
+			online++;
+			for (size_t k = 0; k < o->n_pinvcpus; k++)
+				guest_online += o->pinvcpus[k] == t->cpu;
+		}
+		if (guest_online >= online) {
+			plan_check_failed(c, "-isolate: -pinvcpus %s takes every online CPU; leave at least one to the "
+			    "host (see -cputhreads)", cpus.s);
+		} else {
+			plan_change(c, "cpuset-isolate", "/sys/fs/cgroup", NULL, NULL,
+			    json_pack("{s:s, s:s}", "guest_cpus", cpus.s, "name", o->name));
+			plan_change(c, "irq-affinity", "/proc/irq", NULL, NULL, json_pack("{s:s}", "guest_cpus", cpus.s));
+			plan_change(c, "workqueue-cpumask", "/sys/devices/virtual/workqueue/cpumask", NULL, NULL,
+			    json_pack("{s:s}", "guest_cpus", cpus.s));
+			plan_say(c, "CPU isolation: host tasks, IRQs and unbound workqueues kept off CPUs %s", cpus.s);
+		}
+		strbuf_free(&cpus);
+	}
+	if (o->looking_glass)
+		plan_change(c, "lg-shm-create", "/dev/shm/looking-glass", NULL, NULL, json_pack("{s:I, s:i, s:i}",
+		    "size_mib", (json_int_t)o->lgsize_mib, "uid", uid, "gid", gid));
+	if (o->hostaudio) {
+		struct audio_choice ch;
+		audio_pick(uid, o->audio_pipewire, o->audio_pulse, &ch);
+		if (ch.start) {
+			char log[160];
+			snprintf(log, sizeof(log), "%s/audio.log", rundir);
+			plan_change(c, "user-audio-start", ch.server, NULL, NULL,
+			    json_pack("{s:i, s:i, s:s}", "uid", uid, "gid", gid, "log", log));
+		}
+	}
+	if (o->tpm)
+		json_array_append_new(c->plan->host_changes, tpm_change(o->name, rundir, (uid_t)uid, (gid_t)gid));
+}

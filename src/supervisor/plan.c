@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hugepages.h"
 #include "plan-priv.h"
 
 static const char *const hyperv_flags[] = {
@@ -313,64 +314,37 @@ plan_memory(struct plan_ctx *c)
 	}
 
 	if (o->hugepages) {
+		struct hugepages_need need;
+		struct verr err = { 0 };
+		/* The default (half the host) is ours to round down to whole
+		 * pages; a -memory the user chose is theirs, and must fit. */
 		const char *mount = o->hugepages_mount ? o->hugepages_mount : "/dev/hugepages";
-		const struct hugetlbfs_mount *m = NULL;
-		for (size_t i = 0; i < snap->n_hugemounts; i++) {
-			if (strcmp(snap->hugemounts[i].path, mount) == 0)
-				m = &snap->hugemounts[i];
+		for (size_t i = 0; o->memory_mib == 0 && i < snap->n_hugemounts; i++) {
+			uint64_t page_mib = (snap->hugemounts[i].page_kib ? snap->hugemounts[i].page_kib :
+			    snap->default_hugepage_kib) / 1024;
+			if (strcmp(snap->hugemounts[i].path, mount) == 0 && page_mib > 0 && mib >= page_mib)
+				mib -= mib % page_mib;
 		}
-		if (m == NULL) {
-			plan_check_failed(c, "-hugepages: %s is not a mounted hugetlbfs; mount one with "
-			    "'mount -t hugetlbfs hugetlbfs %s' or name the right mount point", mount, mount);
+		if (hugepages_plan(snap, o->hugepages_mount, mib, &need, &err) < 0) {
+			plan_check_failed(c, "%s", err.msg);
+		} else if (!need.alloc) {
+			plan_say(c, "Hugepages: %" PRIu64 " of %" PRIu64 " free %" PRIu64 " kB pages already reserved",
+			    need.pages, need.free_pages, need.page_kib);
 		} else {
-			uint64_t page_kib = m->page_kib ? m->page_kib : snap->default_hugepage_kib;
-			if (page_kib == 0 || page_kib % 1024 != 0) {
-				plan_refuse(c, "-hugepages: the page size of %s is unknown", mount);
-				return;
-			}
-			uint64_t page_mib = page_kib / 1024;
-			/* QEMU maps guest RAM in whole pages: round down, never above
-			 * what was asked for. */
-			if (mib % page_mib != 0) {
-				uint64_t rounded = mib - mib % page_mib;
-				if (rounded == 0) {
-					plan_refuse(c, "-memory %" PRIu64 "M is less than one %" PRIu64 "M hugepage of %s",
-					    mib, page_mib, mount);
-					return;
-				}
-				plan_warn(c, "-hugepages: memory rounded down from %" PRIu64 "M to %" PRIu64
-				    "M, a whole number of %" PRIu64 "M pages", mib, rounded, page_mib);
-				mib = rounded;
-			}
-			uint64_t need = mib / page_mib;
-			const struct hugepage_pool *pool = NULL;
-			for (size_t i = 0; i < snap->n_hugepools; i++) {
-				if (snap->hugepools[i].page_kib == page_kib)
-					pool = &snap->hugepools[i];
-			}
-			if (pool == NULL) {
-				plan_check_failed(c, "-hugepages: the kernel has no pool of %" PRIu64 " kB pages for %s",
-				    page_kib, mount);
-			} else if (pool->free_pages >= need) {
-				plan_say(c, "Hugepages: %" PRIu64 " of %" PRIu64 " free %" PRIu64 " kB pages already "
-				    "reserved", need, pool->free_pages, page_kib);
-			} else {
-				uint64_t total = pool->nr + (need - pool->free_pages);
-				char target[96], from[24], to[24];
-				snprintf(target, sizeof(target), "/sys/kernel/mm/hugepages/hugepages-%" PRIu64 "kB",
-				    page_kib);
-				snprintf(from, sizeof(from), "%" PRIu64, pool->nr);
-				snprintf(to, sizeof(to), "%" PRIu64, total);
-				plan_change(c, "hugepages-alloc", target, from, to,
-				    json_pack("{s:I}", "pages", (json_int_t)total));
-				plan_say(c, "Hugepages: allocate %" PRIu64 " more %" PRIu64 " kB pages (%s -> %s)",
-				    need - pool->free_pages, page_kib, from, to);
-			}
+			char from[24], to[24];
+			snprintf(from, sizeof(from), "%" PRIu64, need.nr);
+			snprintf(to, sizeof(to), "%" PRIu64, need.new_nr);
+			/* args.pages is what the guest needs; the run re-reads the pool. */
+			plan_change(c, "hugepages-alloc", need.pool, from, to,
+			    json_pack("{s:I}", "pages", (json_int_t)need.pages));
+			plan_say(c, "Hugepages: allocate %" PRIu64 " more %" PRIu64 " kB pages (%s -> %s)",
+			    need.new_nr - need.nr, need.page_kib, from, to);
 		}
 		plan_arg(c, "-m");
 		plan_argf(c, "%" PRIu64 "M", mib);
 		plan_arg(c, "-mem-path");
-		char *esc = plan_qemu_escape(mount);
+		char *esc = plan_qemu_escape(need.mount[0] ? need.mount :
+		    o->hugepages_mount ? o->hugepages_mount : "/dev/hugepages");
 		plan_arg(c, esc);
 		free(esc);
 		plan_arg(c, "-mem-prealloc");
@@ -431,8 +405,10 @@ plan_firmware(struct plan_ctx *c)
 				plan_check_failed(c, "-createvars: no OVMF_VARS template was found next to %s; copy "
 				    "one to %s yourself", code, o->biosvars);
 			} else {
+				int uid, gid;
+				plan_qemu_user(c, &uid, &gid);
 				plan_change(c, "vars-create", o->biosvars, NULL, NULL,
-				    json_pack("{s:s}", "template", template));
+				    json_pack("{s:s, s:i, s:i}", "template", template, "uid", uid, "gid", gid));
 				plan_say(c, "UEFI variables: create %s from %s", o->biosvars, template);
 			}
 		} else if (f == NULL || !f->exists) {
@@ -530,6 +506,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_cpu(&c);
 	plan_memory(&c);
 	plan_net_changes(&c);
+	plan_companion_changes(&c);
 	plan_firmware(&c);
 	plan_kernel(&c);
 	plan_display(&c);
@@ -550,6 +527,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_net_qmp(&c);
 
 	free(c.pci);
+	free(c.passed);
 	free(c.usb);
 }
 

@@ -73,11 +73,16 @@ report_plan(FILE *out, FILE *err, const struct options *opts, const struct plan 
 			else
 				fprintf(out, "%s\n", line);
 		}
+		/* Warnings and errors follow the rundown even when both streams
+		 * go to one pipe. */
+		fflush(out);
 		for (size_t i = 0; i < plan->warnings.n; i++)
 			fprintf(err, "%swarning:%s %s\n", col(ecolor, C_YELLOW), col(ecolor, C_OFF), plan->warnings.v[i]);
 	}
+	fflush(out);
 	for (size_t i = 0; i < plan->errors.n; i++)
 		fprintf(err, "%serror:%s %s\n", col(ecolor, C_RED), col(ecolor, C_OFF), plan->errors.v[i]);
+	fflush(err);
 	if (opts->quiet)
 		return;
 
@@ -134,20 +139,26 @@ report_cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int
+report_cmp_group(const void *a, const void *b, void *base)
+{
+	const struct pci_device *pci = base;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	if (pci[i].iommu_group != pci[j].iommu_group)
+		return pci[i].iommu_group < pci[j].iommu_group ? -1 : 1;
+	return (i > j) - (i < j);
+}
+
 void
 report_iommugroups(FILE *out, const struct host_snapshot *snap, bool color)
 {
-	int *groups = xcalloc(snap->n_pci + 1, sizeof(*groups));
-	size_t n = 0;
+	/* Devices by group (sorted once), each group's in snapshot order. */
+	size_t *idx = xcalloc(snap->n_pci + 1, sizeof(*idx)), n = 0;
 	for (size_t i = 0; i < snap->n_pci; i++) {
-		int g = snap->pci[i].iommu_group;
-		bool seen = g < 0;
-		for (size_t k = 0; k < n && !seen; k++)
-			seen = groups[k] == g;
-		if (!seen)
-			groups[n++] = g;
+		if (snap->pci[i].iommu_group >= 0)
+			idx[n++] = i;
 	}
-	qsort(groups, n, sizeof(*groups), report_cmp_int);
+	qsort_r(idx, n, sizeof(*idx), report_cmp_group, snap->pci);
 	if (n == 0) {
 		bool amd = strcmp(snap->cpu_vendor, "AuthenticAMD") == 0;
 		fprintf(out, "No IOMMU groups: the IOMMU is %s. Enable %s in the firmware setup and add %s to the "
@@ -155,13 +166,12 @@ report_iommugroups(FILE *out, const struct host_snapshot *snap, bool color)
 		    amd ? "AMD-Vi" : "VT-d", amd ? "amd_iommu=on" : "intel_iommu=on");
 	}
 	for (size_t k = 0; k < n; k++) {
-		fprintf(out, "%sIOMMU Group %d:%s\n", col(color, C_BOLD), groups[k], col(color, C_OFF));
-		for (size_t i = 0; i < snap->n_pci; i++) {
-			if (snap->pci[i].iommu_group == groups[k])
-				fprintf(out, "\t%s\n", snap->pci[i].line);
-		}
+		const struct pci_device *d = &snap->pci[idx[k]];
+		if (k == 0 || snap->pci[idx[k - 1]].iommu_group != d->iommu_group)
+			fprintf(out, "%sIOMMU Group %d:%s\n", col(color, C_BOLD), d->iommu_group, col(color, C_OFF));
+		fprintf(out, "\t%s\n", d->line);
 	}
-	free(groups);
+	free(idx);
 }
 
 struct report_core {

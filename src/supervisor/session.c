@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "change.h"
 #include "child.h"
+#include "control.h"
 #include "devices.h"
 #include "hostroot.h"
 #include "journal.h"
@@ -27,6 +29,7 @@
 #include "rundir.h"
 #include "spawn.h"
 #include "status.h"
+#include "usbwatch.h"
 
 /* A QMP command that does not answer in this long means QEMU is stuck. */
 #define SESSION_CMD_TIMEOUT_MS   30000
@@ -76,6 +79,7 @@ struct session {
 	bool qemu_gone;
 	int qemu_status;
 	struct qmp *qmp;
+	struct usbwatch *usb;    /* USB hotplug and the control FIFO's usb add/del (while running) */
 	bool qmp_closed;
 	size_t next_cmd;
 	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
@@ -87,6 +91,7 @@ struct session {
 	char *failure;           /* the first reason the run failed */
 
 	struct event *greeting_timer, *powerdown_timer, *kill_timer;
+	struct control *control;   /* the control FIFO, while QEMU runs */
 };
 
 static void session_send_next(struct session *s);
@@ -210,6 +215,22 @@ session_powerdown_reply(struct qmp *qmp, const json_t *ret, const struct qmp_err
 	}
 }
 
+/* The ACPI power button, with -shutdowntimeout to act on it (a signal, or
+ * `powerdown` on the control FIFO). */
+static void
+session_powerdown(struct session *s, const char *why)
+{
+	int t = s->opts->shutdowntimeout_s > 0 ? s->opts->shutdowntimeout_s : 60;
+	log_info("%s: asking the guest to power down (quitting in %d s; signal again to quit now)", why, t);
+	session_set_state(s, SESSION_STOPPING);
+	if (qmp_send(s->qmp, "system_powerdown", NULL, -1, SESSION_CMD_TIMEOUT_MS,
+	    session_powerdown_reply, s) < 0) {
+		session_quit_now(s);
+		return;
+	}
+	session_arm(s, &s->powerdown_timer, t, session_powerdown_timeout);
+}
+
 /* --- signals and the child ----------------------------------------------- */
 
 static char *
@@ -269,16 +290,7 @@ session_signal(int signo, void *arg)
 		return;
 	s->n_signals++;
 	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
-		int t = s->opts->shutdowntimeout_s > 0 ? s->opts->shutdowntimeout_s : 60;
-		log_info("%s: asking the guest to power down (quitting in %d s; signal again to quit now)",
-		    strsignal(signo), t);
-		session_set_state(s, SESSION_STOPPING);
-		if (qmp_send(s->qmp, "system_powerdown", NULL, -1, SESSION_CMD_TIMEOUT_MS,
-		    session_powerdown_reply, s) < 0) {
-			session_quit_now(s);
-			return;
-		}
-		session_arm(s, &s->powerdown_timer, t, session_powerdown_timeout);
+		session_powerdown(s, strsignal(signo));
 		return;
 	}
 	if (s->state < SESSION_RUNNING) {
@@ -319,10 +331,13 @@ session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, 
 	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
 		/* devices_detach() waits for its own; this keeps the list honest
 		 * when the guest ejects a device by itself. */
-		const char *id = json_string_value(json_object_get(data, "device"));
-		if (id != NULL && s->devs.detaching == NULL && devices_removed(&s->devs, id) == 0) {
-			log_info("the guest released %s", id);
-			session_status(s);
+		for (size_t i = 0; i < s->devs.n; i++) {
+			if (qmp_device_deleted_matches(data, s->devs.v[i].id)) {
+				log_info("QEMU released %s", s->devs.v[i].id);
+				devices_removed(&s->devs, s->devs.v[i].id);
+				session_status(s);
+				break;
+			}
 		}
 	} else {
 		log_debug("QMP event %s", name);
@@ -369,6 +384,28 @@ session_stray_error(struct qmp *qmp, const struct qmp_error *err, void *arg)
 }
 
 static void
+session_usb_changed(void *arg)
+{
+	session_status(arg);
+}
+
+/* USB devices plugged and unplugged from now on follow -usb. */
+static void
+session_usb_start(struct session *s)
+{
+	struct usbwatch_env env = {
+		.base = s->base, .qmp = s->qmp, .devs = &s->devs, .journal = &s->j,
+		.uid = s->user.drop ? (int)s->user.uid : -1, .gid = s->user.drop ? (int)s->user.gid : -1,
+		.re = s->opts->usb_re_set ? &s->opts->usb_re : NULL, .plan = s->plan,
+		.changed = session_usb_changed, .arg = s,
+	};
+	s->usb = usbwatch_new(&env);
+	struct verr err = { 0 };
+	if (s->opts->usb_re_set && usbwatch_start(s->usb, &err) < 0)
+		log_warnx("%s", err.msg);
+}
+
+static void
 session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct session *s = arg;
@@ -381,6 +418,7 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	s->guest_ran = true;
 	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
 	session_set_state(s, SESSION_RUNNING);
+	session_usb_start(s);
 }
 
 /* vCPU i runs on the i-th -pinvcpus CPU, at SCHED_FIFO priority 20 as the
@@ -562,10 +600,42 @@ session_add_chown(struct session *s, const char *path)
 	    "target", path, "args", "uid", (json_int_t)s->user.uid, "gid", (json_int_t)s->user.gid));
 }
 
-/* QEMU running as the invoking user opens the VFIO group nodes and USB
- * device nodes itself: give it exactly those (journaled like any change). */
+/* True when QEMU's user can already read and write path (owner, one of its
+ * groups, or everyone): then it needs no dev-chown. */
+static bool
+session_user_can_rw(const struct session *s, const char *hostpath)
+{
+	char *p = host_pathdup("%s", hostpath);
+	struct stat st;
+	int r = stat(p, &st);
+	free(p);
+	if (r < 0)
+		return false;
+	if (st.st_uid == s->user.uid)
+		return (st.st_mode & 0600) == 0600;
+	for (size_t i = 0; i < s->user.n_groups; i++) {
+		if (st.st_gid == s->user.groups[i])
+			return (st.st_mode & 0060) == 0060;
+	}
+	return (st.st_mode & 0006) == 0006;
+}
+
+static bool
+session_argv_has(const struct strv *argv, const char *opt, const char *val)
+{
+	for (size_t i = 0; i + 1 < argv->n; i++) {
+		if (strcmp(argv->v[i], opt) == 0 && strcmp(argv->v[i + 1], val) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* QEMU running as the invoking user opens some device nodes itself: the VFIO
+ * container and group nodes, USB device nodes, /dev/kvm, block devices given
+ * as disks. Give it exactly those it cannot open already (journaled like any
+ * change, given back at the end). */
 static void
-session_complete_changes(struct session *s)
+session_complete_changes(struct session *s, const struct host_snapshot *snap)
 {
 	s->changes = json_deep_copy(s->plan->host_changes ? s->plan->host_changes : json_array());
 	if (!json_is_array(s->changes)) {
@@ -576,14 +646,26 @@ session_complete_changes(struct session *s)
 		return;
 	size_t i;
 	json_t *c;
+	bool vfio = false;
+	if (session_argv_has(&s->plan->argv, "-accel", "kvm") && !session_user_can_rw(s, "/dev/kvm"))
+		session_add_chown(s, "/dev/kvm");
+	for (size_t f = 0; snap != NULL && f < snap->n_files; f++) {
+		const struct host_file *hf = &snap->files[f];
+		if (hf->is_block && hf->path[0] == '/' && !session_user_can_rw(s, hf->path))
+			session_add_chown(s, hf->path);
+	}
 	json_array_foreach(s->plan->host_changes, i, c) {
 		json_int_t group = change_arg_int(c, "group", -1);
 		if (strcmp(change_str(c, "action"), "pci-bind-vfio") == 0 && group >= 0) {
 			char path[64];
 			snprintf(path, sizeof(path), "/dev/vfio/%d", (int)group);
+			/* The group node appears only once the group is on vfio-pci. */
 			session_add_chown(s, path);
+			vfio = true;
 		}
 	}
+	if (vfio && !session_user_can_rw(s, "/dev/vfio/vfio"))
+		session_add_chown(s, "/dev/vfio/vfio");
 	json_array_foreach(s->plan->qmp, i, c) {
 		const json_t *a = json_object_get(c, "arguments");
 		const char *drv = json_string_value(json_object_get(a, "driver"));
@@ -592,7 +674,8 @@ session_complete_changes(struct session *s)
 			char path[64];
 			snprintf(path, sizeof(path), "/dev/bus/usb/%03d/%03d", (int)json_integer_value(bus),
 			    (int)json_integer_value(addr));
-			session_add_chown(s, path);
+			if (!session_user_can_rw(s, path))
+				session_add_chown(s, path);
 		}
 	}
 }
@@ -639,7 +722,7 @@ session_prepare_argv(struct session *s)
 	struct verr err = { 0 };
 	s->console_tty = isatty(STDIN_FILENO);
 	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
-	int r = spawn_argv(&s->argv, &s->plan->argv, console, &err);
+	int r = spawn_argv(&s->argv, &s->plan->argv, s->plan->serial_index, console, &err);
 	free(console);
 	if (r < 0)
 		log_error("%s", err.msg);
@@ -689,6 +772,70 @@ session_spawn(struct session *s)
 	return 0;
 }
 
+/* --- the control FIFO's view of the session ------------------------------ */
+
+static bool
+session_ctl_running(void *arg)
+{
+	struct session *s = arg;
+	return s->state == SESSION_RUNNING && !s->qmp_closed;
+}
+
+static const char *
+session_ctl_state(void *arg)
+{
+	return session_state_names[((struct session *)arg)->state];
+}
+
+static void
+session_ctl_changed(void *arg)
+{
+	session_status(arg);
+}
+
+static void
+session_ctl_powerdown(void *arg)
+{
+	session_powerdown(arg, "control FIFO");
+}
+
+static void
+session_ctl_quit(void *arg)
+{
+	struct session *s = arg;
+	log_info("control FIFO: quitting QEMU now");
+	session_set_state(s, SESSION_STOPPING);
+	session_quit_now(s);
+}
+
+static void
+session_control_open(struct session *s)
+{
+	struct control_host h = {
+		.base = s->base,
+		.name = s->name,
+		.rundir = s->rd.path,
+		.qmp = &s->qmp,
+		.devs = &s->devs,
+		.journal = &s->j,
+		.plan_qmp = s->plan->qmp,
+		.bindtimeout_ms = s->opts->bindtimeout_s * 1000,
+		.has_disk_image = s->opts->n_images > 0,
+		.qemu_uid = s->user.drop ? (int)s->user.uid : -1,
+		.qemu_gid = s->user.drop ? (int)s->user.gid : -1,
+		.arg = s,
+		.running = session_ctl_running,
+		.state = session_ctl_state,
+		.changed = session_ctl_changed,
+		.powerdown = session_ctl_powerdown,
+		.quit = session_ctl_quit,
+	};
+	struct verr err = { 0 };
+	s->control = control_open(&h, &err);
+	if (s->control == NULL)
+		log_warnx("%s; the guest runs without it (vfioctl cannot reach it)", err.msg);
+}
+
 /* Everything before the first change: a refusal here changes nothing. */
 static int
 session_validate(struct session *s)
@@ -725,16 +872,23 @@ session_validate(struct session *s)
 static int
 session_teardown(struct session *s)
 {
+	usbwatch_free(s->usb);
+	s->usb = NULL;
 	if (s->qmp != NULL) {
-		devices_free(&s->devs);
+		/* The client first: its pending callbacks (a device_del, a control
+		 * command) run while their owners still exist. */
 		qmp_free(s->qmp);
 		s->qmp = NULL;
+		devices_free(&s->devs);
 	}
+	control_close(s->control);
+	s->control = NULL;
 	if (s->cmd_fd >= 0)
 		close(s->cmd_fd);
 	s->cmd_fd = -1;
 	s->state = SESSION_RESTORING;
 	struct strv failed = { 0 };
+	bool had_changes = s->j.n > 0;
 	size_t n_failed = journal_undo_all(&s->j, s->opts->bindtimeout_s * 1000, &failed);
 	int status;
 	if (n_failed == 0) {
@@ -748,7 +902,7 @@ session_teardown(struct session *s)
 			status = SESSION_EXIT_FAILED;
 		else
 			status = SESSION_EXIT_OK;
-		if (s->j.n == 0 && status == SESSION_EXIT_OK)
+		if (!had_changes && status == SESSION_EXIT_OK)
 			log_info("the guest \"%s\" is done", s->name);
 		else if (status == SESSION_EXIT_OK)
 			log_info("the guest \"%s\" is done; the host is restored", s->name);
@@ -809,7 +963,7 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 		log_error("%s", err.msg);
 		goto out;
 	}
-	session_complete_changes(&s);
+	session_complete_changes(&s, snap);
 	if (session_validate(&s) < 0)
 		goto out;
 	if (rundir_create(&s.rd, s.name, &err) < 0) {
@@ -831,8 +985,10 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 	proc_signals_add(&s.sigs, s.base, session_signal, &s);
 	session_set_state(&s, SESSION_PREPARING);
 
-	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0)
+	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0) {
+		session_control_open(&s);
 		event_base_dispatch(s.base);
+	}
 
 	/* QEMU must be gone before anything goes back to the host. */
 	if (s.qemu_pid > 0 && !s.qemu_gone) {

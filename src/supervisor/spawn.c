@@ -104,7 +104,7 @@ spawn_find_binary(const char *name)
 }
 
 int
-spawn_argv(struct strv *out, const struct strv *plan_argv, const char *console_path,
+spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
     struct verr *err)
 {
 	const char *env = getenv("VFIO_QEMU");
@@ -118,11 +118,18 @@ spawn_argv(struct strv *out, const struct strv *plan_argv, const char *console_p
 	free(bin);
 	char *serial = console_path ? xasprintf("file:%s", console_path) : xstrdup("mon:stdio");
 	bool have_serial = false, have_S = false;
+	/* The plan says where its -serial value is; without that, the first
+	 * "-serial" is the console. */
+	size_t at = 0;
+	if (serial_index > 1 && (size_t)serial_index < plan_argv->n &&
+	    strcmp(plan_argv->v[serial_index - 1], "-serial") == 0)
+		at = (size_t)serial_index - 1;
 	for (size_t i = 1; i < plan_argv->n; i++) {
 		const char *a = plan_argv->v[i];
 		if (strcmp(a, "-S") == 0)
 			have_S = true;
-		if (strcmp(a, "-serial") == 0 && i + 1 < plan_argv->n && !have_serial) {
+		if (strcmp(a, "-serial") == 0 && i + 1 < plan_argv->n && !have_serial &&
+		    (at == 0 || i == at)) {
 			strv_push(out, a);
 			strv_push(out, serial);
 			have_serial = true;

@@ -29,9 +29,10 @@ int spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct 
 void spawn_user_free(struct spawn_user *u);
 
 /* The argv QEMU really gets: argv[0] is $VFIO_QEMU or the plan's binary found
- * in PATH; the -serial argument is mon:stdio on a TTY, else file:console;
- * -S is present. Returns -ENOENT with err filled when the binary is missing. */
-int spawn_argv(struct strv *out, const struct strv *plan_argv, const char *console_path,
+ * in PATH; the console's -serial value (at the plan's serial_index, or the
+ * first -serial when that is 0) is mon:stdio on a TTY (console_path NULL),
+ * else file:console_path; -S is present. Returns -ENOENT with err filled when the binary is missing. */
+int spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
     struct verr *err);
 /* Guest memory in MiB from the argv's -m (0 when absent or unreadable). */
 uint64_t spawn_memory_mib(const struct strv *argv);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # e2e: the test guest boots under plain QEMU (q35, tcg), reports itself and its
-# virtio NIC (name, the MAC given on the command line, driver) on the serial
+# virtio NIC (as a PCI device bound to virtio-pci, and as an interface with the
+# MAC given on the command line and its driver) on the serial
 # console, powers off with vfiotest=poweroff, and QEMU exits by itself with
 # status 0. Skips (77) when the guest cannot be built here (no apt access).
 set -u
@@ -36,6 +37,7 @@ reports=$(grep -a '^VFIO-TEST: ' "$tmp/console" | tr -d '\r')
 echo "$reports"
 echo "$reports" | grep -q '^VFIO-TEST: boot ' || fail "no 'VFIO-TEST: boot' line"
 echo "$reports" | grep -qx "VFIO-TEST: iface eth0 $mac virtio_net" || fail "no 'VFIO-TEST: iface eth0 $mac virtio_net' line"
+echo "$reports" | grep -qE '^VFIO-TEST: pci 0000:00:[0-9a-f]{2}\.0 1af4:1000 virtio-pci$' || fail "no 'VFIO-TEST: pci ADDR 1af4:1000 virtio-pci' line for the NIC"
 echo "$reports" | grep -qx 'VFIO-TEST: ifaces 1' || fail "the guest did not report exactly one interface"
 echo "$reports" | grep -qx 'VFIO-TEST: poweroff' || fail "no 'VFIO-TEST: poweroff' line"
 echo "$reports" | grep -q '^VFIO-TEST: error' && fail "the guest reported an error"

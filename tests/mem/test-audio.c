@@ -114,18 +114,20 @@ teardown(void **state)
 	return 0;
 }
 
+/* The change as the plan gets it from audio_change(). */
 static json_t *
-audio_change(void)
+user_audio_change(void)
 {
-	return json_pack("{s:s, s:s, s:{s:i, s:i, s:s}}", "action", "user-audio-start", "target",
-	    "/run/user/65534/pulse/native", "args", "uid", NOBODY, "gid", NOBODY, "log", "/run/vfio/test/audio.log");
+	json_t *c = audio_change(NOBODY, NOBODY, "/run/vfio/test");
+	assert_string_equal(json_string_value(json_object_get(c, "target")), "/run/user/65534/pulse/native");
+	return c;
 }
 
 static void
 a_missing_server_is_started_through_systemctl_as_the_user(void **state)
 {
 	struct fx *fx = *state;
-	json_t *c = audio_change(), *saved = NULL;
+	json_t *c = user_audio_change(), *saved = NULL;
 	const struct change_ops *o = change_find("user-audio-start");
 	assert_non_null(o);
 	struct verr err = { 0 };
@@ -163,7 +165,7 @@ a_running_server_is_left_alone(void **state)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
 	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	json_t *c = audio_change(), *saved = NULL;
+	json_t *c = user_audio_change(), *saved = NULL;
 	const struct change_ops *o = change_find("user-audio-start");
 	struct verr err = { 0 };
 	assert_int_equal(o->prepare(c, &saved, &err), 0);
@@ -184,7 +186,7 @@ a_failing_systemctl_is_an_error_that_says_what_to_do(void **state)
 	struct fx *fx = *state;
 	char *p = xasprintf("%s/failing-systemctl", fx->bin);
 	setenv("VFIO_SYSTEMCTL", p, 1);
-	json_t *c = audio_change(), *saved = NULL;
+	json_t *c = user_audio_change(), *saved = NULL;
 	const struct change_ops *o = change_find("user-audio-start");
 	struct verr err = { 0 };
 	assert_int_equal(o->prepare(c, &saved, &err), 0);

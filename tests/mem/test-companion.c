@@ -24,6 +24,7 @@
 #include "change.h"
 #include "companion.h"
 #include "hostroot.h"
+#include "lgshm.h"
 #include "memtest.h"
 #include "tpm.h"
 #include "util.h"
@@ -319,6 +320,47 @@ restore_leaves_an_unrelated_process_that_reuses_the_pid_alone(void **state)
 }
 
 static void
+undo_of_a_companion_that_already_exited_just_clears_its_pid_file(void **state)
+{
+	struct fx *fx = *state;
+	json_t *c = viewer_change(fx, "remote-viewer"), *saved = NULL;
+	const struct change_ops *o = change_find("companion-start");
+	struct verr err = { 0 };
+	assert_int_equal(o->prepare(c, &saved, &err), 0);
+	assert_int_equal(o->apply(c, saved, &err), 0);
+	pid_t pid = pidfile_pid(fx, "remote-viewer");
+	free(record(fx, "remote-viewer"));
+	/* the user closed the viewer window */
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(o->undo(c, saved, &err), 0);
+	assert_int_equal(pidfile_pid(fx, "remote-viewer"), -1);
+	json_decref(c);
+	json_decref(saved);
+}
+
+static void
+a_log_that_cannot_be_created_is_named_in_the_error(void **state)
+{
+	struct fx *fx = *state;
+	struct strv argv = { 0 };
+	strv_pushf(&argv, "%s/remote-viewer", fx->bin);
+	json_t *c = companion_change("remote-viewer", &argv, NOBODY, NOBODY, "/run/vfio/missing", NULL), *saved = NULL;
+	const struct change_ops *o = change_find("companion-start");
+	struct verr err = { 0 };
+	assert_int_equal(o->prepare(c, &saved, &err), 0);
+	assert_int_equal(o->apply(c, saved, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "cannot open its log"));
+	assert_non_null(strstr(err.msg, "/run/vfio/missing/remote-viewer.log"));
+	char *out = xasprintf("%s/remote-viewer.out", fx->rec);
+	assert_int_equal(access(out, F_OK), -1);      /* nothing ran */
+	free(out);
+	strv_free(&argv);
+	json_decref(c);
+	json_decref(saved);
+}
+
+static void
 a_missing_program_is_refused_before_anything_starts(void **state)
 {
 	struct fx *fx = *state;
@@ -419,8 +461,7 @@ the_real_swtpm_starts_and_stops(void **state)
 static json_t *
 lg_change(int size)
 {
-	return json_pack("{s:s, s:s, s:{s:i, s:i, s:i}}", "action", "lg-shm-create", "target", "/dev/shm/looking-glass",
-	    "args", "size_mib", size, "uid", NOBODY, "gid", NOBODY);
+	return lgshm_change((uint64_t)size, NOBODY, NOBODY);
 }
 
 static void
@@ -499,6 +540,8 @@ main(void)
 		T(companion_start_change_starts_and_undo_stops),
 		T(restore_after_a_crash_finds_and_stops_the_companion),
 		T(restore_leaves_an_unrelated_process_that_reuses_the_pid_alone),
+		T(undo_of_a_companion_that_already_exited_just_clears_its_pid_file),
+		T(a_log_that_cannot_be_created_is_named_in_the_error),
 		T(a_missing_program_is_refused_before_anything_starts),
 		T(swtpm_starts_with_its_socket_and_state_kept_across_runs),
 		T(swtpm_that_exits_at_once_fails_the_start_with_its_message),

@@ -422,6 +422,36 @@ undo_leaves_a_pool_someone_else_shrank(void **state)
 }
 
 static void
+the_plans_change_allocates_what_the_plan_computed(void **state)
+{
+	char *spec = spec_for(512, 312, "6.1.0-28-amd64", false);
+	char *root = memtest_fixture(spec);
+	struct host_snapshot snap;
+	snap_init(&snap, 512, 312, 0, 0);
+	struct hugepages_need need;
+	struct verr err = { 0 };
+	assert_int_equal(hugepages_plan(&snap, NULL, 2048, &need, &err), 0);
+	json_t *c = hugepages_change(&need), *saved = NULL;
+	assert_non_null(c);
+	assert_string_equal(change_str(c, "from"), "512");
+	assert_string_equal(change_str(c, "to"), "1224");
+	kernel_start(&kernel, root, 100000, 200);
+	assert_int_equal(ops()->prepare(c, &saved, &err), 0);
+	assert_int_equal(ops()->apply(c, saved, &err), 0);
+	kernel_stop(&kernel);
+	assert_int_equal(read_u64(root, POOL2M "/nr_hugepages"), 1224);
+	json_decref(c);
+	json_decref(saved);
+	/* enough free: no change at all */
+	snap_init(&snap, 2048, 2048, 0, 0);
+	assert_int_equal(hugepages_plan(&snap, NULL, 2048, &need, &err), 0);
+	assert_null(hugepages_change(&need));
+	memtest_rmtree(root);
+	free(root);
+	free(spec);
+}
+
+static void
 a_target_that_is_not_a_pool_is_refused(void **state)
 {
 	char *spec = spec_for(0, 0, "6.1.0-28-amd64", false);
@@ -456,6 +486,7 @@ main(void)
 		cmocka_unit_test_teardown(zfs_on_6_3_1_drops_caches_but_does_not_compact, kernel_teardown),
 		cmocka_unit_test_teardown(undo_releases_only_the_pages_this_run_allocated, kernel_teardown),
 		cmocka_unit_test(undo_leaves_a_pool_someone_else_shrank),
+		cmocka_unit_test_teardown(the_plans_change_allocates_what_the_plan_computed, kernel_teardown),
 		cmocka_unit_test(a_target_that_is_not_a_pool_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "change.h"
+#include "cpulist.h"
 #include "hostroot.h"
 #include "isolate.h"
 #include "memtest.h"
@@ -64,7 +68,9 @@ fixture_v1(void)
 	char *root = memtest_fixture(spec);
 	memtest_write(root, "/sys/fs/cgroup/cpuset/cpuset.cpus", "0-15\n");
 	memtest_write(root, "/sys/fs/cgroup/cpuset/cpuset.mems", "0\n");
-	memtest_write(root, "/sys/fs/cgroup/cpuset/cgroup.procs", "1\n4242\n");
+	/* Processes in the root cpuset are moved by writing pids one by one,
+	 * which a plain file cannot model: the real-kernel test below does. */
+	memtest_write(root, "/sys/fs/cgroup/cpuset/cgroup.procs", "");
 	memtest_write(root, "/sys/fs/cgroup/cpuset/system.slice/cpuset.cpus", "0-15\n");
 	memtest_write(root, "/sys/fs/cgroup/cpuset/user.slice/cpuset.cpus", "0-15\n");
 	memtest_write(root, "/proc/self/cgroup",
@@ -186,6 +192,9 @@ cgroup_v1_cpuset_slices_get_the_host_cpus_and_come_back_byte_for_byte(void **sta
 	assert_file(root, "/sys/fs/cgroup/cpuset/vfio-test/cpuset.cpus", "0-15\n");
 	/* v1 takes no task into a cpuset without memory nodes */
 	assert_file(root, "/sys/fs/cgroup/cpuset/vfio-test/cpuset.mems", "0\n");
+	/* the shield for everything in the root cpuset */
+	assert_file(root, "/sys/fs/cgroup/cpuset/vfio-host-test/cpuset.cpus", "0,8\n");
+	assert_file(root, "/sys/fs/cgroup/cpuset/vfio-host-test/cpuset.mems", "0\n");
 	do_undo(both);
 	char *after = memtest_tree(root);
 	assert_string_equal(before, after);
@@ -337,6 +346,41 @@ without_any_cpuset_hierarchy_isolation_is_refused_with_the_reason(void **state)
 }
 
 static void
+the_plans_three_changes_prepare_and_undo_cleanly(void **state)
+{
+	char *root = fixture_v2(true);
+	char *before = memtest_tree(root);
+	json_t *changes = isolate_changes("1-7,9-15", "test");
+	assert_int_equal(json_array_size(changes), 3);
+	json_t *saved[3];
+	struct verr err = { 0 };
+	size_t i;
+	json_t *c;
+	json_array_foreach(changes, i, c) {
+		const struct change_ops *o = change_find(change_str(c, "action"));
+		assert_non_null(o);
+		if (o->prepare(c, &saved[i], &err) < 0 || o->apply(c, saved[i], &err) < 0)
+			fail_msg("%s: %s", change_str(c, "action"), err.msg);
+	}
+	assert_file(root, "/sys/fs/cgroup/system.slice/cpuset.cpus", "0,8\n");
+	assert_file(root, "/proc/irq/1/smp_affinity_list", "0,8\n");
+	assert_file(root, "/sys/devices/virtual/workqueue/cpumask", "101\n");
+	/* teardown: newest first */
+	for (i = 3; i-- > 0;) {
+		c = json_array_get(changes, i);
+		assert_int_equal(change_find(change_str(c, "action"))->undo(c, saved[i], &err), 0);
+		json_decref(saved[i]);
+	}
+	char *after = memtest_tree(root);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	json_decref(changes);
+	memtest_rmtree(root);
+	free(root);
+}
+
+static void
 the_rundown_lists_every_file_with_old_and_new_values(void **state)
 {
 	char *root = fixture_v2(true);
@@ -366,6 +410,172 @@ the_rundown_lists_every_file_with_old_and_new_values(void **state)
 	free(root);
 }
 
+/* ---- a real cgroup v1 cpuset hierarchy ---------------------------------
+ * Where the machine mounts cgroup v1's cpuset (hybrid hosts), a private
+ * cpuset under it stands in for the root one: the host root's
+ * /sys/fs/cgroup/cpuset is a symlink to it, so the kernel itself moves the
+ * processes, narrows their affinity, and lists them back. */
+
+#define REAL_V1 "/sys/fs/cgroup/cpuset"
+
+static void
+real_write(const char *path, const char *val)
+{
+	int r = host_write(path, val);
+	if (r < 0)
+		fail_msg("writing '%s' to %s: %s", val, path, strerror(-r));
+}
+
+static char *
+proc_cpuset(pid_t pid)
+{
+	char *p = xasprintf("/proc/%d/cpuset", (int)pid);
+	char *s = host_read_line(p);
+	free(p);
+	return s;
+}
+
+/* What the real-kernel test set up, for its teardown to take down even when
+ * an assertion failed halfway. */
+static struct {
+	char *sub, *root;
+	pid_t kids[2];
+} real;
+
+static int
+real_teardown(void **state)
+{
+	char *me = xasprintf("%d", (int)getpid());
+	host_write(REAL_V1 "/cgroup.procs", me);
+	free(me);
+	for (int i = 0; i < 2; i++) {
+		if (real.kids[i] > 0) {
+			kill(real.kids[i], SIGKILL);
+			waitpid(real.kids[i], NULL, 0);
+		}
+		real.kids[i] = 0;
+	}
+	if (real.sub != NULL) {
+		/* what the change may have left inside after a failure */
+		char *p = xasprintf("%s/vfio-host-test", real.sub);
+		rmdir(p);
+		free(p);
+		p = xasprintf("%s/vfio-test", real.sub);
+		rmdir(p);
+		free(p);
+		rmdir(real.sub);
+	}
+	if (real.root != NULL)
+		memtest_rmtree(real.root);
+	free(real.sub);
+	free(real.root);
+	real.sub = real.root = NULL;
+	return 0;
+}
+
+static void
+a_real_v1_cpuset_shields_every_process_and_gives_them_back(void **state)
+{
+	char *online = host_read_line("/sys/devices/system/cpu/online");
+	char *mems = host_read_line(REAL_V1 "/cpuset.mems");
+	struct cpulist all;
+	if (getuid() != 0 || online == NULL || mems == NULL || cpulist_parse(&all, online, "online", NULL) < 0 ||
+	    cpulist_count(&all) < 2) {
+		free(online);
+		free(mems);
+		skip();
+	}
+	real.sub = xasprintf(REAL_V1 "/vfio-memtest-%d", (int)getpid());
+	if (mkdir(real.sub, 0755) < 0) {
+		free(online);
+		free(mems);
+		skip();
+	}
+	char *f = xasprintf("%s/cpuset.cpus", real.sub);
+	real_write(f, online);
+	free(f);
+	f = xasprintf("%s/cpuset.mems", real.sub);
+	real_write(f, mems);
+	free(f);
+	/* Two host processes and this test inside the stand-in root. */
+	char *procs = xasprintf("%s/cgroup.procs", real.sub);
+	for (int i = 0; i < 2; i++) {
+		real.kids[i] = fork();
+		if (real.kids[i] == 0) {
+			execl("/bin/sleep", "sleep", "1000", (char *)NULL);
+			_exit(127);
+		}
+		char *v = xasprintf("%d", (int)real.kids[i]);
+		real_write(procs, v);
+		free(v);
+	}
+	char *me = xasprintf("%d", (int)getpid());
+	real_write(procs, me);
+	free(me);
+
+	real.root = memtest_tmpdir();
+	hostroot_init(real.root);
+	memtest_write(real.root, "/sys/devices/system/cpu/online", online);
+	memtest_write(real.root, "/proc/self/cgroup", "3:cpuset:/\n");
+	memtest_write(real.root, "/sys/fs/cgroup/.keep", "");
+	char *link = xasprintf("%s/sys/fs/cgroup/cpuset", real.root);
+	assert_int_equal(symlink(real.sub, link), 0);
+	char *before = memtest_tree(link);
+	char *list_before = host_read(procs, NULL);
+
+	/* the guest gets the last CPU, the host the rest */
+	int last = -1;
+	for (int c = cpulist_first(&all); c >= 0; c = cpulist_next(&all, c))
+		last = c;
+	char *guest = xasprintf("%d", last);
+	json_t *both = do_apply("cpuset-isolate", "/sys/fs/cgroup", guest);
+	char *base = xstrdup(real.sub + strlen(REAL_V1));
+	char *want = xasprintf("%s/vfio-host-test", base);
+	for (int i = 0; i < 2; i++) {
+		char *cs = proc_cpuset(real.kids[i]);
+		assert_string_equal(cs, want);
+		free(cs);
+		cpu_set_t set;
+		sched_getaffinity(real.kids[i], sizeof(set), &set);
+		assert_false(CPU_ISSET(last, &set));
+	}
+	free(want);
+	want = xasprintf("%s/vfio-test", base);
+	char *cs = proc_cpuset(getpid());
+	assert_string_equal(cs, want);
+	free(cs);
+
+	/* the kernel's side of the move, as /proc/self/cgroup now reads */
+	memtest_write(real.root, "/proc/self/cgroup", "3:cpuset:/vfio-test\n");
+	do_undo(both);
+	memtest_write(real.root, "/proc/self/cgroup", "3:cpuset:/\n");
+	for (int i = 0; i < 2; i++) {
+		cs = proc_cpuset(real.kids[i]);
+		assert_string_equal(cs, base);
+		free(cs);
+		cpu_set_t set;
+		sched_getaffinity(real.kids[i], sizeof(set), &set);
+		assert_true(CPU_ISSET(last, &set));
+	}
+	char *after = memtest_tree(link);
+	assert_string_equal(before, after);
+	char *list_after = host_read(procs, NULL);
+	assert_string_equal(list_before, list_after);
+	unlink(link);
+
+	free(list_before);
+	free(list_after);
+	free(before);
+	free(after);
+	free(want);
+	free(base);
+	free(guest);
+	free(link);
+	free(procs);
+	free(online);
+	free(mems);
+}
+
 int
 main(void)
 {
@@ -379,7 +589,9 @@ main(void)
 		cmocka_unit_test(guest_cpus_that_are_not_online_are_refused_and_nothing_changes),
 		cmocka_unit_test(giving_every_cpu_to_the_guest_is_refused),
 		cmocka_unit_test(without_any_cpuset_hierarchy_isolation_is_refused_with_the_reason),
+		cmocka_unit_test(the_plans_three_changes_prepare_and_undo_cleanly),
 		cmocka_unit_test(the_rundown_lists_every_file_with_old_and_new_values),
+		cmocka_unit_test_teardown(a_real_v1_cpuset_shields_every_process_and_gives_them_back, real_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "hostroot.h"
 #include "threads.h"
 
 struct worker {
@@ -121,6 +122,31 @@ other_threads_go_to_the_host_cpus_and_vcpus_are_left_alone(void **state)
 }
 
 static void
+the_emulator_threads_get_every_online_cpu_but_the_vcpus(void **state)
+{
+	int first, second;
+	if (usable_cpus(&first, &second) < 2)
+		skip();
+	hostroot_init("");
+	cpu_set_t before;
+	sched_getaffinity(workers[0].tid, sizeof(before), &before);
+	/* vCPU 0 runs on the second CPU: the emulator keeps the others */
+	int pin[] = { second };
+	pid_t vcpus[] = { workers[0].tid };
+	struct verr err = { 0 };
+	assert_int_equal(threads_pin_emulator(getpid(), vcpus, 1, pin, 1, &err), 0);
+	cpu_set_t got;
+	sched_getaffinity(workers[1].tid, sizeof(got), &got);
+	assert_false(CPU_ISSET(second, &got));
+	assert_true(CPU_ISSET(first, &got));
+	sched_getaffinity(workers[0].tid, sizeof(got), &got);
+	assert_true(CPU_EQUAL(&got, &before));
+	sched_setaffinity(getpid(), sizeof(before), &before);
+	for (int i = 1; i < 3; i++)
+		sched_setaffinity(workers[i].tid, sizeof(before), &before);
+}
+
+static void
 a_vcpu_gets_one_cpu_and_fifo_priority(void **state)
 {
 	int host, guest;
@@ -177,6 +203,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(other_threads_go_to_the_host_cpus_and_vcpus_are_left_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_emulator_threads_get_every_online_cpu_but_the_vcpus, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_vcpu_gets_one_cpu_and_fifo_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(pinning_to_a_cpu_that_does_not_exist_names_it, setup, teardown),
 		cmocka_unit_test(no_host_cpus_left_is_an_error),

@@ -353,3 +353,15 @@ lan_bridge_settled(const char *br)
 		abort();
 	}
 }
+
+json_t *
+journal_roundtrip(const json_t *v)
+{
+	char *text = json_dumps(v, JSON_COMPACT);
+	json_t *back;
+
+	if (text == NULL || (back = json_loads(text, 0, NULL)) == NULL)
+		abort();
+	free(text);
+	return back;
+}

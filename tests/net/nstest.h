@@ -49,6 +49,9 @@ json_t *change_make(const char *action, const char *target, const char *args_jso
  * when apply finished before reaching step N, -1 when apply failed. */
 int apply_crash_at(const struct change_ops *ops, const json_t *change, const json_t *saved, int n);
 
+/* v written out as text and read back, as the journal does across a crash. */
+json_t *journal_roundtrip(const json_t *v);
+
 /* A file's contents ("" when missing); caller frees. */
 char *slurp(const char *path);
 

@@ -119,13 +119,19 @@ bridge_crash_at_each_step_then_undo_restores_everything(void **state)
 
 	for (n = 1; n < 100; n++) {
 		struct run r;
+		json_t *jc, *js;
 		char *after;
 		int k;
 
 		assert_int_equal(prepare(&r, "br0", "lan0"), 0);
 		k = apply_crash_at(&net_bridge_create_ops, r.change, r.saved, n);
 		assert_true(k >= 0);
-		assert_int_equal(net_bridge_create_ops.undo(r.change, r.saved, &r.err), 0);
+		/* Undo from what the journal kept, as `vfio -restore` does. */
+		jc = journal_roundtrip(r.change);
+		js = journal_roundtrip(r.saved);
+		assert_int_equal(net_bridge_create_ops.undo(jc, js, &r.err), 0);
+		json_decref(jc);
+		json_decref(js);
 		after = ns_dump_expect(before);
 		if (!dump_same(before, after))
 			fail_msg("undo after a crash at step %d left the namespace changed", n);
@@ -166,6 +172,16 @@ bridge_refuses_missing_host_interface(void **state)
 	assert_int_equal(prepare(&r, "br0", "eth7"), -ENODEV);
 	assert_non_null(strstr(r.err.msg, "host interface eth7 does not exist"));
 	assert_null(r.saved);
+	run_free(&r);
+}
+
+static void
+bridge_refuses_host_interface_without_ethernet_address(void **state)
+{
+	struct run r;
+
+	assert_int_equal(prepare(&r, "br0", "lo"), -EINVAL);
+	assert_non_null(strstr(r.err.msg, "host interface lo has no Ethernet address"));
 	run_free(&r);
 }
 
@@ -266,6 +282,44 @@ bridge_undo_restores_host_mac_changed_during_run(void **state)
 }
 
 static void
+bridge_leased_address_is_kept_on_bridge_and_leased_again_on_host(void **state)
+{
+	struct run r;
+	char *before, *after, *d;
+
+	SH("ip addr add 192.168.60.2/24 dev lan0 valid_lft 3000 preferred_lft 2000");
+	before = ns_dump();
+	assert_true(dump_has(before, "addr lan0 192.168.60.2/24 plen=24 scope=0 flags=0 "));
+	assert_int_equal(prepare(&r, "br0", "lan0"), 0);
+	assert_int_equal(net_bridge_create_ops.apply(r.change, r.saved, &r.err), 0);
+	d = ns_dump();
+	assert_true(dump_has(d, "addr br0 192.168.60.2/24 plen=24 scope=0 flags=0x80 "));
+	free(d);
+	assert_int_equal(net_bridge_create_ops.undo(r.change, r.saved, &r.err), 0);
+	after = ns_dump_expect(before);
+	assert_true(dump_same(before, after));
+	free(before);
+	free(after);
+	run_free(&r);
+}
+
+static void
+bridge_undo_with_host_interface_gone_still_removes_bridge(void **state)
+{
+	struct run r;
+	char *d;
+
+	assert_int_equal(prepare(&r, "br0", "lan0"), 0);
+	assert_int_equal(net_bridge_create_ops.apply(r.change, r.saved, &r.err), 0);
+	SH("ip link del lan0");   /* the USB network adapter was unplugged */
+	assert_int_equal(net_bridge_create_ops.undo(r.change, r.saved, &r.err), 0);
+	d = ns_dump();
+	assert_false(dump_has(d, "link br0"));
+	free(d);
+	run_free(&r);
+}
+
+static void
 bridge_undo_refuses_damaged_saved_state(void **state)
 {
 	struct run r;
@@ -289,12 +343,15 @@ main(void)
 		cmocka_unit_test_setup(bridge_crash_at_each_step_then_undo_restores_everything, setup),
 		cmocka_unit_test_setup(bridge_refuses_host_interface_already_in_a_bridge, setup),
 		cmocka_unit_test_setup(bridge_refuses_missing_host_interface, setup),
+		cmocka_unit_test_setup(bridge_refuses_host_interface_without_ethernet_address, setup),
 		cmocka_unit_test_setup(bridge_refuses_existing_bridge, setup),
 		cmocka_unit_test_setup(bridge_refuses_bad_names, setup),
 		cmocka_unit_test_setup(bridge_apply_rechecks_and_undo_leaves_bridge_it_did_not_create, setup),
 		cmocka_unit_test_setup(bridge_apply_refuses_host_interface_enslaved_since_prepare, setup),
 		cmocka_unit_test_setup(bridge_down_host_interface_is_down_again_after_undo, setup),
 		cmocka_unit_test_setup(bridge_undo_restores_host_mac_changed_during_run, setup),
+		cmocka_unit_test_setup(bridge_leased_address_is_kept_on_bridge_and_leased_again_on_host, setup),
+		cmocka_unit_test_setup(bridge_undo_with_host_interface_gone_still_removes_bridge, setup),
 		cmocka_unit_test_setup(bridge_undo_refuses_damaged_saved_state, setup),
 	};
 

@@ -39,7 +39,8 @@ static void
 guest_mac_is_random_when_host_mac_is_malformed(void **state)
 {
 	const char *bad[] = { "aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee:ff:00", "zz:bb:cc:dd:ee:ff",
-		"aa-bb-cc-dd-ee-ff", "aa:bb:cc:dd:ee:f", " a:bb:cc:dd:ee:ff", "aa:bb:cc:dd:+e:ff" };
+		"aa-bb-cc-dd-ee-ff", "aa:bb:cc:dd:ee:f", " a:bb:cc:dd:ee:ff", "aa:bb:cc:dd:+e:ff",
+		"00:00:00:00:00:00" };
 	char out[18];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -103,6 +103,7 @@ nm_managed_host_is_let_go_for_the_run_and_handed_back(void **state)
 	    "-t -f DEVICE,STATE device\n"
 	    "device set lan0 managed no\n"
 	    "device set br0 managed no\n"
+	    "-t -f RUNNING general\n"
 	    "device set lan0 managed yes\n");
 	dev = nm_read("devices");
 	assert_non_null(strstr(dev, "lan0:connected"));
@@ -125,6 +126,28 @@ nm_unmanaged_host_is_left_to_itself(void **state)
 	log = nm_read("log");
 	assert_string_equal(log, "-t -f RUNNING general\n-t -f DEVICE,STATE device\n");
 	free(log);
+	run_free(&r);
+}
+
+static void
+nm_stopped_during_the_run_undo_still_restores_the_host(void **state)
+{
+	struct run r;
+	char *before = ns_dump(), *after, *log;
+
+	nm_file("running", "");
+	nm_file("devices", "lan0:connected\n");
+	assert_int_equal(prepare(&r), 0);
+	assert_int_equal(net_bridge_create_ops.apply(r.change, r.saved, &r.err), 0);
+	sh("rm %s/running", dir);
+	assert_int_equal(net_bridge_create_ops.undo(r.change, r.saved, &r.err), 0);
+	after = ns_dump_expect(before);
+	assert_true(dump_same(before, after));
+	log = nm_read("log");
+	assert_null(strstr(log, "managed yes"));
+	free(log);
+	free(after);
+	free(before);
 	run_free(&r);
 }
 
@@ -213,6 +236,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(nm_managed_host_is_let_go_for_the_run_and_handed_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(nm_unmanaged_host_is_left_to_itself, setup, teardown),
+		cmocka_unit_test_setup_teardown(nm_stopped_during_the_run_undo_still_restores_the_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(nm_not_running_is_never_asked_about_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(nm_not_installed_counts_as_not_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(nm_refusing_to_let_go_fails_apply_before_any_link_change, setup, teardown),

@@ -205,13 +205,19 @@ tap_crash_at_each_step_then_undo_restores_everything(void **state)
 	before = ns_dump();
 	for (n = 1; n < 20; n++) {
 		struct run r;
+		json_t *jc, *js;
 		char *after;
 		int k;
 
 		assert_int_equal(prepare(&r, "tap0", "br0", 1000), 0);
 		k = apply_crash_at(&net_tap_create_ops, r.change, r.saved, n);
 		assert_true(k >= 0);
-		assert_int_equal(net_tap_create_ops.undo(r.change, r.saved, &r.err), 0);
+		/* Undo from what the journal kept, as `vfio -restore` does. */
+		jc = journal_roundtrip(r.change);
+		js = journal_roundtrip(r.saved);
+		assert_int_equal(net_tap_create_ops.undo(jc, js, &r.err), 0);
+		json_decref(jc);
+		json_decref(js);
 		after = ns_dump_expect(before);
 		if (!dump_same(before, after))
 			fail_msg("undo after a crash at step %d left the namespace changed", n);
@@ -399,6 +405,17 @@ tap_open_refuses_a_tap_in_use(void **state)
 }
 
 static void
+tap_open_refuses_a_layer3_tun(void **state)
+{
+	struct verr err = { 0 };
+	int fd;
+
+	SH("ip tuntap add tun0 mode tun");
+	assert_int_equal(net_tap_open("tun0", &fd, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "tun0 is a tun (layer 3) or multiqueue device"));
+}
+
+static void
 fd_opens_name_the_device_node_under_the_host_root(void **state)
 {
 	char dir[] = "/tmp/vfio-net-root-XXXXXX";
@@ -451,6 +468,7 @@ main(void)
 		cmocka_unit_test_setup(tap_open_refuses_missing_tap_and_creates_none, setup),
 		cmocka_unit_test_setup(tap_open_refuses_link_that_is_not_a_tap, setup),
 		cmocka_unit_test_setup(tap_open_refuses_a_tap_in_use, setup),
+		cmocka_unit_test_setup(tap_open_refuses_a_layer3_tun, setup),
 		cmocka_unit_test_setup(fd_opens_name_the_device_node_under_the_host_root, setup),
 		cmocka_unit_test_setup(tap_free_name_is_the_first_unused_tapN, setup),
 	};

@@ -86,7 +86,7 @@ PRESET_CASES = [
 
 def run_case(root, env_add, args):
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SUDO_UID", "SUDO_GID", "SUDO_USER", "VFIO_QEMU",
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SUDO_UID", "SUDO_GID", "SUDO_USER", "VFIO_QEMU", "VFIO_SWTPM",
                         "VFIO_DEBUG")}
     env.update({"VFIO_HOST_ROOT": root, "VFIO_MAC_SEED": "1", "NO_COLOR": "1"})
     env.update(env_add)

@@ -62,9 +62,10 @@ def run_case(tmp, root, name, args):
     plan = json.loads(p.stdout)
     if plan["errors"]:
         raise RuntimeError("plan errors: %s" % plan["errors"])
-    # The session makes /run/vfio/NAME; here the sockets go to the temp dir.
-    argv = [a.replace("/run/vfio/qtest/", tmp + "/").replace("/dev/shm/looking-glass", tmp + "/lg")
-            for a in plan["argv"]]
+    # The session makes /run/vfio/NAME under the host root, where the plan
+    # points QEMU's sockets; here the test makes it.
+    os.makedirs(os.path.join(root, "run/vfio/qtest"), exist_ok=True)
+    argv = [a.replace("/dev/shm/looking-glass", tmp + "/lg") for a in plan["argv"]]
     argv[0] = QEMU
     parent, child = socket.socketpair()
 

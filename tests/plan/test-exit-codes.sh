@@ -79,10 +79,14 @@ fi
 printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\npipewire\\n"\n' >"$tmp/qemu-pw"
 printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\n"\n' >"$tmp/qemu-pa"
 chmod +x "$tmp/qemu-pw" "$tmp/qemu-pa"
+mkdir -p "$d/run/user/0"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/run/user/0/pipewire-0"
 VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pw "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
 grep -q -- "-audiodev pipewire,id=snd0" "$tmp/out" || { echo "FAIL: no pipewire audiodev"; failed=1; }
 VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pa "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
-grep -q -- "-audiodev pa,id=snd0" "$tmp/out" || { echo "FAIL: no pa audiodev"; failed=1; }
+grep -q -- "-audiodev pa,id=snd0,server=unix:$d/run/user/0/pulse/native" "$tmp/out" ||
+	{ echo "FAIL: no pa audiodev on root's pulse socket"; cat "$tmp/out"; failed=1; }
+rm -f "$d/run/user/0/pipewire-0"
 
 # -run refuses with a plan error, and without the session area says so.
 expect 1 "$d" "no such file" -- -run -image /nonexistent.img

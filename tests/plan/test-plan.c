@@ -444,7 +444,7 @@ test_hugepages_allocate_what_is_missing(void **state)
 	struct plan p;
 	struct options o;
 	host_desktop(&h);
-	h.pools[0] = (struct hugepage_pool){ .page_kib = 2048, .nr = 100, .free_pages = 100 };
+	h.pools[0] = (struct hugepage_pool){ .page_kib = 2048, .nr = 100, .free_pages = 50 };
 	h.snap.n_hugepools = 1;
 	snprintf(h.mounts[0].path, sizeof(h.mounts[0].path), "/dev/hugepages");
 	h.mounts[0].page_kib = 2048;
@@ -453,13 +453,53 @@ test_hugepages_allocate_what_is_missing(void **state)
 	expect_no_errors(&p);
 	assert_string_equal(arg_after(&p, "-mem-path"), "/dev/hugepages");
 	assert_true(has_arg(&p, "-mem-prealloc"));
+	/* 2048 pages needed, 50 free: the pool grows by 1998; args.pages is the need. */
 	expect_json(p.host_changes, 0, "{\"action\":\"hugepages-alloc\",\"target\":"
-	    "\"/sys/kernel/mm/hugepages/hugepages-2048kB\",\"from\":\"100\",\"to\":\"2048\",\"args\":{\"pages\":2048}}");
+	    "\"/sys/kernel/mm/hugepages/hugepages-2048kB\",\"from\":\"100\",\"to\":\"2098\",\"args\":{\"pages\":2048}}");
 	done(&p, &o);
 	/* Enough free pages: nothing to allocate. */
 	h.pools[0].nr = h.pools[0].free_pages = 4096;
 	PLAN(&h, p, o, "-m", "4G", "-hugepages");
 	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+host_gigantic_pages(struct host *h)
+{
+	h->pools[0] = (struct hugepage_pool){ .page_kib = 1048576, .nr = 16, .free_pages = 16 };
+	h->snap.n_hugepools = 1;
+	snprintf(h->mounts[0].path, sizeof(h->mounts[0].path), "/mnt/huge1G");
+	h->mounts[0].page_kib = 1048576;
+	h->snap.n_hugemounts = 1;
+}
+
+static void
+test_default_memory_rounds_down_to_whole_hugepages(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_init(&h, 4, 2, 25 * 1024 * 1024);      /* half: 12800 MiB, not whole GiB */
+	host_gigantic_pages(&h);
+	PLAN(&h, p, o, "-hugepages", "/mnt/huge1G/");
+	expect_no_errors(&p);
+	assert_string_equal(arg_after(&p, "-m"), "12288M");
+	assert_string_equal(arg_after(&p, "-mem-path"), "/mnt/huge1G");
+	assert_int_equal(json_array_size(p.host_changes), 0);       /* 12 of 16 free */
+	done(&p, &o);
+}
+
+static void
+test_chosen_memory_that_is_not_whole_hugepages_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_gigantic_pages(&h);
+	PLAN(&h, p, o, "-m", "1536M", "-hugepages", "/mnt/huge1G");
+	expect_error_containing(&p, "-memory 1536M is not a whole number of the");
 	done(&p, &o);
 }
 
@@ -471,14 +511,14 @@ test_hugepages_without_a_hugetlbfs_mount_is_an_error(void **state)
 	struct options o;
 	host_desktop(&h);
 	PLAN(&h, p, o, "-hugepages", "/mnt/huge");
-	expect_error_containing(&p, "-hugepages: /mnt/huge is not a mounted hugetlbfs");
+	expect_error_containing(&p, "-hugepages: /mnt/huge is not a hugetlbfs mount; mount one there");
 	done(&p, &o);
 }
 
 /* ---- firmware and files ---- */
 
 static void
-test_firmware_rules(void **state)
+test_nobios_has_no_pflash(void **state)
 {
 	struct host h;
 	struct plan p;
@@ -487,9 +527,27 @@ test_firmware_rules(void **state)
 	PLAN(&h, p, o, "-noBios");
 	assert_null(arg_prefixed(&p, "if=pflash"));
 	done(&p, &o);
+}
+
+static void
+test_secureboot_without_biosvars_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	PLAN(&h, p, o, "-secureboot");
 	expect_error_containing(&p, "-secureboot needs -biosvars");
 	done(&p, &o);
+}
+
+static void
+test_win11_boots_secure_ovmf_with_smm_vars_and_a_tpm(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	host_file(&h, "/vm/vars.fd", true);
 	PLAN(&h, p, o, "-win11", "-biosvars", "/vm/vars.fd");
 	expect_no_errors(&p);
@@ -497,19 +555,46 @@ test_firmware_rules(void **state)
 	    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd");
 	assert_string_equal(arg_prefixed(&p, "if=pflash,format=raw,unit=1"), "if=pflash,format=raw,unit=1,file=/vm/vars.fd");
 	assert_string_equal(arg_after(&p, "-machine"), "q35,kernel_irqchip=on,smm=on");
+	assert_true(has_arg(&p, "driver=cfi.pflash01,property=secure,value=on"));
 	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
 	assert_true(has_arg(&p, "tpm-tis,tpmdev=tpm0"));
 	done(&p, &o);
-	/* -createvars copies the template that belongs to the firmware. */
+}
+
+static void
+test_createvars_copies_the_firmwares_template(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd", "-createvars");
 	expect_no_errors(&p);
 	expect_json(p.host_changes, 0, "{\"action\":\"vars-create\",\"target\":\"/vm/new-vars.fd\","
-	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\"}}");
+	    "\"args\":{\"template\":\"/usr/share/OVMF/OVMF_VARS_4M.fd\",\"uid\":0,\"gid\":0}}");
 	done(&p, &o);
+}
+
+static void
+test_missing_biosvars_names_the_template_to_copy(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	PLAN(&h, p, o, "-biosvars", "/vm/new-vars.fd");
 	expect_error_containing(&p, "-biosvars /vm/new-vars.fd: no such file; copy the template "
 	    "(cp /usr/share/OVMF/OVMF_VARS_4M.fd /vm/new-vars.fd) or add -createvars");
 	done(&p, &o);
+}
+
+static void
+test_no_ovmf_found_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	h.snap.n_firmware = 0;
 	PLAN0(&h, p, o);
 	expect_error_containing(&p, "no OVMF firmware was found");
@@ -619,7 +704,7 @@ test_extras_are_appended_as_words(void **state)
 /* ---- display ---- */
 
 static void
-test_display_rules(void **state)
+test_no_display_and_no_gpu_means_serial_only(void **state)
 {
 	struct host h;
 	struct plan p;
@@ -629,12 +714,30 @@ test_display_rules(void **state)
 	assert_true(has_arg(&p, "-nographic"));
 	assert_string_equal(arg_after(&p, "-vga"), "none");
 	done(&p, &o);
+}
+
+static void
+test_display_set_and_no_gpu_gives_a_window(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
 	h.snap.display = ":0";
 	PLAN0(&h, p, o);
 	assert_false(has_arg(&p, "-nographic"));
 	assert_string_equal(arg_after(&p, "-vga"), "std");
 	done(&p, &o);
-	/* A passed-through GPU is the display, even with $DISPLAY set. */
+}
+
+static void
+test_passed_gpu_is_the_display_even_with_display_set(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.display = ":0";
 	PLAN(&h, p, o, "-pci", "NVIDIA");
 	assert_string_equal(arg_after(&p, "-vga"), "none");
 	assert_string_equal(arg_after(&p, "-display"), "none");
@@ -667,16 +770,38 @@ test_spice_and_looking_glass(void **state)
 }
 
 static void
-test_hostaudio(void **state)
+test_hostaudio_uses_the_users_pulse_socket(void **state)
 {
 	struct host h;
 	struct plan p;
 	struct options o;
 	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
 	PLAN(&h, p, o, "-hostaudio");
-	assert_string_equal(arg_after(&p, "-audiodev"), "pa,id=snd0");
+	assert_string_equal(arg_after(&p, "-audiodev"), "pa,id=snd0,server=unix:/run/user/1000/pulse/native");
 	assert_true(has_arg(&p, "ich9-intel-hda"));
 	assert_true(has_arg(&p, "hda-output,audiodev=snd0"));
+	done(&p, &o);
+}
+
+static void
+test_hostaudio_starts_the_sound_server_when_it_is_not_running(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	PLAN(&h, p, o, "-hostaudio", "-name", "win");
+	expect_json(p.host_changes, 0, "{\"action\":\"user-audio-start\",\"target\":\"/run/user/1000/pulse/native\","
+	    "\"args\":{\"uid\":1000,\"gid\":1000,\"log\":\"/run/vfio/win/audio.log\"}}");
+	done(&p, &o);
+	/* Running already (its socket is there): nothing to start. */
+	const char *const words[] = { "-hostaudio", NULL };
+	opts_parse(&o, words);
+	o.audio_pulse = true;
+	plan_build(&p, &o, &h.snap);
+	assert_int_equal(json_array_size(p.host_changes), 0);
 	done(&p, &o);
 }
 
@@ -938,6 +1063,13 @@ test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning(void **stat
 	assert_string_equal(json_string_value(json_object_get(json_array_get(usb, 0), "port")), "3-1");
 	assert_true(strv_contains(&p.warnings, "is behind controller 0000:00:14.0, which -pci passes through"));
 	done(&p, &o);
+	/* Matched but all skipped: that is not "matches nothing". */
+	PLAN(&h, p, o, "-usb", "Logitech", "-pci", "Cannon Lake", "-nonet");
+	assert_false(strv_contains(&p.warnings, "matches no USB device"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-usb", "Nothing Like It", "-nonet");
+	assert_true(strv_contains(&p.warnings, "-usb 'Nothing Like It' matches no USB device plugged in now"));
+	done(&p, &o);
 }
 
 static void
@@ -1072,7 +1204,7 @@ test_missing_bridge_is_created_around_hostint(void **state)
 }
 
 static void
-test_network_refusals(void **state)
+test_missing_bridge_without_hostint_is_refused(void **state)
 {
 	struct host h;
 	struct plan p;
@@ -1084,19 +1216,68 @@ test_network_refusals(void **state)
 	    "the host interface to put on it with -hostint");
 	assert_int_equal(json_array_size(p.host_changes), 0);
 	done(&p, &o);
+}
+
+static void
+test_hostint_already_on_a_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "enp3s0");
 	expect_error_containing(&p, "-hostint enp3s0 is already on bridge br9; use -bridge br9 instead");
 	done(&p, &o);
+}
+
+static void
+test_unknown_hostint_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "br0", "-hostint", "eth7");
 	expect_error_containing(&p, "-hostint eth7: no such interface");
 	done(&p, &o);
+}
+
+static void
+test_hostint_without_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-hostint", "enp3s0");
 	expect_error_containing(&p, "-hostint enp3s0 needs -bridge");
 	done(&p, &o);
+}
+
+static void
+test_bridge_naming_a_non_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "enp3s0");
 	expect_error_containing(&p, "exists but is not a bridge");
 	done(&p, &o);
-	/* -force cannot make a missing bridge appear. */
+}
+
+static void
+test_force_cannot_make_a_missing_bridge_appear(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "enp3s0", "a8:5e:45:12:34:56", false, false, "br9");
 	PLAN(&h, p, o, "-bridge", "br0", "-force");
 	expect_error_containing(&p, "there is no bridge named br0");
 	done(&p, &o);
@@ -1197,6 +1378,242 @@ test_more_cds_than_sata_ports_is_refused(void **state)
 	done(&p, &o);
 }
 
+static void
+test_isolate_without_pinvcpus_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-isolate");
+	expect_error_containing(&p, "-isolate keeps host tasks off the guest's CPUs, which -pinvcpus names");
+	done(&p, &o);
+}
+
+static void
+test_romfile_without_a_gpu_warns(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/r.rom", true);
+	PLAN(&h, p, o, "-romfile", "/r.rom");
+	assert_true(strv_contains(&p.warnings, "-romfile /r.rom: no GPU is passed through"));
+	done(&p, &o);
+}
+
+static void
+test_nobios_ignores_secureboot_with_a_warning(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-noBios", "-secureboot");
+	assert_true(strv_contains(&p.warnings, "-noBios: legacy boot has no UEFI"));
+	assert_null(arg_prefixed(&p, "if=pflash"));
+	done(&p, &o);
+}
+
+static void
+test_block_device_without_format_warns(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	struct host_file *blk = host_file(&h, "/dev/sdb", true);
+	blk->is_block = true;
+	PLAN(&h, p, o, "-image", "/dev/sdb");
+	assert_true(strv_contains(&p.warnings, "-image /dev/sdb is a block device without -imageformat"));
+	done(&p, &o);
+}
+
+static void
+test_device_without_iommu_group_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.pci[6].iommu_group = -1;
+	PLAN(&h, p, o, "-pci", "Samsung");
+	expect_error_containing(&p, "-pci: 0000:02:00.0 has no IOMMU group");
+	done(&p, &o);
+}
+
+static void
+test_tap_name_of_a_non_tap_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "eth0", "a8:5e:45:12:34:56", false, false, "");
+	PLAN(&h, p, o, "-tap", "eth0");
+	expect_error_containing(&p, "-tap eth0: the interface eth0 exists but is not a tap");
+	done(&p, &o);
+}
+
+static void
+test_existing_tap_on_another_bridge_is_refused(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "br0", "a8:5e:45:aa:bb:cc", true, false, "");
+	host_iface(&h, "tap3", "aa:aa:aa:00:00:03", false, true, "br7");
+	PLAN(&h, p, o, "-bridge", "br0", "-tap", "tap3");
+	expect_error_containing(&p, "-tap tap3 exists but is on bridge br7, not on bridge br0");
+	done(&p, &o);
+}
+
+static void
+test_port_forwards_with_a_bridge_warn(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_iface(&h, "br0", "a8:5e:45:aa:bb:cc", true, false, "");
+	PLAN(&h, p, o, "-bridge", "br0", "-portforward", "tcp:2222:22");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-portforward only applies to user-mode networking"));
+	done(&p, &o);
+}
+
+static void
+test_looking_glass_without_a_gpu_warns(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-lg");
+	assert_true(strv_contains(&p.warnings, "-looking-glass: no GPU is passed through"));
+	done(&p, &o);
+}
+
+static void
+test_isolate_keeps_the_host_off_the_pinned_cpus(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "1,5,2,6", "-isolate", "-name", "g");
+	expect_no_errors(&p);
+	expect_json(p.host_changes, 0, "{\"action\":\"cpuset-isolate\",\"target\":\"/sys/fs/cgroup\","
+	    "\"args\":{\"guest_cpus\":\"1,5,2,6\",\"name\":\"g\"}}");
+	expect_json(p.host_changes, 1, "{\"action\":\"irq-affinity\",\"target\":\"/proc/irq\","
+	    "\"args\":{\"guest_cpus\":\"1,5,2,6\"}}");
+	expect_json(p.host_changes, 2, "{\"action\":\"workqueue-cpumask\",\"target\":"
+	    "\"/sys/devices/virtual/workqueue/cpumask\",\"args\":{\"guest_cpus\":\"1,5,2,6\"}}");
+	done(&p, &o);
+}
+
+static void
+test_isolating_every_cpu_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pinvcpus", "0-7", "-isolate");
+	expect_error_containing(&p, "-isolate: -pinvcpus 0,1,2,3,4,5,6,7 takes every online CPU");
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+test_looking_glass_shared_memory_belongs_to_qemus_user(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	PLAN(&h, p, o, "-lg", "-lgsize", "128M", "-nonet");
+	expect_json(p.host_changes, 0, "{\"action\":\"lg-shm-create\",\"target\":\"/dev/shm/looking-glass\","
+	    "\"args\":{\"size_mib\":128,\"uid\":1000,\"gid\":1000}}");
+	assert_true(has_arg(&p, "memory-backend-file,id=ivshmem0,share=on,mem-path=/dev/shm/looking-glass,size=128M"));
+	done(&p, &o);
+}
+
+static void
+test_tpm_starts_swtpm_with_state_kept_per_guest(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-tpm", "-name", "w11", "-nonet");
+	json_t *ch = json_array_get(p.host_changes, 0);
+	assert_string_equal(json_string_value(json_object_get(ch, "action")), "companion-start");
+	assert_string_equal(json_string_value(json_object_get(ch, "target")), "swtpm");
+	json_t *args = json_object_get(ch, "args");
+	assert_string_equal(json_string_value(json_object_get(args, "statedir")), "/var/lib/vfio/w11/tpm");
+	assert_string_equal(json_string_value(json_object_get(args, "wait_path")), "/run/vfio/w11/swtpm.sock");
+	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
+	assert_true(has_arg(&p, "socket,id=chrtpm,path=/run/vfio/w11/swtpm.sock"));
+	done(&p, &o);
+}
+
+static void
+test_killx_stops_the_display_manager_and_frees_the_boot_gpu(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-killx", "-nonet");
+	expect_no_errors(&p);
+	const char *want[][2] = {
+		{ "display-manager-stop", "display-manager.service" }, { "gpu-users-stop", "0000:01:00.0" },
+		{ "vtcon-unbind", "/sys/class/vtconsole/vtcon1" }, { "efifb-unbind", "efi-framebuffer.0" },
+		{ "pci-bind-vfio", "0000:01:00.0" },
+	};
+	for (size_t i = 0; i < nitems(want); i++) {
+		json_t *ch = json_array_get(p.host_changes, i);
+		assert_string_equal(json_string_value(json_object_get(ch, "action")), want[i][0]);
+		assert_string_equal(json_string_value(json_object_get(ch, "target")), want[i][1]);
+	}
+	done(&p, &o);
+}
+
+static void
+test_killx_with_ignorevtcon_leaves_the_consoles(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-killx", "-ignorevtcon", "-nonet");
+	for (size_t i = 0; i < json_array_size(p.host_changes); i++) {
+		const char *a = json_string_value(json_object_get(json_array_get(p.host_changes, i), "action"));
+		assert_string_not_equal(a, "vtcon-unbind");
+		assert_string_not_equal(a, "efifb-unbind");
+	}
+	assert_string_equal(json_string_value(json_object_get(json_array_get(p.host_changes, 0), "action")),
+	    "display-manager-stop");
+	done(&p, &o);
+}
+
+static void
+test_without_killx_the_display_manager_is_left_alone(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-nonet");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(p.host_changes, 0), "action")),
+	    "pci-bind-vfio");
+	done(&p, &o);
+}
+
 /* The printed command line is one line a POSIX shell reads back into
  * exactly the planned words, whatever the paths contain. */
 static void
@@ -1245,15 +1662,25 @@ main(void)
 		cmocka_unit_test(test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning),
 		cmocka_unit_test(test_hugepages_allocate_what_is_missing),
 		cmocka_unit_test(test_hugepages_without_a_hugetlbfs_mount_is_an_error),
-		cmocka_unit_test(test_firmware_rules),
+		cmocka_unit_test(test_default_memory_rounds_down_to_whole_hugepages),
+		cmocka_unit_test(test_chosen_memory_that_is_not_whole_hugepages_is_an_error),
+		cmocka_unit_test(test_nobios_has_no_pflash),
+		cmocka_unit_test(test_secureboot_without_biosvars_is_an_error),
+		cmocka_unit_test(test_win11_boots_secure_ovmf_with_smm_vars_and_a_tpm),
+		cmocka_unit_test(test_createvars_copies_the_firmwares_template),
+		cmocka_unit_test(test_missing_biosvars_names_the_template_to_copy),
+		cmocka_unit_test(test_no_ovmf_found_is_an_error),
 		cmocka_unit_test(test_missing_files_are_errors_naming_the_flag),
 		cmocka_unit_test(test_disks_get_an_iothread_each_and_commas_are_escaped),
 		cmocka_unit_test(test_novirtio_disks_are_ide_and_nvme_disks_get_serials),
 		cmocka_unit_test(test_kernel_boot),
 		cmocka_unit_test(test_extras_are_appended_as_words),
-		cmocka_unit_test(test_display_rules),
+		cmocka_unit_test(test_no_display_and_no_gpu_means_serial_only),
+		cmocka_unit_test(test_display_set_and_no_gpu_gives_a_window),
+		cmocka_unit_test(test_passed_gpu_is_the_display_even_with_display_set),
 		cmocka_unit_test(test_spice_and_looking_glass),
-		cmocka_unit_test(test_hostaudio),
+		cmocka_unit_test(test_hostaudio_uses_the_users_pulse_socket),
+		cmocka_unit_test(test_hostaudio_starts_the_sound_server_when_it_is_not_running),
 		cmocka_unit_test(test_usb_controller_only_with_usb_or_spice),
 		cmocka_unit_test(test_gpu_functions_are_cold_plugged_with_x_vga_only_on_the_boot_vga_function),
 		cmocka_unit_test(test_identical_gpus_only_the_matched_one_goes),
@@ -1273,12 +1700,33 @@ main(void)
 		cmocka_unit_test(test_tap_alone_is_used_or_created),
 		cmocka_unit_test(test_existing_bridge_gets_the_first_free_tap_and_vhost),
 		cmocka_unit_test(test_missing_bridge_is_created_around_hostint),
-		cmocka_unit_test(test_network_refusals),
+		cmocka_unit_test(test_missing_bridge_without_hostint_is_refused),
+		cmocka_unit_test(test_hostint_already_on_a_bridge_is_refused),
+		cmocka_unit_test(test_unknown_hostint_is_refused),
+		cmocka_unit_test(test_hostint_without_bridge_is_refused),
+		cmocka_unit_test(test_bridge_naming_a_non_bridge_is_refused),
+		cmocka_unit_test(test_force_cannot_make_a_missing_bridge_appear),
 		cmocka_unit_test(test_host_changes_keep_their_order_across_areas),
 		cmocka_unit_test(test_the_plan_is_deterministic),
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
+		cmocka_unit_test(test_killx_stops_the_display_manager_and_frees_the_boot_gpu),
+		cmocka_unit_test(test_killx_with_ignorevtcon_leaves_the_consoles),
+		cmocka_unit_test(test_without_killx_the_display_manager_is_left_alone),
+		cmocka_unit_test(test_isolate_keeps_the_host_off_the_pinned_cpus),
+		cmocka_unit_test(test_isolating_every_cpu_is_an_error),
+		cmocka_unit_test(test_looking_glass_shared_memory_belongs_to_qemus_user),
+		cmocka_unit_test(test_tpm_starts_swtpm_with_state_kept_per_guest),
 		cmocka_unit_test(test_more_devices_than_root_ports_is_refused),
 		cmocka_unit_test(test_more_cds_than_sata_ports_is_refused),
+		cmocka_unit_test(test_isolate_without_pinvcpus_is_an_error),
+		cmocka_unit_test(test_romfile_without_a_gpu_warns),
+		cmocka_unit_test(test_nobios_ignores_secureboot_with_a_warning),
+		cmocka_unit_test(test_block_device_without_format_warns),
+		cmocka_unit_test(test_device_without_iommu_group_is_an_error),
+		cmocka_unit_test(test_tap_name_of_a_non_tap_is_refused),
+		cmocka_unit_test(test_existing_tap_on_another_bridge_is_refused),
+		cmocka_unit_test(test_port_forwards_with_a_bridge_warn),
+		cmocka_unit_test(test_looking_glass_without_a_gpu_warns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  *   session-driver restore [NAME]
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...],
- *             "errors": ["..."], "n_root_ports": N}
+ *             "errors": ["..."], "n_root_ports": N, "serial_index": I,
+ *             "block_files": ["/dev/sdb", ...]}   (snapshot: block devices named as disks)
  * The host root is $VFIO_HOST_ROOT, QEMU is $VFIO_QEMU, as for vfio. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@ usage(void)
 }
 
 static int
-load_plan(struct plan *plan, const char *path)
+load_plan(struct plan *plan, struct host_snapshot *snap, const char *path)
 {
 	json_error_t jerr;
 	json_t *j = json_load_file(path, 0, &jerr);
@@ -50,6 +51,14 @@ load_plan(struct plan *plan, const char *path)
 	if (plan->host_changes == NULL)
 		plan->host_changes = json_array();
 	plan->n_root_ports = (int)json_integer_value(json_object_get(j, "n_root_ports"));
+	plan->serial_index = (int)json_integer_value(json_object_get(j, "serial_index"));
+	json_t *blocks = json_object_get(j, "block_files");
+	snap->n_files = json_array_size(blocks);
+	snap->files = xcalloc(snap->n_files + 1, sizeof(*snap->files));
+	json_array_foreach(blocks, i, v) {
+		snap->files[i].path = xstrdup(json_string_value(v));
+		snap->files[i].exists = snap->files[i].is_block = true;
+	}
 	json_decref(j);
 	return 0;
 }
@@ -92,13 +101,16 @@ main(int argc, char **argv)
 		}
 	}
 	struct plan plan = { 0 };
-	if (load_plan(&plan, argv[2]) < 0)
-		return 2;
 	struct host_snapshot snap = { .sudo_uid = -1, .sudo_gid = -1 };
+	if (load_plan(&plan, &snap, argv[2]) < 0)
+		return 2;
 	int status = session_run(&opts, &snap, &plan);
 	strv_free(&plan.argv);
 	strv_free(&plan.errors);
 	json_decref(plan.qmp);
 	json_decref(plan.host_changes);
+	for (size_t i = 0; i < snap.n_files; i++)
+		free(snap.files[i].path);
+	free(snap.files);
 	return status;
 }

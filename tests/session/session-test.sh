@@ -48,7 +48,7 @@ plan() {
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "qemu-xhci,id=xhci,bus=pcie.0",
-  "-serial", "mon:stdio"],
+  "-serial", "${SERIAL0:-mon:stdio}" ${EXTRA_ARGV:-}],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -60,6 +60,7 @@ plan() {
   {"action": "dev-chown", "target": "${NODE3:-/dev/bus/usb/001/004}", "args": {"uid": 1000, "gid": 1000}}
  ],
  "errors": [${ERRORS:-}],
+ "block_files": [${BLOCK_FILES:-}],
  "n_root_ports": 2}
 JSON
 }
@@ -424,6 +425,143 @@ for l in open(sys.argv[1]):
 		restored
 	done
 	unset LD_PRELOAD
+	;;
+undo-failure-is-listed-and-restore-retries)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	plan; scenario "$GUEST_RUNS"
+	export LD_PRELOAD=$DRVCORE
+	start
+	wait_for "the guest to run" running
+	# The nvme driver will refuse the device when it is given back.
+	echo "bind-fail 0000:02:00.0 nvme" > "$HOST/.drvcore/faults"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 3 ] || fail "exit status $rc, want 3"
+	expect_in "$T/out" "1 host change could not be restored"
+	expect_in "$T/out" "pci-bind-vfio 0000:02:00.0 (nvme -> vfio-pci)"
+	expect_in "$T/out" "vfio -restore $NAME"
+	expect_in "$T/out" "restored: dev-chown /dev/kvm"
+	[ -f "$HOST/run/vfio/$NAME/journal" ] || fail "the journal was not kept"
+	# Nothing new starts over it...
+	run
+	[ $rc -eq 2 ] || fail "a new run over the unrestored journal: exit status $rc, want 2"
+	# ...and once the cause is gone, -restore finishes the job.
+	: > "$HOST/.drvcore/faults"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore: exit status $?"
+	expect_in "$T/out" "restored: pci-bind-vfio 0000:02:00.0"
+	expect_not_in "$T/out" "restored: dev-chown"
+	restored
+	;;
+qemu-ignoring-quit-is-killed)
+	plan; scenario '{"guest": {"ignore_powerdown": true}, "commands": [{"command": "quit", "hang": true}]}'
+	start -shutdowntimeout 1
+	wait_for "the guest to run" running
+	kill -TERM "$sup"; finish
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "did not exit within 10 s: killing it"
+	expect_in "$T/out" "QEMU had to be killed"
+	restored
+	;;
+sighup-powers-the-guest-down)
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	kill -HUP "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	recorded system_powerdown || fail "no system_powerdown on SIGHUP"
+	restored
+	;;
+qemu-runs-as-the-user-flag)
+	plan; scenario "$GUEST_RUNS"
+	start -user nobody
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(stat -c %u /proc/$qpid)" = "$(id -u nobody)" ] || fail "QEMU does not run as nobody"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	restored
+	;;
+unknown-user-refused-before-any-change)
+	plan; scenario "$GUEST_RUNS"
+	run -user no-such-user-here
+	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
+	expect_in "$T/out" "-user no-such-user-here: there is no such user"
+	[ ! -e "$T/record" ] || fail "QEMU was started"
+	restored
+	;;
+vfio-binary-killed-then-restore-stops-leftover-qemu)
+	# The real command line: vfio -run, killed right after QEMU's pid is
+	# journaled, then vfio -restore NAME.
+	VFIO=$B/src/supervisor/vfio
+	scenario "$GUEST_RUNS"
+	VFIO_TEST_CRASH_AT=1 "$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
+	rc=$?
+	[ $rc -eq 137 ] || fail "vfio -run: exit status $rc, want 137"
+	qpid=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal")
+	echo "$qpid" > "$T/qemu.pid"
+	kill -0 "$qpid" || fail "the fake QEMU is not running"
+	"$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] || fail "a new run over the stale journal succeeded"
+	expect_in "$T/out" "vfio -restore $NAME"
+	"$VFIO" -restore "$NAME" > "$T/out" 2>&1 || fail "vfio -restore: exit status $?"
+	expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
+	! kill -0 "$qpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$qpid/stat)" = Z ] ||
+		fail "the leftover QEMU still runs"
+	restored
+	;;
+guest-ejected-device-leaves-status)
+	plan; scenario '{"commands": [{"command": "cont", "reply": {"return": {}}, "effects": true,
+	  "after": [{"delay_ms": 100}, {"event": "DEVICE_DELETED", "data": {"path": "/machine/peripheral/nic0/virtio-backend"}},
+	            {"event": "DEVICE_DELETED", "data": {"device": "nic0", "path": "/machine/peripheral/nic0"}}]}]}'
+	start
+	wait_for "the guest to run" running
+	wait_for "nic0 to leave status.json" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["devices"]["attached"] == [] and s["devices"]["free_root_ports"] == ["rp1", "rp2"] else 1)' "$HOST/run/vfio/$NAME/status.json"
+	expect_in "$T/out" "QEMU released nic0"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
+kvm-and-block-disk-given-to-qemu-user)
+	# Other nodes in the plan's own changes, so these come from the session.
+	NODE1=/dev/bus/usb/001/005 NODE2=/dev/bus/usb/001/006 NODE3=/dev/bus/usb/003/002
+	mkdir -p "$HOST/dev" && : > "$HOST/dev/sdb" && chmod 660 "$HOST/dev/sdb"
+	: > "$HOST/dev/sdc" && chmod 666 "$HOST/dev/sdc"
+	python3 "$TREESNAP" "$HOST" > "$T/before"
+	EXTRA_ARGV=', "-accel", "kvm"' BLOCK_FILES='"/dev/sdb", "/dev/sdc"' NODE1=$NODE1 NODE2=$NODE2 NODE3=$NODE3 plan
+	scenario "$GUEST_RUNS"
+	SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "/dev/kvm (0660 root:root) not given to QEMU's user"
+	[ "$(owner /dev/sdb)" = 1000 ] || fail "/dev/sdb not given to QEMU's user"
+	[ "$(owner /dev/sdc)" = 0 ] || fail "/dev/sdc is world-writable already and must not be touched"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "restored: dev-chown /dev/sdb"
+	restored
+	;;
+plan-serial-index-names-the-console)
+	# Two -serial options: the plan's serial_index says which is the console.
+	SERIAL0=null EXTRA_ARGV=', "-serial", "mon:stdio"' plan
+	python3 - "$T/plan.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["serial_index"] = len(p["argv"]) - 1
+json.dump(p, open(sys.argv[1], "w"))
+PY
+	scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	python3 - "$T/argv" "$HOST" <<'PY' || fail "QEMU argv"
+import json, sys
+argv = json.load(open(sys.argv[1]))
+serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
+assert serials == ["null", "file:%s/run/vfio/t/console.log" % sys.argv[2]], serials
+PY
 	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'

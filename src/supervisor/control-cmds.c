@@ -1,0 +1,965 @@
+/* The control FIFO's commands: one table (name, arguments, handler, help)
+ * drives lookup, argument checks and `help`, as tmux's cmd_entry. Handlers
+ * that wait (QMP replies, a bind in a child, DEVICE_DELETED) keep their
+ * request and answer it from a callback; the loop never waits for them. */
+#include "control-priv.h"
+
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "change.h"
+#include "child.h"
+#include "devices.h"
+#include "devown.h"
+#include "journal.h"
+#include "log.h"
+#include "net.h"
+#include "qmp.h"
+#include "snapshot.h"
+#include "vfio_bind.h"
+
+#define CONTROL_CMD_TIMEOUT_MS 30000
+
+/* --- helpers ----------------------------------------------------------------- */
+
+static bool
+control_port_reserved(struct control *c, const char *port)
+{
+	for (size_t i = 0; i < c->reserved_ports.n; i++) {
+		if (strcmp(c->reserved_ports.v[i], port) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A free root port, held for req until it replies. NULL when none. */
+static const char *
+control_take_port(struct control_req *req)
+{
+	struct control *c = req->c;
+	for (int i = 1; i <= c->h.devs->n_ports; i++) {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "rp%d", i);
+		bool used = control_port_reserved(c, buf);
+		for (size_t k = 0; k < c->h.devs->n && !used; k++)
+			used = strcmp(c->h.devs->v[k].bus, buf) == 0;
+		if (!used) {
+			req->port = xstrdup(buf);
+			strv_push(&c->reserved_ports, buf);
+			return req->port;
+		}
+	}
+	return NULL;
+}
+
+static bool
+control_id_used(struct control *c, const char *id)
+{
+	if (devices_find(c->h.devs, id) != NULL)
+		return true;
+	size_t i;
+	json_t *cmd;
+	json_array_foreach(c->h.plan_qmp, i, cmd) {
+		const char *used = json_string_value(json_object_get(json_object_get(cmd, "arguments"), "id"));
+		if (used != NULL && strcmp(used, id) == 0)
+			return true;
+	}
+	for (struct control_req *r = c->pending; r != NULL; r = r->next) {
+		if ((r->id && strcmp(r->id, id) == 0) || (r->netdev && strcmp(r->netdev, id) == 0))
+			return true;
+	}
+	for (size_t k = 0; k < c->n_origins; k++) {
+		if (c->origins[k].netdev && strcmp(c->origins[k].netdev, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+control_changed(struct control *c)
+{
+	c->h.changed(c->h.arg);
+}
+
+/* Journal and apply a change that cannot block (dev-chown, tap-create). */
+static int
+control_change_now(struct control *c, const struct change_ops *ops, const json_t *change, json_t **saved_out,
+    size_t *idx, struct verr *err)
+{
+	json_t *saved = NULL;
+	int r = ops->prepare ? ops->prepare(change, &saved, err) : 0;
+	if (r == 0)
+		r = journal_begin(c->h.journal, change, saved, idx, err);
+	if (r == 0) {
+		r = ops->apply(change, saved, err);
+		if (r < 0) {
+			struct verr uerr = { 0 };
+			if (ops->undo(change, saved, &uerr) == 0)
+				journal_undone(c->h.journal, *idx, &uerr);
+		}
+	}
+	if (r == 0)
+		r = journal_done(c->h.journal, *idx, err);
+	if (r == 0 && saved_out != NULL)
+		*saved_out = saved ? saved : json_null();
+	else
+		json_decref(saved);
+	return r;
+}
+
+/* QEMU running as another user opens the node itself: give it to that user. */
+static int
+control_chown(struct control *c, const char *path, struct verr *err)
+{
+	if (c->h.qemu_uid < 0)
+		return 0;
+	json_t *change = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", path,
+	    "args", "uid", c->h.qemu_uid, "gid", c->h.qemu_gid);
+	size_t idx;
+	int r = control_change_now(c, &devown_change_ops, change, NULL, &idx, err);
+	json_decref(change);
+	return r;
+}
+
+/* The last in-force journal entry for action on target, or -1. */
+static ssize_t
+control_journal_find(struct control *c, const char *action, const char *target)
+{
+	struct journal *j = c->h.journal;
+	for (size_t i = j->n; i-- > 0;) {
+		const json_t *ch = j->entries[i].change;
+		if (j->entries[i].state != JOURNAL_UNDONE && strcmp(change_str(ch, "action"), action) == 0 &&
+		    strcmp(change_str(ch, "target"), target) == 0)
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+static int
+control_regcomp(regex_t *re, const char *what, const char *pattern, struct verr *err)
+{
+	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc == 0)
+		return 0;
+	char msg[256];
+	regerror(rc, re, msg, sizeof(msg));
+	return verr_set(err, -EINVAL, "%s: '%s' is not a valid extended regular expression: %s", what, pattern,
+	    msg);
+}
+
+/* --- status, help, powerdown, reset, quit ------------------------------------ */
+
+static void
+control_cmd_status(struct control_req *req)
+{
+	json_t *st = control_status_json(req->c);
+	char *s = json_dumps(st, JSON_COMPACT);
+	json_decref(st);
+	control_reply(req, true, "%s", s);
+	free(s);
+}
+
+static void
+control_cmd_help(struct control_req *req)
+{
+	struct strbuf sb = { 0 };
+	for (size_t i = 0; i < control_cmd_count; i++) {
+		const struct control_cmd_entry *e = &control_cmd_table[i];
+		strbuf_printf(&sb, "%s%s%s%s: %s", i ? "; " : "", e->name, e->usage[0] ? " " : "", e->usage, e->help);
+	}
+	control_reply(req, true, "%s", sb.s);
+	strbuf_free(&sb);
+}
+
+static void
+control_cmd_powerdown(struct control_req *req)
+{
+	req->c->h.powerdown(req->c->h.arg);
+	control_reply(req, true, "asked the guest to power down (ACPI power button)");
+}
+
+static void
+control_cmd_quit(struct control_req *req)
+{
+	struct control *c = req->c;
+	control_reply(req, true, "quitting QEMU; the host is put back once it is gone");
+	c->h.quit(c->h.arg);
+}
+
+static void
+control_reset_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	if (err != NULL)
+		control_reply(req, false, "QEMU refused to reset the guest: %s", err->desc);
+	else
+		control_reply(req, true, "the guest was reset");
+}
+
+static void
+control_cmd_reset(struct control_req *req)
+{
+	if (qmp_send(control_qmp(req->c), "system_reset", NULL, -1, CONTROL_CMD_TIMEOUT_MS,
+	    control_reset_reply, req) < 0)
+		control_reply(req, false, "QEMU's monitor is closed: the guest cannot be reset");
+}
+
+/* --- device_add, shared by pci, usb and net -------------------------------- */
+
+static void control_pci_added(struct control_req *req, bool ok, const char *msg);
+
+static void
+control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	json_t *args = json_object_get(req->change, "device_add");
+	if (err != NULL) {
+		char *msg = xasprintf("QEMU refused to add %s: %s", req->id, err->desc);
+		if (req->netdev != NULL && control_qmp(c) != NULL)
+			qmp_send(control_qmp(c), "netdev_del", json_pack("{s:s}", "id", req->netdev), -1,
+			    CONTROL_CMD_TIMEOUT_MS, NULL, NULL);
+		if (req->addr != NULL)
+			control_pci_added(req, false, msg);
+		else
+			control_reply(req, false, "%s", msg);
+		free(msg);
+		return;
+	}
+	devices_attached(c->h.devs, args);
+	control_changed(c);
+	if (req->addr != NULL) {
+		control_pci_added(req, true, NULL);
+		return;
+	}
+	control_origin_add(c, req->id, req->netdev, json_object_get(req->change, "tap"),
+	    json_object_get(req->change, "tap_saved"), req->jidx);
+	control_reply(req, true, "%s attached (%s%s%s)", req->id,
+	    json_string_value(json_object_get(args, "driver")), req->port ? " on " : "",
+	    req->port ? req->port : "");
+}
+
+/* req->change holds {"device_add": ARGS, ...}. */
+static void
+control_device_add(struct control_req *req)
+{
+	json_t *args = json_deep_copy(json_object_get(req->change, "device_add"));
+	if (qmp_send(control_qmp(req->c), "device_add", args, -1, CONTROL_CMD_TIMEOUT_MS,
+	    control_device_reply, req) < 0)
+		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+}
+
+/* --- net ------------------------------------------------------------------------ */
+
+static void
+control_netdev_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	if (err != NULL) {
+		control_reply(req, false, "QEMU refused the network backend %s: %s", req->netdev, err->desc);
+		return;
+	}
+	control_device_add(req);
+}
+
+static void
+control_getfd_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	close(req->fd);
+	req->fd = -1;
+	if (err != NULL) {
+		control_reply(req, false, "QEMU did not take the tap's file descriptor: %s", err->desc);
+		return;
+	}
+	json_t *nargs = json_pack("{s:s, s:s, s:s}", "type", "tap", "id", req->netdev, "fd", req->fdname);
+	if (qmp_send(control_qmp(req->c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
+	    control_netdev_reply, req) < 0)
+		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+}
+
+/* "tcp::2222-:22": [proto]:[hostaddr]:hostport-[guestaddr]:guestport */
+static bool
+control_hostfwd_valid(const char *rule)
+{
+	regex_t re;
+	if (regcomp(&re, "^(tcp|udp)?:[0-9.]*:[0-9]{1,5}-[0-9.]*:[0-9]{1,5}$", REG_EXTENDED | REG_NOSUB) != 0)
+		return false;
+	bool ok = regexec(&re, rule, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok;
+}
+
+static void
+control_cmd_net_add(struct control_req *req)
+{
+	struct control *c = req->c;
+	struct verr err = { 0 };
+	const char *kind = req->argv[0];
+	const char *tap = NULL, *bridge = NULL;
+	json_t *hostfwd = json_array();
+	if (str_startswith(kind, "tap="))
+		tap = kind + 4;
+	else if (str_startswith(kind, "bridge="))
+		bridge = kind + 7;
+	else if (strcmp(kind, "user") != 0) {
+		json_decref(hostfwd);
+		control_reply(req, false, "net add: unknown network \"%s\"; use user [hostfwd=tcp::2222-:22], "
+		    "bridge=BRIDGE or tap=TAP", kind);
+		return;
+	}
+	for (int i = 1; i < req->argc; i++) {
+		if (strcmp(kind, "user") != 0 || !str_startswith(req->argv[i], "hostfwd=")) {
+			json_decref(hostfwd);
+			control_reply(req, false, "net add %s: unexpected \"%s\"; only user networking takes "
+			    "options, hostfwd=tcp::HOSTPORT-:GUESTPORT[,...]", kind, req->argv[i]);
+			return;
+		}
+		char *rules = xstrdup(req->argv[i] + 8), *save = NULL;
+		bool bad = rules[0] == '\0';
+		for (char *r = strtok_r(rules, ",", &save); r != NULL && !bad; r = strtok_r(NULL, ",", &save)) {
+			if (!control_hostfwd_valid(r)) {
+				control_reply(req, false, "net add user: hostfwd rule \"%s\" is not "
+				    "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. tcp::2222-:22", r);
+				free(rules);
+				json_decref(hostfwd);
+				return;
+			}
+			json_array_append_new(hostfwd, json_pack("{s:s}", "str", r));
+		}
+		free(rules);
+		if (bad) {
+			json_decref(hostfwd);
+			control_reply(req, false, "net add user: hostfwd= needs a rule, e.g. hostfwd=tcp::2222-:22");
+			return;
+		}
+	}
+	if ((tap != NULL && !net_ifname_valid(tap)) || (bridge != NULL && !net_ifname_valid(bridge))) {
+		json_decref(hostfwd);
+		control_reply(req, false, "net add: \"%s\" is not a valid interface name (1 to 15 characters, "
+		    "no '/', ':' or blanks)", tap ? tap : bridge);
+		return;
+	}
+	const char *port = control_take_port(req);
+	if (port == NULL) {
+		json_decref(hostfwd);
+		control_reply(req, false, "net add: every root port of the guest is in use (%d); remove a device "
+		    "first (pci del / net del)", c->h.devs->n_ports);
+		return;
+	}
+	for (int k = 0;; k++) {
+		char nic[32], net[32];
+		snprintf(nic, sizeof(nic), "nic%d", k);
+		snprintf(net, sizeof(net), "net%d", k);
+		if (!control_id_used(c, nic) && !control_id_used(c, net)) {
+			req->id = xstrdup(nic);
+			req->netdev = xstrdup(net);
+			break;
+		}
+	}
+	req->change = json_pack("{s:{s:s, s:s, s:s, s:s}}", "device_add", "driver", "virtio-net-pci",
+	    "id", req->id, "netdev", req->netdev, "bus", port);
+
+	if (tap == NULL && bridge == NULL) {
+		json_t *nargs = json_pack("{s:s, s:s}", "type", "user", "id", req->netdev);
+		if (json_array_size(hostfwd) > 0)
+			json_object_set(nargs, "hostfwd", hostfwd);
+		json_decref(hostfwd);
+		if (qmp_send(control_qmp(c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
+		    control_netdev_reply, req) < 0)
+			control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+		return;
+	}
+	json_decref(hostfwd);
+	char tapname[IFNAMSIZ];
+	if (bridge != NULL) {
+		struct net_link link;
+		int r = net_link_get(bridge, &link, &err);
+		if (r == 0 || (r > 0 && strcmp(link.kind, "bridge") != 0)) {
+			control_reply(req, false, "net add: %s %s; name an existing bridge (vfio makes one for "
+			    "-bridge at start)", bridge, r == 0 ? "does not exist" : "is not a bridge");
+			return;
+		}
+		if (r < 0 || net_tap_name_free(tapname, &err) < 0) {
+			control_reply(req, false, "net add: %s", err.msg);
+			return;
+		}
+		json_t *ch = net_change_tap(tapname, bridge, c->h.qemu_uid, c->h.qemu_gid);
+		json_t *saved = NULL;
+		if (control_change_now(c, &net_tap_create_ops, ch, &saved, &req->jidx, &err) < 0) {
+			json_decref(ch);
+			control_reply(req, false, "net add: cannot create a tap on %s: %s", bridge, err.msg);
+			return;
+		}
+		json_object_set_new(req->change, "tap", ch);
+		json_object_set_new(req->change, "tap_saved", saved);
+		tap = tapname;
+		control_changed(c);
+	}
+	if (net_tap_open(tap, &req->fd, &err) < 0) {
+		control_reply(req, false, "net add: %s", err.msg);
+		return;
+	}
+	req->fdname = xasprintf("ctlfd%u", c->next_fd++);
+	if (qmp_send(control_qmp(c), "getfd", json_pack("{s:s}", "fdname", req->fdname), req->fd,
+	    CONTROL_CMD_TIMEOUT_MS, control_getfd_reply, req) < 0)
+		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+}
+
+/* --- del, shared ------------------------------------------------------------- */
+
+static void
+control_netdev_del_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	if (err != NULL)
+		log_warnx("QEMU did not remove the network backend %s: %s", req->netdev, err->desc);
+	struct control_origin *o = control_origin_find(c, req->id);
+	if (o != NULL && o->change != NULL) {
+		struct verr uerr = { 0 };
+		const char *tap = change_str(o->change, "target");
+		if (net_tap_create_ops.undo(o->change, o->saved, &uerr) < 0) {
+			control_reply(req, false, "%s removed, but its tap %s stays: %s", req->id, tap, uerr.msg);
+			return;
+		}
+		journal_undone(c->h.journal, o->jidx, &uerr);
+		control_changed(c);
+	}
+	control_origin_remove(c, req->id);
+	control_reply(req, true, "%s removed", req->id);
+}
+
+static void control_pci_give_back(struct control_req *req);
+
+static void
+control_detached(const char *id, int result, const char *msg, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	if (result < 0) {
+		control_reply(req, false, "%s", msg);
+		return;
+	}
+	control_changed(c);
+	if (req->netdev != NULL) {
+		if (control_qmp(c) == NULL ||
+		    qmp_send(control_qmp(c), "netdev_del", json_pack("{s:s}", "id", req->netdev), -1,
+		    CONTROL_CMD_TIMEOUT_MS, control_netdev_del_reply, req) < 0)
+			control_reply(req, false, "%s removed, but QEMU's monitor closed before its backend %s",
+			    req->id, req->netdev);
+		return;
+	}
+	if (req->addr != NULL) {
+		control_pci_give_back(req);
+		return;
+	}
+	control_origin_remove(c, req->id);
+	control_reply(req, true, "%s removed", req->id);
+}
+
+static void
+control_detach(struct control_req *req)
+{
+	struct control *c = req->c;
+	int r = devices_detach(c->h.devs, control_qmp(c), c->h.base, req->id, DEVICES_DETACH_TIMEOUT_MS,
+	    control_detached, req);
+	if (r == -EALREADY)
+		control_reply(req, false, "%s is already being removed; wait for that to finish", req->id);
+	else if (r == -ENOENT)
+		control_reply(req, false, "no device %s is attached; `status` lists them", req->id);
+	else if (r < 0)
+		control_reply(req, false, "QEMU's monitor is closed: %s was not removed", req->id);
+}
+
+static void
+control_cmd_net_del(struct control_req *req)
+{
+	const struct device_entry *e = devices_find(req->c->h.devs, req->argv[0]);
+	if (e == NULL) {
+		control_reply(req, false, "net del: no device %s is attached; `status` lists them", req->argv[0]);
+		return;
+	}
+	const char *netdev = json_string_value(json_object_get(e->args, "netdev"));
+	if (netdev == NULL) {
+		control_reply(req, false, "net del: %s (%s) is not a network card; use pci del or usb del",
+		    e->id, e->driver);
+		return;
+	}
+	req->id = xstrdup(e->id);
+	req->netdev = xstrdup(netdev);
+	control_detach(req);
+}
+
+/* --- pci --------------------------------------------------------------------- */
+
+static void
+control_hostdev_id(const char *addr, char *out, size_t len)
+{
+	snprintf(out, len, "hostdev-%s", addr);
+	for (char *p = out; *p; p++) {
+		if (*p == ':' || *p == '.')
+			*p = '-';
+	}
+}
+
+static bool
+control_pci_harmless(const char *driver)
+{
+	return driver[0] == '\0' || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0 ||
+	    strcmp(driver, "pcieport") == 0;
+}
+
+static int
+control_pci_scan(struct host_snapshot *snap, struct verr *err)
+{
+	memset(snap, 0, sizeof(*snap));
+	snap->sudo_uid = snap->sudo_gid = -1;
+	int r = pci_scan(snap, err);
+	if (r == 0)
+		r = iommu_scan(snap, err);
+	return r;
+}
+
+/* The one device arg names: an address, or a regex matching exactly one. */
+static const struct pci_device *
+control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr *err)
+{
+	if (vfio_bind_addr_valid(arg)) {
+		const struct pci_device *d = snapshot_pci_find(snap, arg);
+		if (d == NULL)
+			verr_set(err, -ENOENT, "pci add: the host has no PCI device %s; `lspci -D` lists them", arg);
+		return d;
+	}
+	regex_t re;
+	if (control_regcomp(&re, "pci add", arg, err) < 0)
+		return NULL;
+	const struct pci_device *found = NULL;
+	struct strbuf names = { 0 };
+	size_t n = 0;
+	for (size_t i = 0; i < snap->n_pci; i++) {
+		const struct pci_device *d = &snap->pci[i];
+		if (d->is_bridge || regexec(&re, pci_match_text(d), 0, NULL, 0) != 0)
+			continue;
+		strbuf_printf(&names, "%s%s", n ? ", " : "", d->address);
+		found = d;
+		n++;
+	}
+	regfree(&re);
+	if (n == 0)
+		verr_set(err, -ENOENT, "pci add: no PCI device matches '%s'; `lspci -Dnn` shows what it is "
+		    "matched against", arg);
+	else if (n > 1)
+		verr_set(err, -EINVAL, "pci add: '%s' matches %zu devices (%s); add one at a time: narrow the "
+		    "regex or give the address", arg, n, names.s);
+	strbuf_free(&names);
+	return n == 1 ? found : NULL;
+}
+
+static void
+control_pci_released(int code, const struct verr *err, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	req->job = NULL;
+	const char *why = json_string_value(json_object_get(req->change, "why"));
+	if (code == 0) {
+		struct verr jerr = { 0 };
+		journal_undone(c->h.journal, req->jidx, &jerr);
+		control_changed(c);
+	}
+	if (why != NULL) {
+		control_reply(req, false, "%s%s%s", why, code < 0 ? "; giving it back failed too: " : "",
+		    code < 0 ? err->msg : "");
+		return;
+	}
+	control_origin_remove(c, req->id);
+	if (code < 0)
+		control_reply(req, false, "%s removed from the guest, but %s could not be given back: %s; "
+		    "`vfio -restore` at the end retries", req->id, req->addr, err->msg);
+	else
+		control_reply(req, true, "%s removed; %s is back with its driver%s%s", req->id, req->addr,
+		    err->msg[0] ? ": " : "", err->msg);
+}
+
+/* Hand the device back to its driver (undo the journaled bind) in a child. */
+static void
+control_pci_release(struct control_req *req)
+{
+	struct control *c = req->c;
+	struct verr err = { 0 };
+	const json_t *change = json_object_get(req->change, "bind");
+	const json_t *saved = json_object_get(req->change, "saved");
+	req->job = vfio_release_device_start(c->h.base, change, saved, vfio_bind_timeout_ms(c->h.bindtimeout_ms),
+	    control_pci_released, req, &err);
+	if (req->job == NULL && err.code < 0)
+		control_pci_released(err.code, &err, req);
+}
+
+static void
+control_pci_added(struct control_req *req, bool ok, const char *msg)
+{
+	struct control *c = req->c;
+	if (!ok) {
+		json_object_set_new(req->change, "why", json_string(msg));
+		if (json_object_get(req->change, "bind") != NULL)
+			control_pci_release(req);
+		else
+			control_reply(req, false, "%s", msg);
+		return;
+	}
+	control_origin_add(c, req->id, NULL, json_object_get(req->change, "bind"),
+	    json_object_get(req->change, "saved"), req->jidx);
+	control_reply(req, true, "%s attached (%s on %s)", req->id, req->addr, req->port);
+}
+
+static void
+control_pci_bound(int code, const struct verr *err, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	req->job = NULL;
+	if (code < 0) {
+		char *msg = xasprintf("pci add: cannot bind %s to vfio-pci: %s", req->addr, err->msg);
+		control_pci_added(req, false, msg);
+		free(msg);
+		return;
+	}
+	struct verr jerr = { 0 };
+	journal_done(c->h.journal, req->jidx, &jerr);
+	control_changed(c);
+	int group = (int)change_arg_int(json_object_get(req->change, "bind"), "group", -1);
+	char node[64];
+	snprintf(node, sizeof(node), "/dev/vfio/%d", group);
+	if (control_chown(c, node, &jerr) < 0) {
+		control_pci_added(req, false, jerr.msg);
+		return;
+	}
+	if (control_qmp(c) == NULL) {
+		control_pci_added(req, false, "QEMU's monitor closed during the bind");
+		return;
+	}
+	control_device_add(req);
+}
+
+static void
+control_cmd_pci_add(struct control_req *req)
+{
+	struct control *c = req->c;
+	struct verr err = { 0 };
+	struct host_snapshot snap;
+	if (control_pci_scan(&snap, &err) < 0) {
+		snapshot_free(&snap);
+		control_reply(req, false, "pci add: cannot read the host's PCI devices: %s", err.msg);
+		return;
+	}
+	const struct pci_device *d = control_pci_pick(&snap, req->argv[0], &err);
+	char id[64];
+	if (d == NULL)
+		goto refuse;
+	control_hostdev_id(d->address, id, sizeof(id));
+	if (d->is_bridge) {
+		verr_set(&err, -EINVAL, "pci add: %s is a PCI bridge; bridges are not passed through", d->line);
+		goto refuse;
+	}
+	if (d->is_display) {
+		verr_set(&err, -EINVAL, "pci add: %s is a display device: those are not hot-added (QEMU and the "
+		    "drivers need them at boot); give it to -pci when starting the guest", d->line);
+		goto refuse;
+	}
+	if (control_id_used(c, id)) {
+		verr_set(&err, -EEXIST, "pci add: %s is already the guest's (%s)", d->address, id);
+		goto refuse;
+	}
+	if (d->iommu_group < 0) {
+		verr_set(&err, -EINVAL, "pci add: %s has no IOMMU group, so it cannot be passed through; enable "
+		    "the IOMMU (intel_iommu=on or amd_iommu=on) and check dmesg", d->line);
+		goto refuse;
+	}
+	for (size_t i = 0; i < snap.n_pci; i++) {
+		const struct pci_device *o = &snap.pci[i];
+		if (o == d || o->iommu_group != d->iommu_group || o->is_bridge || control_pci_harmless(o->driver))
+			continue;
+		verr_set(&err, -EINVAL, "pci add: %s shares IOMMU group %d with %s, which is bound to %s; a group "
+		    "goes to the guest whole: add %s first, or unbind it from %s", d->address, d->iommu_group,
+		    o->line, o->driver, o->address, o->driver);
+		goto refuse;
+	}
+	if (control_take_port(req) == NULL) {
+		verr_set(&err, -ENOSPC, "pci add: every root port of the guest is in use (%d); remove a device "
+		    "first (pci del / net del)", c->h.devs->n_ports);
+		goto refuse;
+	}
+	req->id = xstrdup(id);
+	req->addr = xstrdup(d->address);
+	req->change = json_pack("{s:{s:s, s:s, s:s, s:s}}", "device_add", "driver", "vfio-pci", "host",
+	    d->address, "id", id, "bus", req->port);
+	if (strcmp(d->driver, "vfio-pci") == 0) {
+		/* Already on vfio-pci (someone bound it): nothing to change or give back. */
+		snapshot_free(&snap);
+		control_device_add(req);
+		return;
+	}
+	json_t *change = vfio_bind_change_new(d->address, d->iommu_group, false);
+	json_t *saved = NULL;
+	snapshot_free(&snap);
+	int r = vfio_bind_pci_ops.prepare(change, &saved, &err);
+	if (r == 0)
+		r = journal_begin(c->h.journal, change, saved, &req->jidx, &err);
+	if (r < 0) {
+		json_decref(change);
+		json_decref(saved);
+		control_reply(req, false, "pci add: %s", err.msg);
+		return;
+	}
+	json_object_set_new(req->change, "bind", change);
+	json_object_set_new(req->change, "saved", saved ? saved : json_null());
+	control_changed(c);
+	req->job = vfio_bind_device_start(c->h.base, change, json_object_get(req->change, "saved"),
+	    vfio_bind_timeout_ms(c->h.bindtimeout_ms), control_pci_bound, req, &err);
+	if (req->job == NULL && err.code < 0)
+		control_pci_bound(err.code, &err, req);
+	return;
+refuse:
+	snapshot_free(&snap);
+	control_reply(req, false, "%s", err.msg);
+}
+
+static void
+control_pci_give_back(struct control_req *req)
+{
+	struct control *c = req->c;
+	ssize_t idx = control_journal_find(c, "pci-bind-vfio", req->addr);
+	if (idx < 0) {
+		control_origin_remove(c, req->id);
+		control_reply(req, true, "%s removed; %s stays on vfio-pci (vfio did not bind it)", req->id,
+		    req->addr);
+		return;
+	}
+	struct journal_entry *e = &c->h.journal->entries[idx];
+	req->jidx = (size_t)idx;
+	req->change = json_pack("{s:O, s:O}", "bind", e->change, "saved", e->saved);
+	control_pci_release(req);
+}
+
+static void
+control_cmd_pci_del(struct control_req *req)
+{
+	struct control *c = req->c;
+	const char *arg = req->argv[0];
+	char id[64];
+	if (vfio_bind_addr_valid(arg))
+		control_hostdev_id(arg, id, sizeof(id));
+	else
+		snprintf(id, sizeof(id), "%s", arg);
+	const struct device_entry *e = devices_find(c->h.devs, id);
+	if (e == NULL || strcmp(e->driver, "vfio-pci") != 0) {
+		control_reply(req, false, "pci del: %s is not a host PCI device of the guest; `status` lists "
+		    "them (ids hostdev-...)", arg);
+		return;
+	}
+	const char *addr = json_string_value(json_object_get(e->args, "host"));
+	if (addr == NULL) {
+		control_reply(req, false, "pci del: %s was attached without a host address", id);
+		return;
+	}
+	/* "In use": a storage controller while the guest has no virtual disk
+	 * is what it booted from; taking it away pulls the root file system. */
+	struct host_snapshot snap;
+	struct verr err = { 0 };
+	if (control_pci_scan(&snap, &err) == 0 && !req->force && !c->h.has_disk_image) {
+		const struct pci_device *d = snapshot_pci_find(&snap, addr);
+		if (d != NULL && (d->class_code >> 16) == 0x01) {
+			control_reply(req, false, "pci del: %s (%s) is a storage controller and the guest has no "
+			    "virtual disk: it is what the guest boots from; add force as the last word to remove "
+			    "it anyway", id, d->line);
+			snapshot_free(&snap);
+			return;
+		}
+	}
+	snapshot_free(&snap);
+	req->id = xstrdup(id);
+	req->addr = xstrdup(addr);
+	control_detach(req);
+}
+
+/* --- usb ----------------------------------------------------------------------- */
+
+static void
+control_usb_id(const struct usb_device *u, char *out, size_t len)
+{
+	snprintf(out, len, "usb-%s", u->sysname);
+}
+
+/* The devices re matches, as the plan's -usb: never root hubs, hubs only by ID. */
+static int
+control_usb_match(const char *what, const char *arg, struct host_snapshot *snap,
+    const struct usb_device **found, size_t *n, struct strbuf *names, struct verr *err)
+{
+	memset(snap, 0, sizeof(*snap));
+	snap->sudo_uid = snap->sudo_gid = -1;
+	int r = usb_scan(snap, err);
+	if (r < 0)
+		return r;
+	regex_t re;
+	if (control_regcomp(&re, what, arg, err) < 0)
+		return -EINVAL;
+	*n = 0;
+	for (size_t i = 0; i < snap->n_usb; i++) {
+		const struct usb_device *u = &snap->usb[i];
+		if (u->is_root_hub)
+			continue;
+		char idtext[16];
+		snprintf(idtext, sizeof(idtext), "%04x:%04x", u->vendor, u->product);
+		char *text = usb_match_text(u);
+		bool hit = u->is_hub ? regexec(&re, idtext, 0, NULL, 0) == 0 : regexec(&re, text, 0, NULL, 0) == 0;
+		free(text);
+		if (!hit)
+			continue;
+		strbuf_printf(names, "%s%s", *n ? ", " : "", u->line);
+		*found = u;
+		(*n)++;
+	}
+	regfree(&re);
+	return 0;
+}
+
+static void
+control_cmd_usb_add(struct control_req *req)
+{
+	struct control *c = req->c;
+	struct host_snapshot snap;
+	struct verr err = { 0 };
+	const struct usb_device *u = NULL;
+	size_t n = 0;
+	struct strbuf names = { 0 };
+	if (control_usb_match("usb add", req->argv[0], &snap, &u, &n, &names, &err) < 0) {
+		control_reply(req, false, "%s", err.msg);
+	} else if (n != 1) {
+		if (n == 0)
+			control_reply(req, false, "usb add: no USB device matches '%s'; `lsusb` shows what it is "
+			    "matched against", req->argv[0]);
+		else
+			control_reply(req, false, "usb add: '%s' matches %zu devices (%s); narrow it (e.g. "
+			    "vendor:product)", req->argv[0], n, names.s);
+	} else {
+		char id[64], node[64];
+		control_usb_id(u, id, sizeof(id));
+		snprintf(node, sizeof(node), "/dev/bus/usb/%03u/%03u", u->bus, u->devnum);
+		if (control_id_used(c, id)) {
+			control_reply(req, false, "usb add: %s is already the guest's (%s)", u->line, id);
+		} else if (control_chown(c, node, &err) < 0) {
+			control_reply(req, false, "usb add: %s", err.msg);
+		} else {
+			req->id = xstrdup(id);
+			req->change = json_pack("{s:{s:s, s:s, s:s, s:i, s:i}}", "device_add", "driver", "usb-host",
+			    "id", id, "bus", "xhci.0", "hostbus", (int)u->bus, "hostaddr", (int)u->devnum);
+			control_device_add(req);
+		}
+	}
+	strbuf_free(&names);
+	snapshot_free(&snap);
+}
+
+static void
+control_cmd_usb_del(struct control_req *req)
+{
+	struct control *c = req->c;
+	const char *arg = req->argv[0];
+	const struct device_entry *e = devices_find(c->h.devs, arg);
+	if (e == NULL) {
+		struct host_snapshot snap;
+		struct verr err = { 0 };
+		const struct usb_device *u = NULL;
+		size_t n = 0;
+		struct strbuf names = { 0 };
+		int r = control_usb_match("usb del", arg, &snap, &u, &n, &names, &err);
+		char id[64] = "";
+		if (r == 0 && n == 1)
+			control_usb_id(u, id, sizeof(id));
+		strbuf_free(&names);
+		snapshot_free(&snap);
+		if (r < 0) {
+			control_reply(req, false, "%s", err.msg);
+			return;
+		}
+		e = id[0] ? devices_find(c->h.devs, id) : NULL;
+		if (e == NULL) {
+			control_reply(req, false, "usb del: '%s' names no USB device of the guest (%zu host device%s "
+			    "match); `status` lists the guest's (ids usb-...)", arg, n, n == 1 ? "" : "s");
+			return;
+		}
+	}
+	if (strcmp(e->driver, "usb-host") != 0) {
+		control_reply(req, false, "usb del: %s (%s) is not a USB device; use pci del or net del", e->id,
+		    e->driver);
+		return;
+	}
+	req->id = xstrdup(e->id);
+	control_detach(req);
+}
+
+/* --- the table ----------------------------------------------------------------- */
+
+const struct control_cmd_entry control_cmd_table[] = {
+	{ .name = "pci add", .usage = "REGEX|ADDRESS", .min_args = 1, .max_args = 1, .needs_guest = true,
+	  .exec = control_cmd_pci_add, .help = "bind a host PCI device to vfio-pci and hot-add it" },
+	{ .name = "pci del", .usage = "ID|ADDRESS [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
+	  .exec = control_cmd_pci_del, .help = "hot-remove a PCI device and give it back to its driver" },
+	{ .name = "usb add", .usage = "REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
+	  .exec = control_cmd_usb_add, .help = "hot-add the host USB device REGEX matches" },
+	{ .name = "usb del", .usage = "ID|REGEX [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
+	  .exec = control_cmd_usb_del, .help = "hot-remove a USB device" },
+	{ .name = "net add", .usage = "user [hostfwd=RULE,...]|bridge=BR|tap=TAP", .min_args = 1, .max_args = 8,
+	  .needs_guest = true, .exec = control_cmd_net_add, .help = "hot-add a virtio network card" },
+	{ .name = "net del", .usage = "ID [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
+	  .exec = control_cmd_net_del, .help = "hot-remove a network card" },
+	{ .name = "status", .usage = "", .min_args = 0, .max_args = 0,
+	  .exec = control_cmd_status, .help = "what is attached (ids), free root ports, commands in flight" },
+	{ .name = "powerdown", .usage = "", .min_args = 0, .max_args = 0, .needs_guest = true,
+	  .exec = control_cmd_powerdown, .help = "press the guest's power button" },
+	{ .name = "reset", .usage = "", .min_args = 0, .max_args = 0, .needs_guest = true,
+	  .exec = control_cmd_reset, .help = "reset the guest" },
+	{ .name = "quit", .usage = "", .min_args = 0, .max_args = 0,
+	  .exec = control_cmd_quit, .help = "stop QEMU now and put the host back" },
+	{ .name = "help", .usage = "", .min_args = 0, .max_args = 0,
+	  .exec = control_cmd_help, .help = "this list" },
+};
+const size_t control_cmd_count = nitems(control_cmd_table);
+
+const struct control_cmd_entry *
+control_cmd_find(char **words, size_t n, size_t *used, struct verr *err)
+{
+	for (size_t i = 0; i < control_cmd_count; i++) {
+		const struct control_cmd_entry *e = &control_cmd_table[i];
+		const char *sp = strchr(e->name, ' ');
+		if (sp == NULL) {
+			if (strcmp(words[0], e->name) == 0) {
+				*used = 1;
+				return e;
+			}
+			continue;
+		}
+		size_t l = (size_t)(sp - e->name);
+		if (strlen(words[0]) != l || strncmp(words[0], e->name, l) != 0)
+			continue;
+		if (n < 2) {
+			verr_set(err, -EINVAL, "%s needs add or del, e.g. %s add ...; see help", words[0], words[0]);
+			return NULL;
+		}
+		if (strcmp(words[1], sp + 1) == 0) {
+			*used = 2;
+			return e;
+		}
+	}
+	bool group = strcmp(words[0], "pci") == 0 || strcmp(words[0], "usb") == 0 || strcmp(words[0], "net") == 0;
+	if (group)
+		verr_set(err, -EINVAL, "%s %s: unknown; %s takes add or del; see help", words[0], words[1], words[0]);
+	else
+		verr_set(err, -EINVAL, "unknown command \"%.64s\"; help lists the commands", words[0]);
+	return NULL;
+}

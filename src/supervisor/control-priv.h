@@ -1,0 +1,83 @@
+/* Internals shared by control.c (the FIFO, replies, requests) and
+ * control-cmds.c (the command table and handlers); tests use them too. */
+#ifndef VFIO_CONTROL_PRIV_H
+#define VFIO_CONTROL_PRIV_H
+
+#include "control.h"
+
+struct child_job;
+
+/* One command from the FIFO, alive until it has its reply. */
+struct control_req {
+	struct control *c;
+	struct control_req *next;        /* the pending list */
+	char *tag;                       /* NULL: untagged */
+	char *line;                      /* the words joined, for the log */
+	const struct control_cmd_entry *entry;
+	char **argv;                     /* arguments after the command name */
+	int argc;
+	bool force;                      /* "force" was the last word */
+
+	/* what a long command is doing */
+	struct child_job *job;
+	char *id, *netdev, *port, *addr, *fdname;
+	json_t *change, *saved;
+	size_t jidx;
+	int fd;
+};
+
+struct control_cmd_entry {
+	const char *name;                /* "pci add", "status" */
+	const char *usage;               /* "REGEX|ADDRESS [force]" */
+	int min_args, max_args;
+	bool needs_guest;                /* only while the guest runs */
+	void (*exec)(struct control_req *req);
+	const char *help;
+};
+
+/* A device the FIFO attached and what giving it back takes. */
+struct control_origin {
+	char *id;
+	char *netdev;                    /* net: netdev_del after DEVICE_DELETED */
+	json_t *change, *saved;          /* pci: the pci-bind-vfio; net: tap-create (or NULL) */
+	size_t jidx;
+};
+
+struct control {
+	struct control_host h;
+	int fd, replies_fd;
+	char *fifo_path, *replies_path;
+	struct event *ev, *partial_timer;
+	char buf[CONTROL_LINE_MAX + 2];
+	size_t len;
+	bool overflow;                   /* the current line passed CONTROL_LINE_MAX */
+	size_t overflow_len;
+	struct control_req *pending;
+	struct strv reserved_ports;      /* root ports of adds in flight */
+	struct control_origin *origins;
+	size_t n_origins;
+	unsigned next_fd;                /* getfd names */
+};
+
+extern const struct control_cmd_entry control_cmd_table[];
+extern const size_t control_cmd_count;
+
+/* Find the entry for words (one or two of them); *used gets how many words
+ * the name took. NULL with err set when there is none. */
+const struct control_cmd_entry *control_cmd_find(char **words, size_t n, size_t *used,
+    struct verr *err);
+/* The reply, one line to the replies file and the log; frees req. */
+void control_reply(struct control_req *req, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A reply for a line that never became a request (bad input). */
+void control_reply_bad(struct control *c, const char *tag, const char *msg);
+
+struct control_origin *control_origin_find(struct control *c, const char *id);
+void control_origin_add(struct control *c, const char *id, const char *netdev, const json_t *change,
+    const json_t *saved, size_t jidx);
+void control_origin_remove(struct control *c, const char *id);
+
+/* The session's QMP connection when it can take commands, else NULL. */
+struct qmp *control_qmp(struct control *c);
+
+#endif

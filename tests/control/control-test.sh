@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# The control FIFO and vfioctl against the fake QEMU (qemu-mock) and a
+# host-root fixture, one behaviour per case: control-test.sh CASE. The
+# supervisor runs a hand-written plan through the session tests' driver; the
+# checks are what a user sees: vfioctl's output and exit status, the replies
+# file, status.json, what QEMU was told (the fake's record), and the host.
+#
+# Needs: VFIO_BUILDDIR, VFIO_SRCDIR, MKHOST (set by meson); DRVCORE for pci.
+set -u
+case_name=$1
+B=$VFIO_BUILDDIR
+DRIVER=$B/tests/session/session-driver
+MOCK=$B/tests/qmp-mock/qemu-mock
+VFIOCTL=$B/tools/vfioctl
+[ -x "$MOCK" ] || { echo "skip: no qemu-mock built"; exit 77; }
+
+T=$(mktemp -d /tmp/vfio-control-XXXXXX)
+chmod 1777 "$T"
+HOST=$T/host
+NAME=ctl
+RUN=$HOST/run/vfio/$NAME
+FIFO=$RUN/control
+REPLIES=$RUN/replies
+children=()
+cleanup() {
+	for p in "${children[@]}"; do kill -9 "$p" 2>/dev/null; done
+	[ -n "${sup:-}" ] && kill -9 "$sup" 2>/dev/null
+	pkill_mock
+	rm -rf "$T"
+}
+pkill_mock() {	# the fake QEMU this test started, by the pid it recorded
+	[ -f "$T/argv" ] || return 0
+	local p
+	p=$(cat "$HOST/run/vfio/$NAME/status.json" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["qemu_pid"])' 2>/dev/null) || return 0
+	[ -n "$p" ] && [ "$p" != 0 ] && kill -9 "$p" 2>/dev/null
+	return 0
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; for f in out vout verr; do [ -f "$T/$f" ] && { echo "--- $f:"; cat "$T/$f"; } >&2; done; exit 1; }
+expect_in() { grep -qF -- "$2" "$1" || fail "expected '$2' in $1"; }
+expect_not_in() { ! grep -qF -- "$2" "$1" || fail "did not expect '$2' in $1"; }
+
+python3 "$MKHOST" --preset desktop "$HOST" || fail "mkhost"
+
+export VFIO_HOST_ROOT=$HOST VFIO_QEMU=$MOCK
+export QMP_MOCK_SCENARIO=$T/scenario.json QMP_MOCK_RECORD=$T/record QMP_MOCK_ARGV=$T/argv
+unset SUDO_UID SUDO_GID
+
+# A guest with a user-mode NIC in rp1, three spare root ports and an xhci.
+cat > "$T/plan.json" <<JSON
+{"argv": ["qemu-system-x86_64", "-name", "$NAME", "-machine", "q35", "-nodefaults", "-S",
+  "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control", "-m", "512",
+  "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
+  "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
+  "-device", "pcie-root-port,id=rp3,bus=pcie.0,chassis=3,port=3,addr=0x1c.2",
+  "-device", "pcie-root-port,id=rp4,bus=pcie.0,chassis=4,port=4,addr=0x1c.3",
+  "-device", "qemu-xhci,id=xhci,bus=pcie.0", "-serial", "mon:stdio"],
+ "qmp": [
+  {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
+  {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
+ ],
+ "host_changes": [],
+ "n_root_ports": 4}
+JSON
+scenario() { printf '%s\n' "$1" > "$T/scenario.json"; }
+scenario '{}'
+
+start() {	# start the supervisor in the background and wait until the guest runs
+	"$DRIVER" run "$T/plan.json" -name "$NAME" "$@" < /dev/null > "$T/out" 2>&1 &
+	sup=$!
+	wait_for "the guest to run" grep -q '"state": "running"' "$RUN/status.json"
+	[ -p "$FIFO" ] || fail "no control FIFO at $FIFO"
+}
+finish() { wait "$sup"; rc=$?; sup=; }
+stop() { kill -TERM "$sup" 2>/dev/null; finish; }
+
+wait_for() {	# wait_for DESCRIPTION COMMAND...: up to 30 s
+	local what=$1; shift
+	for _ in $(seq 300); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $what"
+}
+
+ctl() {	# ctl ARGS...: vfioctl, output in vout/verr, status in $vrc
+	"$VFIOCTL" "$@" > "$T/vout" 2> "$T/verr"
+	vrc=$?
+}
+ctl_ok() { ctl "$@"; [ $vrc -eq 0 ] || fail "vfioctl $* exited $vrc, want 0"; }
+ctl_err() { ctl "$@"; [ $vrc -eq 1 ] || fail "vfioctl $* exited $vrc, want 1"; }
+
+send() { printf '%b' "$1" > "$FIFO"; }     # raw bytes into the FIFO
+nreplies() { [ "$(grep -c "$1" "$REPLIES")" -eq "$2" ]; }   # nreplies REGEX COUNT
+reply_for() { grep -q "^@$1 " "$REPLIES"; }
+wait_reply() { wait_for "the reply tagged $1" reply_for "$1"; grep "^@$1 " "$REPLIES"; }
+nrecorded() { grep -c "\"$1\"" "$T/record"; }
+recorded_line() { grep "\"$1\"" "$T/record" | tail -1; }
+driver_of() { basename "$(readlink "$HOST/sys/bus/pci/devices/$1/driver")"; }
+
+# Bad input: the reply is an error naming the problem, QEMU hears nothing.
+bad_input() {	# bad_input BYTES TAG EXPECTED-TEXT
+	start
+	local before; before=$(wc -l < "$T/record")
+	send "$1"
+	local r; r=$(wait_reply "$2")
+	case $r in "@$2 error "*) ;; *) fail "reply '$r' is not an error";; esac
+	echo "$r" | grep -qF -- "$3" || fail "reply '$r' does not say '$3'"
+	ctl_ok "$NAME" status
+	[ "$(wc -l < "$T/record")" = "$before" ] || fail "QEMU was sent something"
+	stop
+	[ $rc -eq 0 ] || fail "supervisor exit $rc after bad input"
+}
+
+case $case_name in
+fifo-and-replies-private-and-removed)
+	start
+	[ "$(stat -c %a "$FIFO")" = 600 ] || fail "FIFO mode $(stat -c %a "$FIFO")"
+	ctl_ok "$NAME" status
+	[ "$(stat -c %a "$REPLIES")" = 600 ] || fail "replies mode"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ ! -e "$FIFO" ] && [ ! -e "$REPLIES" ] || fail "FIFO or replies left behind"
+	;;
+tagged-command-gets-tagged-reply)
+	start
+	send '@req-1 status\n'
+	r=$(wait_reply req-1)
+	case $r in '@req-1 ok {'*) ;; *) fail "reply '$r'";; esac
+	expect_in "$T/out" "control: @req-1 ok"
+	stop
+	;;
+untagged-command-gets-untagged-reply)
+	start
+	send 'help\n'
+	wait_for "an untagged reply" grep -q '^ok pci add' "$REPLIES"
+	stop
+	;;
+status-table-and-json)
+	start
+	ctl_ok "$NAME" status
+	expect_in "$T/vout" "guest $NAME: running"
+	grep -Eq '^nic0 +virtio-net-pci +rp1$' "$T/vout" || fail "no nic0 row"
+	expect_in "$T/vout" "free root ports: rp2 rp3 rp4"
+	ctl_ok -json "$NAME" status
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["devices"]["attached"][0]["id"]=="nic0", s' "$T/vout" || fail "json"
+	ctl_ok "$NAME" status -json
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/vout" || fail "trailing -json"
+	stop
+	;;
+help-lists-every-command)
+	start
+	ctl_ok "$NAME" help
+	for c in "pci add" "pci del" "usb add" "usb del" "net add" "net del" status powerdown reset quit help; do
+		grep -q "^$c" "$T/vout" || fail "help lacks $c"
+	done
+	stop
+	;;
+name-may-be-left-out-with-one-supervisor)
+	start
+	ctl_ok status
+	expect_in "$T/vout" "guest $NAME"
+	stop
+	;;
+list-shows-running-supervisors)
+	start
+	ctl_ok list
+	grep -Eq "^$NAME +running$" "$T/vout" || fail "list: $(cat "$T/vout")"
+	stop
+	ctl_ok list
+	[ ! -s "$T/vout" ] || fail "list after the run: $(cat "$T/vout")"
+	;;
+net-add-user-with-hostfwd)
+	start
+	ctl_ok "$NAME" net add user hostfwd=tcp::2222-:22,udp:127.0.0.1:5353-:53
+	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp2)"
+	recorded_line netdev_add | grep -q '"hostfwd":\[{"str":"tcp::2222-:22"},{"str":"udp:127.0.0.1:5353-:53"}\]' ||
+		fail "netdev_add: $(recorded_line netdev_add)"
+	recorded_line device_add | grep -q '"id":"nic1"' || fail "device_add: $(recorded_line device_add)"
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert [d["id"] for d in s["devices"]["attached"]]==["nic0","nic1"], s' "$RUN/status.json" ||
+		fail "status.json not updated"
+	stop
+	;;
+net-add-bad-hostfwd-refused)
+	start
+	ctl_err "$NAME" net add user hostfwd=tcp:2222:22
+	expect_in "$T/verr" 'hostfwd rule "tcp:2222:22" is not'
+	[ "$(nrecorded netdev_add)" = 1 ] || fail "netdev_add sent"
+	ctl_err "$NAME" net add wifi
+	expect_in "$T/verr" 'unknown network "wifi"'
+	stop
+	;;
+net-add-refused-by-qemu-rolls-back)
+	scenario '{"commands": [{"command": "device_add", "nth": 2, "reply": {"error": {"class": "GenericError", "desc": "no more PCI slots"}}}]}'
+	start
+	ctl_err "$NAME" net add user
+	expect_in "$T/verr" "QEMU refused to add nic1: no more PCI slots"
+	recorded_line netdev_del | grep -q '"id":"net1"' || fail "netdev net1 not rolled back"
+	ctl_ok "$NAME" status -json
+	expect_not_in "$T/vout" nic1
+	stop
+	;;
+net-del-removes-nic-and-backend)
+	start
+	ctl_ok "$NAME" net add user
+	ctl_ok "$NAME" net del nic1
+	expect_in "$T/vout" "nic1 removed"
+	recorded_line device_del | grep -q '"id":"nic1"' || fail "no device_del"
+	recorded_line netdev_del | grep -q '"id":"net1"' || fail "no netdev_del"
+	ctl_ok "$NAME" net del nic0
+	ctl_ok "$NAME" status
+	expect_in "$T/vout" "free root ports: rp1 rp2 rp3 rp4"
+	ctl_err "$NAME" net del nic0
+	expect_in "$T/verr" "no device nic0 is attached"
+	stop
+	;;
+commands-run-while-a-device-del-waits)
+	scenario '{"guest": {"ignore_unplug": true}}'
+	start
+	"$VFIOCTL" "$NAME" net del nic0 > "$T/del.out" 2>&1 &
+	delpid=$!
+	children+=("$delpid")
+	wait_for "device_del to reach QEMU" grep -q device_del "$T/record"
+	ctl_ok "$NAME" status
+	expect_in "$T/vout" "in progress: net del nic0"
+	ctl_err "$NAME" net del nic0
+	expect_in "$T/verr" "already being removed"
+	ctl_ok "$NAME" net add user
+	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp2)"
+	# A reset completes the pending unplug, as in QEMU.
+	ctl_ok "$NAME" reset
+	wait "$delpid"; drc=$?
+	[ $drc -eq 0 ] || { cat "$T/del.out"; fail "net del exited $drc"; }
+	expect_in "$T/del.out" "nic0 removed"
+	stop
+	;;
+device-del-timeout-is-an-error)
+	scenario '{"guest": {"ignore_unplug": true}}'
+	start
+	ctl_err -timeout 1 "$NAME" net del nic0
+	expect_in "$T/verr" "no reply from \"$NAME\" within 1 s"
+	stop
+	;;
+several-writers-at-once)
+	start
+	pids=()
+	for i in $(seq 1 12); do
+		"$VFIOCTL" "$NAME" status > "$T/w$i" 2>&1 & pids+=($!)
+		"$VFIOCTL" "$NAME" help > "$T/h$i" 2>&1 & pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || fail "a writer exited $?"; done
+	for i in $(seq 1 12); do
+		grep -q "guest $NAME: running" "$T/w$i" || fail "writer $i got $(cat "$T/w$i")"
+		grep -q "^powerdown" "$T/h$i" || fail "help writer $i got $(cat "$T/h$i")"
+	done
+	# Raw tagged lines from many writers: every tag answered exactly once.
+	for i in $(seq 1 30); do send "@raw$i status\n" & done
+	wait_for "30 replies" nreplies '^@raw[0-9]* ok' 30
+	stop
+	;;
+unknown-command) bad_input '@u1 frobnicate now\n' u1 'unknown command "frobnicate"' ;;
+unknown-subcommand) bad_input '@u2 pci attach 1\n' u2 'pci attach: unknown; pci takes add or del' ;;
+missing-argument) bad_input '@m1 pci add\n' m1 'pci add takes REGEX|ADDRESS (missing argument)' ;;
+too-many-arguments) bad_input '@m2 status now\n' m2 'status takes no arguments' ;;
+invalid-regex) bad_input "@r1 pci add 'NVMe(('\n" r1 "'NVMe((' is not a valid extended regular expression" ;;
+unterminated-quote) bad_input "@q1 pci add 'Non-Volatile\n" q1 'is never closed' ;;
+nul-byte) bad_input '@n1 sta\0tus\n' n1 'NUL byte' ;;
+binary-garbage) bad_input '@g1 \xff\xfe\x01\x80garbage\n' g1 'not UTF-8 text' ;;
+control-characters) bad_input '@c1 status\x1b[2J\n' c1 'control character 0x1b' ;;
+bad-tag)
+	start
+	send '@ status\n@t!x status\n@ok1 help\n'
+	wait_reply ok1 > /dev/null
+	[ "$(grep -c '^error the request tag must follow' "$REPLIES")" = 2 ] || fail "bad tags: $(cat "$REPLIES")"
+	stop
+	;;
+tag-without-command) bad_input '@lonely\n' lonely 'carries no command' ;;
+line-over-4096-bytes)
+	long=$(head -c 5000 /dev/zero | tr '\0' 'a')
+	bad_input "@big pci add $long\n" big 'more than the 4096 allowed'
+	;;
+partial-line-when-writer-closes)
+	bad_input '@half status' half 'without a newline'
+	;;
+bad-input-then-good-input)
+	start
+	send '\xff\xff\n@after status\n'
+	r=$(wait_reply after)
+	case $r in '@after ok '*) ;; *) fail "good command after garbage: $r";; esac
+	grep -q '^error .*not UTF-8' "$REPLIES" || fail "no error for the garbage"
+	stop
+	;;
+pci-add-binds-and-del-gives-back)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	LD_PRELOAD=$DRVCORE start
+	ctl_ok "$NAME" pci add 'Non-Volatile memory'
+	expect_in "$T/vout" "hostdev-0000-02-00-0 attached (0000:02:00.0 on rp2)"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "not on vfio-pci"
+	recorded_line device_add | grep -q '"driver":"vfio-pci","host":"0000:02:00.0"' || fail "$(recorded_line device_add)"
+	grep -q '"pci-bind-vfio"' "$RUN/journal" || fail "bind not journaled"
+	grep -q '"target": "0000:02:00.0"' "$RUN/status.json" || fail "status.json lacks the host change"
+	# The NVMe controller is the guest's only disk: force is needed.
+	ctl_err "$NAME" pci del hostdev-0000-02-00-0
+	expect_in "$T/verr" "add force as the last word"
+	[ "$(nrecorded device_del)" = 0 ] || fail "device_del sent without force"
+	ctl_ok "$NAME" pci del 0000:02:00.0 force
+	expect_in "$T/vout" "hostdev-0000-02-00-0 removed; 0000:02:00.0 is back with its driver"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not back on nvme"
+	ctl_ok "$NAME" status -json
+	expect_not_in "$T/vout" hostdev
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
+pci-add-refusals)
+	start
+	ctl_err "$NAME" pci add Intel
+	expect_in "$T/verr" "matches"
+	expect_in "$T/verr" "add one at a time"
+	ctl_err "$NAME" pci add 'NoSuchDevice'
+	expect_in "$T/verr" "no PCI device matches 'NoSuchDevice'"
+	ctl_err "$NAME" pci add 0000:01:00.0
+	expect_in "$T/verr" "is a display device"
+	ctl_err "$NAME" pci add 0000:01:00.1
+	expect_in "$T/verr" "shares IOMMU group 1 with"
+	ctl_err "$NAME" pci add 0000:09:00.0
+	expect_in "$T/verr" "the host has no PCI device 0000:09:00.0"
+	ctl_err "$NAME" pci del hostdev-0000-02-00-0
+	expect_in "$T/verr" "is not a host PCI device of the guest"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	[ "$(driver_of 0000:01:00.1)" = snd_hda_intel ] || fail "the host changed"
+	stop
+	;;
+usb-add-and-del)
+	start
+	ctl_ok "$NAME" usb add 'Logitech'
+	expect_in "$T/vout" "usb-1-4.2 attached (usb-host)"
+	recorded_line device_add | grep -q '"driver":"usb-host","id":"usb-1-4.2","bus":"xhci.0","hostbus":1,"hostaddr":4' ||
+		fail "$(recorded_line device_add)"
+	ctl_err "$NAME" usb add 'Logitech'
+	expect_in "$T/verr" "already the guest's"
+	ctl_ok "$NAME" usb del 'Unifying|Logitech'
+	expect_in "$T/vout" "usb-1-4.2 removed"
+	ctl_err "$NAME" usb add 'SteelSeries|Ducky'
+	expect_in "$T/verr" "matches 2 devices"
+	stop
+	;;
+reset-resets-the-guest)
+	start
+	ctl_ok "$NAME" reset
+	[ "$(nrecorded system_reset)" = 1 ] || fail "no system_reset"
+	stop
+	;;
+powerdown-ends-the-run-cleanly)
+	start
+	ctl_ok "$NAME" powerdown
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	expect_in "$T/out" "control FIFO: asking the guest to power down"
+	[ "$(nrecorded system_powerdown)" = 1 ] || fail "no system_powerdown"
+	[ ! -e "$RUN" ] || fail "runtime dir left"
+	;;
+quit-stops-qemu)
+	start
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ "$(nrecorded quit)" = 1 ] || fail "no quit"
+	;;
+vfioctl-exit-2-without-supervisor)
+	ctl nosuch status
+	[ $vrc -eq 2 ] || fail "exit $vrc, want 2"
+	expect_in "$T/verr" 'no supervisor named "nosuch" runs'
+	# A FIFO left by a killed supervisor has no reader: still 2.
+	mkdir -p "$HOST/run/vfio/dead" && mkfifo -m 600 "$HOST/run/vfio/dead/control" && : > "$HOST/run/vfio/dead/replies"
+	ctl dead status
+	[ $vrc -eq 2 ] || fail "stale FIFO: exit $vrc, want 2"
+	;;
+vfioctl-exit-1-on-error-reply)
+	start
+	ctl "$NAME" net del nic9
+	[ $vrc -eq 1 ] || fail "exit $vrc"
+	expect_in "$T/verr" "error net del: no device nic9"
+	stop
+	;;
+commands-before-the-guest-runs-refused)
+	scenario '{"commands": [{"command": "cont", "delay_ms": 4000}]}'
+	"$DRIVER" run "$T/plan.json" -name "$NAME" < /dev/null > "$T/out" 2>&1 &
+	sup=$!
+	wait_for "the FIFO" test -p "$FIFO"
+	ctl_err "$NAME" net add user
+	expect_in "$T/verr" "needs the running guest"
+	ctl_ok "$NAME" status
+	stop
+	;;
+*)
+	fail "unknown case $case_name"
+	;;
+esac
+echo "ok: $case_name"

@@ -1,0 +1,379 @@
+/* vfioctl: talk to a running vfio supervisor through its control FIFO.
+ *
+ *   vfioctl [-timeout S] [-json] [NAME] COMMAND...
+ *   vfioctl list
+ *
+ * Writes one tagged command line to /run/vfio/NAME/control, waits for the
+ * reply with that tag in /run/vfio/NAME/replies (inotify, no polling), prints
+ * it and exits 0 on ok, 1 on error (or timeout), 2 when no supervisor NAME
+ * runs. Paths are under $VFIO_HOST_ROOT like everything vfio touches. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "hostroot.h"
+#include "util.h"
+
+#define VFIOCTL_EXIT_OK      0
+#define VFIOCTL_EXIT_ERROR   1
+#define VFIOCTL_EXIT_NOSUP   2
+#define VFIOCTL_TIMEOUT_S    60
+
+static const char *const vfioctl_commands[] = {
+	"pci", "usb", "net", "status", "powerdown", "reset", "quit", "help",
+};
+
+static void __attribute__((noreturn))
+vfioctl_usage(void)
+{
+	fprintf(stderr, "usage: vfioctl [-timeout SECONDS] [-json] [NAME] COMMAND...\n"
+	    "       vfioctl list\n"
+	    "commands: pci add REGEX|ADDRESS, pci del ID|ADDRESS [force], usb add REGEX, usb del ID|REGEX,\n"
+	    "          net add user [hostfwd=tcp::2222-:22] | bridge=BR | tap=TAP, net del ID,\n"
+	    "          status, powerdown, reset, quit, help\n");
+	exit(VFIOCTL_EXIT_ERROR);
+}
+
+static bool
+vfioctl_is_command(const char *w)
+{
+	for (size_t i = 0; i < nitems(vfioctl_commands); i++) {
+		if (strcmp(w, vfioctl_commands[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Open NAME's FIFO for writing: fails with ENXIO when no supervisor reads it. */
+static int
+vfioctl_open_fifo(const char *name)
+{
+	char *path = host_pathdup("/run/vfio/%s/control", name);
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	int e = errno;
+	free(path);
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+			close(fd);
+			errno = EINVAL;
+			return -1;
+		}
+		/* Block on a full pipe rather than fail: the write is atomic anyway. */
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	}
+	errno = e;
+	return fd;
+}
+
+static bool
+vfioctl_running(const char *name)
+{
+	int fd = vfioctl_open_fifo(name);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static void
+vfioctl_names(struct strv *names)
+{
+	char *parent = host_pathdup("/run/vfio");
+	DIR *d = opendir(parent);
+	free(parent);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' && vfioctl_running(de->d_name))
+			strv_push(names, de->d_name);
+	}
+	closedir(d);
+}
+
+static int
+vfioctl_list(void)
+{
+	struct strv names = { 0 };
+	vfioctl_names(&names);
+	for (size_t i = 0; i < names.n; i++) {
+		char *path = host_pathdup("/run/vfio/%s/status.json", names.v[i]);
+		json_t *st = json_load_file(path, 0, NULL);
+		free(path);
+		const char *state = json_string_value(json_object_get(st, "state"));
+		printf("%-20s %s\n", names.v[i], state ? state : "?");
+		json_decref(st);
+	}
+	strv_free(&names);
+	return VFIOCTL_EXIT_OK;
+}
+
+static void
+vfioctl_print_status(const char *name, const char *js, bool as_json)
+{
+	json_error_t jerr;
+	json_t *st = json_loads(js, 0, &jerr);
+	if (st == NULL || as_json) {
+		printf("%s\n", js);
+		json_decref(st);
+		return;
+	}
+	const json_t *devs = json_object_get(st, "devices");
+	printf("guest %s: %s\n", name, json_string_value(json_object_get(st, "state")) ?: "?");
+	printf("%-24s %-18s %s\n", "ID", "DRIVER", "BUS");
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(devs, "attached"), i, d)
+		printf("%-24s %-18s %s\n", json_string_value(json_object_get(d, "id")) ?: "",
+		    json_string_value(json_object_get(d, "driver")) ?: "",
+		    json_string_value(json_object_get(d, "bus")) ?: "");
+	printf("free root ports:");
+	json_array_foreach(json_object_get(devs, "free_root_ports"), i, d)
+		printf(" %s", json_string_value(d));
+	printf("%s\n", json_array_size(json_object_get(devs, "free_root_ports")) ? "" : " none");
+	json_array_foreach(json_object_get(st, "pending"), i, d)
+		printf("in progress: %s\n", json_string_value(d));
+	json_decref(st);
+}
+
+/* The words as one line the supervisor's parser reads back as the same words. */
+static int
+vfioctl_build_line(struct strbuf *sb, const char *tag, char **words, int n)
+{
+	strbuf_printf(sb, "@%s", tag);
+	for (int i = 0; i < n; i++) {
+		if (strchr(words[i], '\'') != NULL) {
+			fprintf(stderr, "vfioctl: \"%s\" contains a single quote, which the control FIFO cannot "
+			    "carry; in a regex, match it with . instead\n", words[i]);
+			return -1;
+		}
+		if (strchr(words[i], '\n') != NULL) {
+			fprintf(stderr, "vfioctl: a word contains a newline; give one command\n");
+			return -1;
+		}
+		bool quote = words[i][0] == '\0' || strpbrk(words[i], " \t") != NULL || words[i][0] == '@';
+		strbuf_printf(sb, quote ? " '%s'" : " %s", words[i]);
+	}
+	if (sb->len > CONTROL_LINE_MAX) {
+		fprintf(stderr, "vfioctl: the command is %zu bytes long; the supervisor takes at most %d\n",
+		    sb->len, CONTROL_LINE_MAX);
+		return -1;
+	}
+	strbuf_puts(sb, "\n");
+	return 0;
+}
+
+static long
+vfioctl_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Read what was appended; return the reply line for tag (allocated) or NULL. */
+static char *
+vfioctl_scan(int fd, struct strbuf *pending, const char *tag)
+{
+	char buf[8192];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_add(pending, buf, (size_t)n);
+	char *prefix = xasprintf("@%s ", tag);
+	char *found = NULL;
+	size_t start = 0;
+	while (pending->s != NULL && start < pending->len) {
+		char *nl = memchr(pending->s + start, '\n', pending->len - start);
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		if (found == NULL && str_startswith(pending->s + start, prefix))
+			found = xstrdup(pending->s + start + strlen(prefix));
+		start = (size_t)(nl - pending->s) + 1;
+	}
+	if (start > 0) {
+		memmove(pending->s, pending->s + start, pending->len - start);
+		pending->len -= start;
+		pending->s[pending->len] = '\0';
+	}
+	free(prefix);
+	return found;
+}
+
+static int
+vfioctl_command(const char *name, char **words, int n, int timeout_s, bool as_json)
+{
+	char *replies = host_pathdup("/run/vfio/%s/replies", name);
+	int rfd = open(replies, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (rfd < 0) {
+		fprintf(stderr, "vfioctl: no supervisor named \"%s\" runs (%s: %s); `vfioctl list` lists them\n",
+		    name, replies, strerror(errno));
+		free(replies);
+		return VFIOCTL_EXIT_NOSUP;
+	}
+	lseek(rfd, 0, SEEK_END);
+	/* Watch before writing, so a quick reply cannot slip past. */
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ifd < 0 || inotify_add_watch(ifd, replies, IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+		fprintf(stderr, "vfioctl: cannot watch %s: %s\n", replies, strerror(errno));
+		free(replies);
+		return VFIOCTL_EXIT_ERROR;
+	}
+	int cfd = vfioctl_open_fifo(name);
+	if (cfd < 0) {
+		fprintf(stderr, "vfioctl: no supervisor named \"%s\" runs (its control FIFO: %s); `vfioctl list` "
+		    "lists them\n", name, strerror(errno));
+		free(replies);
+		return VFIOCTL_EXIT_NOSUP;
+	}
+	char tag[64];
+	snprintf(tag, sizeof(tag), "vfioctl-%ld-%ld", (long)getpid(), vfioctl_now_ms() % 100000);
+	struct strbuf line = { 0 };
+	if (vfioctl_build_line(&line, tag, words, n) < 0) {
+		free(replies);
+		return VFIOCTL_EXIT_ERROR;
+	}
+	ssize_t w;
+	do
+		w = write(cfd, line.s, line.len);
+	while (w < 0 && errno == EINTR);
+	close(cfd);
+	strbuf_free(&line);
+	if (w < 0) {
+		int code = errno == EPIPE ? VFIOCTL_EXIT_NOSUP : VFIOCTL_EXIT_ERROR;
+		fprintf(stderr, "vfioctl: cannot send the command to \"%s\": %s\n", name, strerror(errno));
+		free(replies);
+		return code;
+	}
+
+	struct strbuf pending = { 0 };
+	long deadline = vfioctl_now_ms() + timeout_s * 1000L;
+	char *reply = NULL;
+	bool gone = false;
+	for (;;) {
+		reply = vfioctl_scan(rfd, &pending, tag);
+		if (reply != NULL || gone)
+			break;
+		long left = deadline - vfioctl_now_ms();
+		if (left <= 0)
+			break;
+		struct pollfd pfd = { .fd = ifd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) > 0) {
+			char ebuf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+			ssize_t len = read(ifd, ebuf, sizeof(ebuf));
+			for (char *p = ebuf; len > 0 && p < ebuf + len;) {
+				struct inotify_event *ev = (struct inotify_event *)p;
+				if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+					gone = true;    /* one more read: the reply may be in before */
+				p += sizeof(*ev) + ev->len;
+			}
+		}
+	}
+	strbuf_free(&pending);
+	close(ifd);
+	close(rfd);
+	free(replies);
+	if (reply == NULL) {
+		if (gone) {
+			fprintf(stderr, "vfioctl: the supervisor \"%s\" stopped before it answered\n", name);
+			return VFIOCTL_EXIT_NOSUP;
+		}
+		fprintf(stderr, "vfioctl: no reply from \"%s\" within %d s (-timeout); the command may still "
+		    "complete: `vfioctl %s status` shows what is attached\n", name, timeout_s, name);
+		return VFIOCTL_EXIT_ERROR;
+	}
+	int code;
+	if (str_startswith(reply, "ok")) {
+		const char *msg = reply[2] == ' ' ? reply + 3 : reply + 2;
+		if (strcmp(words[0], "status") == 0)
+			vfioctl_print_status(name, msg, as_json);
+		else if (strcmp(words[0], "help") == 0) {
+			char *copy = xstrdup(msg), *save = NULL;
+			for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save))
+				printf("%s\n", t + (t[0] == ' '));
+			free(copy);
+		} else {
+			printf("%s\n", msg);
+		}
+		code = VFIOCTL_EXIT_OK;
+	} else {
+		fprintf(stderr, "vfioctl: %s: %s\n", name, reply);
+		code = VFIOCTL_EXIT_ERROR;
+	}
+	free(reply);
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	hostroot_init(NULL);
+	int timeout_s = VFIOCTL_TIMEOUT_S;
+	bool as_json = false;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-json") == 0 || strcmp(argv[i], "--json") == 0) {
+			as_json = true;
+		} else if ((strcmp(argv[i], "-timeout") == 0 || strcmp(argv[i], "--timeout") == 0) && i + 1 < argc) {
+			char *end;
+			long t = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || t <= 0 || t > 86400) {
+				fprintf(stderr, "vfioctl: -timeout wants seconds (1 to 86400), not \"%s\"\n", argv[i]);
+				return VFIOCTL_EXIT_ERROR;
+			}
+			timeout_s = (int)t;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "-help") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			vfioctl_usage();
+		} else {
+			fprintf(stderr, "vfioctl: unknown option %s\n", argv[i]);
+			vfioctl_usage();
+		}
+	}
+	if (i >= argc)
+		vfioctl_usage();
+	if (strcmp(argv[i], "list") == 0 && i + 1 == argc)
+		return vfioctl_list();
+	/* -json may also follow the command: vfioctl NAME status -json */
+	if (argc - i >= 2 && strcmp(argv[argc - 1], "-json") == 0) {
+		as_json = true;
+		argc--;
+	}
+	const char *name;
+	if (vfioctl_is_command(argv[i])) {
+		struct strv names = { 0 };
+		vfioctl_names(&names);
+		if (names.n > 1) {
+			fprintf(stderr, "vfioctl: %zu supervisors run (", names.n);
+			for (size_t k = 0; k < names.n; k++)
+				fprintf(stderr, "%s%s", k ? ", " : "", names.v[k]);
+			fprintf(stderr, "): name one, e.g. vfioctl %s %s\n", names.v[0], argv[i]);
+			strv_free(&names);
+			return VFIOCTL_EXIT_ERROR;
+		}
+		static char only[256];
+		snprintf(only, sizeof(only), "%s", names.n == 1 ? names.v[0] : "vfio");
+		name = only;
+		strv_free(&names);
+	} else {
+		name = argv[i++];
+		if (i >= argc)
+			vfioctl_usage();
+		if (strchr(name, '/') != NULL || strcmp(name, "..") == 0 || strcmp(name, ".") == 0) {
+			fprintf(stderr, "vfioctl: \"%s\" is not a guest name\n", name);
+			return VFIOCTL_EXIT_ERROR;
+		}
+	}
+	return vfioctl_command(name, argv + i, argc - i, timeout_s, as_json);
+}
