@@ -24,6 +24,7 @@
 #include "journal.h"
 #include "log.h"
 #include "net.h"
+#include "notify.h"
 #include "proc.h"
 #include "qmp.h"
 #include "rundir.h"
@@ -434,6 +435,10 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	s->guest_ran = true;
 	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
 	session_set_state(s, SESSION_RUNNING);
+	/* vfio@.service is Type=notify: it counts as started only now. */
+	struct verr nerr = { 0 };
+	if (notify_sendf(&nerr, "READY=1\nSTATUS=guest %s running (QEMU pid %d)", s->name, (int)s->qemu_pid) < 0)
+		log_warnx("telling the service manager the guest runs: %s", nerr.msg);
 	session_usb_start(s);
 }
 
@@ -889,6 +894,9 @@ session_validate(struct session *s)
 static int
 session_teardown(struct session *s)
 {
+	struct verr nerr = { 0 };
+	if (notify_send("STOPPING=1\nSTATUS=stopping the guest and restoring the host", &nerr) < 0)
+		log_warnx("telling the service manager the guest stops: %s", nerr.msg);
 	usbwatch_free(s->usb);
 	s->usb = NULL;
 	if (s->qmp != NULL) {

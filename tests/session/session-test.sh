@@ -316,6 +316,49 @@ vcpus-pinned-in-order)
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	;;
+sd-notify-ready-after-cont-stopping-at-teardown)
+	# A service manager's notify socket: READY=1 arrives only once QEMU
+	# took `cont` (the listener looks at the fake's record when it does),
+	# STOPPING=1 when the teardown starts.
+	plan; scenario "$GUEST_RUNS"
+	python3 - "$T/notify.sock" "$T/notify.log" "$T/record" <<'PY' &
+import os, socket, sys
+sock, log, record = sys.argv[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sock)
+os.chmod(sock, 0o777)
+while True:
+    msg = s.recv(4096).decode()
+    try:
+        cont = '"cont"' in open(record).read()
+    except OSError:
+        cont = False
+    with open(log, "a") as f:
+        f.write(msg.replace("\n", " ") + (" [after cont]" if cont else " [before cont]") + "\n")
+    if "STOPPING=1" in msg:
+        break
+PY
+	children+=($!)
+	wait_for "the notify socket" test -S "$T/notify.sock"
+	NOTIFY_SOCKET=$T/notify.sock start
+	wait_for "the guest to run" running
+	wait_for "READY=1" grep -q "READY=1" "$T/notify.log"
+	expect_in "$T/notify.log" "READY=1 STATUS=guest $NAME running"
+	grep "READY=1" "$T/notify.log" | grep -qF "[after cont]" || fail "READY=1 came before cont: $(cat "$T/notify.log")"
+	expect_not_in "$T/notify.log" "STOPPING=1"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	wait_for "STOPPING=1" grep -q "STOPPING=1" "$T/notify.log"
+	restored
+	;;
+no-notify-socket-sends-nothing-and-runs)
+	# Outside a service manager nothing is sent and nothing complains.
+	plan; scenario "$GUEST_POWEROFF"
+	NOTIFY_SOCKET= run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_not_in "$T/out" "service manager"
+	restored
+	;;
 killed-at-every-journal-step-then-restore)
 	# 3 changes: begin+done each, then QEMU's pid: 7 records.
 	plan
