@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "argsfile.h"
 #include "audio.h"
 #include "hostroot.h"
 #include "log.h"
@@ -97,7 +98,17 @@ main(int argc, char **argv)
 	int rc;
 
 	log_init(LOG_LEVEL_INFO, report_want_color(NULL, stderr));
-	if (options_parse(&opts, argc, argv, &err) < 0) {
+	/* -args FILE becomes the file's flags in place, so flags after it on
+	 * the command line still override it (vfio@.service relies on this). */
+	struct strv words = { 0 };
+	if (argsfile_expand(argc, argv, &words, &err) < 0) {
+		fprintf(stderr, "vfio: %s\n", err.msg);
+		strv_free(&words);
+		return 2;
+	}
+	rc = options_parse(&opts, (int)words.n, words.v, &err);
+	strv_free(&words);
+	if (rc < 0) {
 		fprintf(stderr, "vfio: %s\n", err.msg);
 		options_free(&opts);
 		return 2;

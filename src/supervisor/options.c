@@ -390,6 +390,20 @@ set_file(struct options *o, const struct opt_entry *e, const char *v, struct ver
 #define OPTIONAL(n, al, a, fn, h) \
 	{ .info = { .name = n, .aliases = al, .arg = a, .help = h }, .arg = OPT_OPTIONAL, .handler = fn }
 
+#define CALL_VALUE(n, al, a, fn, h) \
+	{ .info = { .name = n, .aliases = al, .arg = a, .help = h }, .arg = OPT_REQUIRED, .handler = fn }
+
+/* main() expands every -args FILE (argsfile_expand()) before the flags are
+ * parsed, so the parser only meets -args when that step was skipped: a caller
+ * bug, or a file naming another file (which argsfile refuses first). */
+static int
+refuse_args(struct options *o, const struct opt_entry *e, const char *v, struct verr *err)
+{
+	(void)o;
+	return verr_set(err, -EINVAL, "-%s %s: args files are expanded before parsing and do not nest; "
+	    "put the flags of '%s' on the command line", e->info.name, v, v);
+}
+
 static const struct opt_entry opt_table[] = {
 	/* storage */
 	VALUE("image", "", "PATH", set_image, images,
@@ -456,6 +470,8 @@ static const struct opt_entry opt_table[] = {
 	VALUE("extras", "", "ARGS", set_extras, extras,
 	    "Extra QEMU arguments, split into words like a shell would (quotes, backslashes), never run by one."),
 	/* supervisor and output */
+	CALL_VALUE("args", "", "FILE", refuse_args,
+	    "Read flags from FILE, one per line ('#' comments), in place of -args (e.g. /etc/vfio/NAME.args)."),
 	VALUE("name", "", "NAME", set_name, name, "Name of this guest (default vfio)."),
 	VALUE("user", "", "USER", set_user, user, "Run QEMU as this user (default: the user behind sudo)."),
 	VALUE("shutdowntimeout", "", "SECONDS", set_seconds, shutdowntimeout_s,

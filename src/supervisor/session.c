@@ -24,11 +24,13 @@
 #include "journal.h"
 #include "log.h"
 #include "net.h"
+#include "notify.h"
 #include "proc.h"
 #include "qmp.h"
 #include "rundir.h"
 #include "spawn.h"
 #include "status.h"
+#include "threads.h"
 #include "usbwatch.h"
 
 /* A QMP command that does not answer in this long means QEMU is stuck. */
@@ -434,46 +436,58 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	s->guest_ran = true;
 	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
 	session_set_state(s, SESSION_RUNNING);
+	/* vfio@.service is Type=notify: it counts as started only now. */
+	struct verr nerr = { 0 };
+	if (notify_sendf(&nerr, "READY=1\nSTATUS=guest %s running (QEMU pid %d)", s->name, (int)s->qemu_pid) < 0)
+		log_warnx("telling the service manager the guest runs: %s", nerr.msg);
 	session_usb_start(s);
 }
 
 /* vCPU i runs on the i-th -pinvcpus CPU, at SCHED_FIFO priority 20 as the
- * original's `chrt -f 20`. A refused FIFO priority is a warning. */
+ * original's `chrt -f 20`; a refused FIFO priority is a warning. Then every
+ * other QEMU thread (main loop, I/O, workers) goes to the host CPUs left over,
+ * so it stops stealing time from the vCPUs' cores (also a warning when it
+ * cannot, e.g. -pinvcpus took every CPU). */
 static int
 session_pin(struct session *s, const json_t *cpus)
 {
 	bool warned = false;
-	size_t i;
+	size_t i, n_tids = 0;
 	json_t *c;
+	pid_t *tids = xcalloc(json_array_size(cpus) + 1, sizeof(*tids));
+	struct verr err = { 0 };
 	json_array_foreach(cpus, i, c) {
 		json_int_t idx = json_integer_value(json_object_get(c, "cpu-index"));
 		json_t *tidv = json_object_get(c, "thread-id");
 		if (!json_is_integer(tidv) || idx < 0) {
 			session_fail(s, "query-cpus-fast gave no thread id for vCPU %d", (int)idx);
+			free(tids);
 			return -1;
 		}
+		pid_t tid = (pid_t)json_integer_value(tidv);
+		tids[n_tids++] = tid;
 		if ((size_t)idx >= s->opts->n_pinvcpus) {
 			log_warnx("vCPU %d has no host CPU in -pinvcpus: it is not pinned", (int)idx);
 			continue;
 		}
-		pid_t tid = (pid_t)json_integer_value(tidv);
 		int cpu = s->opts->pinvcpus[idx];
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(tid, sizeof(set), &set) < 0) {
-			session_fail(s, "cannot pin vCPU %d (thread %d) to host CPU %d: %s; check "
-			    "-pinvcpus against the host's online CPUs", (int)idx, (int)tid, cpu, strerror(errno));
+		if (threads_pin_fifo(tid, cpu, 0, &err) < 0) {
+			session_fail(s, "vCPU %d: %s; check -pinvcpus against the host's online CPUs", (int)idx,
+			    err.msg);
+			free(tids);
 			return -1;
 		}
-		struct sched_param sp = { .sched_priority = SESSION_FIFO_PRIORITY };
-		if (sched_setscheduler(tid, SCHED_FIFO, &sp) < 0 && !warned) {
-			log_warnx("cannot give the vCPU threads real-time priority (SCHED_FIFO %d): %s; "
-			    "they run at normal priority", SESSION_FIFO_PRIORITY, strerror(errno));
+		if (threads_pin_fifo(tid, cpu, SESSION_FIFO_PRIORITY, &err) < 0 && !warned) {
+			log_warnx("the vCPU threads run at normal priority: %s", err.msg);
 			warned = true;
 		}
 		log_info("vCPU %d (thread %d) pinned to host CPU %d", (int)idx, (int)tid, cpu);
 	}
+	if (threads_pin_emulator(s->qemu_pid, tids, n_tids, s->opts->pinvcpus, s->opts->n_pinvcpus, &err) < 0)
+		log_warnx("QEMU's other threads are not kept off the vCPUs' CPUs: %s", err.msg);
+	else
+		log_info("QEMU's other threads pinned to the host CPUs not given to vCPUs");
+	free(tids);
 	return 0;
 }
 
@@ -889,6 +903,9 @@ session_validate(struct session *s)
 static int
 session_teardown(struct session *s)
 {
+	struct verr nerr = { 0 };
+	if (notify_send("STOPPING=1\nSTATUS=stopping the guest and restoring the host", &nerr) < 0)
+		log_warnx("telling the service manager the guest stops: %s", nerr.msg);
 	usbwatch_free(s->usb);
 	s->usb = NULL;
 	if (s->qmp != NULL) {

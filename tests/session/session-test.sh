@@ -316,6 +316,81 @@ vcpus-pinned-in-order)
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	;;
+emulator-threads-kept-off-vcpu-cpus)
+	# vCPU 0 on host CPU 1: QEMU's other threads (main loop, workers) must
+	# not be allowed there, and the vCPU thread only there.
+	SMP=1 plan; scenario "$GUEST_RUNS"
+	start -pinvcpus 1
+	wait_for "the guest to run" running
+	expect_in "$T/out" "QEMU's other threads pinned to the host CPUs not given to vCPUs"
+	tid0=$(sed -n 's/.*vCPU 0 (thread \([0-9]*\)).*/\1/p' "$T/out")
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	python3 - "$qpid" "$tid0" <<'PY' || fail "QEMU's threads are not where they belong"
+import os, sys
+pid, vcpu = sys.argv[1], sys.argv[2]
+def cpus(tid):
+    for line in open(f"/proc/{pid}/task/{tid}/status"):
+        if line.startswith("Cpus_allowed_list:"):
+            out = set()
+            for part in line.split()[1].split(","):
+                a, _, b = part.partition("-")
+                out.update(range(int(a), int(b or a) + 1))
+            return out
+others = [t for t in os.listdir(f"/proc/{pid}/task") if t != vcpu]
+ok = cpus(vcpu) == {1} and len(others) > 0
+for t in others:
+    c = cpus(t)
+    print(f"thread {t}: {sorted(c)}")
+    ok = ok and 1 not in c and len(c) > 0
+print(f"vCPU thread {vcpu}: {sorted(cpus(vcpu))}")
+sys.exit(0 if ok else 1)
+PY
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
+sd-notify-ready-after-cont-stopping-at-teardown)
+	# A service manager's notify socket: READY=1 arrives only once QEMU
+	# took `cont` (the listener looks at the fake's record when it does),
+	# STOPPING=1 when the teardown starts.
+	plan; scenario "$GUEST_RUNS"
+	python3 - "$T/notify.sock" "$T/notify.log" "$T/record" <<'PY' &
+import os, socket, sys
+sock, log, record = sys.argv[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sock)
+os.chmod(sock, 0o777)
+while True:
+    msg = s.recv(4096).decode()
+    try:
+        cont = '"cont"' in open(record).read()
+    except OSError:
+        cont = False
+    with open(log, "a") as f:
+        f.write(msg.replace("\n", " ") + (" [after cont]" if cont else " [before cont]") + "\n")
+    if "STOPPING=1" in msg:
+        break
+PY
+	children+=($!)
+	wait_for "the notify socket" test -S "$T/notify.sock"
+	NOTIFY_SOCKET=$T/notify.sock start
+	wait_for "the guest to run" running
+	wait_for "READY=1" grep -q "READY=1" "$T/notify.log"
+	expect_in "$T/notify.log" "READY=1 STATUS=guest $NAME running"
+	grep "READY=1" "$T/notify.log" | grep -qF "[after cont]" || fail "READY=1 came before cont: $(cat "$T/notify.log")"
+	expect_not_in "$T/notify.log" "STOPPING=1"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	wait_for "STOPPING=1" grep -q "STOPPING=1" "$T/notify.log"
+	restored
+	;;
+no-notify-socket-sends-nothing-and-runs)
+	# Outside a service manager nothing is sent and nothing complains.
+	plan; scenario "$GUEST_POWEROFF"
+	NOTIFY_SOCKET= run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_not_in "$T/out" "service manager"
+	restored
+	;;
 killed-at-every-journal-step-then-restore)
 	# 3 changes: begin+done each, then QEMU's pid: 7 records.
 	plan
