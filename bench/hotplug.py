@@ -47,18 +47,42 @@ class Recorder(threading.Thread):
                 except ValueError:
                     continue
 
-    def wait_for(self, execute, timeout=30):
+    def wait_for(self, execute, timeout=30, failed=None):
+        """Arrival time of the next `execute`; failed() is asked while waiting
+        and its truthy answer (a reply saying why) ends the wait."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SystemExit("hotplug bench: no %s reached the fake QEMU within %d s" % (execute, timeout))
             try:
-                t, cmd = self.q.get(timeout=left)
+                t, cmd = self.q.get(timeout=min(left, 0.05))
             except queue.Empty:
+                why = failed() if failed else None
+                if why:
+                    raise SystemExit("hotplug bench: no %s: %s" % (execute, why))
                 continue
             if cmd.get("execute") == execute:
                 return t
+
+
+def reply_of(replies, tag):
+    want = ("@%s " % tag).encode()
+    try:
+        with open(replies, "rb") as f:
+            for line in f:
+                if line.startswith(want):
+                    return line.decode(errors="replace").strip()
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def add_failed(replies, i):
+    """The error reply to add i, if it failed (an ok reply can be read before
+    the reader thread has passed the device_add on)."""
+    r = reply_of(replies, "a%d" % i)
+    return r if r is not None and " error " in r else None
 
 
 def wait_reply(replies, tag, timeout=30):
@@ -104,8 +128,16 @@ def fifo_pci_add(src, build, tmp):
     replies = os.path.join(host, "run/vfio", name, "replies")
     try:
         rec_thread.wait_for("cont", 60)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(control) and time.monotonic() < deadline and p.poll() is None:
+        # Commands need the running guest: cont answered, status.json says so.
+        status = os.path.join(host, "run/vfio", name, "status.json")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                with open(status) as f:
+                    if json.load(f).get("state") == "running" and os.path.exists(control):
+                        break
+            except (OSError, ValueError):
+                pass
             time.sleep(0.05)
         if not os.path.exists(control):
             return None
@@ -114,7 +146,7 @@ def fifo_pci_add(src, build, tmp):
         for i in range(N):
             t0 = time.perf_counter()
             os.write(fd, b"@a%d pci add 0000:00:17.0\n" % i)
-            lat.append(rec_thread.wait_for("device_add") - t0)
+            lat.append(rec_thread.wait_for("device_add", failed=lambda: add_failed(replies, i)) - t0)
             r = wait_reply(replies, "a%d" % i)
             if " ok " not in r:
                 raise SystemExit("hotplug bench: pci add failed: " + r)
