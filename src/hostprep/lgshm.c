@@ -40,7 +40,7 @@ lg_args(const json_t *change, char **path, json_int_t *size_mib, json_int_t *uid
 static int
 lg_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
-	char *path;
+	char *path = NULL;
 	json_int_t size, uid, gid;
 	if (lg_args(change, &path, &size, &uid, &gid, err) < 0)
 		return err->code;
@@ -64,7 +64,7 @@ lg_prepare(const json_t *change, json_t **saved, struct verr *err)
 static int
 lg_apply(const json_t *change, const json_t *saved, struct verr *err)
 {
-	char *path;
+	char *path = NULL;
 	json_int_t size, uid, gid;
 	if (lg_args(change, &path, &size, &uid, &gid, err) < 0)
 		return err->code;
@@ -86,7 +86,7 @@ lg_apply(const json_t *change, const json_t *saved, struct verr *err)
 static int
 lg_undo(const json_t *change, const json_t *saved, struct verr *err)
 {
-	char *path;
+	char *path = NULL;
 	json_int_t size, uid, gid;
 	if (lg_args(change, &path, &size, &uid, &gid, err) < 0)
 		return err->code;

@@ -30,7 +30,7 @@ vars_paths(const json_t *change, char **target, char **tmp, char **template, str
 static int
 vars_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
-	char *target, *tmp, *template;
+	char *target = NULL, *tmp = NULL, *template = NULL;
 	if (vars_paths(change, &target, &tmp, &template, err) < 0)
 		return -EINVAL;
 	struct stat st;
@@ -75,7 +75,7 @@ vars_apply(const json_t *change, const json_t *saved, struct verr *err)
 {
 	if (json_is_true(json_object_get(saved, "existed")))
 		return 0;       /* the guest's store is there already: never overwrite it */
-	char *target, *tmp, *template;
+	char *target = NULL, *tmp = NULL, *template = NULL;
 	if (vars_paths(change, &target, &tmp, &template, err) < 0)
 		return -EINVAL;
 	json_int_t uid = change_arg_int(change, "uid", -1), gid = change_arg_int(change, "gid", -1);
@@ -118,7 +118,7 @@ out:
 static int
 vars_undo(const json_t *change, const json_t *saved, struct verr *err)
 {
-	char *target, *tmp, *template;
+	char *target = NULL, *tmp = NULL, *template = NULL;
 	if (vars_paths(change, &target, &tmp, &template, err) < 0)
 		return -EINVAL;
 	int r = 0;

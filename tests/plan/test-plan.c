@@ -76,7 +76,7 @@ static struct pci_device *
 host_pci(struct host *h, const char *addr, unsigned cls, const char *driver, int group, const char *desc)
 {
 	struct pci_device *d = &h->pci[h->snap.n_pci++];
-	snprintf(d->address, sizeof(d->address), "%s", addr);
+	snprintf(d->address, sizeof(d->address), "%.15s", addr);
 	snprintf(d->slot, sizeof(d->slot), "%.10s", addr);
 	d->function = (unsigned)(addr[11] - '0');
 	d->class_code = cls;
