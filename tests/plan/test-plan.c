@@ -59,7 +59,7 @@ host_init(struct host *h, int cores, int threads, uint64_t mem_kib)
 	s->mem_total_kib = mem_kib;
 	s->mem_available_kib = mem_kib / 2;
 	s->iommu_enabled = true;
-	s->kvm = true;
+	s->kvm = s->kvm_usable = true;
 	s->vfio_pci_loaded = s->vfio_pci_available = true;
 	snprintf(s->cpu_vendor, sizeof(s->cpu_vendor), "GenuineIntel");
 	snprintf(s->kernel_release, sizeof(s->kernel_release), "6.1.0-28-amd64");
@@ -417,6 +417,35 @@ test_no_kvm_falls_back_to_tcg_with_a_warning(void **state)
 	done(&p, &o);
 	PLAN(&h, p, o, "-accel", "kvm");
 	expect_error_containing(&p, "-accel kvm: /dev/kvm does not exist");
+	done(&p, &o);
+}
+
+/* /dev/kvm exists but cannot run a guest (a nested hypervisor refusing what
+ * QEMU sets): the default falls back to tcg with a warning saying why,
+ * -accel kvm is an error, and -force makes that a warning. */
+static void
+test_unusable_kvm_falls_back_to_tcg_and_accel_kvm_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.kvm_usable = false;
+	snprintf(h.snap.kvm_unusable, sizeof(h.snap.kvm_unusable), "KVM refuses MSR 0x10a");
+	PLAN(&h, p, o, "-name", "vfio");
+	expect_no_errors(&p);
+	assert_true(p.accel_tcg);
+	assert_string_equal(arg_after(&p, "-accel"), "tcg");
+	assert_string_equal(arg_after(&p, "-cpu"), "max");
+	assert_true(strv_contains(&p.warnings, "KVM is not usable here (KVM refuses MSR 0x10a): using the tcg"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-accel", "kvm");
+	expect_error_containing(&p, "-accel kvm: KVM is not usable here: KVM refuses MSR 0x10a; use -accel tcg");
+	done(&p, &o);
+	PLAN(&h, p, o, "-accel", "kvm", "-force");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-force: -accel kvm: KVM is not usable here"));
+	assert_string_equal(arg_after(&p, "-accel"), "kvm");
 	done(&p, &o);
 }
 
@@ -1659,6 +1688,7 @@ main(void)
 		cmocka_unit_test(test_pinning_cpus_the_host_lacks_is_an_error),
 		cmocka_unit_test(test_hyperv_adds_the_enlightenments),
 		cmocka_unit_test(test_no_kvm_falls_back_to_tcg_with_a_warning),
+		cmocka_unit_test(test_unusable_kvm_falls_back_to_tcg_and_accel_kvm_is_an_error),
 		cmocka_unit_test(test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning),
 		cmocka_unit_test(test_hugepages_allocate_what_is_missing),
 		cmocka_unit_test(test_hugepages_without_a_hugetlbfs_mount_is_an_error),
