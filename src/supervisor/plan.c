@@ -485,6 +485,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	memset(plan, 0, sizeof(*plan));
 	plan->qmp = json_array();
 	plan->host_changes = json_array();
+	plan->viewers = json_array();
 	plan->devices = json_pack("{s:[], s:[]}", "pci", "usb");
 	plan->serial_index = -1;
 
@@ -546,6 +547,7 @@ plan_free(struct plan *plan)
 	strv_free(&plan->argv);
 	json_decref(plan->qmp);
 	json_decref(plan->host_changes);
+	json_decref(plan->viewers);
 	json_decref(plan->devices);
 	strv_free(&plan->rundown);
 	strv_free(&plan->warnings);

@@ -759,6 +759,45 @@ test_display_set_and_no_gpu_gives_a_window(void **state)
 	done(&p, &o);
 }
 
+/* -spice with a graphical session: remote-viewer for the sudo caller, in
+ * plan->viewers (started by the session after cont), not a host change made
+ * before QEMU; without a session there is no viewer. */
+static void
+test_spice_viewer_is_for_the_user_after_cont(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = 1000;
+	h.snap.sudo_gid = 1001;
+	PLAN(&h, p, o, "-spice", "-name", "win");
+	assert_int_equal(json_array_size(p.viewers), 0);
+	done(&p, &o);
+	h.snap.display = ":0";
+	PLAN(&h, p, o, "-spice", "-name", "win");
+	assert_int_equal(json_array_size(p.viewers), 1);
+	json_t *v = json_array_get(p.viewers, 0);
+	assert_string_equal(json_string_value(json_object_get(v, "action")), "companion-start");
+	json_t *args = json_object_get(v, "args");
+	assert_int_equal(json_integer_value(json_object_get(args, "uid")), 1000);
+	assert_int_equal(json_integer_value(json_object_get(args, "gid")), 1001);
+	json_t *argv = json_object_get(args, "argv");
+	assert_string_equal(json_string_value(json_array_get(argv, 0)), "remote-viewer");
+	assert_string_equal(json_string_value(json_array_get(argv, 1)), "spice+unix:///run/vfio/win/spice.sock");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(args, "env"), 0)), "DISPLAY=:0");
+	size_t i;
+	json_t *c;
+	json_array_foreach(p.host_changes, i, c)
+		assert_string_not_equal(json_string_value(json_object_get(c, "action")), "companion-start");
+	done(&p, &o);
+	PLAN(&h, p, o, "-looking-glass", "-name", "win");
+	assert_int_equal(json_array_size(p.viewers), 1);
+	argv = json_object_get(json_object_get(json_array_get(p.viewers, 0), "args"), "argv");
+	assert_string_equal(json_string_value(json_array_get(argv, 0)), "looking-glass-client");
+	done(&p, &o);
+}
+
 static void
 test_passed_gpu_is_the_display_even_with_display_set(void **state)
 {
@@ -1708,6 +1747,7 @@ main(void)
 		cmocka_unit_test(test_no_display_and_no_gpu_means_serial_only),
 		cmocka_unit_test(test_display_set_and_no_gpu_gives_a_window),
 		cmocka_unit_test(test_passed_gpu_is_the_display_even_with_display_set),
+		cmocka_unit_test(test_spice_viewer_is_for_the_user_after_cont),
 		cmocka_unit_test(test_spice_and_looking_glass),
 		cmocka_unit_test(test_hostaudio_uses_the_users_pulse_socket),
 		cmocka_unit_test(test_hostaudio_starts_the_sound_server_when_it_is_not_running),
