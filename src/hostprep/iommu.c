@@ -27,11 +27,6 @@
  * character device is a fixture: its existence stands for a usable KVM. */
 #define KVM_MSR_ARCH_CAPABILITIES 0x10a
 
-struct kvm_one_msr {
-	struct kvm_msrs hdr;
-	struct kvm_msr_entry e;
-};
-
 static bool
 kvm_probe(struct host_snapshot *snap, const char *path)
 {
@@ -68,17 +63,18 @@ kvm_probe(struct host_snapshot *snap, const char *path)
 		snprintf(why, wlen, "KVM cannot create a vCPU: %s", strerror(errno));
 		goto out;
 	}
-	struct kvm_one_msr m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 1;
-	m.e.index = KVM_MSR_ARCH_CAPABILITIES;
-	if (ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_GET_MSR_FEATURES) > 0 && ioctl(kvm, KVM_GET_MSRS, &m) == 1 &&
-	    ioctl(vcpu, KVM_SET_MSRS, &m) != 1) {
+	struct kvm_msrs *m = xcalloc(1, sizeof(*m) + sizeof(struct kvm_msr_entry));
+	m->nmsrs = 1;
+	m->entries[0].index = KVM_MSR_ARCH_CAPABILITIES;
+	if (ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_GET_MSR_FEATURES) > 0 && ioctl(kvm, KVM_GET_MSRS, m) == 1 &&
+	    ioctl(vcpu, KVM_SET_MSRS, m) != 1) {
 		snprintf(why, wlen, "KVM refuses the IA32_ARCH_CAPABILITIES value (0x%llx) it reports itself, as "
 		    "under a nested hypervisor; QEMU would abort with \"failed to set MSR 0x10a\"",
-		    (unsigned long long)m.e.data);
+		    (unsigned long long)m->entries[0].data);
+		free(m);
 		goto out;
 	}
+	free(m);
 	ok = true;
 out:
 	if (vcpu >= 0)
