@@ -1,8 +1,9 @@
-/* The man page and -help agree with the options table: every flag and alias
- * in options_info() has an entry in docs/vfio.1.scd (a line starting with
- * "*-name*") and appears in `vfio -help`, with its argument name; and every
- * flag the OPTIONS section lists is one the parser knows. The page is the
- * source the installed vfio.1 is built from. */
+/* The man pages agree with the tables they document. Every flag and alias in
+ * options_info() has an entry in docs/vfio.1.scd (a line starting with
+ * "*-name*") and appears in `vfio -help`, with its argument name; every flag
+ * the OPTIONS section lists is one the parser knows. vfioctl(1) lists exactly
+ * the control FIFO's commands (control_cmd_table). The .scd files are the
+ * sources the installed man pages are built from. */
 #include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -16,10 +17,11 @@
 
 #include <cmocka.h>
 
+#include "control-priv.h"
 #include "options.h"
 #include "util.h"
 
-static const char *scd_path, *vfio_path;
+static const char *scd_path, *vfio_path, *vfioctl_scd_path;
 
 static char *
 slurp_stream(FILE *f)
@@ -33,14 +35,20 @@ slurp_stream(FILE *f)
 }
 
 static char *
-read_page(void)
+read_file(const char *path)
 {
-	FILE *f = fopen(scd_path, "r");
+	FILE *f = fopen(path, "r");
 	if (f == NULL)
-		fail_msg("cannot open %s: %s", scd_path, strerror(errno));
+		fail_msg("cannot open %s: %s", path, strerror(errno));
 	char *s = slurp_stream(f);
 	fclose(f);
 	return s;
+}
+
+static char *
+read_page(void)
+{
+	return read_file(scd_path);
 }
 
 /* Each word of "a b c" in turn. */
@@ -223,20 +231,82 @@ test_args_file_flag_is_documented(void **state)
 	free(page);
 }
 
+/* The COMMANDS section of vfioctl(1), cut out of the page (allocated). */
+static char *
+vfioctl_commands_section(void)
+{
+	char *page = read_file(vfioctl_scd_path);
+	char *sec = strstr(page, "\n# COMMANDS\n");
+	assert_non_null(sec);
+	char *end = strstr(sec + 1, "\n# ");
+	char *out = xstrndup(sec, end != NULL ? (size_t)(end - sec) : strlen(sec));
+	free(page);
+	return out;
+}
+
+static void
+test_every_control_command_is_in_vfioctl_page(void **state)
+{
+	char *sec = vfioctl_commands_section();
+	int missing = 0;
+	for (size_t i = 0; i < control_cmd_count; i++) {
+		char *needle = xasprintf("\n*%s*", control_cmd_table[i].name);
+		char *alt = xasprintf("\n*%s ", control_cmd_table[i].name);
+		if (strstr(sec, needle) == NULL && strstr(sec, alt) == NULL) {
+			print_error("vfioctl.1.scd COMMANDS has no entry for '%s'\n", control_cmd_table[i].name);
+			missing++;
+		}
+		free(needle);
+		free(alt);
+	}
+	free(sec);
+	assert_int_equal(missing, 0);
+}
+
+static void
+test_every_command_in_vfioctl_page_is_in_the_table(void **state)
+{
+	char *sec = vfioctl_commands_section();
+	int unknown = 0;
+	for (char *line = strchr(sec, '\n'); line != NULL; line = strchr(line, '\n')) {
+		line++;
+		if (line[0] != '*')
+			continue;
+		/* "*net add user* [...]": the bold words name the command. */
+		size_t len = strcspn(line + 1, "*\n");
+		bool known = len == 4 && strncmp(line + 1, "list", 4) == 0;    /* vfioctl's own */
+		for (size_t i = 0; i < control_cmd_count && !known; i++) {
+			size_t n = strlen(control_cmd_table[i].name);
+			known = len >= n && strncmp(line + 1, control_cmd_table[i].name, n) == 0 &&
+			    (len == n || line[1 + n] == ' ');
+		}
+		if (!known) {
+			print_error("vfioctl.1.scd lists '%.*s', which the control FIFO does not know\n", (int)len,
+			    line + 1);
+			unknown++;
+		}
+	}
+	free(sec);
+	assert_int_equal(unknown, 0);
+}
+
 int
 main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s docs/vfio.1.scd path/to/vfio\n", argv[0]);
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s docs/vfio.1.scd path/to/vfio docs/vfioctl.1.scd\n", argv[0]);
 		return 2;
 	}
 	scd_path = argv[1];
 	vfio_path = argv[2];
+	vfioctl_scd_path = argv[3];
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_flag_and_alias_has_a_man_entry),
 		cmocka_unit_test(test_every_flag_in_options_section_is_in_the_table),
 		cmocka_unit_test(test_help_output_lists_every_flag_and_alias),
 		cmocka_unit_test(test_args_file_flag_is_documented),
+		cmocka_unit_test(test_every_control_command_is_in_vfioctl_page),
+		cmocka_unit_test(test_every_command_in_vfioctl_page_is_in_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

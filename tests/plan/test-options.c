@@ -77,8 +77,8 @@ test_every_flag_and_alias_is_accepted(void **state)
 	size_t checked = 0;
 	for (size_t i = 0; options_info(i) != NULL; i++) {
 		const struct option_info *in = options_info(i);
-		/* -args FILE is expanded by argsfile_expand() before parsing
-		 * (docs-argsfile, docs-args-file-through-binary test it). */
+		/* -args FILE is expanded by main() before options_parse() runs
+		 * (docs-args-file-through-binary tests it through the binary). */
 		if (strcmp(in->name, "args") == 0)
 			continue;
 		char words[256];
