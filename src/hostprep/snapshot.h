@@ -111,6 +111,9 @@ struct host_snapshot {
 	char *kernel_cmdline;            /* /proc/cmdline */
 	char kernel_release[64];         /* /proc/sys/kernel/osrelease */
 	bool kvm;                        /* /dev/kvm exists */
+	bool kvm_usable;                 /* KVM can run a guest (snapshot_kvm_probe()); a fixture's
+					  * plain-file /dev/kvm counts as usable */
+	char kvm_unusable[256];          /* why not, naming the check, when kvm && !kvm_usable */
 	bool vfio_pci_loaded;            /* /sys/bus/pci/drivers/vfio-pci exists */
 	bool vfio_pci_available;         /* loaded, or a module for the running kernel exists */
 	bool zfs_loaded;                 /* /sys/module/zfs */

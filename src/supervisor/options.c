@@ -435,7 +435,7 @@ static const struct opt_entry opt_table[] = {
 	VALUE("pinvcpus", "", "CPULIST", set_pinvcpus, pinvcpus,
 	    "Run vCPU i on the i-th listed host CPU, e.g. 0,8,1,9 or 2-5,10-13; sets the vCPU count."),
 	SWITCH("isolate", "", isolate, "Keep host tasks off the -pinvcpus CPUs while the guest runs."),
-	VALUE("accel", "", "kvm|tcg", set_accel, accel, "Accelerator (default: kvm when /dev/kvm exists, else tcg)."),
+	VALUE("accel", "", "kvm|tcg", set_accel, accel, "Accelerator (default: kvm when KVM can run a guest here, else tcg with a warning)."),
 	SWITCH("cputhreads", "showpairs showthreads showcpu", cputhreads,
 	    "Print the host's cores and their SMT threads, with a -pinvcpus suggestion, and exit."),
 	/* passthrough */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "audio.h"
+#include "companion.h"
 #include "hostroot.h"
 #include "plan-priv.h"
 #include "tpm.h"
@@ -344,4 +345,30 @@ plan_companion_changes(struct plan_ctx *c)
 	}
 	if (o->tpm)
 		json_array_append_new(c->plan->host_changes, tpm_change(o->name, rundir, (uid_t)uid, (gid_t)gid));
+
+	/* The viewers are the invoking user's windows: only with a graphical
+	 * session, as the sudo caller (else QEMU's user), and only once QEMU's
+	 * SPICE socket exists, so the session starts them after `cont`. */
+	const struct host_snapshot *sn = c->snap;
+	if ((o->spice || o->looking_glass) && (sn->display != NULL || sn->wayland_display != NULL)) {
+		uid_t vuid = sn->sudo_uid >= 0 ? (uid_t)sn->sudo_uid : (uid_t)uid;
+		gid_t vgid = sn->sudo_gid >= 0 ? (gid_t)sn->sudo_gid : (gid_t)gid;
+		struct strv argv = { 0 };
+		if (o->looking_glass) {
+			strv_push(&argv, "looking-glass-client");
+			strv_push(&argv, "-f");
+			strv_push(&argv, "/dev/shm/looking-glass");
+			strv_push(&argv, "-c");
+			strv_pushf(&argv, "%s/spice.sock", rundir);
+			strv_push(&argv, "-p");
+			strv_push(&argv, "0");
+		} else {
+			strv_push(&argv, "remote-viewer");
+			strv_pushf(&argv, "spice+unix://%s/spice.sock", rundir);
+		}
+		json_array_append_new(c->plan->viewers, companion_viewer_change(argv.v[0], &argv, vuid, vgid, rundir,
+		    sn->display, sn->wayland_display));
+		plan_say(c, "Viewer: %s starts as uid %d once the guest runs", argv.v[0], (int)vuid);
+		strv_free(&argv);
+	}
 }

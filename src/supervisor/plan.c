@@ -226,6 +226,15 @@ plan_accel(struct plan_ctx *c)
 			plan_warn(c, "/dev/kvm does not exist: using the tcg accelerator, which is much slower; enable "
 			    "VT-x/AMD-V in the firmware setup and load kvm_intel or kvm_amd for KVM");
 		}
+	} else if (!c->snap->kvm_usable) {
+		if (o->accel == OPT_ACCEL_KVM) {
+			plan_check_failed(c, "-accel kvm: KVM is not usable here: %s; use -accel tcg",
+			    c->snap->kvm_unusable);
+		} else {
+			c->tcg = true;
+			plan_warn(c, "KVM is not usable here (%s): using the tcg accelerator, which is much slower",
+			    c->snap->kvm_unusable);
+		}
 	}
 	c->plan->accel_tcg = c->tcg;
 	plan_say(c, "Accelerator: %s", c->tcg ? "tcg (emulation)" : "kvm");
@@ -476,6 +485,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	memset(plan, 0, sizeof(*plan));
 	plan->qmp = json_array();
 	plan->host_changes = json_array();
+	plan->viewers = json_array();
 	plan->devices = json_pack("{s:[], s:[]}", "pci", "usb");
 	plan->serial_index = -1;
 
@@ -537,6 +547,7 @@ plan_free(struct plan *plan)
 	strv_free(&plan->argv);
 	json_decref(plan->qmp);
 	json_decref(plan->host_changes);
+	json_decref(plan->viewers);
 	json_decref(plan->devices);
 	strv_free(&plan->rundown);
 	strv_free(&plan->warnings);

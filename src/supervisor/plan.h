@@ -15,6 +15,9 @@ struct plan {
 	struct strv argv;        /* argv[0] is the QEMU binary */
 	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}} */
 	json_t *host_changes;    /* array of change objects (see change.h) */
+	json_t *viewers;         /* companion-start changes for the user's viewers (remote-viewer,
+	                          * looking-glass-client): the session applies them after `cont`,
+	                          * when QEMU's SPICE socket exists; NULL or [] when none */
 	json_t *devices;         /* {"pci": [...], "usb": [...]} as -json prints them */
 	struct strv rundown;     /* human lines for the dry run, in order */
 	struct strv warnings;

@@ -253,6 +253,17 @@ rundir_remove(struct rundir *rd, struct verr *err)
 		unlink(p);
 		free(p);
 	}
+	/* Companions started during the run (viewers) log to NAME.log here;
+	 * they are stopped by now and their logs end with the run. */
+	DIR *d = opendir(rd->path);
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (n > 4 && strcmp(de->d_name + n - 4, ".log") == 0 && de->d_type == DT_REG)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	if (d != NULL)
+		closedir(d);
 	/* The pid file goes last, while still locked, so no one else can take
 	 * the name halfway through (rundir_lock notices the file is gone). */
 	char *pidpath = rundir_file(rd, "pid");

@@ -423,6 +423,38 @@ session_usb_start(struct session *s)
 	}
 }
 
+/* The user's viewers (plan->viewers, companion-start changes) need QEMU's
+ * SPICE socket, which exists once QEMU took `cont`: journaled like every
+ * change, so teardown and -restore stop them. A viewer that cannot start is
+ * a warning: the guest runs without it. */
+static void
+session_start_viewers(struct session *s)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(s->plan->viewers, i, c) {
+		const struct change_ops *ops = change_find(change_str(c, "action"));
+		struct verr err = { 0 };
+		json_t *saved = NULL;
+		size_t idx;
+		int r = ops == NULL ? verr_set(&err, -ENOSYS, "this build cannot start it") : 0;
+		if (r == 0 && ops->prepare)
+			r = ops->prepare(c, &saved, &err);
+		if (r == 0)
+			r = journal_begin(&s->j, c, saved, &idx, &err);
+		if (r == 0)
+			r = ops->apply(c, saved, &err);
+		if (r == 0)
+			r = journal_done(&s->j, idx, &err);
+		json_decref(saved);
+		if (r < 0)
+			log_warnx("the viewer %s did not start: %s", change_str(c, "target"), err.msg);
+		else
+			log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
+	}
+	session_status(s);
+}
+
 static void
 session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
@@ -440,6 +472,7 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	struct verr nerr = { 0 };
 	if (notify_sendf(&nerr, "READY=1\nSTATUS=guest %s running (QEMU pid %d)", s->name, (int)s->qemu_pid) < 0)
 		log_warnx("telling the service manager the guest runs: %s", nerr.msg);
+	session_start_viewers(s);
 	session_usb_start(s);
 }
 

@@ -41,6 +41,8 @@ desktop_has_iommu_kvm_and_vfio_pci(void **state)
 	char *root = fixture_snapshot("desktop", NULL, &snap);
 	assert_true(snap.iommu_enabled);
 	assert_true(snap.kvm);
+	/* a fixture's plain-file /dev/kvm stands for a working KVM */
+	assert_true(snap.kvm_usable);
 	assert_true(snap.vfio_pci_loaded);
 	assert_true(snap.vfio_pci_available);
 	assert_true(snap.vhost_net);
@@ -48,6 +50,26 @@ desktop_has_iommu_kvm_and_vfio_pci(void **state)
 	assert_string_equal(snap.kernel_cmdline,
 	    "BOOT_IMAGE=/vmlinuz-6.1.0-28-amd64 root=/dev/nvme0n1p2 ro quiet intel_iommu=on iommu=pt");
 	assert_string_equal(snap.kernel_release, "6.1.0-28-amd64");
+	snapshot_free(&snap);
+	fixture_remove(root);
+}
+
+/* A /dev/kvm that is a character device but does not answer as KVM (here
+ * /dev/null through a symlink) is recorded as existing but not usable, with
+ * the reason, so the plan falls back to tcg instead of QEMU failing later. */
+static void
+kvm_device_that_is_not_kvm_is_unusable(void **state)
+{
+	struct host_snapshot snap;
+	char *root = fixture_snapshot("desktop", NULL, &snap);
+	remove_under(root, "/dev/kvm");
+	char *link = xasprintf("%s/dev/kvm", root);
+	assert_int_equal(symlink("/dev/null", link), 0);
+	free(link);
+	retake(&snap);
+	assert_true(snap.kvm);
+	assert_false(snap.kvm_usable);
+	assert_non_null(strstr(snap.kvm_unusable, "/dev/kvm is not a KVM device with API version 12"));
 	snapshot_free(&snap);
 	fixture_remove(root);
 }
@@ -252,6 +274,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(desktop_has_iommu_kvm_and_vfio_pci),
+		cmocka_unit_test(kvm_device_that_is_not_kvm_is_unusable),
 		cmocka_unit_test(iommu_off_host_recorded_without_error),
 		cmocka_unit_test(cmdline_parameters_matched_by_word),
 		cmocka_unit_test(vfio_pci_available_from_compressed_module_or_builtin),

@@ -61,7 +61,7 @@ fuzz_host(struct host_snapshot *s)
 	s->firmware = fw;
 	s->n_firmware = 1;
 	s->mem_total_kib = 2 * 1024 * 1024;
-	s->iommu_enabled = s->kvm = s->vfio_pci_loaded = s->vfio_pci_available = true;
+	s->iommu_enabled = s->kvm = s->kvm_usable = s->vfio_pci_loaded = s->vfio_pci_available = true;
 	s->sudo_uid = s->sudo_gid = -1;
 	s->default_hugepage_kib = 2048;
 }

@@ -59,7 +59,7 @@ host_init(struct host *h, int cores, int threads, uint64_t mem_kib)
 	s->mem_total_kib = mem_kib;
 	s->mem_available_kib = mem_kib / 2;
 	s->iommu_enabled = true;
-	s->kvm = true;
+	s->kvm = s->kvm_usable = true;
 	s->vfio_pci_loaded = s->vfio_pci_available = true;
 	snprintf(s->cpu_vendor, sizeof(s->cpu_vendor), "GenuineIntel");
 	snprintf(s->kernel_release, sizeof(s->kernel_release), "6.1.0-28-amd64");
@@ -420,6 +420,35 @@ test_no_kvm_falls_back_to_tcg_with_a_warning(void **state)
 	done(&p, &o);
 }
 
+/* /dev/kvm exists but cannot run a guest (a nested hypervisor refusing what
+ * QEMU sets): the default falls back to tcg with a warning saying why,
+ * -accel kvm is an error, and -force makes that a warning. */
+static void
+test_unusable_kvm_falls_back_to_tcg_and_accel_kvm_is_an_error(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.kvm_usable = false;
+	snprintf(h.snap.kvm_unusable, sizeof(h.snap.kvm_unusable), "KVM refuses MSR 0x10a");
+	PLAN(&h, p, o, "-name", "vfio");
+	expect_no_errors(&p);
+	assert_true(p.accel_tcg);
+	assert_string_equal(arg_after(&p, "-accel"), "tcg");
+	assert_string_equal(arg_after(&p, "-cpu"), "max");
+	assert_true(strv_contains(&p.warnings, "KVM is not usable here (KVM refuses MSR 0x10a): using the tcg"));
+	done(&p, &o);
+	PLAN(&h, p, o, "-accel", "kvm");
+	expect_error_containing(&p, "-accel kvm: KVM is not usable here: KVM refuses MSR 0x10a; use -accel tcg");
+	done(&p, &o);
+	PLAN(&h, p, o, "-accel", "kvm", "-force");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-force: -accel kvm: KVM is not usable here"));
+	assert_string_equal(arg_after(&p, "-accel"), "kvm");
+	done(&p, &o);
+}
+
 static void
 test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning(void **state)
 {
@@ -727,6 +756,45 @@ test_display_set_and_no_gpu_gives_a_window(void **state)
 	PLAN0(&h, p, o);
 	assert_false(has_arg(&p, "-nographic"));
 	assert_string_equal(arg_after(&p, "-vga"), "std");
+	done(&p, &o);
+}
+
+/* -spice with a graphical session: remote-viewer for the sudo caller, in
+ * plan->viewers (started by the session after cont), not a host change made
+ * before QEMU; without a session there is no viewer. */
+static void
+test_spice_viewer_is_for_the_user_after_cont(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = 1000;
+	h.snap.sudo_gid = 1001;
+	PLAN(&h, p, o, "-spice", "-name", "win");
+	assert_int_equal(json_array_size(p.viewers), 0);
+	done(&p, &o);
+	h.snap.display = ":0";
+	PLAN(&h, p, o, "-spice", "-name", "win");
+	assert_int_equal(json_array_size(p.viewers), 1);
+	json_t *v = json_array_get(p.viewers, 0);
+	assert_string_equal(json_string_value(json_object_get(v, "action")), "companion-start");
+	json_t *args = json_object_get(v, "args");
+	assert_int_equal(json_integer_value(json_object_get(args, "uid")), 1000);
+	assert_int_equal(json_integer_value(json_object_get(args, "gid")), 1001);
+	json_t *argv = json_object_get(args, "argv");
+	assert_string_equal(json_string_value(json_array_get(argv, 0)), "remote-viewer");
+	assert_string_equal(json_string_value(json_array_get(argv, 1)), "spice+unix:///run/vfio/win/spice.sock");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(args, "env"), 0)), "DISPLAY=:0");
+	size_t i;
+	json_t *c;
+	json_array_foreach(p.host_changes, i, c)
+		assert_string_not_equal(json_string_value(json_object_get(c, "action")), "companion-start");
+	done(&p, &o);
+	PLAN(&h, p, o, "-looking-glass", "-name", "win");
+	assert_int_equal(json_array_size(p.viewers), 1);
+	argv = json_object_get(json_object_get(json_array_get(p.viewers, 0), "args"), "argv");
+	assert_string_equal(json_string_value(json_array_get(argv, 0)), "looking-glass-client");
 	done(&p, &o);
 }
 
@@ -1659,6 +1727,7 @@ main(void)
 		cmocka_unit_test(test_pinning_cpus_the_host_lacks_is_an_error),
 		cmocka_unit_test(test_hyperv_adds_the_enlightenments),
 		cmocka_unit_test(test_no_kvm_falls_back_to_tcg_with_a_warning),
+		cmocka_unit_test(test_unusable_kvm_falls_back_to_tcg_and_accel_kvm_is_an_error),
 		cmocka_unit_test(test_memory_larger_than_the_host_is_an_error_and_force_makes_it_a_warning),
 		cmocka_unit_test(test_hugepages_allocate_what_is_missing),
 		cmocka_unit_test(test_hugepages_without_a_hugetlbfs_mount_is_an_error),
@@ -1678,6 +1747,7 @@ main(void)
 		cmocka_unit_test(test_no_display_and_no_gpu_means_serial_only),
 		cmocka_unit_test(test_display_set_and_no_gpu_gives_a_window),
 		cmocka_unit_test(test_passed_gpu_is_the_display_even_with_display_set),
+		cmocka_unit_test(test_spice_viewer_is_for_the_user_after_cont),
 		cmocka_unit_test(test_spice_and_looking_glass),
 		cmocka_unit_test(test_hostaudio_uses_the_users_pulse_socket),
 		cmocka_unit_test(test_hostaudio_starts_the_sound_server_when_it_is_not_running),

@@ -50,6 +50,7 @@ load_plan(struct plan *plan, struct host_snapshot *snap, const char *path)
 	plan->host_changes = json_incref(json_object_get(j, "host_changes"));
 	if (plan->host_changes == NULL)
 		plan->host_changes = json_array();
+	plan->viewers = json_incref(json_object_get(j, "viewers"));
 	plan->n_root_ports = (int)json_integer_value(json_object_get(j, "n_root_ports"));
 	plan->serial_index = (int)json_integer_value(json_object_get(j, "serial_index"));
 	json_t *blocks = json_object_get(j, "block_files");
@@ -109,6 +110,7 @@ main(int argc, char **argv)
 	strv_free(&plan.errors);
 	json_decref(plan.qmp);
 	json_decref(plan.host_changes);
+	json_decref(plan.viewers);
 	for (size_t i = 0; i < snap.n_files; i++)
 		free(snap.files[i].path);
 	free(snap.files);

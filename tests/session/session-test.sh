@@ -59,6 +59,7 @@ plan() {
   {"action": "dev-chown", "target": "${NODE2:-/dev/vhost-net}", "args": {"uid": 1000, "gid": 1000}},
   {"action": "dev-chown", "target": "${NODE3:-/dev/bus/usb/001/004}", "args": {"uid": 1000, "gid": 1000}}
  ],
+ "viewers": [${VIEWERS:-}],
  "errors": [${ERRORS:-}],
  "block_files": [${BLOCK_FILES:-}],
  "n_root_ports": 2}
@@ -389,6 +390,30 @@ no-notify-socket-sends-nothing-and-runs)
 	NOTIFY_SOCKET= run
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	expect_not_in "$T/out" "service manager"
+	restored
+	;;
+viewer-starts-after-cont-as-the-user-and-stops-at-teardown)
+	# A fake remote-viewer: notes its uid, argv, DISPLAY and whether QEMU
+	# already took `cont` (the fake QEMU's record), then waits like a window.
+	cat > "$T/viewer" <<SH
+#!/bin/sh
+if grep -q '"cont"' "$T/record" 2>/dev/null; then when=after-cont; else when=before-cont; fi
+echo "uid=\$(id -u) display=\$DISPLAY \$when args=\$*" > "$T/viewer.out"
+exec sleep 300
+SH
+	chmod 755 "$T/viewer"
+	VIEWERS="{\"action\": \"companion-start\", \"target\": \"viewer\", \"args\": {\"argv\": [\"$T/viewer\", \"spice+unix:///run/vfio/$NAME/spice.sock\"], \"env\": [\"DISPLAY=:7\"], \"uid\": 1000, \"gid\": 1000, \"log\": \"/run/vfio/$NAME/viewer.log\", \"pidfile\": \"/run/vfio/$NAME/viewer.pid\"}}"
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	wait_for "the viewer to start" test -s "$T/viewer.out"
+	expect_in "$T/viewer.out" "uid=1000 display=:7 after-cont args=spice+unix:///run/vfio/$NAME/spice.sock"
+	read -r vpid _ < "$HOST/run/vfio/$NAME/viewer.pid"
+	kill -0 "$vpid" || fail "the viewer is not running"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_in "$T/out" "restored: companion-start viewer"
+	! kill -0 "$vpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$vpid/stat)" = Z ] || fail "the viewer outlived the guest"
 	restored
 	;;
 killed-at-every-journal-step-then-restore)
