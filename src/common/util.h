@@ -40,6 +40,12 @@ void strbuf_free(struct strbuf *sb);
 /* Quote one word for a POSIX shell only when it needs it. */
 void shell_quote(struct strbuf *sb, const char *word);
 
+/* Milliseconds on the monotonic clock, and a sleep that resumes after a
+ * signal. The sleep is for child processes and bounded waits outside the
+ * event loop only: the supervisor's loop never sleeps. */
+long long time_now_ms(void);
+void time_sleep_ms(long ms);
+
 bool str_startswith(const char *s, const char *prefix);
 /* Strip trailing whitespace/newlines in place. */
 char *str_rstrip(char *s);

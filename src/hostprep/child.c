@@ -29,14 +29,6 @@ struct child_report {
 
 _Static_assert(sizeof(struct child_report) <= 4096, "a report must fit in PIPE_BUF");
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "pci-bind-vfio 0000:01:00.0" for messages. */
 static char *
 child_what(const json_t *change)
@@ -157,13 +149,13 @@ child_kill_wait(pid_t pid, int ms)
 {
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
-	long long deadline = now_ms() + ms;
+	long long deadline = time_now_ms() + ms;
 	for (;;) {
 		int st;
 		pid_t r = waitpid(pid, &st, WNOHANG);
 		if (r == pid || (r < 0 && errno == ECHILD))
 			return true;
-		if (now_ms() >= deadline)
+		if (time_now_ms() >= deadline)
 			return false;
 		struct timespec ts = { 0, 20 * 1000000 };
 		nanosleep(&ts, NULL);
@@ -179,11 +171,11 @@ child_run(child_fn fn, const json_t *change, const json_t *saved, int timeout_ms
 	pid_t pid = child_fork(fn, change, saved, &fd, err);
 	if (pid < 0)
 		return pid;
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = time_now_ms() + timeout_ms;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int ready = 0;
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - time_now_ms();
 		if (left <= 0)
 			break;
 		ready = poll(&pfd, 1, (int)left);

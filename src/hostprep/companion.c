@@ -38,14 +38,6 @@ pidfd_signal(int pidfd, int sig)
 	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 int
 companion_proc_stat(pid_t pid, unsigned long long *starttime, char *state)
 {
@@ -315,9 +307,9 @@ proc_gone(const struct companion_proc *proc)
 static bool
 proc_wait(const struct companion_proc *proc, int pidfd, int ms)
 {
-	long deadline = now_ms() + ms;
+	long deadline = time_now_ms() + ms;
 	for (;;) {
-		long left = deadline - now_ms();
+		long left = deadline - time_now_ms();
 		if (left < 0)
 			left = 0;
 		if (pidfd < 0) {
@@ -436,9 +428,9 @@ companion_run(const struct companion_spec *spec, int timeout_ms, int *status, st
 		done = proc_wait(&proc, pidfd, timeout_ms);
 		close(pidfd);
 	} else {
-		long deadline = now_ms() + timeout_ms;
+		long deadline = time_now_ms() + timeout_ms;
 		pid_t w;
-		while ((w = waitpid(proc.pid, status, WNOHANG)) == 0 && now_ms() < deadline) {
+		while ((w = waitpid(proc.pid, status, WNOHANG)) == 0 && time_now_ms() < deadline) {
 			struct timespec ts = { 0, 20 * 1000000L };
 			nanosleep(&ts, NULL);
 		}
@@ -485,12 +477,12 @@ companion_wait_path(const struct companion_spec *spec, const struct companion_pr
 	}
 	free(dir);
 	int pidfd = pidfd_open_(proc->pid);
-	long deadline = now_ms() + timeout_ms;
+	long deadline = time_now_ms() + timeout_ms;
 	int ret = 0;
 	for (;;) {
 		if (host_exists(path))
 			break;
-		long left = deadline - now_ms();
+		long left = deadline - time_now_ms();
 		struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
 		bool ended = proc->pid > 0 && (pidfd >= 0 ? poll(&p[1], 1, 0) > 0 : proc_gone(proc));
 		if (ended) {

@@ -470,21 +470,13 @@ proc_alive(int pid, const char *comm)
 	return strcmp(lp + 1, comm) == 0;
 }
 
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static bool
 proc_wait_gone(int pid, const char *comm, int ms)
 {
 	for (int waited = 0; waited < ms; waited += 50) {
 		if (!proc_alive(pid, comm))
 			return true;
-		sleep_ms(50);
+		time_sleep_ms(50);
 	}
 	return !proc_alive(pid, comm);
 }

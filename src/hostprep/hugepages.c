@@ -199,22 +199,6 @@ hugepages_prepare(const json_t *change, json_t **saved, struct verr *err)
 	return 0;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static int
 hugepages_apply(const json_t *change, const json_t *saved, struct verr *err)
 {
@@ -256,7 +240,7 @@ hugepages_apply(const json_t *change, const json_t *saved, struct verr *err)
 	if (pool_write_nr(pool, want, err) < 0)
 		return err->code;
 
-	long deadline = now_ms() + HUGEPAGES_WAIT_MS;
+	long deadline = time_now_ms() + HUGEPAGES_WAIT_MS;
 	for (;;) {
 		if (pool_read(pool, "nr_hugepages", &nr, err) < 0 ||
 		    pool_read(pool, "free_hugepages", &free_pages, err) < 0)
@@ -269,9 +253,9 @@ hugepages_apply(const json_t *change, const json_t *saved, struct verr *err)
 			pool_read(pool, "free_hugepages", &free_pages, err);
 			break;
 		}
-		if (now_ms() >= deadline)
+		if (time_now_ms() >= deadline)
 			break;
-		sleep_ms(50);
+		time_sleep_ms(50);
 	}
 
 	uint64_t orig = (uint64_t)json_integer_value(jnr);

@@ -33,22 +33,6 @@ vfio_bind_set_waits(int group_ms, int release_ms)
 	release_retry_ms = release_ms > 0 ? release_ms : VFIO_BIND_RELEASE_RETRY_MS_DEFAULT;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int
 vfio_bind_timeout_ms(int bindtimeout_ms)
 {
@@ -292,15 +276,15 @@ wait_group_node(const char *addr, int group, struct verr *err)
 	}
 	char node[PATH_MAX];
 	host_path(node, sizeof(node), "/dev/vfio/%d", group);
-	long long deadline = now_ms() + group_wait_ms;
+	long long deadline = time_now_ms() + group_wait_ms;
 	/* Runs in the change's child process (may_block), so a short sleep
 	 * between looks stalls nothing else. */
 	while (!host_exists(node)) {
-		if (now_ms() >= deadline)
+		if (time_now_ms() >= deadline)
 			return verr_set(err, -ETIMEDOUT, "/dev/vfio/%d did not appear within %d.%d s after %s "
 			    "was bound to vfio-pci: check `dmesg` for vfio errors and that the IOMMU is on",
 			    group, group_wait_ms / 1000, (group_wait_ms % 1000) / 100, addr);
-		sleep_ms(10);
+		time_sleep_ms(10);
 	}
 	return 0;
 }
@@ -486,7 +470,7 @@ bind_undo(const json_t *change, const json_t *saved, struct verr *err)
 	/* A device just released can refuse its driver for a moment, and
 	 * drivers_probe succeeds whether or not anything bound: try, look at
 	 * the driver link, try again. */
-	long long deadline = now_ms() + release_retry_ms;
+	long long deadline = time_now_ms() + release_retry_ms;
 	int tries = 0, last = 0;
 	for (;;) {
 		tries++;
@@ -512,9 +496,9 @@ bind_undo(const json_t *change, const json_t *saved, struct verr *err)
 			log_debug("%s: back on %s after %d tr%s", addr, orig, tries, tries == 1 ? "y" : "ies");
 			return 0;
 		}
-		if (now_ms() >= deadline)
+		if (time_now_ms() >= deadline)
 			break;
-		sleep_ms(100);
+		time_sleep_ms(100);
 	}
 	if (!driver_loaded(orig))
 		return verr_set(err, -ENODEV, "cannot give %s back to %s: that driver is not loaded any "
