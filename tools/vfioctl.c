@@ -7,7 +7,6 @@
  * reply with that tag in /run/vfio/NAME/replies (inotify, no polling), prints
  * it and exits 0 on ok, 1 on error (or timeout), 2 when no supervisor NAME
  * runs. Paths are under $VFIO_HOST_ROOT like everything vfio touches. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -22,6 +21,7 @@
 
 #include "control.h"
 #include "hostroot.h"
+#include "rundir.h"
 #include "util.h"
 
 #define VFIOCTL_EXIT_OK      0
@@ -86,20 +86,18 @@ vfioctl_running(const char *name)
 	return true;
 }
 
+/* The runtime directories (rundir_list, as -restore sees them) whose
+ * supervisor is reading its FIFO. */
 static void
 vfioctl_names(struct strv *names)
 {
-	char *parent = host_pathdup("/run/vfio");
-	DIR *d = opendir(parent);
-	free(parent);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] != '.' && vfioctl_running(de->d_name))
-			strv_push(names, de->d_name);
+	struct strv all = { 0 };
+	rundir_list(&all);
+	for (size_t i = 0; i < all.n; i++) {
+		if (vfioctl_running(all.v[i]))
+			strv_push(names, all.v[i]);
 	}
-	closedir(d);
+	strv_free(&all);
 }
 
 static int
