@@ -3,40 +3,25 @@
  * supervisor creates or reuses, optionally on a bridge that is created on the
  * fly around -hostint. The tap reaches QEMU as a file descriptor (getfd), so
  * QEMU needs no network privileges. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net.h"
 #include "plan-priv.h"
 
-static bool
-mac_valid(const char *mac)
-{
-	if (mac == NULL || strlen(mac) != 17 || strcmp(mac, "00:00:00:00:00:00") == 0)
-		return false;
-	for (int i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? mac[i] != ':' : !isxdigit((unsigned char)mac[i]))
-			return false;
-	}
-	return true;
-}
-
-void
+/* 52:54:00 + the host interface's last three bytes (net_guest_mac); without
+ * a usable host MAC, three bytes from the seed, so the plan stays pure and a
+ * test can fix them (VFIO_MAC_SEED). Returns true when the host MAC was used. */
+bool
 plan_guest_mac(char out[18], const char *mac, uint64_t seed)
 {
-	if (mac_valid(mac)) {
-		snprintf(out, 18, "52:54:00:%c%c:%c%c:%c%c", tolower((unsigned char)mac[9]), tolower((unsigned char)mac[10]),
-		    tolower((unsigned char)mac[12]), tolower((unsigned char)mac[13]), tolower((unsigned char)mac[15]),
-		    tolower((unsigned char)mac[16]));
-		return;
-	}
 	/* splitmix64: any seed, even 0, gives well-mixed bytes. */
 	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	z ^= z >> 31;
-	snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (unsigned)(z >> 16) & 0xff, (unsigned)(z >> 8) & 0xff,
-	    (unsigned)z & 0xff);
+	const uint8_t random3[3] = { (uint8_t)(z >> 16), (uint8_t)(z >> 8), (uint8_t)z };
+	return net_guest_mac(mac, random3, out);
 }
 
 /* Returns false when the network cannot be set up as asked. */
@@ -148,8 +133,8 @@ plan_net_prepare(struct plan_ctx *c)
 		else
 			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing, left as it is" : "created for this run");
 	}
-	plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
-	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, mac_valid(mac) ? "" : " (random)");
+	bool from_host = plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
+	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, from_host ? "" : " (random)");
 	c->nic_port = plan_take_port(c);
 }
 

@@ -90,6 +90,6 @@ void plan_net_prepare(struct plan_ctx *c);       /* the original's rules, MAC, r
 void plan_net_changes(struct plan_ctx *c);       /* bridge-create, tap-create */
 void plan_net_qmp(struct plan_ctx *c);           /* getfd / netdev_add / device_add */
 /* 52:54:00 plus the last three bytes of mac, or of the seed when mac is NULL. */
-void plan_guest_mac(char out[18], const char *mac, uint64_t seed);
+bool plan_guest_mac(char out[18], const char *mac, uint64_t seed);
 
 #endif
