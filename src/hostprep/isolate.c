@@ -602,6 +602,28 @@ const struct change_ops cpuset_isolate_ops = {
 
 /* ---- IRQs ------------------------------------------------------------- */
 
+/* Record an edit of an affinity file (old contents, parsed as cur) that
+ * keeps only the host CPUs it had, or every host CPU when it had none of
+ * them, written back as a CPU list or as a hex mask like the file holds.
+ * Nothing is recorded when cur already avoids the guest's CPUs. may_refuse:
+ * the kernel may answer EIO (an IRQ it cannot move). */
+static void
+edit_off_guest(json_t *s, const char *path, const char *old, const struct cpulist *cur,
+    const struct cpulist *guest, const struct cpulist *host, bool as_list, bool may_refuse)
+{
+	if (!cpulist_intersects(cur, guest))
+		return;
+	struct cpulist keep;
+	cpulist_and(&keep, cur, host);
+	if (cpulist_empty(&keep))
+		keep = *host;
+	char *m = as_list ? cpulist_str(&keep) : cpumask_str(&keep);
+	char *newv = xasprintf("%s\n", m);
+	edit_add(s, path, old, newv, old, may_refuse);
+	free(m);
+	free(newv);
+}
+
 static int
 irq_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
@@ -641,20 +663,9 @@ irq_prepare(const json_t *change, json_t **saved, struct verr *err)
 	for (size_t i = 0; i < n; i++) {
 		char *file = xasprintf("/proc/irq/%d/smp_affinity_list", irqs[i]);
 		char *old = read_host(file);
-		struct cpulist cur, keep;
-		if (old == NULL || cpulist_parse(&cur, old, file, NULL) < 0 || !cpulist_intersects(&cur, &guest)) {
-			free(old);
-			free(file);
-			continue;
-		}
-		cpulist_and(&keep, &cur, &host);
-		if (cpulist_empty(&keep))
-			keep = host;
-		char *nl = cpulist_str(&keep);
-		char *newv = xasprintf("%s\n", nl);
-		edit_add(s, file, old, newv, old, true);
-		free(nl);
-		free(newv);
+		struct cpulist cur;
+		if (old != NULL && cpulist_parse(&cur, old, file, NULL) == 0)
+			edit_off_guest(s, file, old, &cur, &guest, &host, true, true);
 		free(old);
 		free(file);
 	}
@@ -663,18 +674,8 @@ irq_prepare(const json_t *change, json_t **saved, struct verr *err)
 	/* New IRQs start on default_smp_affinity (a hex mask). */
 	char *old = read_host("/proc/irq/default_smp_affinity");
 	struct cpulist cur;
-	if (old != NULL && cpumask_parse(&cur, old, "/proc/irq/default_smp_affinity", NULL) == 0 &&
-	    cpulist_intersects(&cur, &guest)) {
-		struct cpulist keep;
-		cpulist_and(&keep, &cur, &host);
-		if (cpulist_empty(&keep))
-			keep = host;
-		char *m = cpumask_str(&keep);
-		char *newv = xasprintf("%s\n", m);
-		edit_add(s, "/proc/irq/default_smp_affinity", old, newv, old, false);
-		free(m);
-		free(newv);
-	}
+	if (old != NULL && cpumask_parse(&cur, old, "/proc/irq/default_smp_affinity", NULL) == 0)
+		edit_off_guest(s, "/proc/irq/default_smp_affinity", old, &cur, &guest, &host, false, false);
 	free(old);
 	*saved = s;
 	return 0;
@@ -703,17 +704,7 @@ wq_prepare(const json_t *change, json_t **saved, struct verr *err)
 		return err->code;
 	}
 	json_t *s = saved_new(&guest, &host);
-	if (cpulist_intersects(&cur, &guest)) {
-		struct cpulist keep;
-		cpulist_and(&keep, &cur, &host);
-		if (cpulist_empty(&keep))
-			keep = host;
-		char *m = cpumask_str(&keep);
-		char *newv = xasprintf("%s\n", m);
-		edit_add(s, WQ_MASK, old, newv, old, false);
-		free(m);
-		free(newv);
-	}
+	edit_off_guest(s, WQ_MASK, old, &cur, &guest, &host, false, false);
 	free(old);
 	*saved = s;
 	return 0;
