@@ -240,7 +240,7 @@ pci_device_without_config_space_keeps_sysfs_revision(void **state)
 }
 
 static void
-pci_thousand_devices_snapshot_quickly(void **state)
+pci_thousand_devices_are_all_read(void **state)
 {
 	struct strbuf sb = { 0 };
 	strbuf_puts(&sb, "{\"pci\": [");
@@ -251,18 +251,12 @@ pci_thousand_devices_snapshot_quickly(void **state)
 	strbuf_puts(&sb, "]}");
 	char *root = fixture_build(NULL, sb.s);
 	strbuf_free(&sb);
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	/* How long this takes is measured by bench/ (tools/bench), not here. */
 	struct host_snapshot snap;
 	struct verr err = { 0 };
 	assert_int_equal(snapshot_take(&snap, NULL, &err), 0);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-	print_message("note: snapshot of 1000 PCI devices took %.3f s\n", s);
 	assert_int_equal(snap.n_pci, 1000);
 	assert_string_equal(snap.pci[999].driver, "igb");
-	/* a sanity bound, far above what a linear scan needs */
-	assert_true(s < 5.0);
 	snapshot_free(&snap);
 	fixture_remove(root);
 }
@@ -284,7 +278,7 @@ main(void)
 		cmocka_unit_test(pci_host_without_pci_bus_has_no_devices),
 		cmocka_unit_test(pci_unreadable_device_is_an_error_naming_it),
 		cmocka_unit_test(pci_device_without_config_space_keeps_sysfs_revision),
-		cmocka_unit_test(pci_thousand_devices_snapshot_quickly),
+		cmocka_unit_test(pci_thousand_devices_are_all_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
