@@ -46,6 +46,9 @@ void shell_quote(struct strbuf *sb, const char *word);
 long long time_now_ms(void);
 void time_sleep_ms(long ms);
 
+/* write() all of buf, resuming after EINTR and short writes: 0 or -errno. */
+int fd_write_all(int fd, const void *buf, size_t len);
+
 bool str_startswith(const char *s, const char *prefix);
 /* Strip trailing whitespace/newlines in place. */
 char *str_rstrip(char *s);

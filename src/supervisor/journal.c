@@ -35,22 +35,6 @@ journal_test_crash(void)
 	}
 }
 
-static int
-journal_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Append one record and make it durable before returning. */
 static int
 journal_append(struct journal *j, json_t *rec, struct verr *err)
@@ -63,7 +47,7 @@ journal_append(struct journal *j, json_t *rec, struct verr *err)
 	strbuf_puts(&sb, line);
 	strbuf_puts(&sb, "\n");
 	free(line);
-	int r = journal_write_all(j->fd, sb.s, sb.len);
+	int r = fd_write_all(j->fd, sb.s, sb.len);
 	strbuf_free(&sb);
 	if (r == 0 && fsync(j->fd) < 0)
 		r = -errno;

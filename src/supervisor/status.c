@@ -1,4 +1,7 @@
-/* status.json: written to a temporary file and renamed into place. */
+/* status.json: written to a temporary file and renamed into place.
+ * The text is built in memory and written with one write(): json_dumpfd()
+ * issues a write per token (hundreds per status), and a status is written
+ * on the way to every hot-plugged device_add. */
 #include "status.h"
 
 #include <errno.h>
@@ -8,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 int
@@ -21,8 +25,17 @@ status_write(const char *dir, const json_t *status, struct verr *err)
 		r = verr_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (json_dumpfd(status, fd, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 || write(fd, "\n", 1) != 1)
-		r = verr_set(err, -EIO, "cannot write %s", tmp);
+	char *text = json_dumps(status, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text == NULL)
+		fatalx("status: cannot encode status.json");
+	struct strbuf sb = { 0 };
+	strbuf_puts(&sb, text);
+	strbuf_puts(&sb, "\n");
+	free(text);
+	int w = fd_write_all(fd, sb.s, sb.len);
+	if (w < 0)
+		r = verr_set(err, w, "cannot write %s: %s", tmp, strerror(-w));
+	strbuf_free(&sb);
 	if (close(fd) < 0 && r == 0)
 		r = verr_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
 	if (r == 0 && rename(tmp, path) < 0)
