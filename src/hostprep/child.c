@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,17 +19,17 @@
 
 #include "change.h"
 #include "display.h"
+#include "hostroot.h"
 #include "log.h"
 #include "util.h"
 #include "vfio_bind.h"
 
-/* What the child writes, in one write(): smaller than PIPE_BUF, so atomic. */
+/* What the child writes, in one message. */
 struct child_report {
 	int code;
 	struct verr err;
 };
 
-_Static_assert(sizeof(struct child_report) <= 4096, "a report must fit in PIPE_BUF");
 
 /* "pci-bind-vfio 0000:01:00.0" for messages. */
 static char *
@@ -44,15 +46,108 @@ looks_like_pci(const char *s)
 	return strlen(s) == 12 && sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &s_, &f, &end) == 4;
 }
 
-/* Fork a child in its own process group running fn; returns its pid and the
- * read end of its report pipe. */
+/* A job for a child that is already running (see child_serve). fn is a
+ * plain pointer: the child is a fork of this very process image. */
+struct child_job_msg {
+	child_fn fn;
+	char json[];		/* {"change": ..., "saved": ...} */
+};
+
+static void
+child_report_send(int fd, int code, const struct verr *err)
+{
+	struct child_report r;
+	memset(&r, 0, sizeof(r));
+	r.code = code;
+	if (err != NULL)
+		r.err = *err;
+	ssize_t n;
+	do
+		n = write(fd, &r, sizeof(r));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(r))
+		_exit(1);
+}
+
+/* The next job, or NULL when the supervisor closed the socket (it has a
+ * spare already, or it is ending). */
+static struct child_job_msg *
+child_recv_job(int fd, size_t *len)
+{
+	for (;;) {
+		ssize_t n = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= (ssize_t)sizeof(struct child_job_msg))
+			return NULL;
+		struct child_job_msg *m = xmalloc((size_t)n + 1);
+		ssize_t got;
+		do
+			got = recv(fd, m, (size_t)n, 0);
+		while (got < 0 && errno == EINTR);
+		if (got != n) {
+			free(m);
+			return NULL;
+		}
+		((char *)m)[n] = '\0';
+		*len = (size_t)n;
+		return m;
+	}
+}
+
+/* A reusable child: runs its first job, then waits for more on fd until
+ * the supervisor closes it. While it waits it dies with the supervisor
+ * (a spare must not outlive it holding copies of its descriptors); while
+ * it works it does not, like a one-shot child, so a change in progress is
+ * finished and stays in the journal for `vfio -restore`. */
+static void __attribute__((noreturn))
+child_serve(int fd, pid_t parent, child_fn fn, const json_t *change, const json_t *saved)
+{
+	struct verr err = { 0 };
+	child_report_send(fd, fn(change, saved, &err), &err);
+	for (;;) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		size_t len = 0;
+		struct child_job_msg *m = child_recv_job(fd, &len);
+		if (m == NULL)
+			_exit(0);
+		prctl(PR_SET_PDEATHSIG, 0);
+		/* The ack says the job arrived: a spare that dies before it
+		 * never started the job, which then goes to a new child. */
+		ssize_t an;
+		do
+			an = send(fd, "A", 1, MSG_NOSIGNAL);
+		while (an < 0 && errno == EINTR);
+		if (an != 1)
+			_exit(1);
+		json_t *job = json_loadb(m->json, len - sizeof(*m), 0, NULL);
+		const json_t *c = json_object_get(job, "change");
+		const json_t *sv = json_object_get(job, "saved");
+		verr_clear(&err);
+		if (job == NULL || c == NULL)
+			child_report_send(fd, verr_set(&err, -EPROTO, "the supervisor sent its child a job it "
+			    "cannot read"), &err);
+		else
+			child_report_send(fd, m->fn(c, json_is_null(sv) ? NULL : sv, &err), &err);
+		json_decref(job);
+		free(m);
+	}
+}
+
+/* Fork a child in its own process group running fn; returns its pid and
+ * the supervisor's end of its socket (SOCK_SEQPACKET: one report per
+ * message). A reusable child waits for more jobs after the first (the
+ * asynchronous path); the synchronous path's children exit after one. */
 static pid_t
-child_fork(child_fn fn, const json_t *change, const json_t *saved, int *rfd, struct verr *err)
+child_fork(child_fn fn, const json_t *change, const json_t *saved, bool reusable, int *rfd, struct verr *err)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return verr_set(err, -errno, "cannot create a pipe for a host change: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) < 0)
+		return verr_set(err, -errno, "cannot create a socket for a host change: %s", strerror(errno));
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
@@ -70,14 +165,11 @@ child_fork(child_fn fn, const json_t *change, const json_t *saved, int *rfd, str
 		signal(SIGINT, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
 		close(p[0]);
-		struct child_report r;
-		memset(&r, 0, sizeof(r));
-		r.code = fn(change, saved, &r.err);
-		ssize_t n;
-		do
-			n = write(p[1], &r, sizeof(r));
-		while (n < 0 && errno == EINTR);
-		_exit(n == (ssize_t)sizeof(r) ? 0 : 1);
+		if (reusable)
+			child_serve(p[1], parent, fn, change, saved);
+		struct verr e = { 0 };
+		child_report_send(p[1], fn(change, saved, &e), &e);
+		_exit(0);
 	}
 	setpgid(pid, pid);	/* also here: no race with the kill below */
 	close(p[1]);
@@ -85,21 +177,30 @@ child_fork(child_fn fn, const json_t *change, const json_t *saved, int *rfd, str
 	return pid;
 }
 
+/* What came from a child: its report, the ack of a job handed to a spare,
+ * or the end (EOF: it died). SOCK_SEQPACKET keeps each to one message. */
+enum child_msg { CHILD_MSG_END, CHILD_MSG_REPORT, CHILD_MSG_ACK };
+
+static enum child_msg
+child_read_msg(int fd, struct child_report *r)
+{
+	ssize_t n;
+	do
+		n = recv(fd, r, sizeof(*r), 0);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		return CHILD_MSG_ACK;
+	if (n != (ssize_t)sizeof(*r))
+		return CHILD_MSG_END;
+	r->err.msg[sizeof(r->err.msg) - 1] = '\0';
+	return CHILD_MSG_REPORT;
+}
+
 /* Read the child's report; false on EOF without one (the child died). */
 static bool
 child_read_report(int fd, struct child_report *r)
 {
-	size_t got = 0;
-	while (got < sizeof(*r)) {
-		ssize_t n = read(fd, (char *)r + got, sizeof(*r) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		got += (size_t)n;
-	}
-	r->err.msg[sizeof(r->err.msg) - 1] = '\0';
-	return true;
+	return child_read_msg(fd, r) == CHILD_MSG_REPORT;
 }
 
 static int
@@ -168,7 +269,7 @@ child_run(child_fn fn, const json_t *change, const json_t *saved, int timeout_ms
 	int fd = -1;
 	if (timeout_ms <= 0)
 		timeout_ms = CHILD_TIMEOUT_MS_DEFAULT;
-	pid_t pid = child_fork(fn, change, saved, &fd, err);
+	pid_t pid = child_fork(fn, change, saved, false, &fd, err);
 	if (pid < 0)
 		return pid;
 	long long deadline = time_now_ms() + timeout_ms;
@@ -207,13 +308,119 @@ struct child_job {
 	pid_t pid;
 	int fd;
 	int timeout_ms;
-	json_t *change;
+	child_fn fn;
+	json_t *change, *saved;
+	char *context;		/* child_context() when the child was forked */
+	struct event_base *base;
 	struct event *ev_read;
 	struct event *ev_timer;
 	child_done_cb cb;
 	void *arg;
 	bool reported;		/* cb already called (timeout): waiting for EOF */
+	bool reused, acked;	/* handed to the spare; the spare has it */
 };
+
+/* The spare: a child that reported in time and waits, idle, for the next
+ * job. Forking the supervisor costs hundreds of microseconds (page tables,
+ * then getting the child scheduled), most of the budget of a control-FIFO
+ * `pci add`; reusing a child costs one message. At most one spare. */
+static struct {
+	pid_t pid;
+	int fd;
+	char *context;
+} child_spare = { -1, -1, NULL };
+
+/* What a child took from this process when it was forked and a job does
+ * not carry: the host root and the bind waits. Tests change them between
+ * cases; a spare forked under other settings is not used. */
+static char *
+child_context(void)
+{
+	const char *env = getenv("VFIO_HOST_ROOT");
+	return xasprintf("%s\n%s\n%d\n%d", hostroot_get(), env ? env : "", vfio_bind_timeout_ms(1),
+	    (int)log_get_level());
+}
+
+/* Close a child's socket (it exits on the EOF) and reap it. */
+static void
+child_dismiss(pid_t pid, int fd)
+{
+	close(fd);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+void
+child_spare_drop(void)
+{
+	if (child_spare.pid > 0)
+		child_dismiss(child_spare.pid, child_spare.fd);
+	free(child_spare.context);
+	child_spare.pid = -1;
+	child_spare.fd = -1;
+	child_spare.context = NULL;
+}
+
+/* Hand the job to the spare; false when there is none fit for it. */
+static bool
+child_spare_take(child_fn fn, const json_t *change, const json_t *saved, struct child_job *job)
+{
+	if (child_spare.pid < 0)
+		return false;
+	char *now = child_context();
+	bool fits = strcmp(now, child_spare.context) == 0;
+	free(now);
+	if (!fits) {
+		child_spare_drop();
+		return false;
+	}
+	json_t *o = json_pack("{s:O, s:O}", "change", change, "saved", saved ? saved : json_null());
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		fatalx("child: cannot encode a job");
+	size_t tl = strlen(text);
+	struct child_job_msg *m = xmalloc(sizeof(*m) + tl);
+	m->fn = fn;
+	memcpy(m->json, text, tl);
+	free(text);
+	ssize_t n;
+	do
+		n = send(child_spare.fd, m, sizeof(*m) + tl, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	free(m);
+	if (n != (ssize_t)(sizeof(*m) + tl)) {
+		/* it died while idle (killed from outside) */
+		log_debug("the spare child %d is gone (%s); forking another", (int)child_spare.pid,
+		    n < 0 ? strerror(errno) : "short send");
+		child_spare_drop();
+		return false;
+	}
+	job->pid = child_spare.pid;
+	job->fd = child_spare.fd;
+	job->context = child_spare.context;
+	child_spare.pid = -1;
+	child_spare.fd = -1;
+	child_spare.context = NULL;
+	return true;
+}
+
+/* A child that reported and waits for more: keep it as the spare, or let
+ * it go when there is one already. */
+static void
+child_spare_keep(struct child_job *job)
+{
+	if (child_spare.pid < 0) {
+		child_spare.pid = job->pid;
+		child_spare.fd = job->fd;
+		child_spare.context = job->context;
+		job->context = NULL;
+	} else {
+		child_dismiss(job->pid, job->fd);
+	}
+	job->fd = -1;
+}
 
 static void
 child_job_free(struct child_job *job)
@@ -225,7 +432,37 @@ child_job_free(struct child_job *job)
 	if (job->fd >= 0)
 		close(job->fd);
 	json_decref(job->change);
+	json_decref(job->saved);
+	free(job->context);
 	free(job);
+}
+
+static void child_on_read(evutil_socket_t fd, short what, void *arg);
+
+/* Fork a new child for the job and watch it; false with err set when that
+ * fails. */
+static bool
+child_job_fork(struct child_job *job, struct verr *err)
+{
+	free(job->context);
+	job->context = child_context();
+	pid_t pid = child_fork(job->fn, job->change, job->saved, true, &job->fd, err);
+	if (pid < 0)
+		return false;
+	job->pid = pid;
+	job->reused = false;
+	return true;
+}
+
+static void
+child_job_watch(struct child_job *job)
+{
+	if (job->ev_read != NULL)
+		event_free(job->ev_read);
+	job->ev_read = event_new(job->base, job->fd, EV_READ, child_on_read, job);
+	if (job->ev_read == NULL)
+		fatalx("out of memory creating child events");
+	event_add(job->ev_read, NULL);
 }
 
 static void
@@ -233,23 +470,49 @@ child_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct child_job *job = arg;
 	struct child_report r;
-	bool got = child_read_report(fd, &r);
-	/* The report comes last before _exit and EOF comes with the exit, so
-	 * this waitpid returns at once. */
+	enum child_msg m = child_read_msg(fd, &r);
+	if (m == CHILD_MSG_ACK) {
+		job->acked = true;
+		event_add(job->ev_read, NULL);
+		return;
+	}
+	event_free(job->ev_read);
+	job->ev_read = NULL;
+	if (m == CHILD_MSG_REPORT && !job->reported) {
+		/* In time: the child waits for another job. It becomes the
+		 * spare before the callback, which may start the next job. */
+		child_spare_keep(job);
+		struct verr err = r.err;
+		job->cb(r.code, &err, job->arg);
+		child_job_free(job);
+		return;
+	}
+	/* EOF (it died), or the report of a child killed for its timeout:
+	 * either way it is gone or going, so this waitpid returns at once. */
 	int st = 0;
 	while (waitpid(job->pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (!job->reported) {
-		struct verr err = { 0 };
-		int code;
-		if (got) {
-			err = r.err;
-			code = r.code;
-		} else {
-			code = child_died(job->pid, st, job->change, &err);
-		}
-		job->cb(code, &err, job->arg);
+	if (job->reported) {
+		child_job_free(job);
+		return;
 	}
+	struct verr err = { 0 };
+	if (m == CHILD_MSG_END && job->reused && !job->acked) {
+		/* The spare died idle (killed from outside) with the job
+		 * unread: nothing of it ran, so a new child does it. */
+		log_debug("the spare child %d died before taking its job; forking another", (int)job->pid);
+		close(job->fd);
+		job->fd = -1;
+		if (child_job_fork(job, &err)) {
+			child_job_watch(job);
+			return;
+		}
+		job->cb(err.code, &err, job->arg);
+		child_job_free(job);
+		return;
+	}
+	int code = child_died(job->pid, st, job->change, &err);
+	job->cb(code, &err, job->arg);
 	child_job_free(job);
 }
 
@@ -259,7 +522,7 @@ child_on_timeout(evutil_socket_t fd, short what, void *arg)
 	struct child_job *job = arg;
 	kill(-job->pid, SIGKILL);
 	kill(job->pid, SIGKILL);
-	/* Whether it dies is seen as EOF on the pipe (the read event stays
+	/* Whether it dies is seen as EOF on the socket (the read event stays
 	 * armed and frees the job then); a child stuck in the kernel never
 	 * closes it, and the job stays until it does. */
 	struct verr err = { 0 };
@@ -276,22 +539,24 @@ child_start(struct event_base *base, child_fn fn, const json_t *change, const js
 		timeout_ms = CHILD_TIMEOUT_MS_DEFAULT;
 	struct child_job *job = xcalloc(1, sizeof(*job));
 	job->fd = -1;
+	job->base = base;
+	job->fn = fn;
 	job->cb = cb;
 	job->arg = arg;
 	job->timeout_ms = timeout_ms;
 	job->change = json_deep_copy(change);
-	pid_t pid = child_fork(fn, change, saved, &job->fd, err);
-	if (pid < 0) {
+	job->saved = saved ? json_deep_copy(saved) : NULL;
+	if (child_spare_take(fn, change, saved, job))
+		job->reused = true;
+	else if (!child_job_fork(job, err)) {
 		child_job_free(job);
 		return NULL;
 	}
-	job->pid = pid;
-	job->ev_read = event_new(base, job->fd, EV_READ, child_on_read, job);
+	child_job_watch(job);
 	job->ev_timer = evtimer_new(base, child_on_timeout, job);
-	if (job->ev_read == NULL || job->ev_timer == NULL)
+	if (job->ev_timer == NULL)
 		fatalx("out of memory creating child events");
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-	event_add(job->ev_read, NULL);
 	evtimer_add(job->ev_timer, &tv);
 	return job;
 }

@@ -44,7 +44,8 @@ struct child_job;
  * reports, dies, or timeout_ms passes (the child is then killed). The job
  * frees itself after cb returns; change and saved are copied, the caller
  * keeps its own. The child is reaped with waitpid(pid): a SIGCHLD handler
- * elsewhere must reap only the pids it started. Returns NULL with err set when
+ * elsewhere must reap only the pids it started. The child may be the spare
+ * of an earlier job (child_spare_drop). Returns NULL with err set when
  * the child could not be started (cb is then never called). */
 struct child_job *child_start(struct event_base *base, child_fn fn, const json_t *change,
     const json_t *saved, int timeout_ms, child_done_cb cb, void *arg, struct verr *err);
@@ -67,5 +68,11 @@ struct child_job *child_start_change(struct event_base *base, const struct chang
 /* Stops a job before its callback ran (shutdown): kills the child and frees
  * the job; cb is not called. */
 void child_cancel(struct child_job *job);
+
+/* A child_start child that reported in time stays as the spare, idle, and
+ * runs the next child_start job instead of a new fork (see child.c for
+ * why). It dies with the supervisor; this lets it go and reaps it, for the
+ * end of a run. */
+void child_spare_drop(void);
 
 #endif

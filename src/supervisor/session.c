@@ -950,6 +950,8 @@ session_teardown(struct session *s)
 	}
 	control_close(s->control);
 	s->control = NULL;
+	/* The idle bind child holds copies of the journal and the lock. */
+	child_spare_drop();
 	if (s->cmd_fd >= 0)
 		close(s->cmd_fd);
 	s->cmd_fd = -1;
