@@ -62,13 +62,13 @@ enum names_cat {
 	CAT_PROGIF,
 };
 
-/* One top-level line and the nested lines under it. Offsets into the map;
- * the file is at most 4 GiB or left to libpci. */
+/* One top-level line. Offsets into the map; the file is at most 4 GiB or
+ * left to libpci. */
 struct names_block {
 	uint32_t key; /* kind << 16 | id */
 	uint32_t line;
 	uint32_t name, name_len;
-	uint32_t body, end;
+	uint32_t child, n_children; /* its first-level lines in children[] */
 };
 
 struct pci_names {
@@ -79,6 +79,11 @@ struct pci_names {
 	bool has_cr;
 	struct names_block *blocks;
 	size_t n_blocks;
+	/* Where each first-level line of a vendor or class block starts, in
+	 * file order, so rising by id within a block: a lookup bisects its
+	 * block's run instead of walking thousands of Intel lines. */
+	uint32_t *children;
+	size_t n_children, cap_children;
 
 	bool missed; /* a lookup has missed the file: libpci's cache check done */
 	bool hwdb_disabled;
@@ -109,7 +114,8 @@ names_white(int c)
 	return c == ' ' || c == '\t';
 }
 
-static bool
+/* Inlined: the index pass calls it for each of pci.ids' ~40 000 lines. */
+static inline __attribute__((always_inline)) bool
 names_next_line(const struct pci_names *n, size_t *pos, struct names_line *l)
 {
 	if (*pos >= n->size)
@@ -120,52 +126,52 @@ names_next_line(const struct pci_names *n, size_t *pos, struct names_line *l)
 	size_t raw = nl != NULL ? (size_t)(nl - start) : left;
 	*pos += nl != NULL ? raw + 1 : raw;
 
-	size_t len = raw;
+	const char *end = start + raw;
 	if (n->has_cr) {
 		const char *cr = memchr(start, '\r', raw);
 		if (cr != NULL)
-			len = (size_t)(cr - start);
+			end = cr;
 	}
-	if (len > 0 && names_white(start[len - 1]))
-		len--;
-	size_t i = 0;
-	while (i < len && names_white(start[i]))
-		i++;
-	size_t tabs = 0;
-	while (tabs < len && start[tabs] == '\t')
-		tabs++;
-	l->skip = i == len || start[i] == '#';
+	if (end > start && names_white(end[-1]))
+		end--;
+	const char *p = start;
+	while (p < end && *p == '\t')
+		p++;
+	const char *q = p;
+	while (q < end && names_white(*q))
+		q++;
+	l->skip = q == end || *q == '#';
 	l->raw_len = raw;
-	l->nest = tabs;
-	l->text = start + tabs;
-	l->len = len - tabs;
+	l->nest = (size_t)(p - start);
+	l->text = p;
+	l->len = (size_t)(end - p);
 	return true;
 }
 
 /* Past the end of a line libpci's buffer holds a NUL, which is neither a
  * hex digit nor a blank. */
-static int
+static inline int
 names_at(const struct names_line *l, size_t i)
 {
 	return i < l->len ? (unsigned char)l->text[i] : 0;
 }
 
-static long
+/* A hex digit's value plus one; 0 for anything else. */
+static const unsigned char names_hexval[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+static inline long
 names_hex(const struct names_line *l, size_t at, int digits)
 {
 	long x = 0;
 	for (int i = 0; i < digits; i++) {
-		int c = names_at(l, at + (size_t)i);
-		int v;
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v = c - 'A' + 10;
-		else
+		unsigned v = names_hexval[names_at(l, at + (size_t)i)];
+		if (v == 0)
 			return -1;
-		x = x << 4 | v;
+		x = x << 4 | (long)(v - 1);
 	}
 	return x;
 }
@@ -212,7 +218,7 @@ names_find_block(const struct pci_names *n, enum names_kind kind, unsigned id)
 
 static size_t
 names_add_block(struct pci_names *n, size_t *cap, enum names_kind kind, long id, size_t line,
-    const struct names_str *name, size_t body)
+    const struct names_str *name)
 {
 	if (n->n_blocks == *cap) {
 		*cap = *cap ? *cap * 2 : 4096;
@@ -223,8 +229,8 @@ names_add_block(struct pci_names *n, size_t *cap, enum names_kind kind, long id,
 	b->line = (uint32_t)line;
 	b->name = name ? (uint32_t)(name->s - n->map) : 0;
 	b->name_len = name ? (uint32_t)name->len : 0;
-	b->body = (uint32_t)body;
-	b->end = (uint32_t)n->size;
+	b->child = (uint32_t)n->n_children;
+	b->n_children = 0;
 	return n->n_blocks - 1;
 }
 
@@ -260,8 +266,6 @@ names_index(struct pci_names *n, size_t *bad_line)
 		if (l.skip)
 			continue;
 		if (l.nest == 0) {
-			if (open != SIZE_MAX)
-				n->blocks[open].end = (uint32_t)start;
 			open = SIZE_MAX;
 			prev1 = prev2 = -1;
 			int c0 = names_at(&l, 0), c1 = names_at(&l, 1);
@@ -270,12 +274,12 @@ names_index(struct pci_names *n, size_t *bad_line)
 				    !names_name_at(&l, 5, &name))
 					return "a parse error";
 				cat = CAT_CLASS;
-				open = names_add_block(n, &cap, NAMES_CLASS, id1, start, &name, pos);
+				open = names_add_block(n, &cap, NAMES_CLASS, id1, start, &name);
 			} else if (c0 == 'S' && c1 == ' ') {
 				if ((id1 = names_hex(&l, 2, 4)) < 0 || l.len != 6)
 					return "a parse error";
 				cat = CAT_GEN_SUBSYSTEM;
-				names_add_block(n, &cap, NAMES_GEN_SUBSYSTEM, id1, start, NULL, pos);
+				names_add_block(n, &cap, NAMES_GEN_SUBSYSTEM, id1, start, NULL);
 			} else if (c0 >= 'A' && c0 <= 'Z' && c1 == ' ') {
 				cat = CAT_UNKNOWN;
 			} else {
@@ -283,7 +287,7 @@ names_index(struct pci_names *n, size_t *bad_line)
 				    !names_name_at(&l, 5, &name))
 					return "a parse error";
 				cat = CAT_VENDOR;
-				open = names_add_block(n, &cap, NAMES_VENDOR, id1, start, &name, pos);
+				open = names_add_block(n, &cap, NAMES_VENDOR, id1, start, &name);
 			}
 			continue;
 		}
@@ -317,6 +321,14 @@ names_index(struct pci_names *n, size_t *bad_line)
 			if (!names_rises(&prev1, id2))
 				return "ids out of order";
 			prev2 = -1;
+			if (open != SIZE_MAX) {
+				if (n->n_children == n->cap_children) {
+					n->cap_children = n->cap_children ? n->cap_children * 2 : 16384;
+					n->children = xreallocarray(n->children, n->cap_children, sizeof(*n->children));
+				}
+				n->children[n->n_children++] = (uint32_t)start;
+				n->blocks[open].n_children++;
+			}
 		} else if (l.nest == 2) {
 			switch (cat) {
 			case CAT_DEVICE:
@@ -378,6 +390,9 @@ names_unmap(struct pci_names *n)
 	free(n->blocks);
 	n->blocks = NULL;
 	n->n_blocks = 0;
+	free(n->children);
+	n->children = NULL;
+	n->n_children = n->cap_children = 0;
 }
 
 /* pci_open() in libpci: the file, or without its .gz when that does not
@@ -549,16 +564,20 @@ static bool
 names_find_child(const struct pci_names *n, const struct names_block *b, int digits, unsigned id,
     struct names_str *out)
 {
-	size_t pos = b->body;
+	size_t lo = b->child, hi = (size_t)b->child + b->n_children;
 	struct names_line l;
-	while (pos < b->end && names_next_line(n, &pos, &l)) {
-		if (l.skip || l.nest != 1)
-			continue;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		size_t pos = n->children[mid];
+		if (!names_next_line(n, &pos, &l))
+			return false;
 		long got = names_hex(&l, 0, digits);
 		if (got == (long)id)
 			return names_name_at(&l, (size_t)digits + 1, out);
-		if (got > (long)id)
-			break;
+		if (got < (long)id)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
 	return false;
 }
