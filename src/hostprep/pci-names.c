@@ -5,8 +5,10 @@
  * inserts). Profiling put that at about 5 of the 10 ms of a whole dry run,
  * and again on every control-FIFO `pci add`, which rescans PCI; with the file
  * unreadable the dry run took 5.0 ms. A host has a few dozen devices, so
- * here one pass over the mapped file indexes only its top-level lines
- * (vendors, classes) and a lookup walks one vendor's or class's block.
+ * here one pass over the mapped file (about 1 ms) indexes its top-level
+ * lines (vendors, classes) and where each one's first-level lines start;
+ * a lookup bisects one vendor's devices or one class's subclasses. Nothing
+ * is allocated per entry.
  *
  * The strings must stay exactly what libpci gives, since -pci regexes match
  * them as they matched lspci's output in the original script: the same file
@@ -204,16 +206,16 @@ names_block_cmp(const void *a, const void *b)
 static const struct names_block *
 names_find_block(const struct pci_names *n, enum names_kind kind, unsigned id)
 {
-	struct names_block key = { .key = (uint32_t)kind << 16 | id };
+	uint32_t key = (uint32_t)kind << 16 | id;
 	size_t lo = 0, hi = n->n_blocks;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (n->blocks[mid].key < key.key)
+		if (n->blocks[mid].key < key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < n->n_blocks && n->blocks[lo].key == key.key ? &n->blocks[lo] : NULL;
+	return lo < n->n_blocks && n->blocks[lo].key == key ? &n->blocks[lo] : NULL;
 }
 
 static size_t

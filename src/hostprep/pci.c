@@ -1,7 +1,8 @@
 /* PCI devices through libpci's sysfs method, pointed under the host root.
  * Each device gets the line `lspci -Dnn` prints for it, built the way lspci
- * builds it (same library, same pci.ids, same lookup flags), so a -pci regex
- * matches exactly what it matched in the original script. */
+ * builds it (same library, same pci.ids, same lookup flags; the names from
+ * pci-names, which answers as libpci's pci_lookup_name does), so a -pci
+ * regex matches exactly what it matched in the original script. */
 #include <errno.h>
 #include <limits.h>
 #include <pci/pci.h>
