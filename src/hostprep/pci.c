@@ -1,7 +1,8 @@
 /* PCI devices through libpci's sysfs method, pointed under the host root.
  * Each device gets the line `lspci -Dnn` prints for it, built the way lspci
- * builds it (same library, same pci.ids, same lookup flags), so a -pci regex
- * matches exactly what it matched in the original script. */
+ * builds it (same library, same pci.ids, same lookup flags; the names from
+ * pci-names, which answers as libpci's pci_lookup_name does), so a -pci
+ * regex matches exactly what it matched in the original script. */
 #include <errno.h>
 #include <limits.h>
 #include <pci/pci.h>
@@ -13,6 +14,7 @@
 
 #include "hostroot.h"
 #include "log.h"
+#include "pci-names.h"
 #include "snapshot-priv.h"
 #include "snapshot.h"
 #include "util.h"
@@ -70,7 +72,7 @@ pci_class_bridges(unsigned cls16)
 }
 
 static void
-pci_fill_device(struct pci_access *acc, struct pci_dev *p, struct pci_device *d)
+pci_fill_device(struct pci_names *names, struct pci_dev *p, struct pci_device *d)
 {
 	char classbuf[256], devbuf[512];
 	pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS);
@@ -100,9 +102,10 @@ pci_fill_device(struct pci_access *acc, struct pci_dev *p, struct pci_device *d)
 	}
 	d->class_code = ((unsigned)p->device_class << 8) | progif;
 
-	const char *cls = pci_lookup_name(acc, classbuf, sizeof(classbuf), PCI_LOOKUP_CLASS, p->device_class);
-	const char *name = pci_lookup_name(acc, devbuf, sizeof(devbuf), PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
-	    p->vendor_id, p->device_id);
+	/* pci_names_* answer as pci_lookup_name would, without it loading
+	 * all of pci.ids (pci-names.c). */
+	const char *cls = pci_names_class(names, classbuf, sizeof(classbuf), p->device_class);
+	const char *name = pci_names_device(names, devbuf, sizeof(devbuf), p->vendor_id, p->device_id);
 	int n = snprintf(d->line, sizeof(d->line), "%s %s: %s", d->address, cls, name);
 	if (rev != 0 && n > 0 && (size_t)n < sizeof(d->line))
 		snprintf(d->line + n, sizeof(d->line) - (size_t)n, " (rev %02x)", rev);
@@ -153,11 +156,13 @@ pci_scan(struct host_snapshot *snap, struct verr *err)
 	/* volatile: they change between setjmp() and a longjmp() back. */
 	struct pci_access *volatile acc = pci_alloc();
 	struct pci_device *volatile list = NULL;
+	struct pci_names *volatile names = NULL;
 	volatile size_t n = 0, cap = 0;
 	acc->error = pci_on_error;
 	acc->warning = pci_on_warning;
 	acc->debug = pci_on_warning;
 	if (setjmp(pci_error_jmp) != 0) {
+		pci_names_close(names);
 		pci_cleanup(acc);
 		free(list);
 		return verr_set(err, -EIO, "cannot read the PCI devices under %s: %s; check that sysfs is mounted and readable",
@@ -169,6 +174,7 @@ pci_scan(struct host_snapshot *snap, struct verr *err)
 	pci_set_param(acc, "sysfs.path", sysfs);
 	pci_init(acc);
 	pci_scan_bus(acc);
+	names = pci_names_open(acc);
 
 	for (struct pci_dev *p = acc->devices; p != NULL; p = p->next) {
 		struct pci_device *l = list;
@@ -177,8 +183,9 @@ pci_scan(struct host_snapshot *snap, struct verr *err)
 		list = l;
 		n = nn;
 		cap = cc;
-		pci_fill_device(acc, p, d);
+		pci_fill_device(names, p, d);
 	}
+	pci_names_close(names);
 	pci_cleanup(acc);
 
 	if (n > 1)

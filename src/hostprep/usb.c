@@ -6,12 +6,17 @@
  * are read from the real root. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libudev.h>
 #include <libusb.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hostroot.h"
 #include "log.h"
@@ -200,7 +205,10 @@ parse_hex4(const char *s, unsigned *out)
 }
 
 /* One pass over usb.ids for every device the hwdb did not name: only the
- * vendor and product lines of the wanted IDs are kept. */
+ * vendor and product lines of the wanted IDs are kept. The file is mapped
+ * and its lines found with memchr: fgets over its ~24 000 vendor lines was
+ * 0.65 ms, a tenth of a dry run. Each line is still cut as fgets(line, 512)
+ * cut it, so the names are the same. */
 static void
 usb_names_from_usb_ids(struct usb_names *names, size_t n)
 {
@@ -216,23 +224,46 @@ usb_names_from_usb_ids(struct usb_names *names, size_t n)
 	if (nw > 1)
 		qsort(want, nw, sizeof(*want), usb_names_cmp);
 
-	FILE *f = NULL;
+	int fd = -1;
 	const char *path = usb_ids_override;
 	if (path != NULL) {
-		f = fopen(path, "re");
+		fd = open(path, O_RDONLY | O_CLOEXEC);
 	} else {
-		for (size_t i = 0; i < nitems(usb_ids_paths) && f == NULL; i++)
-			f = fopen(path = usb_ids_paths[i], "re");
+		for (size_t i = 0; i < nitems(usb_ids_paths) && fd < 0; i++)
+			fd = open(path = usb_ids_paths[i], O_RDONLY | O_CLOEXEC);
 	}
-	if (f == NULL) {
+	if (fd < 0) {
 		log_debug("no usb.ids: USB names come from the devices' own strings");
 		free(want);
 		return;
 	}
+	/* Anything but a non-empty regular file has no lines to read. */
+	struct stat st;
+	const char *map = NULL;
+	size_t size = 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size <= SIZE_MAX) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m != MAP_FAILED) {
+			map = m;
+			size = (size_t)st.st_size;
+		} else {
+			log_debug("%s: cannot map it: %s", path, strerror(errno));
+		}
+	}
+	close(fd);
+
 	char line[512];
 	size_t vlo = 0, vhi = 0;     /* want[vlo..vhi) have the current vendor */
 	unsigned vendor = 0;
-	while (fgets(line, sizeof(line), f) != NULL) {
+	for (size_t pos = 0; pos < size;) {
+		/* what fgets(line, sizeof(line)) would read: up to a newline,
+		 * at most sizeof(line) - 1 bytes */
+		size_t max = size - pos < sizeof(line) - 1 ? size - pos : sizeof(line) - 1;
+		const char *nl = memchr(map + pos, '\n', max);
+		size_t len = nl != NULL ? (size_t)(nl - (map + pos)) + 1 : max;
+		memcpy(line, map + pos, len);
+		line[len] = '\0';
+		pos += len;
 		line[strcspn(line, "\n")] = '\0';
 		unsigned id;
 		if (line[0] == '\t' && line[1] != '\t') {
@@ -252,7 +283,8 @@ usb_names_from_usb_ids(struct usb_names *names, size_t n)
 					snap_copy(want[i]->vendor, sizeof(want[i]->vendor), line + 6);
 		}
 	}
-	fclose(f);
+	if (map != NULL)
+		munmap((void *)map, size);
 	free(want);
 }
 
