@@ -87,6 +87,10 @@ struct pci_names {
 	uint32_t *children;
 	size_t n_children, cap_children;
 
+	dev_t dev;   /* the file's identity, for names_cache */
+	ino_t ino;
+	struct timespec mtime;
+
 	bool missed; /* a lookup has missed the file: libpci's cache check done */
 	bool hwdb_disabled;
 	bool hwdb_tried;
@@ -397,6 +401,55 @@ names_unmap(struct pci_names *n)
 	n->n_children = n->cap_children = 0;
 }
 
+/* The index of the last file, kept for the next pci_names_open() of the
+ * same file (same device, inode, size and mtime): the supervisor rescans
+ * PCI on every control-FIFO `pci add`, and indexing is ~0.9 ms of it. The
+ * mapping's pages are dropped from the process while kept (MADV_DONTNEED;
+ * they stay in the page cache), so resident memory holds only the arrays. */
+static struct {
+	bool valid;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct pci_names idx;	/* map, size, has_cr, blocks, children */
+} names_cache;
+
+static void
+names_index_move(struct pci_names *to, struct pci_names *from)
+{
+	to->map = from->map;
+	to->size = from->size;
+	to->has_cr = from->has_cr;
+	to->blocks = from->blocks;
+	to->n_blocks = from->n_blocks;
+	to->children = from->children;
+	to->n_children = from->n_children;
+	to->cap_children = from->cap_children;
+	from->map = NULL;
+	from->size = 0;
+	from->blocks = NULL;
+	from->n_blocks = 0;
+	from->children = NULL;
+	from->n_children = from->cap_children = 0;
+}
+
+static bool
+names_cache_fits(const struct stat *st)
+{
+	return names_cache.valid && names_cache.dev == st->st_dev && names_cache.ino == st->st_ino &&
+	    names_cache.size == st->st_size && names_cache.mtime.tv_sec == st->st_mtim.tv_sec &&
+	    names_cache.mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static void
+names_cache_drop(void)
+{
+	if (names_cache.valid)
+		names_unmap(&names_cache.idx);
+	names_cache.valid = false;
+}
+
 /* pci_open() in libpci: the file, or without its .gz when that does not
  * open. A file it cannot open means no names from a file, not an error. */
 static int
@@ -423,7 +476,20 @@ names_map(struct pci_names *n)
 	}
 	struct stat st;
 	const char *why = NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	bool stat_ok = fstat(fd, &st) == 0;
+	if (stat_ok) {
+		n->dev = st.st_dev;
+		n->ino = st.st_ino;
+		n->mtime = st.st_mtim;
+	}
+	if (stat_ok && names_cache_fits(&st)) {
+		close(fd);
+		names_index_move(n, &names_cache.idx);
+		names_cache.valid = false;
+		return NULL;
+	}
+	names_cache_drop();
+	if (!stat_ok || !S_ISREG(st.st_mode))
 		why = "not a regular file";
 	else if ((unsigned long long)st.st_size > UINT32_MAX - 1)
 		why = "too large to index";
@@ -452,11 +518,14 @@ names_map(struct pci_names *n)
 	return why;
 }
 
+static void names_hwdb_cache_check(void);
+
 struct pci_names *
 pci_names_open(struct pci_access *acc)
 {
 	struct pci_names *n = xcalloc(1, sizeof(*n));
 	n->acc = acc;
+	names_hwdb_cache_check();
 	char hwdb_param[] = "hwdb.disable";
 	const char *disabled = pci_get_param(acc, hwdb_param);
 	n->hwdb_disabled = disabled != NULL && atoi(disabled) != 0;
@@ -481,6 +550,16 @@ pci_names_close(struct pci_names *n)
 {
 	if (n == NULL)
 		return;
+	if (!n->use_libpci && n->map != NULL) {
+		names_cache_drop();
+		names_index_move(&names_cache.idx, n);
+		names_cache.valid = true;
+		names_cache.dev = n->dev;
+		names_cache.ino = n->ino;
+		names_cache.size = (off_t)names_cache.idx.size;
+		names_cache.mtime = n->mtime;
+		madvise((void *)names_cache.idx.map, names_cache.idx.size, MADV_DONTNEED);
+	}
 	names_unmap(n);
 	if (n->hwdb != NULL)
 		udev_hwdb_unref(n->hwdb);
@@ -527,11 +606,108 @@ names_missed(struct pci_names *n)
 	return !n->use_libpci;
 }
 
+/* The hwdb's answers, kept across scans like names_cache: a rescan would
+ * otherwise map the 13 MB hwdb again for the same few names (a subclass
+ * like 0c80 is missing from pci.ids on most hosts). Forgotten when any
+ * hwdb.bin libudev may read changes; holding only the answers keeps the
+ * hwdb's pages out of the supervisor's resident memory. */
+#define NAMES_HWDB_CACHE_MAX 256
+
+static struct {
+	char *fingerprint;
+	size_t n;
+	struct {
+		char *query;	/* key NUL modalias */
+		char *value;	/* NULL: no answer */
+	} e[NAMES_HWDB_CACHE_MAX];
+} names_hwdb_cache;
+
+static char *
+names_hwdb_fingerprint(void)
+{
+	static const char *const files[] = {
+		"/etc/systemd/hwdb/hwdb.bin", "/etc/udev/hwdb.bin", "/usr/lib/systemd/hwdb/hwdb.bin",
+		"/lib/systemd/hwdb/hwdb.bin", "/usr/lib/udev/hwdb.bin", "/lib/udev/hwdb.bin",
+	};
+	struct strbuf sb = { 0 };
+	for (size_t i = 0; i < nitems(files); i++) {
+		struct stat st;
+		if (stat(files[i], &st) == 0)
+			strbuf_printf(&sb, "%llu:%llu:%lld:%lld.%ld;", (unsigned long long)st.st_dev,
+			    (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+			    st.st_mtim.tv_nsec);
+		else
+			strbuf_puts(&sb, "-;");
+	}
+	return strbuf_steal(&sb);
+}
+
+static void
+names_hwdb_cache_clear(void)
+{
+	for (size_t i = 0; i < names_hwdb_cache.n; i++) {
+		free(names_hwdb_cache.e[i].query);
+		free(names_hwdb_cache.e[i].value);
+	}
+	names_hwdb_cache.n = 0;
+	free(names_hwdb_cache.fingerprint);
+	names_hwdb_cache.fingerprint = NULL;
+}
+
+/* Once per pci_names_open(): forget the answers of another hwdb. */
+static void
+names_hwdb_cache_check(void)
+{
+	char *fp = names_hwdb_fingerprint();
+	if (names_hwdb_cache.fingerprint == NULL || strcmp(fp, names_hwdb_cache.fingerprint) != 0) {
+		names_hwdb_cache_clear();
+		names_hwdb_cache.fingerprint = fp;
+	} else {
+		free(fp);
+	}
+}
+
+static bool
+names_hwdb_answer(const char *value, struct names_str *out)
+{
+	if (value == NULL)
+		return false;
+	out->owned = xstrdup(value);
+	out->s = out->owned;
+	out->len = (int)strlen(value);
+	return true;
+}
+
+static bool names_from_hwdb_uncached(struct pci_names *n, const char *modalias, const char *key,
+    struct names_str *out);
+
 static bool
 names_from_hwdb(struct pci_names *n, const char *modalias, const char *key, struct names_str *out)
 {
 	if (!names_missed(n) || n->hwdb_disabled)
 		return false;
+	char *query = xasprintf("%s%c%s", key, '\0', modalias);
+	size_t qlen = strlen(key) + 1 + strlen(modalias) + 1;
+	for (size_t i = 0; i < names_hwdb_cache.n; i++) {
+		if (memcmp(names_hwdb_cache.e[i].query, query, qlen) == 0) {
+			free(query);
+			return names_hwdb_answer(names_hwdb_cache.e[i].value, out);
+		}
+	}
+	bool found = names_from_hwdb_uncached(n, modalias, key, out);
+	if (names_hwdb_cache.n < NAMES_HWDB_CACHE_MAX && n->hwdb != NULL) {
+		names_hwdb_cache.e[names_hwdb_cache.n].query = xmalloc(qlen);
+		memcpy(names_hwdb_cache.e[names_hwdb_cache.n].query, query, qlen);
+		names_hwdb_cache.e[names_hwdb_cache.n].value = found ? xstrdup(out->s) : NULL;
+		names_hwdb_cache.n++;
+	}
+	free(query);
+	return found;
+}
+
+static bool
+names_from_hwdb_uncached(struct pci_names *n, const char *modalias, const char *key, struct names_str *out)
+{
 	if (!n->hwdb_tried) {
 		/* Lazily: the hwdb is a 13 MB mapping most hosts never need. */
 		n->hwdb_tried = true;

@@ -478,6 +478,49 @@ names_cut_long_names_as_libpci_does(void **state)
 	pci_cleanup(ref);
 }
 
+/* The index is kept between scans (the supervisor rescans on every FIFO
+ * pci add); a name file replaced or rewritten since must be read again. */
+static void
+names_follow_a_name_file_that_changed_between_scans(void **state)
+{
+	static const char v1[] = "1234  Old Vendor\n\t5678  Old Device\nC 03  Display controller\n";
+	static const char v2[] = "1234  New Vendor Name\n\t5678  New Device\nC 03  Display controller\n";
+	char *path = write_temp(v1, strlen(v1), ".ids");
+	char got[512];
+	for (int round = 0; round < 2; round++) {
+		struct pci_access *acc = access_new(path, false);
+		struct pci_names *names = pci_names_open(acc);
+		assert_true(pci_names_indexed(names));
+		assert_string_equal(pci_names_device(names, got, sizeof(got), 0x1234, 0x5678),
+		    "Old Vendor Old Device [1234:5678]");
+		pci_names_close(names);
+		pci_cleanup(acc);
+	}
+	/* rewritten in place: another size and mtime */
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(v2, f);
+	fclose(f);
+	struct pci_access *acc = access_new(path, false);
+	struct pci_names *names = pci_names_open(acc);
+	assert_string_equal(pci_names_device(names, got, sizeof(got), 0x1234, 0x5678),
+	    "New Vendor Name New Device [1234:5678]");
+	pci_names_close(names);
+	pci_cleanup(acc);
+	/* replaced by another file (another inode) of the same size */
+	char *other = write_temp(v1, strlen(v1), ".ids");
+	assert_int_equal(rename(other, path), 0);
+	acc = access_new(path, false);
+	names = pci_names_open(acc);
+	assert_string_equal(pci_names_device(names, got, sizeof(got), 0x1234, 0x5678),
+	    "Old Vendor Old Device [1234:5678]");
+	pci_names_close(names);
+	pci_cleanup(acc);
+	unlink(path);
+	free(path);
+	free(other);
+}
+
 int
 main(void)
 {
@@ -494,6 +537,7 @@ main(void)
 		cmocka_unit_test(names_leave_a_dns_name_cache_to_libpci),
 		cmocka_unit_test(names_report_a_parse_error_as_libpci_does),
 		cmocka_unit_test(names_cut_long_names_as_libpci_does),
+		cmocka_unit_test(names_follow_a_name_file_that_changed_between_scans),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
