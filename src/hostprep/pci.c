@@ -3,6 +3,7 @@
  * builds it (same library, same pci.ids, same lookup flags; the names from
  * pci-names, which answers as libpci's pci_lookup_name does), so a -pci
  * regex matches exactly what it matched in the original script. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pci/pci.h>
@@ -139,8 +140,27 @@ pci_fill_device(struct pci_names *names, struct pci_dev *p, struct pci_device *d
 		d->boot_vga = v != 0;
 }
 
+static bool
+pci_wanted(const struct strv *only, const struct pci_dev *p)
+{
+	if (only == NULL)
+		return true;
+	char addr[16];
+	snprintf(addr, sizeof(addr), "%04x:%02x:%02x.%d", p->domain, p->bus, p->dev, p->func);
+	for (size_t i = 0; i < only->n; i++)
+		if (strcmp(only->v[i], addr) == 0)
+			return true;
+	return false;
+}
+
 int
 pci_scan(struct host_snapshot *snap, struct verr *err)
+{
+	return pci_scan_only(snap, NULL, err);
+}
+
+int
+pci_scan_only(struct host_snapshot *snap, const struct strv *only, struct verr *err)
 {
 	char sysfs[PATH_MAX], devices[PATH_MAX];
 	if (host_path(sysfs, sizeof(sysfs), "/sys/bus/pci") == NULL ||
@@ -177,6 +197,10 @@ pci_scan(struct host_snapshot *snap, struct verr *err)
 	names = pci_names_open(acc);
 
 	for (struct pci_dev *p = acc->devices; p != NULL; p = p->next) {
+		/* libpci's sysfs scan only lists the devices; what costs is
+		 * reading each one, skipped for those not asked for. */
+		if (!pci_wanted(only, p))
+			continue;
 		struct pci_device *l = list;
 		size_t nn = n, cc = cap;
 		struct pci_device *d = snap_grow(&l, &nn, &cc, sizeof(*d));
@@ -193,6 +217,29 @@ pci_scan(struct host_snapshot *snap, struct verr *err)
 	snap->pci = list;
 	snap->n_pci = n;
 	return 0;
+}
+
+void
+pci_group_peers(const char *addr, struct strv *out)
+{
+	strv_push(out, addr);
+	char path[PATH_MAX];
+	if (host_path(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", addr) == NULL)
+		return;
+	char *group = host_link_basename(path);
+	if (group == NULL)
+		return;
+	char *dir = host_pathdup("/sys/kernel/iommu_groups/%s/devices", group);
+	free(group);
+	DIR *d = opendir(dir);
+	free(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && strcmp(de->d_name, addr) != 0)
+			strv_push(out, de->d_name);
+	closedir(d);
 }
 
 const char *

@@ -165,6 +165,12 @@ int usb_device_read(const char *syspath, struct usb_device *out, struct verr *er
 
 /* The per-area readers snapshot_take() calls; each appends to snap. */
 int pci_scan(struct host_snapshot *snap, struct verr *err);
+/* The same for only the devices whose addresses are in only (a hot-add
+ * needs its device and that device's IOMMU group, not the whole host). */
+struct strv;
+int pci_scan_only(struct host_snapshot *snap, const struct strv *only, struct verr *err);
+/* Appends addr and every other device of its IOMMU group, for pci_scan_only. */
+void pci_group_peers(const char *addr, struct strv *out);
 int usb_scan(struct host_snapshot *snap, struct verr *err);
 int cpu_scan(struct host_snapshot *snap, struct verr *err);
 int memory_scan(struct host_snapshot *snap, struct verr *err);

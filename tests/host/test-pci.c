@@ -131,6 +131,40 @@ pci_gpu_functions_share_iommu_group_1(void **state)
 	assert_int_equal(snap->n_iommu_groups, 7); /* 0, 1, 4, 5, 9, 10, 11 */
 }
 
+/* A hot-add reads only its device and that device's IOMMU group; each of
+ * those comes out exactly as in a whole scan. */
+static void
+pci_scan_only_reads_the_device_and_its_group(void **state)
+{
+	struct host_snapshot full;
+	char *root = fixture_snapshot("desktop", NULL, &full);
+	struct strv only = { 0 };
+	pci_group_peers("0000:01:00.1", &only);	/* the GPU's audio: group 1, its root port and four functions */
+	struct host_snapshot some = { 0 };
+	struct verr err = { 0 };
+	assert_int_equal(pci_scan_only(&some, &only, &err), 0);
+	assert_int_equal(some.n_pci, 5);
+	for (size_t i = 0; i < some.n_pci; i++) {
+		const struct pci_device *f = snapshot_pci_find(&full, some.pci[i].address);
+		assert_non_null(f);
+		assert_int_equal(f->iommu_group, 1);
+		assert_memory_equal(f, &some.pci[i], sizeof(*f));
+	}
+	strv_free(&only);
+	snapshot_free(&some);
+
+	/* a device without a group, and one that does not exist */
+	pci_group_peers("0000:09:00.0", &only);
+	assert_int_equal(only.n, 1);
+	memset(&some, 0, sizeof(some));
+	assert_int_equal(pci_scan_only(&some, &only, &err), 0);
+	assert_int_equal(some.n_pci, 0);
+	strv_free(&only);
+	snapshot_free(&some);
+	snapshot_free(&full);
+	fixture_remove(root);
+}
+
 static void
 pci_boot_vga_only_on_the_boot_gpu(void **state)
 {
@@ -272,6 +306,7 @@ main(void)
 		cmocka_unit_test(pci_driver_is_basename_of_driver_link),
 		cmocka_unit_test(pci_gpu_functions_share_iommu_group_1),
 		cmocka_unit_test(pci_boot_vga_only_on_the_boot_gpu),
+		cmocka_unit_test(pci_scan_only_reads_the_device_and_its_group),
 		cmocka_unit_test(pci_bridges_and_displays_flagged),
 		cmocka_unit_test(pci_ids_class_slot_and_function),
 		cmocka_unit_test(pci_no_groups_when_iommu_off),
