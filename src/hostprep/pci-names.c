@@ -617,7 +617,8 @@ static struct {
 	char *fingerprint;
 	size_t n;
 	struct {
-		char *query;	/* key NUL modalias */
+		char *query;	/* key NUL modalias NUL */
+		size_t qlen;
 		char *value;	/* NULL: no answer */
 	} e[NAMES_HWDB_CACHE_MAX];
 } names_hwdb_cache;
@@ -689,7 +690,7 @@ names_from_hwdb(struct pci_names *n, const char *modalias, const char *key, stru
 	char *query = xasprintf("%s%c%s", key, '\0', modalias);
 	size_t qlen = strlen(key) + 1 + strlen(modalias) + 1;
 	for (size_t i = 0; i < names_hwdb_cache.n; i++) {
-		if (memcmp(names_hwdb_cache.e[i].query, query, qlen) == 0) {
+		if (names_hwdb_cache.e[i].qlen == qlen && memcmp(names_hwdb_cache.e[i].query, query, qlen) == 0) {
 			free(query);
 			return names_hwdb_answer(names_hwdb_cache.e[i].value, out);
 		}
@@ -698,6 +699,7 @@ names_from_hwdb(struct pci_names *n, const char *modalias, const char *key, stru
 	if (names_hwdb_cache.n < NAMES_HWDB_CACHE_MAX && n->hwdb != NULL) {
 		names_hwdb_cache.e[names_hwdb_cache.n].query = xmalloc(qlen);
 		memcpy(names_hwdb_cache.e[names_hwdb_cache.n].query, query, qlen);
+		names_hwdb_cache.e[names_hwdb_cache.n].qlen = qlen;
 		names_hwdb_cache.e[names_hwdb_cache.n].value = found ? xstrdup(out->s) : NULL;
 		names_hwdb_cache.n++;
 	}
