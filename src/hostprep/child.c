@@ -30,7 +30,6 @@ struct child_report {
 	struct verr err;
 };
 
-
 /* "pci-bind-vfio 0000:01:00.0" for messages. */
 static char *
 child_what(const json_t *change)
