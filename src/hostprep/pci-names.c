@@ -3,12 +3,13 @@
  *
  * Why: libpci's first lookup parses all of pci.ids (1.3 MB, ~40 000 hash
  * inserts). Profiling put that at about 5 of the 10 ms of a whole dry run,
- * and again on every control-FIFO `pci add`, which rescans PCI; with the file
- * unreadable the dry run took 5.0 ms. A host has a few dozen devices, so
- * here one pass over the mapped file (about 1 ms) indexes its top-level
- * lines (vendors, classes) and where each one's first-level lines start;
- * a lookup bisects one vendor's devices or one class's subclasses. Nothing
- * is allocated per entry.
+ * and about 8 ms of every control-FIFO `pci add`, which rescans PCI. A host
+ * has a few dozen devices, so here one pass over the mapped file (about
+ * 1 ms) indexes its top-level lines (vendors, classes) and where each one's
+ * first-level lines start; a lookup bisects one vendor's devices or one
+ * class's subclasses. Nothing is allocated per entry. The index, and the
+ * hwdb's answers, are kept for the next scan while the files are unchanged
+ * (names_cache, names_hwdb_cache).
  *
  * The strings must stay exactly what libpci gives, since -pci regexes match
  * them as they matched lspci's output in the original script: the same file
@@ -408,11 +409,7 @@ names_unmap(struct pci_names *n)
  * they stay in the page cache), so resident memory holds only the arrays. */
 static struct {
 	bool valid;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-	struct pci_names idx;	/* map, size, has_cr, blocks, children */
+	struct pci_names idx;	/* the file's identity and its index */
 } names_cache;
 
 static void
@@ -426,6 +423,9 @@ names_index_move(struct pci_names *to, struct pci_names *from)
 	to->children = from->children;
 	to->n_children = from->n_children;
 	to->cap_children = from->cap_children;
+	to->dev = from->dev;
+	to->ino = from->ino;
+	to->mtime = from->mtime;
 	from->map = NULL;
 	from->size = 0;
 	from->blocks = NULL;
@@ -437,9 +437,10 @@ names_index_move(struct pci_names *to, struct pci_names *from)
 static bool
 names_cache_fits(const struct stat *st)
 {
-	return names_cache.valid && names_cache.dev == st->st_dev && names_cache.ino == st->st_ino &&
-	    names_cache.size == st->st_size && names_cache.mtime.tv_sec == st->st_mtim.tv_sec &&
-	    names_cache.mtime.tv_nsec == st->st_mtim.tv_nsec;
+	const struct pci_names *c = &names_cache.idx;
+	return names_cache.valid && c->dev == st->st_dev && c->ino == st->st_ino &&
+	    (off_t)c->size == st->st_size && c->mtime.tv_sec == st->st_mtim.tv_sec &&
+	    c->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
 static void
@@ -477,11 +478,6 @@ names_map(struct pci_names *n)
 	struct stat st;
 	const char *why = NULL;
 	bool stat_ok = fstat(fd, &st) == 0;
-	if (stat_ok) {
-		n->dev = st.st_dev;
-		n->ino = st.st_ino;
-		n->mtime = st.st_mtim;
-	}
 	if (stat_ok && names_cache_fits(&st)) {
 		close(fd);
 		names_index_move(n, &names_cache.idx);
@@ -489,6 +485,11 @@ names_map(struct pci_names *n)
 		return NULL;
 	}
 	names_cache_drop();
+	if (stat_ok) {
+		n->dev = st.st_dev;
+		n->ino = st.st_ino;
+		n->mtime = st.st_mtim;
+	}
 	if (!stat_ok || !S_ISREG(st.st_mode))
 		why = "not a regular file";
 	else if ((unsigned long long)st.st_size > UINT32_MAX - 1)
@@ -554,10 +555,6 @@ pci_names_close(struct pci_names *n)
 		names_cache_drop();
 		names_index_move(&names_cache.idx, n);
 		names_cache.valid = true;
-		names_cache.dev = n->dev;
-		names_cache.ino = n->ino;
-		names_cache.size = (off_t)names_cache.idx.size;
-		names_cache.mtime = n->mtime;
 		madvise((void *)names_cache.idx.map, names_cache.idx.size, MADV_DONTNEED);
 	}
 	names_unmap(n);
