@@ -303,13 +303,20 @@ child_run(child_fn fn, const json_t *change, const json_t *saved, int timeout_ms
 
 /* ---- the asynchronous variant ---- */
 
-struct child_job {
+/* A child running or waiting for a job, and the end of its socket here. */
+struct child_proc {
 	pid_t pid;
 	int fd;
+	char *context;		/* child_context() when it was forked */
+};
+
+static const struct child_proc child_proc_none = { -1, -1, NULL };
+
+struct child_job {
+	struct child_proc proc;
 	int timeout_ms;
 	child_fn fn;
 	json_t *change, *saved;
-	char *context;		/* child_context() when the child was forked */
 	struct event_base *base;
 	struct event *ev_read;
 	struct event *ev_timer;
@@ -323,11 +330,7 @@ struct child_job {
  * job. Forking the supervisor costs hundreds of microseconds (page tables,
  * then getting the child scheduled), most of the budget of a control-FIFO
  * `pci add`; reusing a child costs one message. At most one spare. */
-static struct {
-	pid_t pid;
-	int fd;
-	char *context;
-} child_spare = { -1, -1, NULL };
+static struct child_proc child_spare = { -1, -1, NULL };
 
 /* What a child took from this process when it was forked and a job does
  * not carry: the host root and the bind waits. Tests change them between
@@ -356,9 +359,7 @@ child_spare_drop(void)
 	if (child_spare.pid > 0)
 		child_dismiss(child_spare.pid, child_spare.fd);
 	free(child_spare.context);
-	child_spare.pid = -1;
-	child_spare.fd = -1;
-	child_spare.context = NULL;
+	child_spare = child_proc_none;
 }
 
 /* Hand the job to the spare; false when there is none fit for it. */
@@ -396,12 +397,8 @@ child_spare_take(child_fn fn, const json_t *change, const json_t *saved, struct 
 		child_spare_drop();
 		return false;
 	}
-	job->pid = child_spare.pid;
-	job->fd = child_spare.fd;
-	job->context = child_spare.context;
-	child_spare.pid = -1;
-	child_spare.fd = -1;
-	child_spare.context = NULL;
+	job->proc = child_spare;
+	child_spare = child_proc_none;
 	return true;
 }
 
@@ -411,14 +408,12 @@ static void
 child_spare_keep(struct child_job *job)
 {
 	if (child_spare.pid < 0) {
-		child_spare.pid = job->pid;
-		child_spare.fd = job->fd;
-		child_spare.context = job->context;
-		job->context = NULL;
+		child_spare = job->proc;
 	} else {
-		child_dismiss(job->pid, job->fd);
+		child_dismiss(job->proc.pid, job->proc.fd);
+		free(job->proc.context);
 	}
-	job->fd = -1;
+	job->proc = child_proc_none;
 }
 
 static void
@@ -428,11 +423,11 @@ child_job_free(struct child_job *job)
 		event_free(job->ev_read);
 	if (job->ev_timer)
 		event_free(job->ev_timer);
-	if (job->fd >= 0)
-		close(job->fd);
+	if (job->proc.fd >= 0)
+		close(job->proc.fd);
 	json_decref(job->change);
 	json_decref(job->saved);
-	free(job->context);
+	free(job->proc.context);
 	free(job);
 }
 
@@ -443,12 +438,12 @@ static void child_on_read(evutil_socket_t fd, short what, void *arg);
 static bool
 child_job_fork(struct child_job *job, struct verr *err)
 {
-	free(job->context);
-	job->context = child_context();
-	pid_t pid = child_fork(job->fn, job->change, job->saved, true, &job->fd, err);
+	free(job->proc.context);
+	job->proc.context = child_context();
+	pid_t pid = child_fork(job->fn, job->change, job->saved, true, &job->proc.fd, err);
 	if (pid < 0)
 		return false;
-	job->pid = pid;
+	job->proc.pid = pid;
 	job->reused = false;
 	return true;
 }
@@ -458,7 +453,7 @@ child_job_watch(struct child_job *job)
 {
 	if (job->ev_read != NULL)
 		event_free(job->ev_read);
-	job->ev_read = event_new(job->base, job->fd, EV_READ, child_on_read, job);
+	job->ev_read = event_new(job->base, job->proc.fd, EV_READ, child_on_read, job);
 	if (job->ev_read == NULL)
 		fatalx("out of memory creating child events");
 	event_add(job->ev_read, NULL);
@@ -489,7 +484,7 @@ child_on_read(evutil_socket_t fd, short what, void *arg)
 	/* EOF (it died), or the report of a child killed for its timeout:
 	 * either way it is gone or going, so this waitpid returns at once. */
 	int st = 0;
-	while (waitpid(job->pid, &st, 0) < 0 && errno == EINTR)
+	while (waitpid(job->proc.pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (job->reported) {
 		child_job_free(job);
@@ -499,9 +494,9 @@ child_on_read(evutil_socket_t fd, short what, void *arg)
 	if (m == CHILD_MSG_END && job->reused && !job->acked) {
 		/* The spare died idle (killed from outside) with the job
 		 * unread: nothing of it ran, so a new child does it. */
-		log_debug("the spare child %d died before taking its job; forking another", (int)job->pid);
-		close(job->fd);
-		job->fd = -1;
+		log_debug("the spare child %d died before taking its job; forking another", (int)job->proc.pid);
+		close(job->proc.fd);
+		job->proc.fd = -1;
 		if (child_job_fork(job, &err)) {
 			child_job_watch(job);
 			return;
@@ -510,7 +505,7 @@ child_on_read(evutil_socket_t fd, short what, void *arg)
 		child_job_free(job);
 		return;
 	}
-	int code = child_died(job->pid, st, job->change, &err);
+	int code = child_died(job->proc.pid, st, job->change, &err);
 	job->cb(code, &err, job->arg);
 	child_job_free(job);
 }
@@ -519,13 +514,13 @@ static void
 child_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct child_job *job = arg;
-	kill(-job->pid, SIGKILL);
-	kill(job->pid, SIGKILL);
+	kill(-job->proc.pid, SIGKILL);
+	kill(job->proc.pid, SIGKILL);
 	/* Whether it dies is seen as EOF on the socket (the read event stays
 	 * armed and frees the job then); a child stuck in the kernel never
 	 * closes it, and the job stays until it does. */
 	struct verr err = { 0 };
-	child_timeout_msg(job->change, job->timeout_ms, job->pid, false, &err);
+	child_timeout_msg(job->change, job->timeout_ms, job->proc.pid, false, &err);
 	job->reported = true;
 	job->cb(-ETIMEDOUT, &err, job->arg);
 }
@@ -537,7 +532,7 @@ child_start(struct event_base *base, child_fn fn, const json_t *change, const js
 	if (timeout_ms <= 0)
 		timeout_ms = CHILD_TIMEOUT_MS_DEFAULT;
 	struct child_job *job = xcalloc(1, sizeof(*job));
-	job->fd = -1;
+	job->proc = child_proc_none;
 	job->base = base;
 	job->fn = fn;
 	job->cb = cb;
@@ -565,11 +560,11 @@ child_cancel(struct child_job *job)
 {
 	if (job == NULL)
 		return;
-	kill(-job->pid, SIGKILL);
-	kill(job->pid, SIGKILL);
+	kill(-job->proc.pid, SIGKILL);
+	kill(job->proc.pid, SIGKILL);
 	int st;
-	if (waitpid(job->pid, &st, WNOHANG) == 0)
-		log_debug("child %d killed but not yet gone; it is left to exit on its own", (int)job->pid);
+	if (waitpid(job->proc.pid, &st, WNOHANG) == 0)
+		log_debug("child %d killed but not yet gone; it is left to exit on its own", (int)job->proc.pid);
 	child_job_free(job);
 }
 
