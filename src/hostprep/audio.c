@@ -11,6 +11,7 @@
 #include "companion.h"
 #include "hostroot.h"
 #include "util.h"
+#include "vfioenv.h"
 
 static bool
 is_socket(const char *fmt_path)
@@ -75,7 +76,7 @@ audio_apply(const json_t *change, const json_t *saved, struct verr *err)
 	audio_probe((int)uid, &pw, &pa);
 	if (pa)
 		return 0;
-	const char *bin = getenv("VFIO_SYSTEMCTL");
+	const char *bin = vfioenv_get("VFIO_SYSTEMCTL");
 	char *argv[] = { (char *)(bin && *bin ? bin : "systemctl"), "--user", "start", "pipewire", "pipewire-pulse", NULL };
 	/* systemctl --user finds the user's manager through these. */
 	char *rt = host_pathdup("/run/user/%d", (int)uid);

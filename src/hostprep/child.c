@@ -23,6 +23,7 @@
 #include "log.h"
 #include "util.h"
 #include "vfio_bind.h"
+#include "vfioenv.h"
 
 /* What the child writes, in one message. */
 struct child_report {
@@ -338,7 +339,7 @@ static struct child_proc child_spare = { -1, -1, NULL };
 static char *
 child_context(void)
 {
-	const char *env = getenv("VFIO_HOST_ROOT");
+	const char *env = vfioenv_get("VFIO_HOST_ROOT");
 	return xasprintf("%s\n%s\n%d\n%d", hostroot_get(), env ? env : "", vfio_bind_timeout_ms(1),
 	    (int)log_get_level());
 }

@@ -19,6 +19,7 @@
 #include "hostcmd.h"
 #include "hostroot.h"
 #include "log.h"
+#include "vfioenv.h"
 
 extern char **environ;
 
@@ -240,7 +241,7 @@ display_describe_holders(const char *addr)
 static int
 systemctl_path(const char **out, const char *unit, struct verr *err)
 {
-	const char *p = getenv("VFIO_SYSTEMCTL");
+	const char *p = vfioenv_get("VFIO_SYSTEMCTL");
 	if (p != NULL && *p != '\0') {
 		*out = p;
 		return 0;

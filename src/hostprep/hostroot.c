@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "vfioenv.h"
 
 static char hostroot[PATH_MAX];
 
@@ -18,7 +19,7 @@ void
 hostroot_init(const char *root)
 {
 	if (root == NULL)
-		root = getenv("VFIO_HOST_ROOT");
+		root = vfioenv_get("VFIO_HOST_ROOT");
 	if (root == NULL)
 		root = "";
 	snprintf(hostroot, sizeof(hostroot), "%s", root);

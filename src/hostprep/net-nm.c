@@ -14,11 +14,12 @@
 #include "log.h"
 #include "net-priv.h"
 #include "util.h"
+#include "vfioenv.h"
 
 static const char *
 nm_binary(void)
 {
-	const char *s = getenv("VFIO_NMCLI");
+	const char *s = vfioenv_get("VFIO_NMCLI");
 
 	return s != NULL && *s != '\0' ? s : "/usr/bin/nmcli";
 }

@@ -6,11 +6,12 @@
 #include "companion.h"
 #include "hostroot.h"
 #include "util.h"
+#include "vfioenv.h"
 
 json_t *
 tpm_change(const char *name, const char *rundir, uid_t uid, gid_t gid)
 {
-	const char *bin = getenv("VFIO_SWTPM");
+	const char *bin = vfioenv_get("VFIO_SWTPM");
 	char *statedir = xasprintf("/var/lib/vfio/%s/tpm", name);
 	char *sock = xasprintf("%s/swtpm.sock", rundir);
 	/* swtpm sees the real filesystem: give it the paths under the host root. */

@@ -20,6 +20,7 @@
 #include "hostroot.h"
 #include "log.h"
 #include "util.h"
+#include "vfioenv.h"
 
 #define VFIO_DRIVER "vfio-pci"
 
@@ -190,7 +191,7 @@ module_apply(const json_t *change, const json_t *saved, struct verr *err)
 	const char *mod = change_str(change, "target");
 	if (driver_loaded(mod))
 		return 0;
-	const char *modprobe = getenv("VFIO_MODPROBE");
+	const char *modprobe = vfioenv_get("VFIO_MODPROBE");
 	if (modprobe == NULL || *modprobe == '\0') {
 		if (*hostroot_get() != '\0')
 			return verr_set(err, -ENOTSUP, "%s is not loaded in the host root %s and the real "

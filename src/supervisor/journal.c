@@ -13,6 +13,7 @@
 #include "change.h"
 #include "child.h"
 #include "log.h"
+#include "vfioenv.h"
 
 static const char *const journal_state_names[] = {
 	[JOURNAL_BEGIN] = "begin",
@@ -26,7 +27,7 @@ static long journal_records_written;
 static void
 journal_test_crash(void)
 {
-	const char *at = getenv("VFIO_TEST_CRASH_AT");
+	const char *at = vfioenv_get("VFIO_TEST_CRASH_AT");
 	if (at == NULL || *at == '\0')
 		return;
 	if (++journal_records_written == strtol(at, NULL, 10)) {

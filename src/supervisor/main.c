@@ -21,6 +21,7 @@
 #include "restore.h"
 #include "session.h"
 #include "snapshot.h"
+#include "vfioenv.h"
 
 
 /* The guest MAC falls back to randomness; take it here so the plan stays a
@@ -28,7 +29,7 @@
 static uint64_t
 main_mac_seed(void)
 {
-	const char *env = getenv("VFIO_MAC_SEED");
+	const char *env = vfioenv_get("VFIO_MAC_SEED");
 	if (env != NULL && *env != '\0')
 		return strtoull(env, NULL, 0);
 	uint64_t seed = 0;
@@ -136,7 +137,7 @@ main(int argc, char **argv)
 		return rc;
 	}
 
-	const char *qemu = getenv("VFIO_QEMU");
+	const char *qemu = vfioenv_get("VFIO_QEMU");
 	opts.qemu = xstrdup(qemu != NULL && *qemu != '\0' ? qemu : "qemu-system-x86_64");
 	opts.mac_seed = main_mac_seed();
 	if (opts.hostaudio)

@@ -32,6 +32,7 @@
 #include "status.h"
 #include "threads.h"
 #include "usbwatch.h"
+#include "vfioenv.h"
 
 /* A QMP command that does not answer in this long means QEMU is stuck. */
 #define SESSION_CMD_TIMEOUT_MS   30000
@@ -351,7 +352,7 @@ session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, 
 static int
 session_greeting_timeout_s(void)
 {
-	const char *t = getenv("VFIO_TEST_GREETING_TIMEOUT_S");
+	const char *t = vfioenv_get("VFIO_TEST_GREETING_TIMEOUT_S");
 	int v = t ? atoi(t) : 0;
 	return v > 0 ? v : SESSION_GREETING_TIMEOUT_S;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "vfioenv.h"
 
 #define SPAWN_QMP_FD 3
 
@@ -107,7 +108,7 @@ int
 spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
     struct verr *err)
 {
-	const char *env = getenv("VFIO_QEMU");
+	const char *env = vfioenv_get("VFIO_QEMU");
 	const char *want = env && *env ? env : (plan_argv->n > 0 ? plan_argv->v[0] : "qemu-system-x86_64");
 	char *bin = spawn_find_binary(want);
 	if (bin == NULL)

@@ -9,7 +9,9 @@
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...],
  *             "errors": ["..."], "n_root_ports": N, "serial_index": I,
  *             "block_files": ["/dev/sdb", ...]}   (snapshot: block devices named as disks)
- * The host root is $VFIO_HOST_ROOT, QEMU is $VFIO_QEMU, as for vfio. */
+ * The host root is $VFIO_HOST_ROOT, QEMU is $VFIO_QEMU, as for vfio; cases
+ * that play the sudo caller set SUDO_UID, so the driver honours the VFIO_*
+ * variables regardless (vfioenv.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "plan.h"
 #include "restore.h"
 #include "session.h"
+#include "vfioenv.h"
 
 static void __attribute__((noreturn))
 usage(void)
@@ -68,6 +71,7 @@ int
 main(int argc, char **argv)
 {
 	log_init(LOG_LEVEL_INFO, false);
+	vfioenv_trust_caller();
 	hostroot_init(NULL);
 	if (argc < 2)
 		usage();
