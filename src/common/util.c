@@ -227,3 +227,21 @@ fd_write_all(int fd, const void *buf, size_t len)
 	}
 	return 0;
 }
+
+int
+fd_copy(int in, int out)
+{
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		int r = fd_write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}

@@ -48,6 +48,8 @@ void time_sleep_ms(long ms);
 
 /* write() all of buf, resuming after EINTR and short writes: 0 or -errno. */
 int fd_write_all(int fd, const void *buf, size_t len);
+/* Copy everything readable from in to out: 0 or -errno. */
+int fd_copy(int in, int out);
 
 bool str_startswith(const char *s, const char *prefix);
 /* Strip trailing whitespace/newlines in place. */

@@ -1,6 +1,17 @@
-/* The UEFI variable store copy as a host change (see vars.h). The copy is
- * written to TARGET.vfio-tmp and renamed into place, so a crash never leaves
- * a truncated store under the name QEMU opens. */
+/* The UEFI variable store copy as a host change (see vars.h).
+ *
+ * -biosvars names a path the user chose, usually in their own directories,
+ * which they can rearrange at any moment. So when QEMU runs as a user, all
+ * of the work (reading the template, creating the copy, renaming it into
+ * place, removing a leftover) is done by a process running as that user
+ * (asuser.h): it reaches only what the user could, and what it makes is
+ * theirs without a chown. When QEMU runs as root there is no other user to
+ * act as, and the path is walked without following another user's
+ * directories or links (safepath.h). Either way the copy is written to
+ * TARGET.vfio-tmp in the directory opened once, and renamed into place
+ * without replacing anything (RENAME_NOREPLACE), so a crash never leaves a
+ * truncated store under the name QEMU opens and an existing store is never
+ * overwritten. */
 #include "vars.h"
 
 #include <errno.h>
@@ -11,63 +22,144 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hostroot.h"
+#include "asuser.h"
+#include "safepath.h"
 #include "util.h"
 
+struct vars_job {
+	const char *target, *template;
+	char who[48];           /* " as uid N" when done as QEMU's user, for messages */
+};
+
 static int
-vars_paths(const json_t *change, char **target, char **tmp, char **template, struct verr *err)
+vars_job(const json_t *change, struct vars_job *job, struct verr *err)
 {
-	const char *t = change_str(change, "target"), *tpl = change_arg_str(change, "template");
-	if (*t != '/' || *tpl != '/')
+	job->target = change_str(change, "target");
+	job->template = change_arg_str(change, "template");
+	if (*job->target != '/' || *job->template != '/')
 		return verr_set(err, -EINVAL, "vars-create: target '%s' and args.template '%s' must be absolute paths",
-		    t, tpl);
-	*target = host_pathdup("%s", t);
-	*tmp = host_pathdup("%s.vfio-tmp", t);
-	*template = host_pathdup("%s", tpl);
+		    job->target, job->template);
 	return 0;
+}
+
+/* fn as QEMU's user (when it has one), else here as root. */
+static int
+vars_as_qemu_user(const json_t *change, asuser_fn fn, struct vars_job *job, struct verr *err)
+{
+	json_int_t uid = change_arg_int(change, "uid", -1), gid = change_arg_int(change, "gid", -1);
+	if (uid <= 0 || gid < 0)
+		return fn(job, err);
+	snprintf(job->who, sizeof(job->who), " as uid %lld", (long long)uid);
+	return asuser_run((uid_t)uid, (gid_t)gid, fn, job, err);
+}
+
+static int
+vars_open_template(const struct vars_job *job, struct verr *err)
+{
+	struct verr why = { 0 };
+	int fd = safepath_open(job->template, O_RDONLY, 0, &why);
+	if (fd < 0)
+		return verr_set(err, fd, "-createvars: cannot read the template %s%s (%s); name a -bios whose "
+		    "OVMF_VARS is installed, or copy one to %s yourself", job->template, job->who, why.msg,
+		    job->target);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return verr_set(err, -EINVAL, "-createvars: the template %s is not a regular file", job->template);
+	}
+	return fd;
+}
+
+/* 1 when the store exists already, 0 when not. */
+static int
+vars_check(void *arg, struct verr *err)
+{
+	const struct vars_job *job = arg;
+	int in = vars_open_template(job, err);
+	if (in < 0)
+		return in;
+	close(in);
+	const char *base;
+	int dir = safepath_open_parent(job->target, &base, err);
+	if (dir < 0)
+		return verr_prefix(err, "-biosvars%s", job->who);
+	struct stat st;
+	int r = fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 1 : 0;
+	close(dir);
+	return r;
 }
 
 static int
 vars_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
-	char *target = NULL, *tmp = NULL, *template = NULL;
-	if (vars_paths(change, &target, &tmp, &template, err) < 0)
+	struct vars_job job;
+	if (vars_job(change, &job, err) < 0)
 		return -EINVAL;
-	struct stat st;
-	int r = 0;
-	if (stat(template, &st) < 0)
-		r = verr_set(err, -errno, "-createvars: cannot read the template %s: %s; name a -bios whose "
-		    "OVMF_VARS is installed, or copy one to %s yourself", change_arg_str(change, "template"),
-		    strerror(errno), change_str(change, "target"));
-	else
-		*saved = json_pack("{s:b}", "existed", access(target, F_OK) == 0);
-	free(target);
-	free(tmp);
-	free(template);
-	return r;
+	int r = vars_as_qemu_user(change, vars_check, &job, err);
+	if (r < 0)
+		return r;
+	*saved = json_pack("{s:b}", "existed", r == 1);
+	return 0;
 }
 
 static int
-vars_copy(int in, int out)
+vars_create(void *arg, struct verr *err)
 {
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -errno;
-			off += w;
-		}
+	const struct vars_job *job = arg;
+	int in = vars_open_template(job, err);
+	if (in < 0)
+		return in;
+	const char *base;
+	int dir = safepath_open_parent(job->target, &base, err);
+	if (dir < 0) {
+		close(in);
+		return verr_prefix(err, "-biosvars%s", job->who);
 	}
+	char *tmp = xasprintf("%s.vfio-tmp", base);
+	int r = 0, out = -1;
+	/* A leftover of a crash, in the directory we hold. */
+	if (unlinkat(dir, tmp, 0) < 0 && errno != ENOENT) {
+		r = verr_set(err, -errno, "-createvars: cannot remove the leftover %s.vfio-tmp: %s", job->target,
+		    strerror(errno));
+		goto out;
+	}
+	out = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		r = verr_set(err, -errno, "-createvars: cannot create %s.vfio-tmp%s: %s; does its directory exist, "
+		    "and may QEMU's user write there?", job->target, job->who, strerror(errno));
+		goto out;
+	}
+	if ((r = fd_copy(in, out)) < 0 || (fsync(out) < 0 && (r = -errno) < 0)) {
+		verr_set(err, r, "-createvars: cannot copy %s to %s.vfio-tmp: %s", job->template, job->target,
+		    strerror(-r));
+		goto out;
+	}
+	/* link() never replaces either, for a filesystem without RENAME_NOREPLACE. */
+	if (renameat2(dir, tmp, dir, base, RENAME_NOREPLACE) < 0 &&
+	    (errno != EINVAL || linkat(dir, tmp, dir, base, 0) < 0 || unlinkat(dir, tmp, 0) < 0)) {
+		r = -errno;
+		if (r == -EEXIST)
+			r = 0;  /* a store appeared meanwhile: the guest's own, kept as it is */
+		else
+			verr_set(err, r, "-createvars: cannot rename %s.vfio-tmp to %s: %s", job->target, job->target,
+			    strerror(-r));
+		unlinkat(dir, tmp, 0);
+		goto out;
+	}
+	int dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+out:
+	if (out >= 0)
+		close(out);
+	if (r < 0 && out >= 0)
+		unlinkat(dir, tmp, 0);
+	close(in);
+	close(dir);
+	free(tmp);
+	return r;
 }
 
 static int
@@ -75,59 +167,39 @@ vars_apply(const json_t *change, const json_t *saved, struct verr *err)
 {
 	if (json_is_true(json_object_get(saved, "existed")))
 		return 0;       /* the guest's store is there already: never overwrite it */
-	char *target = NULL, *tmp = NULL, *template = NULL;
-	if (vars_paths(change, &target, &tmp, &template, err) < 0)
+	struct vars_job job;
+	if (vars_job(change, &job, err) < 0)
 		return -EINVAL;
-	json_int_t uid = change_arg_int(change, "uid", -1), gid = change_arg_int(change, "gid", -1);
-	int r = 0, in = -1, out = -1;
-	unlink(tmp);
-	if ((in = open(template, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = verr_set(err, -errno, "-createvars: cannot open %s: %s", template, strerror(errno));
-		goto out;
-	}
-	if ((out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-		r = verr_set(err, -errno, "-createvars: cannot create %s: %s; does its directory exist?", tmp,
+	return vars_as_qemu_user(change, vars_create, &job, err);
+}
+
+static int
+vars_remove_tmp(void *arg, struct verr *err)
+{
+	const struct vars_job *job = arg;
+	const char *base;
+	int dir = safepath_open_parent(job->target, &base, err);
+	if (dir == -ENOENT)
+		return 0;       /* its directory is gone: so is the copy */
+	if (dir < 0)
+		return dir;
+	char *tmp = xasprintf("%s.vfio-tmp", base);
+	int r = 0;
+	if (unlinkat(dir, tmp, 0) < 0 && errno != ENOENT)
+		r = verr_set(err, -errno, "cannot remove the half-written %s.vfio-tmp: %s", job->target,
 		    strerror(errno));
-		goto out;
-	}
-	if ((r = vars_copy(in, out)) < 0 || (fsync(out) < 0 && (r = -errno) < 0)) {
-		verr_set(err, r, "-createvars: cannot copy %s to %s: %s", template, tmp, strerror(-r));
-		goto out;
-	}
-	/* QEMU, running as this user, writes the variables. */
-	if (uid >= 0 && fchown(out, (uid_t)uid, (gid_t)gid) < 0) {
-		r = verr_set(err, -errno, "-createvars: cannot give %s to uid %lld: %s", tmp, (long long)uid,
-		    strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, target) < 0)
-		r = verr_set(err, -errno, "-createvars: cannot rename %s to %s: %s", tmp, target, strerror(errno));
-out:
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	if (r < 0)
-		unlink(tmp);
-	free(target);
 	free(tmp);
-	free(template);
+	close(dir);
 	return r;
 }
 
 static int
 vars_undo(const json_t *change, const json_t *saved, struct verr *err)
 {
-	char *target = NULL, *tmp = NULL, *template = NULL;
-	if (vars_paths(change, &target, &tmp, &template, err) < 0)
+	struct vars_job job;
+	if (vars_job(change, &job, err) < 0)
 		return -EINVAL;
-	int r = 0;
-	if (unlink(tmp) < 0 && errno != ENOENT)
-		r = verr_set(err, -errno, "cannot remove the half-written %s: %s", tmp, strerror(errno));
-	free(target);
-	free(tmp);
-	free(template);
-	return r;
+	return vars_as_qemu_user(change, vars_remove_tmp, &job, err);
 }
 
 const struct change_ops vars_create_ops = {
