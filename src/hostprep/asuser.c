@@ -26,9 +26,6 @@ asuser_child(int fd, pid_t parent, uid_t uid, gid_t gid, const gid_t *groups, si
 {
 	struct asuser_report rep;
 	memset(&rep, 0, sizeof(rep));
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
 	/* Only the report pipe: nothing of the supervisor's (its journal,
 	 * its lock, QEMU's monitor) stays within the user's reach. */
 	if (fd != 3) {
@@ -41,7 +38,11 @@ asuser_child(int fd, pid_t parent, uid_t uid, gid_t gid, const gid_t *groups, si
 		rep.code = verr_set(&rep.err, -errno, "cannot become uid %u gid %u: %s", (unsigned)uid,
 		    (unsigned)gid, strerror(errno));
 	} else {
+		/* Both after the uid change, which resets them. */
 		prctl(PR_SET_DUMPABLE, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		rep.code = fn(arg, &rep.err);
 	}
 	ssize_t n;

@@ -1,4 +1,10 @@
-/* The Looking Glass shared memory file as a reversible host change. */
+/* The Looking Glass shared memory file as a reversible host change.
+ *
+ * /dev/shm is a sticky directory anyone may create in, so the name may be
+ * taken by another user who keeps the file open to read (and write) the
+ * guest's screen. A file there is accepted only from root or QEMU's user,
+ * and even then replaced: the memory is always a file made here with
+ * O_EXCL, which nobody else has open. */
 #include "lgshm.h"
 
 #include <errno.h>
@@ -8,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hostroot.h"
+#include "safepath.h"
 #include "util.h"
 
 json_t *
@@ -19,7 +25,7 @@ lgshm_change(uint64_t size_mib, uid_t uid, gid_t gid)
 }
 
 static int
-lg_args(const json_t *change, char **path, json_int_t *size_mib, json_int_t *uid, json_int_t *gid, struct verr *err)
+lg_args(const json_t *change, json_int_t *size_mib, json_int_t *uid, json_int_t *gid, struct verr *err)
 {
 	const char *t = change_str(change, "target");
 	*size_mib = change_arg_int(change, "size_mib", 64);
@@ -33,23 +39,47 @@ lg_args(const json_t *change, char **path, json_int_t *size_mib, json_int_t *uid
 		    (long long)*size_mib);
 	if (*uid < 0 || *gid < 0)
 		return verr_set(err, -EINVAL, "lg-shm-create: args.uid and args.gid are required");
-	*path = host_pathdup("%s", t);
 	return 0;
+}
+
+/* The file may be someone else's: refuse unless root or QEMU's user owns it. */
+static int
+lg_check_owner(const char *path, const struct stat *st, json_int_t uid, struct verr *err)
+{
+	if (!S_ISREG(st->st_mode))
+		return verr_set(err, -EEXIST, "-looking-glass: %s exists and is not a regular file; remove it", path);
+	if (st->st_uid != 0 && (json_int_t)st->st_uid != uid)
+		return verr_set(err, -EPERM, "-looking-glass: %s belongs to uid %u, not to root or QEMU's user "
+		    "(uid %lld): that user could read and write the guest's screen through it; remove it "
+		    "(rm %s) once you know who made it", path, (unsigned)st->st_uid, (long long)uid, path);
+	return 0;
+}
+
+/* /dev/shm (sticky, anyone may create in it), opened once: every step
+ * below works on this descriptor and the file's last component. */
+static int
+lg_open_dir(const json_t *change, const char **base, struct verr *err)
+{
+	int dir = safepath_open_parent(change_str(change, "target"), base, err);
+	if (dir < 0)
+		verr_prefix(err, "-looking-glass");
+	return dir;
 }
 
 static int
 lg_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
-	char *path = NULL;
 	json_int_t size, uid, gid;
-	if (lg_args(change, &path, &size, &uid, &gid, err) < 0)
+	if (lg_args(change, &size, &uid, &gid, err) < 0)
 		return err->code;
+	const char *path = change_str(change, "target"), *base;
+	int dir = lg_open_dir(change, &base, err);
+	if (dir < 0)
+		return dir;
 	struct stat st;
 	int ret = 0;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISREG(st.st_mode))
-			ret = verr_set(err, -EEXIST, "-looking-glass: %s exists and is not a regular file; remove it", path);
-		else
+	if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if ((ret = lg_check_owner(path, &st, uid, err)) == 0)
 			*saved = json_pack("{s:b, s:I, s:I, s:I, s:I}", "existed", 1, "size", (json_int_t)st.st_size, "uid",
 			    (json_int_t)st.st_uid, "gid", (json_int_t)st.st_gid, "mode", (json_int_t)(st.st_mode & 07777));
 	} else if (errno == ENOENT) {
@@ -57,55 +87,85 @@ lg_prepare(const json_t *change, json_t **saved, struct verr *err)
 	} else {
 		ret = verr_set(err, -errno, "-looking-glass: cannot look at %s: %s", path, strerror(errno));
 	}
-	free(path);
+	close(dir);
+	return ret;
+}
+
+/* A new file, never an existing one: whoever held the old one open keeps
+ * only the old one. */
+static int
+lg_create(int dir, const char *base, const char *path, off_t size, uid_t uid, gid_t gid, mode_t mode,
+    struct verr *err)
+{
+	int fd = openat(dir, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return verr_set(err, -errno, "-looking-glass: cannot create %s: %s%s", path, strerror(errno),
+		    errno == EEXIST ? " (someone made it meanwhile: find out who, and remove it)" : "");
+	int ret = 0;
+	if (ftruncate(fd, size) < 0)
+		ret = verr_set(err, -errno, "-looking-glass: cannot size %s to %lld bytes: %s", path, (long long)size,
+		    strerror(errno));
+	else if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
+		ret = verr_set(err, -errno, "-looking-glass: cannot give %s to uid %u: %s", path, (unsigned)uid,
+		    strerror(errno));
+	close(fd);
+	if (ret < 0)
+		unlinkat(dir, base, 0);
 	return ret;
 }
 
 static int
 lg_apply(const json_t *change, const json_t *saved, struct verr *err)
 {
-	char *path = NULL;
 	json_int_t size, uid, gid;
-	if (lg_args(change, &path, &size, &uid, &gid, err) < 0)
+	if (lg_args(change, &size, &uid, &gid, err) < 0)
 		return err->code;
+	const char *path = change_str(change, "target"), *base;
+	int dir = lg_open_dir(change, &base, err);
+	if (dir < 0)
+		return dir;
 	int ret = 0;
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660);
-	if (fd < 0)
-		ret = verr_set(err, -errno, "-looking-glass: cannot create %s: %s", path, strerror(errno));
-	else if (ftruncate(fd, (off_t)size * 1024 * 1024) < 0)
-		ret = verr_set(err, -errno, "-looking-glass: cannot size %s to %lldM: %s", path, (long long)size, strerror(errno));
-	else if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0 || fchmod(fd, 0660) < 0)
-		ret = verr_set(err, -errno, "-looking-glass: cannot give %s to uid %lld: %s", path, (long long)uid,
-		    strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(path);
+	struct stat st;
+	/* An old file (root's or the user's, as prepare checked) goes; only
+	 * root and its owner may remove it from the sticky directory. */
+	if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    ((ret = lg_check_owner(path, &st, uid, err)) < 0 ||
+	    (unlinkat(dir, base, 0) < 0 && (ret = verr_set(err, -errno, "-looking-glass: cannot replace %s: %s",
+	    path, strerror(errno))) < 0))) {
+		close(dir);
+		return ret;
+	}
+	ret = lg_create(dir, base, path, (off_t)size * 1024 * 1024, (uid_t)uid, (gid_t)gid, 0660, err);
+	close(dir);
 	return ret;
 }
 
 static int
 lg_undo(const json_t *change, const json_t *saved, struct verr *err)
 {
-	char *path = NULL;
 	json_int_t size, uid, gid;
-	if (lg_args(change, &path, &size, &uid, &gid, err) < 0)
+	if (lg_args(change, &size, &uid, &gid, err) < 0)
 		return err->code;
+	const char *path = change_str(change, "target"), *base;
+	int dir = lg_open_dir(change, &base, err);
+	if (dir < 0)
+		return dir;
 	int ret = 0;
-	if (!json_is_true(json_object_get(saved, "existed"))) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			ret = verr_set(err, -errno, "-looking-glass: cannot remove %s: %s", path, strerror(errno));
-	} else {
-		int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0) {
-			if (ftruncate(fd, (off_t)json_integer_value(json_object_get(saved, "size"))) < 0 ||
-			    fchown(fd, (uid_t)json_integer_value(json_object_get(saved, "uid")),
-				(gid_t)json_integer_value(json_object_get(saved, "gid"))) < 0 ||
-			    fchmod(fd, (mode_t)json_integer_value(json_object_get(saved, "mode"))) < 0)
-				ret = verr_set(err, -errno, "-looking-glass: cannot put %s back as it was: %s", path, strerror(errno));
-			close(fd);
-		}
+	if (unlinkat(dir, base, 0) < 0 && errno != ENOENT)
+		ret = verr_set(err, -errno, "-looking-glass: cannot remove %s: %s", path, strerror(errno));
+	if (ret == 0 && json_is_true(json_object_get(saved, "existed"))) {
+		/* The one that was there before, as it was (its bytes were the
+		 * shared memory of an earlier guest), and never another user's. */
+		json_int_t ouid = json_integer_value(json_object_get(saved, "uid"));
+		if (ouid != 0 && ouid != uid)
+			ret = verr_set(err, -EPERM, "-looking-glass: the journal says %s belonged to uid %lld, "
+			    "neither root nor QEMU's user: not given to it", path, (long long)ouid);
+		else
+			ret = lg_create(dir, base, path, (off_t)json_integer_value(json_object_get(saved, "size")),
+			    (uid_t)ouid, (gid_t)json_integer_value(json_object_get(saved, "gid")),
+			    (mode_t)json_integer_value(json_object_get(saved, "mode")), err);
 	}
-	free(path);
+	close(dir);
 	return ret;
 }
 

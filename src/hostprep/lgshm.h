@@ -3,8 +3,9 @@
  * original), owned by the invoking user, removed at teardown.
  *   {"action": "lg-shm-create", "target": "/dev/shm/looking-glass",
  *    "args": {"size_mib": 64, "uid": 1000, "gid": 1000}}
- * A file already there (a stale one, or another tool's) is resized and
- * handed over, and given back as it was at teardown. */
+ * A file already there is refused unless root or QEMU's user owns it; then
+ * it is replaced by a new one, and put back (its size, owner and mode, not
+ * its bytes) at teardown. */
 #ifndef VFIO_LGSHM_H
 #define VFIO_LGSHM_H
 

@@ -229,6 +229,11 @@ safepath_open(const char *path, int flags, mode_t mode, struct verr *err)
 		int e = errno;
 		struct stat st;
 		bool exclusive = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+		/* O_PATH | O_NOFOLLOW opens a symlink itself. */
+		if (r >= 0 && (flags & O_PATH) && fstat(r, &st) == 0 && S_ISLNK(st.st_mode)) {
+			close(r);
+			r = -1;
+		}
 		if (r >= 0 || exclusive || fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISLNK(st.st_mode)) {
 			if (r < 0)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -512,6 +513,122 @@ an_existing_looking_glass_file_is_given_back_as_it_was(void **state)
 	json_decref(saved);
 }
 
+#define OTHER_USER 12345
+
+/* A process of OTHER_USER holding path open read-write, as the user who
+ * planted the file would: it writes what it gets on *cmd and answers on
+ * *ack. */
+static pid_t
+holder_start(const char *path, int *cmd, int *ack)
+{
+	int c[2], a[2];
+	assert_int_equal(pipe(c), 0);
+	assert_int_equal(pipe(a), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setresgid(OTHER_USER, OTHER_USER, OTHER_USER) < 0 || setresuid(OTHER_USER, OTHER_USER, OTHER_USER) < 0)
+			_exit(1);
+		/* After the uid change, which clears it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(path, O_RDWR);
+		char ok = fd >= 0 ? 'y' : 'n';
+		if (write(a[1], &ok, 1) != 1)
+			_exit(1);
+		char buf[64];
+		ssize_t n = read(c[0], buf, sizeof(buf));
+		if (n > 0 && pwrite(fd, buf, (size_t)n, 0) != n)
+			_exit(1);
+		ok = 'w';
+		if (write(a[1], &ok, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(c[0]);
+	close(a[1]);
+	char ok;
+	assert_int_equal(read(a[0], &ok, 1), 1);
+	assert_int_equal(ok, 'y');
+	*cmd = c[1];
+	*ack = a[0];
+	return pid;
+}
+
+static void
+holder_write(pid_t pid, int cmd, int ack, const char *text)
+{
+	assert_int_equal(write(cmd, text, strlen(text)), (ssize_t)strlen(text));
+	char ok;
+	assert_int_equal(read(ack, &ok, 1), 1);
+	assert_int_equal(ok, 'w');
+	waitpid(pid, NULL, 0);
+	close(cmd);
+	close(ack);
+}
+
+static void
+another_users_looking_glass_file_is_refused_and_left_alone(void **state)
+{
+	struct fx *fx = *state;
+	memtest_write(fx->root, "/dev/shm/looking-glass", "planted");
+	char *p = xasprintf("%s/dev/shm/looking-glass", fx->root);
+	assert_int_equal(chown(p, OTHER_USER, OTHER_USER), 0);
+	assert_int_equal(chmod(p, 0666), 0);
+	int cmd, ack;
+	pid_t holder = holder_start(p, &cmd, &ack);
+	json_t *c = lg_change(64), *saved = NULL;
+	const struct change_ops *o = change_find("lg-shm-create");
+	struct verr err = { 0 };
+	assert_int_equal(o->prepare(c, &saved, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "belongs to uid 12345, not to root or QEMU's user"));
+	/* Even without prepare's check, apply does not take it. */
+	assert_int_equal(o->apply(c, json_pack("{s:b}", "existed", 0), &err), -EPERM);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, OTHER_USER);
+	assert_int_equal(st.st_size, 7);
+	holder_write(holder, cmd, ack, "x");
+	free(p);
+	json_decref(c);
+}
+
+static void
+a_looking_glass_file_someone_holds_open_is_replaced_by_a_new_one(void **state)
+{
+	struct fx *fx = *state;
+	/* QEMU's user's own stale file, left writable by anyone, and opened by another user. */
+	memtest_write(fx->root, "/dev/shm/looking-glass", "stale");
+	char *p = xasprintf("%s/dev/shm/looking-glass", fx->root);
+	assert_int_equal(chown(p, NOBODY, NOBODY), 0);
+	assert_int_equal(chmod(p, 0666), 0);
+	int cmd, ack;
+	pid_t holder = holder_start(p, &cmd, &ack);
+	json_t *c = lg_change(32), *saved = NULL;
+	const struct change_ops *o = change_find("lg-shm-create");
+	struct verr err = { 0 };
+	assert_int_equal(o->prepare(c, &saved, &err), 0);
+	assert_int_equal(o->apply(c, saved, &err), 0);
+	/* What the other user writes through what it held never reaches the guest's memory. */
+	holder_write(holder, cmd, ack, "INJECTED-BY-TESTER2");
+	char *mem = host_read(p, NULL);
+	assert_non_null(mem);
+	assert_int_equal(mem[0], '\0');
+	free(mem);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, NOBODY);
+	assert_int_equal(st.st_mode & 0777, 0660);
+	/* Given back as it was: QEMU's user's, its size and mode. */
+	assert_int_equal(o->undo(c, saved, &err), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, NOBODY);
+	assert_int_equal(st.st_size, 5);
+	assert_int_equal(st.st_mode & 0777, 0666);
+	free(p);
+	json_decref(c);
+	json_decref(saved);
+}
+
 static void
 a_looking_glass_size_that_is_not_a_power_of_two_is_refused(void **state)
 {
@@ -549,6 +666,8 @@ main(void)
 		T(looking_glass_memory_is_sized_owned_by_the_user_and_removed),
 		T(an_existing_looking_glass_file_is_given_back_as_it_was),
 		T(a_looking_glass_size_that_is_not_a_power_of_two_is_refused),
+		T(another_users_looking_glass_file_is_refused_and_left_alone),
+		T(a_looking_glass_file_someone_holds_open_is_replaced_by_a_new_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,11 +182,12 @@ dir_state(const char *dir)
 static void __attribute__((noreturn))
 attacker(void)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	gid_t g = ATTACKER;
 	if (setgroups(1, &g) < 0 || setresgid(ATTACKER, ATTACKER, ATTACKER) < 0 ||
 	    setresuid(ATTACKER, ATTACKER, ATTACKER) < 0)
 		_exit(1);
+	/* After the uid change, which clears it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	char *d = xasprintf("%s/home/d", root), *real = xasprintf("%s/home/d.real", root);
 	char *mine = xasprintf("%s/home/d/victim", root), *mine_tmp = xasprintf("%s/home/d/victim.vfio-tmp", root);
 	for (;;) {

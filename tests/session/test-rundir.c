@@ -231,6 +231,65 @@ test_devchown_undo_after_the_node_went_away_is_fine(void **state)
 	free(p);
 }
 
+static void
+test_devchown_follows_roots_own_links_to_the_node(void **state)
+{
+	char *p = make_node(0600);
+	char *dir = host_pathdup("/dev/disk");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	char *link = host_pathdup("/dev/disk/by-id-x");
+	assert_int_equal(symlink("../vfio-1", link), 0);
+	const struct change_ops *ops = change_find("dev-chown");
+	json_t *c = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", "/dev/disk/by-id-x",
+	    "args", "uid", 1000, "gid", 1000), *saved = NULL;
+	struct verr err = { 0 };
+	assert_int_equal(ops->prepare(c, &saved, &err), 0);
+	assert_int_equal(ops->apply(c, saved, &err), 0);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 1000);
+	assert_int_equal(ops->undo(c, saved, &err), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	json_decref(c);
+	json_decref(saved);
+	free(link);
+	free(dir);
+	free(p);
+}
+
+static void
+test_devchown_refuses_a_path_through_another_users_link(void **state)
+{
+	char *p = make_node(0600);
+	char *home = host_pathdup("/home"), *u = host_pathdup("/home/u"), *link = host_pathdup("/home/u/disk");
+	assert_int_equal(mkdir(home, 0755), 0);
+	assert_int_equal(mkdir(u, 0755), 0);
+	assert_int_equal(symlink("../../dev/vfio-1", link), 0);
+	assert_int_equal(lchown(link, 1000, 1000), 0);
+	const struct change_ops *ops = change_find("dev-chown");
+	json_t *c = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", "/home/u/disk",
+	    "args", "uid", 1000, "gid", 1000), *saved = NULL;
+	struct verr err = { 0 };
+	/* A link the user owns could point anywhere by the time root follows it. */
+	assert_int_equal(ops->prepare(c, &saved, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "the symlink /home/u/disk belongs to uid 1000"));
+	/* Nor through a directory the user owns. */
+	assert_int_equal(lchown(link, 0, 0), 0);
+	assert_int_equal(chown(u, 1000, 1000), 0);
+	assert_int_equal(ops->prepare(c, &saved, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "the directory /home/u belongs to uid 1000"));
+	assert_int_equal(ops->apply(c, json_pack("{s:i, s:i, s:i}", "uid", 0, "gid", 0, "mode", 0600), &err), -EPERM);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	json_decref(c);
+	free(home);
+	free(u);
+	free(link);
+	free(p);
+}
+
 /* devices */
 
 static void
@@ -273,6 +332,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_devchown_gives_the_node_and_takes_it_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devchown_of_a_missing_node_names_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devchown_undo_after_the_node_went_away_is_fine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_devchown_follows_roots_own_links_to_the_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_devchown_refuses_a_path_through_another_users_link, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_devices_track_root_ports, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
