@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "log.h"
 #include "proc.h"
+#include "safepath.h"
 
 /* Files the supervisor may leave in the directory, removed at the end. */
 static const char *const rundir_files[] = {
@@ -122,17 +123,29 @@ rundir_lock(struct rundir *rd, struct verr *err)
 	return 0;
 }
 
+/* /run/vfio is removed with the last guest only when vfio made it: this
+ * file in it says so (a name rundir_list() skips), and lives as long as the
+ * directory, across crashes and `vfio -restore`. */
+#define RUNDIR_MADE_MARK ".created-by-vfio"
+
 static int
 rundir_mkdirs(struct rundir *rd, struct verr *err)
 {
 	char *parent = host_pathdup("/run/vfio");
 	char *run = host_pathdup("/run");
 	int r = 0;
-	if (mkdir(run, 0755) < 0 && errno != EEXIST)
+	if (mkdir(run, 0755) < 0 && errno != EEXIST) {
 		r = verr_set(err, -errno, "cannot create %s: %s", run, strerror(errno));
-	else if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+	} else if (mkdir(parent, 0755) == 0) {
+		char *mark = xasprintf("%s/%s", parent, RUNDIR_MADE_MARK);
+		int fd = open(mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+		free(mark);
+	} else if (errno != EEXIST) {
 		r = verr_set(err, -errno, "cannot create %s: %s", parent, strerror(errno));
-	else if (mkdir(rd->path, 0700) < 0 && errno != EEXIST)
+	}
+	if (r == 0 && mkdir(rd->path, 0700) < 0 && errno != EEXIST)
 		r = verr_set(err, -errno, "cannot create the runtime directory %s: %s", rd->path,
 		    strerror(errno));
 	free(parent);
@@ -218,30 +231,108 @@ rundir_claim(struct rundir *rd, const char *name, struct verr *err)
 	return r;
 }
 
+/* Copy console.log from the runtime directory (dir) into the directory
+ * keep, replacing an older log: /run is a tmpfs and /var a disk on real
+ * hosts, where rename() fails with EXDEV. */
+static int
+rundir_copy_console(int dir, int keep, const char *dst, struct verr *err)
+{
+	static const char tmp[] = "console.log.vfio-tmp";
+	int in = openat(dir, "console.log", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return verr_set(err, -errno, "cannot read the guest console log: %s", strerror(errno));
+	int r = 0;
+	if (unlinkat(keep, tmp, 0) < 0 && errno != ENOENT)
+		r = verr_set(err, -errno, "cannot remove a leftover %s.vfio-tmp: %s", dst, strerror(errno));
+	int out = r < 0 ? -1 : openat(keep, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (r == 0 && out < 0)
+		r = verr_set(err, -errno, "cannot create %s.vfio-tmp: %s", dst, strerror(errno));
+	if (r == 0 && ((r = fd_copy(in, out)) < 0 || (fsync(out) < 0 && (r = -errno) < 0)))
+		verr_set(err, r, "cannot copy the guest console log to %s: %s", dst, strerror(-r));
+	if (r == 0 && renameat(keep, tmp, keep, "console.log") < 0)
+		r = verr_set(err, -errno, "cannot rename %s.vfio-tmp to %s: %s", dst, dst, strerror(errno));
+	if (r < 0 && out >= 0)
+		unlinkat(keep, tmp, 0);
+	if (out >= 0)
+		close(out);
+	close(in);
+	if (r == 0)
+		unlinkat(dir, "console.log", 0);
+	return r;
+}
+
+/* The guest's console log outlives the run in /var/lib/vfio/NAME/, which is
+ * root's: the directories are made and opened without following anything
+ * another user controls (safepath.h). */
 static int
 rundir_keep_console(struct rundir *rd)
 {
-	char *log = rundir_file(rd, "console.log");
+	char *log = xasprintf("/run/vfio/%s/console.log", rd->name);
+	char *dst = xasprintf("/var/lib/vfio/%s/console.log", rd->name);
+	char *lib = xasprintf("/var/lib/vfio/%s", rd->name);
+	struct verr err = { 0 };
+	const char *base;
+	int dir = safepath_open_parent(log, &base, NULL), keep = -1, r = 0;
 	struct stat st;
-	int r = 0;
-	if (stat(log, &st) == 0 && st.st_size > 0) {
-		char *lib = host_pathdup("/var/lib/vfio");
-		char *dir = host_pathdup("/var/lib/vfio/%s", rd->name);
-		char *dst = host_pathdup("/var/lib/vfio/%s/console.log", rd->name);
-		mkdir(lib, 0755);
-		mkdir(dir, 0700);
-		if (rename(log, dst) < 0) {
-			r = -errno;
-			log_warn("cannot keep the guest console log %s as %s", log, dst);
-		} else {
-			log_info("the guest console log is kept in %s", dst);
-		}
-		free(lib);
-		free(dir);
-		free(dst);
+	if (dir < 0 || fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size == 0)
+		goto out;
+	/* mkdir -p /var/lib/vfio/NAME, each level opened as it is made */
+	int at = safepath_open_parent("/var/lib/vfio", &base, &err);
+	if (at >= 0 && mkdirat(at, "vfio", 0755) < 0 && errno != EEXIST)
+		r = verr_set(&err, -errno, "cannot create /var/lib/vfio: %s", strerror(errno));
+	if (at >= 0)
+		close(at);
+	if (at < 0 || r < 0 || (at = safepath_open_parent(lib, &base, &err)) < 0) {
+		r = at < 0 ? at : r;
+		goto out;
 	}
+	if (mkdirat(at, rd->name, 0700) < 0 && errno != EEXIST)
+		r = verr_set(&err, -errno, "cannot create %s: %s", lib, strerror(errno));
+	close(at);
+	if (r < 0 || (keep = safepath_open_parent(dst, &base, &err)) < 0) {
+		r = r < 0 ? r : keep;
+		goto out;
+	}
+	if (renameat(dir, "console.log", keep, "console.log") < 0) {
+		if (errno == EXDEV)
+			r = rundir_copy_console(dir, keep, dst, &err);
+		else
+			r = verr_set(&err, -errno, "%s", strerror(errno));
+	}
+out:
+	if (r < 0)
+		log_warnx("cannot keep the guest console log %s as %s: %s", log, dst, err.msg);
+	else if (keep >= 0)
+		log_info("the guest console log is kept in %s%s", hostroot_get(), dst);
+	if (dir >= 0)
+		close(dir);
+	if (keep >= 0)
+		close(keep);
 	free(log);
+	free(dst);
+	free(lib);
 	return r;
+}
+
+/* Remove /run/vfio when vfio made it and no guest is left in it. */
+static void
+rundir_remove_parent(void)
+{
+	const char *base;
+	int run = safepath_open_parent("/run/vfio", &base, NULL);
+	if (run < 0)
+		return;
+	int parent = openat(run, "vfio", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (parent >= 0 && unlinkat(parent, RUNDIR_MADE_MARK, 0) == 0 && unlinkat(run, "vfio", AT_REMOVEDIR) < 0) {
+		/* Another guest is still there: the mark stays for the last one. */
+		int fd = openat(parent, RUNDIR_MADE_MARK, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (parent >= 0)
+		close(parent);
+	close(run);
 }
 
 int
@@ -273,9 +364,7 @@ rundir_remove(struct rundir *rd, struct verr *err)
 	if (rmdir(rd->path) < 0)
 		r = verr_set(err, -errno, "cannot remove the runtime directory %s: %s", rd->path,
 		    strerror(errno));
-	char *parent = host_pathdup("/run/vfio");
-	rmdir(parent);  /* only when empty: other guests may be running */
-	free(parent);
+	rundir_remove_parent();
 	return r;
 }
 

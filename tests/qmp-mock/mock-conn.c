@@ -352,7 +352,7 @@ static const char *const top_keys[] = {
 	"comment",
 };
 static const char *const guest_keys[] = {
-	"ignore_powerdown", "ignore_unplug", "unplug_delay_ms", "powerdown_delay_ms",
+	"ignore_powerdown", "ignore_unplug", "unplug_delay_ms", "powerdown_delay_ms", "console",
 };
 
 static void

@@ -4,6 +4,7 @@
  * scenario and runs the monitor on libevent. */
 #include "mock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@ static size_t nchardevs;
 static char *monitor_chardev;
 static char *qmp_unix_path;
 static char *vm_name;
+static char *serial_file;        /* -serial file:PATH */
 
 static bool
 is_flag(const char *opt)
@@ -241,6 +243,8 @@ parse_args(int argc, char **argv)
 			parse_smp(val);
 		else if (strcmp(opt, "-device") == 0)
 			parse_device(val);
+		else if (strcmp(opt, "-serial") == 0 && strncmp(val, "file:", 5) == 0 && serial_file == NULL)
+			serial_file = strdup(val + 5);
 		else if (strcmp(opt, "-name") == 0) {
 			json_t *o = parse_opts(val, "guest");
 			if (opt_str(o, "guest"))
@@ -353,6 +357,50 @@ open_monitor(void)
 	mock_start();
 }
 
+/* QMP_MOCK_ENV: what the process was given, before it opened anything:
+ * {"environ": ["K=V", ...], "fds": {"0": "/dev/null", "3": "socket:[...]"}}. */
+static void
+write_env(void)
+{
+	const char *path = getenv("QMP_MOCK_ENV");
+	if (path == NULL || *path == '\0')
+		return;
+	extern char **environ;
+	json_t *o = json_pack("{s:[], s:{}}", "environ", "fds");
+	for (char **e = environ; *e != NULL; e++)
+		json_array_append_new(json_object_get(o, "environ"), json_string(*e));
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		mock_die("cannot list /proc/self/fd: %s", strerror(errno));
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+			continue;
+		char link[300], target[512];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		target[n < 0 ? 0 : n] = '\0';
+		json_object_set_new(json_object_get(o, "fds"), de->d_name, json_string(target));
+	}
+	closedir(d);
+	if (json_dump_file(o, path, JSON_COMPACT) < 0)
+		mock_die("cannot write QMP_MOCK_ENV file %s", path);
+	json_decref(o);
+}
+
+/* guest.console: what the guest prints on its serial console, in the
+ * -serial file as QEMU creates it. */
+static void
+write_console(void)
+{
+	const char *text = json_string_value(json_object_get(json_object_get(mock.scenario, "guest"), "console"));
+	if (text == NULL || serial_file == NULL)
+		return;
+	FILE *f = fopen(serial_file, "w");
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+		mock_die("-serial file:%s: cannot write the console: %s", serial_file, strerror(errno));
+}
+
 static void
 load_scenario(void)
 {
@@ -389,10 +437,12 @@ main(int argc, char **argv)
 	mock.pending_unplug = json_array();
 	json_object_set_new(mock.buses, "pcie.0", json_true());
 
+	write_env();
 	write_argv(argc, argv);
 	parse_args(argc, argv);
 	load_scenario();
 	mock_scenario_check();
+	write_console();
 
 	const char *rec = getenv("QMP_MOCK_RECORD");
 	if (rec != NULL && *rec != '\0' && (mock.record = fopen(rec, "w")) == NULL)

@@ -273,6 +273,20 @@ assert argv.count("-serial") == 1 and "-S" in argv, argv
 assert "mon:stdio" not in argv, argv
 PY
 	;;
+console-log-kept-when-run-and-var-are-different-filesystems)
+	# As on a real host: /run a tmpfs (in a private mount namespace), /var on disk.
+	plan; scenario '{"guest": {"console": "guest: login prompt\n"}, "commands": [{"command": "cont",
+	  "reply": {"return": {}}, "effects": true, "after": [{"delay_ms": 100},
+	  {"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}, {"exit": 0}]}]}'
+	[ "$(stat -f -c %T "$HOST/var")" != tmpfs ] || { echo "skip: $HOST/var is a tmpfs already"; exit 77; }
+	unshare -m --propagation private sh -c 'mount -t tmpfs -o size=16m vfio-test "$1/run" && shift && exec "$@"' \
+	    sh "$HOST" "$DRIVER" run "$T/plan.json" -name "$NAME" < /dev/null > "$T/out" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_not_in "$T/out" "cannot keep the guest console log"
+	[ "$(cat "$HOST/var/lib/vfio/$NAME/console.log")" = "guest: login prompt" ] || fail "the console log was not kept"
+	[ "$(stat -c %u:%a "$HOST/var/lib/vfio/$NAME/console.log")" = 0:600 ] || fail "the kept log is not root's, 0600"
+	;;
 qemu-runs-as-the-sudo-user-with-memlock-raised)
 	plan; scenario "$GUEST_RUNS"
 	SUDO_UID=1000 SUDO_GID=1000 start

@@ -150,6 +150,57 @@ test_remove_leaves_run_as_it_was(void **state)
 }
 
 static void
+test_remove_keeps_a_run_vfio_that_was_there_before(void **state)
+{
+	char *p = host_pathdup("/run/vfio");
+	assert_int_equal(mkdir(p, 0755), 0);
+	struct rundir rd;
+	struct verr err = { 0 };
+	assert_int_equal(rundir_create(&rd, "g", &err), 0);
+	assert_int_equal(rundir_remove(&rd, &err), 0);
+	rundir_close(&rd);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	free(p);
+}
+
+static void
+test_restore_after_a_crash_removes_the_run_vfio_the_run_made(void **state)
+{
+	struct rundir rd;
+	struct verr err = { 0 };
+	assert_int_equal(rundir_create(&rd, "g", &err), 0);
+	rundir_close(&rd);      /* killed: the directory stays */
+	assert_int_equal(rundir_claim(&rd, "g", &err), 0);
+	assert_int_equal(rundir_remove(&rd, &err), 0);
+	rundir_close(&rd);
+	char *p = host_pathdup("/run/vfio");
+	assert_false(host_exists(p));
+	free(p);
+}
+
+static void
+test_run_vfio_stays_while_another_guest_is_in_it(void **state)
+{
+	struct rundir a, b;
+	struct verr err = { 0 };
+	assert_int_equal(rundir_create(&a, "a", &err), 0);
+	assert_int_equal(rundir_create(&b, "b", &err), 0);
+	assert_int_equal(rundir_remove(&a, &err), 0);
+	rundir_close(&a);
+	char *p = host_pathdup("/run/vfio/b");
+	assert_true(host_exists(p));
+	free(p);
+	/* The last one out removes what the first one made. */
+	assert_int_equal(rundir_remove(&b, &err), 0);
+	rundir_close(&b);
+	p = host_pathdup("/run/vfio");
+	assert_false(host_exists(p));
+	free(p);
+}
+
+static void
 test_claim_without_directory_says_nothing_to_restore(void **state)
 {
 	struct rundir rd;
@@ -328,6 +379,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_finished_journal_does_not_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_leaves_run_as_it_was, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_keeps_a_run_vfio_that_was_there_before, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_after_a_crash_removes_the_run_vfio_the_run_made, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_run_vfio_stays_while_another_guest_is_in_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_without_directory_says_nothing_to_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devchown_gives_the_node_and_takes_it_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devchown_of_a_missing_node_names_it, setup, teardown),
