@@ -117,7 +117,7 @@ def fifo_pci_add(src, build, tmp):
     os.chmod(tmp, 0o777)
     os.chmod(rec, 0o666)
     env = dict(os.environ, VFIO_HOST_ROOT=host, VFIO_QEMU=mock, QMP_MOCK_RECORD=rec, NO_COLOR="1",
-               LD_PRELOAD=drvcore)
+               LD_PRELOAD=drvcore, VFIO_TEST_QEMU_ENV="QMP_MOCK_RECORD")
     name = "benchhp"
     log = open(os.path.join(tmp, "vfio.log"), "w")
     p = subprocess.Popen([vfio, "-run", "-name", name, "-accel", "tcg", "-noBios", "-m", "256M", "-nonet"],

@@ -175,6 +175,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	setenv("QMP_MOCK_RECORD", record, 1);
+	setenv("VFIO_TEST_QEMU_ENV", "QMP_MOCK_RECORD", 1);    /* QEMU's environment is clean otherwise */
 	setenv("VFIO_QEMU", argv[1], 1);
 	unsetenv("SUDO_UID");
 	unsetenv("SUDO_GID");

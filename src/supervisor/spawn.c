@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,11 +192,112 @@ spawn_memlock_limit(uint64_t memory_mib)
 	return cur.rlim_max;
 }
 
+/* --- QEMU's environment ------------------------------------------------- */
+
+/* What in the argv needs a variable. */
+enum spawn_need {
+	SPAWN_ALWAYS,
+	SPAWN_WINDOW,            /* QEMU opens a window (no -nographic, no -display none) */
+	SPAWN_WINDOW_OR_PIPEWIRE,
+};
+
+static const struct spawn_env_rule {
+	const char *name;        /* a trailing '_' matches a prefix (LC_) */
+	enum spawn_need need;
+	const char *why;         /* for readers: the feature that needs it */
+} spawn_env_rules[] = {
+	{ "LANG", SPAWN_ALWAYS, "messages in the user's language" },
+	{ "LANGUAGE", SPAWN_ALWAYS, "messages in the user's language" },
+	{ "LC_", SPAWN_ALWAYS, "messages in the user's language" },
+	{ "TZ", SPAWN_ALWAYS, "the guest's RTC in local time (-rtc base=localtime)" },
+	{ "DISPLAY", SPAWN_WINDOW, "the guest's window on X11" },
+	{ "XAUTHORITY", SPAWN_WINDOW, "the guest's window on X11" },
+	{ "WAYLAND_DISPLAY", SPAWN_WINDOW, "the guest's window on Wayland" },
+	{ "XDG_RUNTIME_DIR", SPAWN_WINDOW_OR_PIPEWIRE, "the Wayland and PipeWire sockets" },
+};
+
+static bool
+spawn_argv_has(const struct strv *argv, const char *opt, const char *prefix)
+{
+	for (size_t i = 1; i < argv->n; i++) {
+		if (strcmp(argv->v[i], opt) == 0 &&
+		    (prefix == NULL || (i + 1 < argv->n && str_startswith(argv->v[i + 1], prefix))))
+			return true;
+	}
+	return false;
+}
+
+static bool
+spawn_needs(const struct strv *argv, enum spawn_need need)
+{
+	bool window = !spawn_argv_has(argv, "-nographic", NULL) && !spawn_argv_has(argv, "-display", "none");
+	switch (need) {
+	case SPAWN_ALWAYS:
+		return true;
+	case SPAWN_WINDOW:
+		return window;
+	case SPAWN_WINDOW_OR_PIPEWIRE:
+		return window || spawn_argv_has(argv, "-audiodev", "pipewire");
+	}
+	return false;
+}
+
+/* Variables $VFIO_TEST_QEMU_ENV names (comma, colon or blank separated). */
+static bool
+spawn_test_passes(const char *name, size_t len)
+{
+	const char *list = vfioenv_get("VFIO_TEST_QEMU_ENV");
+	for (const char *p = list; p != NULL && *p;) {
+		size_t n = strcspn(p, ",: \t");
+		if (n == len && strncmp(p, name, len) == 0)
+			return true;
+		p += n;
+		p += strspn(p, ",: \t");
+	}
+	return false;
+}
+
+void
+spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *user)
+{
+	extern char **environ;
+	uid_t uid = user != NULL && user->drop ? user->uid : geteuid();
+	struct passwd *pw = getpwuid(uid);
+	strv_push(env, "PATH=/usr/bin:/bin");
+	strv_pushf(env, "HOME=%s", pw != NULL && pw->pw_dir[0] == '/' ? pw->pw_dir : "/");
+	for (char **e = environ; *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		if (eq == NULL)
+			continue;
+		size_t len = (size_t)(eq - *e);
+		bool pass = spawn_test_passes(*e, len);
+		for (size_t i = 0; !pass && i < nitems(spawn_env_rules); i++) {
+			const struct spawn_env_rule *r = &spawn_env_rules[i];
+			size_t rl = strlen(r->name);
+			bool match = r->name[rl - 1] == '_' ? len > rl && strncmp(*e, r->name, rl) == 0 :
+			    len == rl && strncmp(*e, r->name, rl) == 0;
+			if (!match || !spawn_needs(argv, r->need))
+				continue;
+			/* A user's runtime directory is theirs, not root's. */
+			if (strcmp(r->name, "XDG_RUNTIME_DIR") == 0 && user != NULL && user->drop)
+				continue;
+			pass = true;
+		}
+		if (pass && strncmp(*e, "PATH=", 5) != 0 && strncmp(*e, "HOME=", 5) != 0)
+			strv_push(env, *e);
+	}
+	if (user != NULL && user->drop && spawn_needs(argv, SPAWN_WINDOW_OR_PIPEWIRE))
+		strv_pushf(env, "XDG_RUNTIME_DIR=/run/user/%u", (unsigned)user->uid);
+}
+
 /* In the child: only async-signal-safe calls from here to execve. */
 static void __attribute__((noreturn))
-spawn_child(const struct spawn_req *req, int errpipe)
+spawn_child(const struct spawn_req *req, char *const *envp, int errpipe, int maxfd)
 {
 	int e = 0;
+	/* The QMP socket becomes fd 3: the error pipe must not be there. */
+	if (errpipe == SPAWN_QMP_FD && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, SPAWN_QMP_FD + 1)) < 0)
+		_exit(127);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -216,6 +318,13 @@ spawn_child(const struct spawn_req *req, int errpipe)
 		e = errno;
 		goto fail;
 	}
+	/* Nothing else of ours reaches QEMU (whatever started the supervisor
+	 * left open, its journal, the control FIFO): all close at the exec,
+	 * the error pipe too, once it is no longer needed. */
+	if (syscall(SYS_close_range, SPAWN_QMP_FD + 1U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = SPAWN_QMP_FD + 1; fd < maxfd; fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
 	struct rlimit rl = { req->memlock, req->memlock };
 	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0) {
 		/* Not root: the most we may have is the hard limit. */
@@ -231,7 +340,7 @@ spawn_child(const struct spawn_req *req, int errpipe)
 			goto fail;
 		}
 	}
-	execv(req->argv->v[0], req->argv->v);
+	execve(req->argv->v[0], req->argv->v, envp);
 	e = errno;
 fail:
 	if (write(errpipe, &e, sizeof(e)) < 0)
@@ -242,20 +351,33 @@ fail:
 int
 spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err)
 {
+	struct strv own = { 0 };
+	const struct strv *env = req->env;
+	if (env == NULL) {
+		spawn_env(&own, req->argv, req->user);
+		env = &own;
+	}
+	struct rlimit nofile = { 1024, 1024 };
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	int maxfd = nofile.rlim_cur > 65536 ? 65536 : (int)nofile.rlim_cur;
 	int errpipe[2];
-	if (pipe2(errpipe, O_CLOEXEC) < 0)
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		strv_free(&own);
 		return verr_set(err, -errno, "cannot start QEMU: pipe: %s", strerror(errno));
+	}
 	pid_t child = fork();
 	if (child < 0) {
 		int r = verr_set(err, -errno, "cannot start QEMU: fork: %s", strerror(errno));
 		close(errpipe[0]);
 		close(errpipe[1]);
+		strv_free(&own);
 		return r;
 	}
 	if (child == 0) {
 		close(errpipe[0]);
-		spawn_child(req, errpipe[1]);
+		spawn_child(req, env->v, errpipe[1], maxfd);
 	}
+	strv_free(&own);
 	close(errpipe[1]);
 	/* The pipe closes on a successful exec (O_CLOEXEC) or carries errno:
 	 * bounded by the exec itself, so this read does not stall the loop. */

@@ -42,16 +42,27 @@ uint64_t spawn_memory_mib(const struct strv *argv);
  * when we may not raise it (no CAP_SYS_RESOURCE). */
 rlim_t spawn_memlock_limit(uint64_t memory_mib);
 
+/* QEMU's whole environment, nothing inherited but what the table in
+ * spawn.c lets through for a feature the argv uses (documented in vfio(1),
+ * QEMU'S ENVIRONMENT): PATH=/usr/bin:/bin, HOME of QEMU's user, the locale
+ * and TZ, and for a window or PipeWire audio the display variables and
+ * XDG_RUNTIME_DIR. Names listed in $VFIO_TEST_QEMU_ENV (a test hook,
+ * vfioenv.h) are passed too. */
+void spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *user);
+
 struct spawn_req {
 	const struct strv *argv;         /* from spawn_argv() */
+	const struct strv *env;          /* from spawn_env(); NULL: spawn_qemu makes it */
 	int qmp_fd;                      /* becomes fd 3 in QEMU */
 	const struct spawn_user *user;
 	bool console_is_tty;             /* else stdin is /dev/null and QEMU gets its own process group */
 	rlim_t memlock;                  /* bytes */
 };
 
-/* fork + execve. Returns 0 with *pid set once QEMU's image is running, or
- * -errno with err filled when the exec failed (the child is then reaped). */
+/* fork + execve. QEMU keeps stdin, stdout, stderr and the QMP socket
+ * (fd 3), nothing else of ours. Returns 0 with *pid set once QEMU's image
+ * is running, or -errno with err filled when the exec failed (the child is
+ * then reaped). */
 int spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err);
 
 #endif

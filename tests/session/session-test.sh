@@ -287,6 +287,46 @@ console-log-kept-when-run-and-var-are-different-filesystems)
 	[ "$(cat "$HOST/var/lib/vfio/$NAME/console.log")" = "guest: login prompt" ] || fail "the console log was not kept"
 	[ "$(stat -c %u:%a "$HOST/var/lib/vfio/$NAME/console.log")" = 0:600 ] || fail "the kept log is not root's, 0600"
 	;;
+qemu-gets-a-clean-environment)
+	# Root's secrets, PATH and HOME stay with the supervisor; the locale and TZ go along.
+	plan; scenario "$GUEST_POWEROFF"
+	EXTRA_ARGV=', "-display", "none"' plan
+	home=$(getent passwd 1000 | cut -d: -f6); [ -n "$home" ] || home=/
+	SUDO_UID=1000 SUDO_GID=1000 SECRET_TOKEN=hunter2 HOME=/root PATH="/usr/local/sbin:/sbin:$PATH" LANG=C.UTF-8 \
+	    LC_TIME=C TZ=Europe/Berlin DISPLAY=:0 QMP_MOCK_ENV=$T/env.json run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	python3 - "$T/env.json" "$home" <<'PY2' || fail "QEMU's environment: $(cat "$T/env.json")"
+import json, sys
+env = dict(e.split("=", 1) for e in json.load(open(sys.argv[1]))["environ"])
+mock = {k for k in env if k.startswith("QMP_MOCK_") or k.endswith("SAN_OPTIONS")}
+want = {"PATH": "/usr/bin:/bin", "HOME": sys.argv[2], "LANG": "C.UTF-8", "LC_TIME": "C", "TZ": "Europe/Berlin"}
+got = {k: v for k, v in env.items() if k not in mock}
+assert got == want, got
+PY2
+	;;
+qemu-gets-the-display-only-when-it-opens-a-window)
+	plan; scenario "$GUEST_POWEROFF"
+	DISPLAY=:7 WAYLAND_DISPLAY=wayland-7 QMP_MOCK_ENV=$T/env.json run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	grep -q '"DISPLAY=:7"' "$T/env.json" || fail "no DISPLAY for QEMU's window: $(cat "$T/env.json")"
+	grep -q '"WAYLAND_DISPLAY=wayland-7"' "$T/env.json" || fail "no WAYLAND_DISPLAY for QEMU's window"
+	EXTRA_ARGV=', "-display", "none"' plan
+	DISPLAY=:7 WAYLAND_DISPLAY=wayland-7 QMP_MOCK_ENV=$T/env.json run
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	! grep -q 'DISPLAY=' "$T/env.json" || fail "the display given to QEMU without a window: $(cat "$T/env.json")"
+	;;
+qemu-keeps-only-stdio-and-its-monitor)
+	# Whatever started the supervisor left open (fds 7 and 9 here) stays with it.
+	plan; scenario "$GUEST_POWEROFF"
+	QMP_MOCK_ENV=$T/env.json run 7<"$TREESNAP" 9>"$T/stray"
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	python3 - "$T/env.json" <<'PY2' || fail "QEMU's descriptors: $(cat "$T/env.json")"
+import json, sys
+fds = json.load(open(sys.argv[1]))["fds"]
+assert sorted(fds, key=int) == ["0", "1", "2", "3"], fds
+assert fds["3"].startswith("socket:"), fds
+PY2
+	;;
 qemu-runs-as-the-sudo-user-with-memlock-raised)
 	plan; scenario "$GUEST_RUNS"
 	SUDO_UID=1000 SUDO_GID=1000 start
