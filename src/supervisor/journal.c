@@ -36,7 +36,30 @@ journal_test_crash(void)
 	}
 }
 
-/* Append one record and make it durable before returning. */
+/* Where the last whole record ends, at or before end: a record is torn
+ * when a full disk cut its write short and the cut could not be undone. */
+static off_t
+journal_whole_end(int fd, off_t end)
+{
+	char buf[4096];
+	while (end > 0) {
+		off_t from = end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0;
+		ssize_t n = pread(fd, buf, (size_t)(end - from), from);
+		if (n <= 0)
+			return -1;
+		for (ssize_t i = n; i-- > 0;) {
+			if (buf[i] == '\n')
+				return from + i + 1;
+		}
+		end = from;
+	}
+	return 0;
+}
+
+/* Append one record and make it durable before returning. A write that
+ * fails or stops short (the disk holding /run is full) is cut back off, so
+ * the journal only ever holds whole records and the next one starts on its
+ * own line; a tail an earlier cut could not remove goes first. */
 static int
 journal_append(struct journal *j, json_t *rec, struct verr *err)
 {
@@ -48,15 +71,29 @@ journal_append(struct journal *j, json_t *rec, struct verr *err)
 	strbuf_puts(&sb, line);
 	strbuf_puts(&sb, "\n");
 	free(line);
-	int r = fd_write_all(j->fd, sb.s, sb.len);
+	int r = 0;
+	off_t end = lseek(j->fd, 0, SEEK_END), whole = end;
+	if (end < 0)
+		r = -errno;
+	else if (end > 0 && (whole = journal_whole_end(j->fd, end)) < 0)
+		r = -EIO;
+	else if (whole != end && ftruncate(j->fd, whole) < 0)
+		r = -errno;
+	if (r == 0)
+		r = fd_write_all(j->fd, sb.s, sb.len);
 	strbuf_free(&sb);
 	if (r == 0 && fsync(j->fd) < 0)
 		r = -errno;
 	if (r == 0 && fsync(j->dirfd) < 0)
 		r = -errno;
-	if (r < 0)
+	if (r < 0) {
+		/* Cutting a file shorter needs no space; if even that fails, the
+		 * next append cuts the torn tail first. */
+		if (whole >= 0 && ftruncate(j->fd, whole) == 0)
+			fsync(j->fd);
 		return verr_set(err, r, "cannot write the journal %s: %s; the host changes it lists "
 		    "may not be undone after a crash (check the disk holding /run)", j->path, strerror(-r));
+	}
 	journal_test_crash();
 	return 0;
 }

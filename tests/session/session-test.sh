@@ -109,6 +109,34 @@ restored() {	# the host root is byte for byte as before the run
 
 owner() { stat -c %u "$HOST$1"; }
 
+# The byte in the middle of each record of a start (3 changes begun and
+# done, then QEMU's pid: 7 records), from a run killed after the last one.
+journal_midpoints() {
+	scenario '{}'
+	VFIO_TEST_CRASH_AT=7 run
+	[ $rc -eq 137 ] || fail "measuring run: exit status $rc"
+	python3 -c 'import sys
+off = 0
+for line in open(sys.argv[1], "rb"):
+    print(off + len(line) // 2)
+    off += len(line)' "$HOST/run/vfio/$NAME/journal"
+	python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal" > "$T/qemu.pid"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "measuring run: restore failed"
+	restored
+}
+
+# A fake QEMU whose pid never reached the journal outlives a killed
+# supervisor (a known limit, docs/architecture.md): the test stops it.
+stop_leftover_qemu() {
+	for p in $(pgrep -f "^$MOCK" || true); do
+		grep -q "VFIO_HOST_ROOT=$HOST" "/proc/$p/environ" 2>/dev/null && kill -9 "$p"
+	done
+	return 0
+}
+
 case $case_name in
 guest-poweroff-restores-and-exits-0)
 	plan; scenario "$GUEST_POWEROFF"
@@ -494,6 +522,36 @@ for l in open(sys.argv[1]):
 			! kill -0 "$qpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$qpid/stat)" = Z ] ||
 				fail "step $n: the leftover QEMU still runs"
 		fi
+		restored
+	done
+	;;
+journal-full-mid-record-then-restore-gives-the-host-back)
+	# /run fills up in the middle of each of a start's 7 records in turn; the
+	# space comes back (another file went) and the supervisor is killed right
+	# after the next record that reached the disk. What -restore finds must be
+	# a journal it can read and undo: a torn record is never left under a
+	# good one. (When nothing was in force, nothing follows the failure: the
+	# start just stops, with nothing left behind.)
+	plan
+	for at in $(journal_midpoints); do
+		scenario '{}'
+		ENOSPC_JOURNAL_AT=$at ENOSPC_KILL_AFTER=1 LD_PRELOAD=$ENOSPC run
+		expect_in "$T/out" "cannot write the journal"
+		if [ $rc -ne 137 ]; then
+			[ $rc -eq 1 ] || fail "byte $at: exit status $rc, want 137 (killed) or 1"
+			[ ! -d "$HOST/run/vfio/$NAME" ] || fail "byte $at: the runtime directory was left"
+			restored
+			continue
+		fi
+		python3 - "$HOST/run/vfio/$NAME/journal" <<'PY2' || fail "byte $at: the journal is damaged: $(cat "$HOST/run/vfio/$NAME/journal")"
+import json, sys
+data = open(sys.argv[1]).read()
+assert data.endswith("\n"), data
+for line in data.splitlines():
+    json.loads(line)
+PY2
+		"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "byte $at: restore failed: $(cat "$T/out")"
+		stop_leftover_qemu
 		restored
 	done
 	;;

@@ -148,6 +148,29 @@ test_torn_last_line_is_dropped_and_cut(void **state)
 }
 
 static void
+test_a_torn_tail_left_while_running_is_cut_before_the_next_record(void **state)
+{
+	struct journal j;
+	struct verr err = { 0 };
+	assert_int_equal(journal_open(&j, dir, &err), 0);
+	json_t *c = chown_change(1000);
+	size_t idx;
+	assert_int_equal(journal_begin(&j, c, NULL, &idx, &err), 0);
+	/* A full disk cut a write short and the cut could not be undone. */
+	append_raw("{\"seq\": 2, \"state\": \"TORN");
+	assert_int_equal(journal_done(&j, idx, &err), 0);
+	journal_close(&j);
+	char *text = journal_text();
+	assert_null(strstr(text, "TORN"));
+	free(text);
+	assert_int_equal(journal_open(&j, dir, &err), 0);
+	assert_int_equal(j.n, 1);
+	assert_int_equal(j.entries[0].state, JOURNAL_DONE);
+	journal_close(&j);
+	json_decref(c);
+}
+
+static void
 test_damaged_line_in_the_middle_is_refused(void **state)
 {
 	append_raw("{\"seq\":1,\"state\":\"begin\",\"change\":{\"action\":\"dev-chown\"},\"saved\":null}\n");
@@ -293,6 +316,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_begin_is_on_disk_before_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line_is_dropped_and_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_torn_tail_left_while_running_is_cut_before_the_next_record, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_line_in_the_middle_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_undo_runs_newest_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_undo_twice_is_safe, setup, teardown),
