@@ -6,7 +6,13 @@
  * Writes one tagged command line to /run/vfio/NAME/control, waits for the
  * reply with that tag in /run/vfio/NAME/replies (inotify, no polling), prints
  * it and exits 0 on ok, 1 on error (or timeout), 2 when no supervisor NAME
- * runs. Paths are under $VFIO_HOST_ROOT like everything vfio touches. */
+ * runs. Paths are under $VFIO_HOST_ROOT like everything vfio touches. Like
+ * vfio it needs root: the FIFO and the runtime directory are root's alone.
+ *
+ * The supervisor may replace the replies file with a new one (it keeps it
+ * small, control.h) or start it over on a full disk: the whole directory is
+ * watched, a replaced file is read to its end and the new one from its
+ * start, a shrunk one from its start; the tag finds the reply. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -16,6 +22,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +112,9 @@ vfioctl_list(void)
 {
 	struct strv names = { 0 };
 	vfioctl_names(&names);
+	if (names.n == 0 && geteuid() != 0)
+		fprintf(stderr, "vfioctl: only root can reach the supervisors (their control FIFOs are root's "
+		    "alone); run it with sudo\n");
 	for (size_t i = 0; i < names.n; i++) {
 		char *path = host_pathdup("/run/vfio/%s/status.json", names.v[i]);
 		json_t *st = json_load_file(path, 0, NULL);
@@ -180,10 +190,17 @@ vfioctl_now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Read what was appended; return the reply line for tag (allocated) or NULL. */
+/* Read what was appended; return the reply line for tag (allocated) or NULL.
+ * A file that got shorter than what was read was started over (a full
+ * disk, control.h): read it again from its start. */
 static char *
 vfioctl_scan(int fd, struct strbuf *pending, const char *tag)
 {
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size < lseek(fd, 0, SEEK_CUR)) {
+		lseek(fd, 0, SEEK_SET);
+		pending->len = 0;
+	}
 	char buf[8192];
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
@@ -209,38 +226,96 @@ vfioctl_scan(int fd, struct strbuf *pending, const char *tag)
 	return found;
 }
 
+/* The replies file as it is now, positioned at its end when skip_old (what
+ * was there before our command cannot be our reply), else at its start. */
+static int
+vfioctl_open_replies(const char *path, bool skip_old)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0 && skip_old)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/* What the directory watch said about the replies file. */
+struct vfioctl_events {
+	bool changed;            /* written to */
+	bool replaced;           /* a new replies file was renamed over it */
+	bool gone;               /* removed, or the whole directory: the supervisor stopped */
+};
+
+static void
+vfioctl_read_events(int ifd, struct vfioctl_events *ev)
+{
+	char ebuf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t len;
+	while ((len = read(ifd, ebuf, sizeof(ebuf))) > 0) {
+		for (char *p = ebuf; p < ebuf + len;) {
+			struct inotify_event *e = (struct inotify_event *)p;
+			bool replies = e->len > 0 && strcmp(e->name, "replies") == 0;
+			if (e->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) || (replies && (e->mask & IN_DELETE)))
+				ev->gone = true;
+			else if (replies && (e->mask & IN_MOVED_TO))
+				ev->replaced = true;
+			else if (replies && (e->mask & IN_MODIFY))
+				ev->changed = true;
+			p += sizeof(*e) + e->len;
+		}
+	}
+}
+
+/* Why no reply came: a full /run is the likely cause worth naming. */
+static void
+vfioctl_no_reply(const char *name, const char *rundir, int timeout_s)
+{
+	struct statvfs vfs;
+	if (statvfs(rundir, &vfs) == 0 && vfs.f_bavail == 0)
+		fprintf(stderr, "vfioctl: no reply from \"%s\" within %d s: the filesystem holding %s is full, so "
+		    "the supervisor could not write its reply; free some space there. The command may have "
+		    "run: `vfioctl %s status` shows what is attached\n", name, timeout_s, rundir, name);
+	else
+		fprintf(stderr, "vfioctl: no reply from \"%s\" within %d s (-timeout); the command may still "
+		    "complete: `vfioctl %s status` shows what is attached\n", name, timeout_s, name);
+}
+
 static int
 vfioctl_command(const char *name, char **words, int n, int timeout_s, bool as_json)
 {
+	char *rundir = host_pathdup("/run/vfio/%s", name);
 	char *replies = host_pathdup("/run/vfio/%s/replies", name);
-	int rfd = open(replies, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (rfd < 0) {
-		fprintf(stderr, "vfioctl: no supervisor named \"%s\" runs (%s: %s); `vfioctl list` lists them\n",
-		    name, replies, strerror(errno));
-		free(replies);
-		return VFIOCTL_EXIT_NOSUP;
-	}
-	lseek(rfd, 0, SEEK_END);
-	/* Watch before writing, so a quick reply cannot slip past. */
+	/* Watch the directory before anything else: the replies file may be
+	 * replaced by a new one at any time, and a quick reply must not slip
+	 * past. */
 	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (ifd < 0 || inotify_add_watch(ifd, replies, IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
-		fprintf(stderr, "vfioctl: cannot watch %s: %s\n", replies, strerror(errno));
-		free(replies);
-		return VFIOCTL_EXIT_ERROR;
+	int rfd = -1, code = VFIOCTL_EXIT_ERROR;
+	char *reply = NULL;
+	struct strbuf pending = { 0 };
+	if (ifd < 0 || inotify_add_watch(ifd, rundir, IN_MODIFY | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF |
+	    IN_MOVE_SELF | IN_ONLYDIR) < 0 || (rfd = vfioctl_open_replies(replies, true)) < 0) {
+		int e = errno;
+		if (e == EACCES || e == EPERM || geteuid() != 0)
+			fprintf(stderr, "vfioctl: cannot reach the supervisor \"%s\" (%s: %s): vfioctl needs root, "
+			    "as vfio does (its control FIFO is root's alone); run it with sudo\n", name, rundir,
+			    strerror(e));
+		else
+			fprintf(stderr, "vfioctl: no supervisor named \"%s\" runs (%s: %s); `vfioctl list` lists them\n",
+			    name, replies, strerror(e));
+		code = e == EACCES || e == EPERM ? VFIOCTL_EXIT_ERROR : VFIOCTL_EXIT_NOSUP;
+		goto out;
 	}
 	int cfd = vfioctl_open_fifo(name);
 	if (cfd < 0) {
 		fprintf(stderr, "vfioctl: no supervisor named \"%s\" runs (its control FIFO: %s); `vfioctl list` "
 		    "lists them\n", name, strerror(errno));
-		free(replies);
-		return VFIOCTL_EXIT_NOSUP;
+		code = VFIOCTL_EXIT_NOSUP;
+		goto out;
 	}
 	char tag[64];
 	snprintf(tag, sizeof(tag), "vfioctl-%ld-%ld", (long)getpid(), vfioctl_now_ms() % 100000);
 	struct strbuf line = { 0 };
 	if (vfioctl_build_line(&line, tag, words, n) < 0) {
-		free(replies);
-		return VFIOCTL_EXIT_ERROR;
+		close(cfd);
+		goto out;
 	}
 	ssize_t w;
 	do
@@ -249,49 +324,44 @@ vfioctl_command(const char *name, char **words, int n, int timeout_s, bool as_js
 	close(cfd);
 	strbuf_free(&line);
 	if (w < 0) {
-		int code = errno == EPIPE ? VFIOCTL_EXIT_NOSUP : VFIOCTL_EXIT_ERROR;
+		code = errno == EPIPE ? VFIOCTL_EXIT_NOSUP : VFIOCTL_EXIT_ERROR;
 		fprintf(stderr, "vfioctl: cannot send the command to \"%s\": %s\n", name, strerror(errno));
-		free(replies);
-		return code;
+		goto out;
 	}
 
-	struct strbuf pending = { 0 };
 	long deadline = vfioctl_now_ms() + timeout_s * 1000L;
-	char *reply = NULL;
-	bool gone = false;
+	struct vfioctl_events ev = { 0 };
 	for (;;) {
 		reply = vfioctl_scan(rfd, &pending, tag);
-		if (reply != NULL || gone)
+		if (reply == NULL && ev.replaced) {
+			/* What went to the old file is read; the rest is in the new one. */
+			ev.replaced = false;
+			int nfd = vfioctl_open_replies(replies, false);
+			if (nfd >= 0) {
+				close(rfd);
+				rfd = nfd;
+				pending.len = 0;
+				continue;
+			}
+		}
+		if (reply != NULL || ev.gone)
 			break;
 		long left = deadline - vfioctl_now_ms();
 		if (left <= 0)
 			break;
 		struct pollfd pfd = { .fd = ifd, .events = POLLIN };
-		if (poll(&pfd, 1, (int)left) > 0) {
-			char ebuf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-			ssize_t len = read(ifd, ebuf, sizeof(ebuf));
-			for (char *p = ebuf; len > 0 && p < ebuf + len;) {
-				struct inotify_event *ev = (struct inotify_event *)p;
-				if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
-					gone = true;    /* one more read: the reply may be in before */
-				p += sizeof(*ev) + ev->len;
-			}
-		}
+		if (poll(&pfd, 1, (int)left) > 0)
+			vfioctl_read_events(ifd, &ev);   /* one more read follows: the reply may be in before */
 	}
-	strbuf_free(&pending);
-	close(ifd);
-	close(rfd);
-	free(replies);
 	if (reply == NULL) {
-		if (gone) {
+		if (ev.gone) {
 			fprintf(stderr, "vfioctl: the supervisor \"%s\" stopped before it answered\n", name);
-			return VFIOCTL_EXIT_NOSUP;
+			code = VFIOCTL_EXIT_NOSUP;
+		} else {
+			vfioctl_no_reply(name, rundir, timeout_s);
 		}
-		fprintf(stderr, "vfioctl: no reply from \"%s\" within %d s (-timeout); the command may still "
-		    "complete: `vfioctl %s status` shows what is attached\n", name, timeout_s, name);
-		return VFIOCTL_EXIT_ERROR;
+		goto out;
 	}
-	int code;
 	if (str_startswith(reply, "ok")) {
 		const char *msg = reply[2] == ' ' ? reply + 3 : reply + 2;
 		if (strcmp(words[0], "status") == 0)
@@ -309,7 +379,15 @@ vfioctl_command(const char *name, char **words, int n, int timeout_s, bool as_js
 		fprintf(stderr, "vfioctl: %s: %s\n", name, reply);
 		code = VFIOCTL_EXIT_ERROR;
 	}
+out:
 	free(reply);
+	strbuf_free(&pending);
+	if (ifd >= 0)
+		close(ifd);
+	if (rfd >= 0)
+		close(rfd);
+	free(replies);
+	free(rundir);
 	return code;
 }
 

@@ -3,6 +3,8 @@
 #ifndef VFIO_CONTROL_PRIV_H
 #define VFIO_CONTROL_PRIV_H
 
+#include <sys/types.h>
+
 #include "control.h"
 
 struct child_job;
@@ -47,6 +49,7 @@ struct control {
 	struct control_host h;
 	int fd, replies_fd;
 	char *fifo_path, *replies_path;
+	off_t replies_len;               /* bytes in the current replies file */
 	struct event *ev, *partial_timer;
 	char buf[CONTROL_LINE_MAX + 2];
 	size_t len;

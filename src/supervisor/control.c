@@ -25,6 +25,78 @@ control_qmp(struct control *c)
 
 /* --- replies --------------------------------------------------------------- */
 
+/* Room for CONTROL_REPLIES_MAX bytes, taken now, so that appends need no
+ * space later; -ENOSPC when the disk has not that much. A filesystem that
+ * cannot reserve still works, without the guarantee. */
+static int
+control_replies_reserve(int fd)
+{
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, CONTROL_REPLIES_MAX) == 0)
+		return 0;
+	return errno == ENOSPC || errno == EDQUOT ? -errno : 0;
+}
+
+static int
+control_replies_create(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && control_replies_reserve(fd) < 0) {
+		close(fd);
+		unlink(path);
+		errno = ENOSPC;
+		return -1;
+	}
+	return fd;
+}
+
+/* Start the current file over in place: the last resort of a full disk. */
+static void
+control_replies_restart(struct control *c)
+{
+	if (ftruncate(c->replies_fd, 0) < 0)
+		return;
+	c->replies_len = 0;
+	control_replies_reserve(c->replies_fd);
+}
+
+/* A new replies file for the replies to come (see control.h). */
+static void
+control_replies_rotate(struct control *c)
+{
+	char *tmp = xasprintf("%s.new", c->replies_path);
+	unlink(tmp);
+	int fd = control_replies_create(tmp);
+	if (fd >= 0 && rename(tmp, c->replies_path) == 0) {
+		close(c->replies_fd);
+		c->replies_fd = fd;
+		c->replies_len = 0;
+	} else {
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		control_replies_restart(c);
+	}
+	free(tmp);
+}
+
+static ssize_t
+control_replies_append(struct control *c, const char *s, size_t len)
+{
+	ssize_t n;
+	do
+		n = write(c->replies_fd, s, len);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0 && n != (ssize_t)len) {
+		/* Never half a reply: a reader would take it for one. */
+		if (ftruncate(c->replies_fd, c->replies_len) < 0)
+			log_warn("cannot cut a short reply off %s", c->replies_path);
+		errno = ENOSPC;
+		n = -1;
+	}
+	return n;
+}
+
 static void
 control_write_reply(struct control *c, const char *tag, bool ok, const char *msg)
 {
@@ -47,13 +119,20 @@ control_write_reply(struct control *c, const char *tag, bool ok, const char *msg
 	else
 		log_warnx("control: %s", sb.s);
 	strbuf_puts(&sb, "\n");
+	if (c->replies_len > 0 && c->replies_len + (off_t)sb.len > CONTROL_REPLIES_MAX)
+		control_replies_rotate(c);
 	/* One write with O_APPEND: replies from interleaved commands never mix. */
-	ssize_t n;
-	do
-		n = write(c->replies_fd, sb.s, sb.len);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sb.len)
+	ssize_t n = control_replies_append(c, sb.s, sb.len);
+	if (n < 0 && (errno == ENOSPC || errno == EDQUOT) && c->replies_len > 0) {
+		/* The disk is full past what was reserved: make room by dropping
+		 * the replies already there, which their readers had time to read. */
+		control_replies_restart(c);
+		n = control_replies_append(c, sb.s, sb.len);
+	}
+	if (n < 0)
 		log_warn("cannot append the reply to %s", c->replies_path);
+	else
+		c->replies_len += n;
 	strbuf_free(&sb);
 }
 
@@ -349,11 +428,10 @@ control_make_fifo(struct control *c, struct verr *err)
 	if (fchmod(c->fd, 0600) < 0)
 		return verr_set(err, -errno, "cannot make %s private (0600): %s", c->fifo_path, strerror(errno));
 	unlink(c->replies_path);
-	c->replies_fd = open(c->replies_path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	c->replies_fd = control_replies_create(c->replies_path);
 	if (c->replies_fd < 0)
-		return verr_set(err, -errno, "cannot create the replies file %s: %s", c->replies_path,
-		    strerror(errno));
+		return verr_set(err, -errno, "cannot create the replies file %s: %s%s", c->replies_path,
+		    strerror(errno), errno == ENOSPC ? " (the control FIFO needs 64 KiB free on /run)" : "");
 	fchmod(c->replies_fd, 0600);
 	return 0;
 }

@@ -3,6 +3,14 @@
  * help); each result is one line, "@TAG ok ..." or "@TAG error ...",
  * appended to /run/vfio/NAME/replies and logged. tools/vfioctl is the client.
  *
+ * The replies file stays small: when a reply would take it past
+ * CONTROL_REPLIES_MAX, it goes into a new file renamed over the old one
+ * (a reader holding the old one still finds what was written there; a
+ * reader waiting for its tag follows the rename). Each file has its room
+ * reserved when made (fallocate), so a full /run does not stop the
+ * replies; where no new file can be made, the file starts over in place
+ * (readers see it shrink and read it again from the start).
+ *
  * The FIFO is created 0600 in the 0700 runtime directory, opened with
  * O_NOFOLLOW and kept open read-write, so writers coming and going never
  * make it report end-of-file. Because of that a writer that closes in the
@@ -27,6 +35,7 @@
 #define CONTROL_LINE_MAX   4096   /* bytes of one command, without its newline (PIPE_BUF: atomic) */
 #define CONTROL_TAG_MAX    64
 #define CONTROL_PARTIAL_MS 1000   /* a line without its newline for this long is dropped */
+#define CONTROL_REPLIES_MAX (64 * 1024)   /* bytes of the replies file before a new one */
 
 /* --- the line parser (control-parse.c): pure, fuzzed -------------------- */
 

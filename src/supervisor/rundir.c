@@ -19,7 +19,7 @@
 
 /* Files the supervisor may leave in the directory, removed at the end. */
 static const char *const rundir_files[] = {
-	"journal", "status.json", "status.json.tmp", "control", "replies", "console.log",
+	"journal", "status.json", "status.json.tmp", "control", "replies", "replies.new", "console.log",
 };
 
 int

@@ -17,6 +17,13 @@ case $case_name in net-add-bridge-*|net-add-tap-*)
 	fi
 	ip link set lo up
 	;;
+run-full-*)
+	# /run as a small tmpfs of its own, in a private mount namespace.
+	if [ -z "${CONTROL_IN_MNTNS:-}" ]; then
+		[ "$(id -u)" = 0 ] && unshare -m true 2> /dev/null || { echo "skip: needs root and unshare"; exit 77; }
+		CONTROL_IN_MNTNS=1 exec unshare -m --propagation private "$0" "$@"
+	fi
+	;;
 esac
 B=$VFIO_BUILDDIR
 DRIVER=${VFIO_TEST_DRIVER:-$B/tests/session/session-driver}   # tests/valgrind wraps it
@@ -124,6 +131,56 @@ bad_input() {	# bad_input BYTES TAG EXPECTED-TEXT
 }
 
 case $case_name in
+replies-stay-small-however-many-commands)
+	start
+	# 8000 status commands made a 1.6 MB replies file.
+	python3 -c 'import sys
+sys.stdout.write("".join("@s%d status\n" % i for i in range(1, 8001)))' > "$FIFO"
+	r=$(wait_reply s8000)
+	case $r in '@s8000 ok {'*) ;; *) fail "last reply '$r'";; esac
+	size=$(stat -c %s "$REPLIES")
+	[ "$size" -le 65536 ] || fail "the replies file holds $size bytes after 8000 commands"
+	ctl_ok "$NAME" status
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+vfioctl-finds-its-reply-while-the-replies-file-is-replaced)
+	start
+	# Another client floods the supervisor, so the replies file keeps being replaced.
+	( for _ in $(seq 40); do python3 -c 'import sys
+sys.stdout.write("".join("@flood%d status\n" % i for i in range(400)))'; done > "$FIFO" ) &
+	flooder=$!
+	children+=("$flooder")
+	for i in $(seq 40); do
+		ctl "$NAME" status -json
+		[ $vrc -eq 0 ] || fail "vfioctl status #$i exited $vrc during the flood"
+	done
+	wait "$flooder"
+	stop
+	;;
+run-full-replies-still-reach-vfioctl)
+	mount -t tmpfs -o size=1m vfio-test "$HOST/run" || fail "cannot mount a tmpfs on $HOST/run"
+	start
+	# Fill /run to the last byte.
+	dd if=/dev/zero of="$HOST/run/filler" bs=4k 2> /dev/null
+	[ "$(stat -f -c %a "$HOST/run")" = 0 ] || fail "/run is not full"
+	for i in $(seq 300); do
+		ctl -timeout 5 "$NAME" status
+		[ $vrc -eq 0 ] || fail "vfioctl status #$i on a full /run exited $vrc"
+	done
+	rm -f "$HOST/run/filler"
+	stop
+	;;
+vfioctl-without-root-says-it-needs-root)
+	start
+	chmod 755 "$T" "$HOST" "$HOST/run" "$HOST/run/vfio"   # so only the supervisor's own directory is private
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$VFIOCTL" "$NAME" status > "$T/vout" 2> "$T/verr"
+	vrc=$?
+	[ $vrc -eq 1 ] || fail "vfioctl as nobody exited $vrc, want 1"
+	expect_in "$T/verr" "vfioctl needs root"
+	expect_in "$T/verr" "sudo"
+	stop
+	;;
 fifo-and-replies-private-and-removed)
 	start
 	[ "$(stat -c %a "$FIFO")" = 600 ] || fail "FIFO mode $(stat -c %a "$FIFO")"
