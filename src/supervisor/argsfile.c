@@ -128,6 +128,10 @@ argsfile_parse_line(char *line, const char *origin, size_t lineno, struct strv *
 		return -EINVAL;
 	}
 	case KIND_SWITCH:
+		if (options_is_mode(in))
+			return verr_set(err, -EINVAL, "%s:%zu: -%s says what vfio does this time, not how the guest is "
+			    "made: give it on the command line (vfio@.service gives -run), not in an args file",
+			    origin, lineno, in->name);
 		if (*value != '\0')
 			return verr_set(err, -EINVAL, "%s:%zu: -%s takes no value, but the line goes on with '%s'; "
 			    "put one flag per line", origin, lineno, in->name, value);
@@ -139,6 +143,9 @@ argsfile_parse_line(char *line, const char *origin, size_t lineno, struct strv *
 			    origin, lineno, in->name, in->name, in->arg);
 		break;
 	case KIND_OPTIONAL:
+		if (options_is_mode(in))
+			return verr_set(err, -EINVAL, "%s:%zu: -%s says what vfio does this time, not how the guest is "
+			    "made: give it on the command line, not in an args file", origin, lineno, in->name);
 		if (*value == '-')
 			return verr_set(err, -EINVAL, "%s:%zu: the value of -%s cannot start with '-' ('%s')",
 			    origin, lineno, in->name, value);
@@ -220,9 +227,65 @@ argsfile_read(const char *path, struct strv *out, struct verr *err)
 	return rc;
 }
 
+/* The flag at words[i] and how many words it takes with its value (1 or
+ * 2); *infop gets its entry (NULL when it is not a known flag). */
+static size_t
+argsfile_span(char **words, size_t n, size_t i, const struct option_info **infop, enum argsfile_kind *kindp)
+{
+	const char *name = argsfile_flag_name(words[i]);
+	const struct option_info *in = NULL;
+	enum argsfile_kind kind = name != NULL ? argsfile_flag_kind(name, &in) : KIND_UNKNOWN;
+	*infop = kind == KIND_UNKNOWN || kind == KIND_ARGS ? NULL : in;
+	*kindp = kind;
+	if ((kind == KIND_REQUIRED || kind == KIND_ARGS) && i + 1 < n)
+		return 2;
+	if (kind == KIND_OPTIONAL && i + 1 < n && words[i + 1][0] != '-')
+		return 2;
+	return 1;
+}
+
+/* The single-valued flags the command line gives, whatever their place. */
+static void
+argsfile_cmdline_flags(int argc, char **argv, const struct option_info ***out, size_t *n)
+{
+	for (size_t i = 1; i < (size_t)argc;) {
+		const struct option_info *in;
+		enum argsfile_kind kind;
+		size_t span = argsfile_span(argv, (size_t)argc, i, &in, &kind);
+		if (in != NULL && in->arg != NULL && !options_is_repeatable(in)) {
+			*out = xreallocarray(*out, *n + 1, sizeof(**out));
+			(*out)[(*n)++] = in;
+		}
+		i += span;
+	}
+}
+
+/* Append the file's words to out, without the flags the command line sets
+ * too: the command line wins wherever -args stands in it (vfio@.service's
+ * -name %i before -args must name the guest, whatever the file says). */
+static void
+argsfile_splice(const struct strv *file, const struct option_info *const *given, size_t n_given,
+    struct strv *out)
+{
+	for (size_t i = 0; i < file->n;) {
+		const struct option_info *in;
+		enum argsfile_kind kind;
+		size_t span = argsfile_span(file->v, file->n, i, &in, &kind);
+		bool overridden = false;
+		for (size_t g = 0; in != NULL && g < n_given; g++)
+			overridden = overridden || given[g] == in;
+		for (size_t k = 0; !overridden && k < span; k++)
+			strv_push(out, file->v[i + k]);
+		i += span;
+	}
+}
+
 int
 argsfile_expand(int argc, char **argv, struct strv *out, struct verr *err)
 {
+	const struct option_info **given = NULL;
+	size_t n_given = 0;
+	argsfile_cmdline_flags(argc, argv, &given, &n_given);
 	struct strv words = { 0 };
 	strv_push(&words, argc > 0 ? argv[0] : "vfio");
 	for (int i = 1; i < argc; i++) {
@@ -231,14 +294,20 @@ argsfile_expand(int argc, char **argv, struct strv *out, struct verr *err)
 		if (kind == KIND_ARGS) {
 			if (i + 1 >= argc) {
 				strv_free(&words);
+				free(given);
 				return verr_set(err, -EINVAL, "-args needs a value: -args FILE (a file with one flag "
 				    "per line)");
 			}
-			int rc = argsfile_read(argv[++i], &words, err);
+			struct strv file = { 0 };
+			int rc = argsfile_read(argv[++i], &file, err);
 			if (rc < 0) {
+				strv_free(&file);
 				strv_free(&words);
+				free(given);
 				return rc;
 			}
+			argsfile_splice(&file, given, n_given, &words);
+			strv_free(&file);
 			continue;
 		}
 		strv_push(&words, argv[i]);
@@ -247,6 +316,7 @@ argsfile_expand(int argc, char **argv, struct strv *out, struct verr *err)
 		    (kind == KIND_OPTIONAL && i + 1 < argc && argv[i + 1][0] != '-'))
 			strv_push(&words, argv[++i]);
 	}
+	free(given);
 	strv_free(out);
 	*out = words;
 	return 0;

@@ -8,7 +8,6 @@
  *     -memory 8G
  *     -pci NVIDIA Corporation|0000:06:00.0
  *     -extras -device virtio-rng-pci
- *     -run
  *
  * The first word of a line is the flag (one or two dashes, any case, as on the
  * command line); the rest of the line, trimmed, is its value, taken literally:
@@ -16,7 +15,9 @@
  * quotes around the whole value is dropped (so a value copied from a shell
  * command line still works). Blank lines are ignored. A flag that takes no
  * value must stand alone; a flag that needs one must have it on its line.
- * Files do not nest (-args inside a file is refused). */
+ * Files do not nest (-args inside a file is refused), and hold a guest's
+ * settings only: a flag that says what vfio does this time (-run, -restore,
+ * -json, -help, ...: options_is_mode()) is refused with the file and line. */
 #ifndef VFIO_ARGSFILE_H
 #define VFIO_ARGSFILE_H
 
@@ -39,8 +40,10 @@ int argsfile_parse(const char *text, size_t len, const char *origin, struct strv
 int argsfile_read(const char *path, struct strv *out, struct verr *err);
 
 /* Build a new argv in out (argv[0] first, NULL-terminated as strv keeps it)
- * with every "-args FILE" replaced by that file's words, in place, so flags
- * after it on the command line still add to or override the file's. Values of
+ * with every "-args FILE" replaced by that file's words, in place. The
+ * command line wins: a single-valued flag it gives anywhere (before or after
+ * -args) replaces the file's line for that flag, which is dropped; flags
+ * that add up (-pci, -image, -extras, ...) add to the file's. Values of
  * other flags are never taken for -args. Returns 0 or a negative errno with a
  * message; out is then empty. */
 int argsfile_expand(int argc, char **argv, struct strv *out, struct verr *err);

@@ -494,6 +494,36 @@ options_info(size_t i)
 	return i < nitems(opt_table) ? &opt_table[i].info : NULL;
 }
 
+static const char *const opt_mode_flags[] = {
+	"run", "restore", "json", "help", "version", "colortest", "iommugroups", "cputhreads",
+};
+/* -imageformat belongs to the -image before it, so it goes with them. */
+static const char *const opt_repeatable_flags[] = {
+	"image", "imageformat", "iso", "pci", "usb", "portforward", "extras",
+};
+
+static bool
+opt_listed(const struct option_info *in, const char *const *list, size_t n)
+{
+	for (size_t i = 0; in != NULL && i < n; i++) {
+		if (strcmp(in->name, list[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool
+options_is_mode(const struct option_info *in)
+{
+	return opt_listed(in, opt_mode_flags, nitems(opt_mode_flags));
+}
+
+bool
+options_is_repeatable(const struct option_info *in)
+{
+	return opt_listed(in, opt_repeatable_flags, nitems(opt_repeatable_flags));
+}
+
 static bool
 alias_matches(const char *aliases, const char *word)
 {

@@ -119,5 +119,11 @@ struct option_info {
 	const char *help;
 };
 const struct option_info *options_info(size_t i);
+/* A flag that says what vfio does this time (-run, -restore, -json, -help,
+ * ...), not how the guest is made: args files refuse it. */
+bool options_is_mode(const struct option_info *in);
+/* A flag whose every occurrence adds (-image, -pci, -extras, ...) rather
+ * than replaces the last one. */
+bool options_is_repeatable(const struct option_info *in);
 
 #endif

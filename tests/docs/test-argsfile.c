@@ -56,8 +56,8 @@ expect_error(const char *text, const char *needle)
 static void
 test_one_flag_per_line_with_its_value(void **state)
 {
-	expect_words("-memory 8G\n-pci NVIDIA|0000:06:00.0\n-run\n",
-	    "-memory", "8G", "-pci", "NVIDIA|0000:06:00.0", "-run", NULL);
+	expect_words("-memory 8G\n-pci NVIDIA|0000:06:00.0\n-hyperv\n",
+	    "-memory", "8G", "-pci", "NVIDIA|0000:06:00.0", "-hyperv", NULL);
 }
 
 static void
@@ -76,7 +76,7 @@ test_value_keeps_spaces_and_hash(void **state)
 static void
 test_surrounding_blanks_and_crlf_are_trimmed(void **state)
 {
-	expect_words("   -memory    8G   \r\n\t-run\t\r\n", "-memory", "8G", "-run", NULL);
+	expect_words("   -memory    8G   \r\n\t-hyperv\t\r\n", "-memory", "8G", "-hyperv", NULL);
 }
 
 static void
@@ -97,7 +97,7 @@ test_inner_quotes_are_kept_for_extras(void **state)
 static void
 test_last_line_without_newline(void **state)
 {
-	expect_words("-name win10\n-run", "-name", "win10", "-run", NULL);
+	expect_words("-name win10\n-hyperv", "-name", "win10", "-hyperv", NULL);
 }
 
 static void
@@ -129,7 +129,7 @@ test_empty_file_gives_no_words(void **state)
 static void
 test_line_not_starting_with_a_flag_is_refused(void **state)
 {
-	expect_error("-run\nmemory 8G\n", "test.args:2: 'memory' is not a flag");
+	expect_error("-hyperv\nmemory 8G\n", "test.args:2: 'memory' is not a flag");
 }
 
 static void
@@ -141,13 +141,13 @@ test_unknown_flag_is_refused_with_a_suggestion(void **state)
 static void
 test_switch_with_a_value_is_refused(void **state)
 {
-	expect_error("-run -name x\n", "test.args:1: -run takes no value, but the line goes on with '-name x'");
+	expect_error("-hyperv -name x\n", "test.args:1: -hyperv takes no value, but the line goes on with '-name x'");
 }
 
 static void
 test_flag_needing_a_value_alone_is_refused(void **state)
 {
-	expect_error("-memory 8G\n-pci\n-run\n", "test.args:2: -pci needs a value on the same line: -pci REGEX");
+	expect_error("-memory 8G\n-pci\n-hyperv\n", "test.args:2: -pci needs a value on the same line: -pci REGEX");
 }
 
 static void
@@ -167,7 +167,7 @@ test_nul_byte_is_refused(void **state)
 {
 	struct strv out = { 0 };
 	struct verr err = { 0 };
-	assert_int_equal(argsfile_parse("-run\0-x\n", 8, "bin.args", &out, &err), -EINVAL);
+	assert_int_equal(argsfile_parse("-nonet\0-x\n", 10, "bin.args", &out, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "bin.args: contains a NUL byte"));
 	assert_int_equal(out.n, 0);
 }
@@ -235,25 +235,60 @@ test_oversized_file_is_refused(void **state)
 static void
 test_expand_splices_file_in_place(void **state)
 {
-	char *path = write_temp("-memory 2G\n-nonet\n");
-	char *argv[] = { "vfio", "-name", "a", "-args", path, "-memory", "4G", NULL };
+	char *path = write_temp("-memory 2G\n-nonet\n-pci NVMe\n");
+	char *argv[] = { "vfio", "-name", "a", "-args", path, "-pci", "SATA", NULL };
 	struct strv out = { 0 };
 	struct verr err = { 0 };
 	assert_int_equal(argsfile_expand(7, argv, &out, &err), 0);
-	const char *want[] = { "vfio", "-name", "a", "-memory", "2G", "-nonet", "-memory", "4G" };
+	const char *want[] = { "vfio", "-name", "a", "-memory", "2G", "-nonet", "-pci", "NVMe", "-pci", "SATA" };
 	assert_int_equal(out.n, nitems(want));
 	for (size_t i = 0; i < nitems(want); i++)
 		assert_string_equal(out.v[i], want[i]);
 	assert_null(out.v[out.n]);
-	/* The parser takes the later -memory: the command line overrides the file. */
+	/* Flags that add up add the command line's to the file's. */
 	struct options o;
 	assert_int_equal(options_parse(&o, (int)out.n, out.v, &err), 0);
-	assert_int_equal(o.memory_mib, 4096);
+	assert_string_equal(o.pci_regex, "NVMe|SATA");
 	assert_true(o.nonet);
 	options_free(&o);
 	strv_free(&out);
 	unlink(path);
 	free(path);
+}
+
+static void
+test_expand_the_command_line_wins_before_or_after_the_file(void **state)
+{
+	/* vfio@.service: -name %i comes before -args; the file's -name must not win. */
+	char *path = write_temp("-name other\n-memory 2G\n--mem 3G\n-hugepages /mnt/h\n-nonet\n");
+	char *argv[] = { "vfio", "-run", "-name", "win10", "-args", path, "-m", "4G", "-hugepages", NULL };
+	struct strv out = { 0 };
+	struct verr err = { 0 };
+	assert_int_equal(argsfile_expand(9, argv, &out, &err), 0);
+	const char *want[] = { "vfio", "-run", "-name", "win10", "-nonet", "-m", "4G", "-hugepages" };
+	assert_int_equal(out.n, nitems(want));
+	for (size_t i = 0; i < nitems(want); i++)
+		assert_string_equal(out.v[i], want[i]);
+	struct options o;
+	assert_int_equal(options_parse(&o, (int)out.n, out.v, &err), 0);
+	assert_string_equal(o.name, "win10");
+	assert_int_equal(o.memory_mib, 4096);
+	assert_null(o.hugepages_mount);
+	options_free(&o);
+	strv_free(&out);
+	unlink(path);
+	free(path);
+}
+
+static void
+test_mode_flags_are_refused_in_a_file(void **state)
+{
+	expect_error("-memory 8G\n-run\n", "test.args:2: -run says what vfio does this time");
+	expect_error("-restore\n", "test.args:1: -restore says what vfio does this time");
+	expect_error("-restore win10\n", "test.args:1: -restore says what vfio does this time");
+	expect_error("--JSON\n", "test.args:1: -json says what vfio does this time");
+	expect_error("-h\n", "test.args:1: -help says what vfio does this time");
+	expect_error("-iommu\n", "test.args:1: -iommugroups says what vfio does this time");
 }
 
 static void
@@ -297,7 +332,7 @@ test_expand_without_file_name_is_refused(void **state)
 static void
 test_expand_reports_the_bad_line(void **state)
 {
-	char *path = write_temp("-run\n-memory\n");
+	char *path = write_temp("-nonet\n-memory\n");
 	char *argv[] = { "vfio", "-args", path, NULL };
 	struct strv out = { 0 };
 	struct verr err = { 0 };
@@ -338,6 +373,8 @@ main(void)
 		cmocka_unit_test(test_directory_is_refused),
 		cmocka_unit_test(test_oversized_file_is_refused),
 		cmocka_unit_test(test_expand_splices_file_in_place),
+		cmocka_unit_test(test_expand_the_command_line_wins_before_or_after_the_file),
+		cmocka_unit_test(test_mode_flags_are_refused_in_a_file),
 		cmocka_unit_test(test_expand_accepts_any_case_and_two_dashes),
 		cmocka_unit_test(test_expand_never_takes_a_value_for_args),
 		cmocka_unit_test(test_expand_without_file_name_is_refused),
