@@ -20,6 +20,7 @@
 #include "net.h"
 #include "qmp.h"
 #include "snapshot.h"
+#include "uregex.h"
 #include "usbwatch.h"
 #include "vfio_bind.h"
 
@@ -147,13 +148,7 @@ control_journal_find(struct control *c, const char *action, const char *target)
 static int
 control_regcomp(regex_t *re, const char *what, const char *pattern, struct verr *err)
 {
-	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
-	if (rc == 0)
-		return 0;
-	char msg[256];
-	regerror(rc, re, msg, sizeof(msg));
-	return verr_set(err, -EINVAL, "%s: '%s' is not a valid extended regular expression: %s", what, pattern,
-	    msg);
+	return uregex_compile(re, REG_EXTENDED | REG_NOSUB, what, pattern, err);
 }
 
 /* --- status, help, powerdown, reset, quit ------------------------------------ */

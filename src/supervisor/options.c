@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "uregex.h"
 #include "util.h"
 
 enum opt_arg {
@@ -218,12 +220,9 @@ set_regex(struct options *o, const struct opt_entry *e, const char *v, struct ve
 		    "through, e.g. -%s '%s'", e->info.name, e->info.name, pci ? "NVIDIA|0000:06:00.0" : "Logitech|046d:c52b");
 	char *joined = *str == NULL ? xstrndup(v, len) : xasprintf("%s|%.*s", *str, (int)len, v);
 	regex_t tmp;
-	int rc = regcomp(&tmp, joined, REG_EXTENDED | REG_NOSUB);
-	if (rc != 0) {
-		char msg[256];
-		regerror(rc, &tmp, msg, sizeof(msg));
-		verr_set(err, -EINVAL, "-%s '%s' is not a valid extended regular expression: %s",
-		    e->info.name, joined, msg);
+	char what[16];
+	snprintf(what, sizeof(what), "-%s", e->info.name);
+	if (uregex_compile(&tmp, REG_EXTENDED | REG_NOSUB, what, joined, err) < 0) {
 		free(joined);
 		return -EINVAL;
 	}

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "plan-priv.h"
 #include "snapshot.h"
+#include "uregex.h"
 #include "util.h"
 
 #define USBWATCH_CMD_TIMEOUT_MS 30000
@@ -894,13 +895,7 @@ usbwatch_free(struct usbwatch *uw)
 static int
 uw_compile(regex_t *re, const char *regex, struct verr *err)
 {
-	int rc = regcomp(re, regex, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-	if (rc != 0) {
-		char buf[128];
-		regerror(rc, re, buf, sizeof(buf));
-		return verr_set(err, -EINVAL, "usb: '%s' is not a valid regular expression (%s)", regex, buf);
-	}
-	return 0;
+	return uregex_compile(re, REG_EXTENDED | REG_ICASE | REG_NOSUB, "usb", regex, err);
 }
 
 static struct uw_op *

@@ -331,6 +331,10 @@ unknown-subcommand) bad_input '@u2 pci attach 1\n' u2 'pci attach: unknown; pci 
 missing-argument) bad_input '@m1 pci add\n' m1 'pci add takes REGEX|ADDRESS (missing argument)' ;;
 too-many-arguments) bad_input '@m2 status now\n' m2 'status takes no arguments' ;;
 invalid-regex) bad_input "@r1 pci add 'NVMe(('\n" r1 "'NVMe((' is not a valid extended regular expression" ;;
+regex-that-would-exhaust-memory)
+	bad_input "@r1 pci add 'NVIDIA Corpo+++++++++++++++++++++++++++ration|00'\n" r1 "stacks quantifiers"
+	bad_input "@r2 usb add 'Logitech+++++++++++++++++++++++++++'\n" r2 "stacks quantifiers"
+	;;
 unterminated-quote) bad_input "@q1 pci add 'Non-Volatile\n" q1 'is never closed' ;;
 nul-byte) bad_input '@n1 sta\0tus\n' n1 'NUL byte' ;;
 binary-garbage) bad_input '@g1 \xff\xfe\x01\x80garbage\n' g1 'not UTF-8 text' ;;
@@ -474,7 +478,7 @@ usb-add-and-del)
 	ctl_err "$NAME" usb del usb-1-4.2
 	ctl_err "$NAME" usb add 'NoSuchThing'
 	ctl_err "$NAME" usb add '(('
-	expect_in "$T/verr" "not a valid regular expression"
+	expect_in "$T/verr" "not a valid extended regular expression"
 	stop
 	;;
 net-add-bridge-makes-a-tap-and-del-removes-it)

@@ -33,6 +33,9 @@ expect 2 "$d" "was split into -tap, -bridge and -hostint" -- -bridge tap0,br0,et
 expect 2 "$d" "unterminated single quote" -- -extras "-device 'x"
 expect 2 "$d" "no -image came before it" -- -imageformat raw
 expect 2 "$d" "is not a valid extended regular expression" -- -pci 'a('
+# The args-file fuzzer's find: glibc's regcomp passed 2 GB on it.
+expect 2 "$d" "stacks quantifiers: '+' at position 14" -- -pci 'NVIDIA Corpo+++++++++++++++++++++++++++ration|00'
+expect 2 "$d" "stacks quantifiers" -- -usb 'Logitech+++++++++++++++++++++++++++|046d'
 expect 0 "$d" "" -- -help
 expect 0 "$d" "" -- -version
 expect 0 "$d" "" -- -colortest

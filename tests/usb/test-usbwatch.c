@@ -750,7 +750,7 @@ usb_add_of_an_attached_device_is_refused(void **state)
 	assert_int_equal(usbwatch_attach_matching(f->uw, "Nothing", on_result, f, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "matches no USB device"));
 	assert_int_equal(usbwatch_attach_matching(f->uw, "(", on_result, f, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "not a valid regular expression"));
+	assert_non_null(strstr(err.msg, "not a valid extended regular expression"));
 	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 1);
 	g_free(d);
 }
