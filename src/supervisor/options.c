@@ -364,6 +364,8 @@ set_extras(struct options *o, const struct opt_entry *e, const char *v, struct v
 	for (size_t i = 0; i < words.n; i++)
 		strv_push(&o->extras_words, words.v[i]);
 	strv_free(&words);
+	if (options_check_extras(&o->extras_words, err) < 0)
+		return -EINVAL;
 	char *joined = o->extras == NULL ? xstrdup(v) : xasprintf("%s %s", o->extras, v);
 	free(o->extras);
 	o->extras = joined;

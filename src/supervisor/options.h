@@ -105,6 +105,10 @@ void options_usage(FILE *out);
  * a backslash outside quotes escapes the next character. An unterminated
  * quote or a trailing backslash is -EINVAL with a message. */
 int options_split_words(const char *s, struct strv *out, struct verr *err);
+/* -EINVAL naming the word and why, when the -extras words hold an option
+ * that takes QEMU out of the supervisor's hands (-daemonize, a monitor,
+ * -pidfile, -runas, ...: the table in options-extras.c). */
+int options_check_extras(const struct strv *words, struct verr *err);
 /* Parse a size: K/M/G/T suffix (optional trailing B/iB), bare number = MiB.
  * Returns 0 and *mib, or -EINVAL (zero, not whole MiB, overflow, junk). */
 int options_parse_size(const char *s, uint64_t *mib, struct verr *err);

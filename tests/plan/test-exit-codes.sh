@@ -35,6 +35,9 @@ expect 2 "$d" "no -image came before it" -- -imageformat raw
 expect 2 "$d" "is not a valid extended regular expression" -- -pci 'a('
 # The args-file fuzzer's find: glibc's regcomp passed 2 GB on it.
 expect 2 "$d" "stacks quantifiers: '+' at position 14" -- -pci 'NVIDIA Corpo+++++++++++++++++++++++++++ration|00'
+# QEMU must stay the supervisor's child with its one monitor: not even -force runs these.
+expect 2 "$d" "-extras '-daemonize': QEMU would detach" -- -force -run -extras -daemonize
+expect 2 "$d" "-extras '-qmp'" -- -extras '-qmp unix:/tmp/q,server=on,wait=off'
 expect 2 "$d" "stacks quantifiers" -- -usb 'Logitech+++++++++++++++++++++++++++|046d'
 expect 0 "$d" "" -- -help
 expect 0 "$d" "" -- -version

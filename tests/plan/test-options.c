@@ -409,6 +409,34 @@ test_extras_split_like_a_shell_without_one(void **state)
 }
 
 static void
+test_extras_that_take_qemu_out_of_the_supervisors_hands_are_refused(void **state)
+{
+	expect_error("-extras '-daemonize': QEMU would detach from the supervisor", "-extras", "-daemonize", NULL);
+	expect_error("-extras '--daemonize': QEMU would detach", "-extras", "-m 1G --daemonize", NULL);
+	expect_error("-extras '-qmp': a monitor other than the supervisor's", "-extras",
+	    "-qmp unix:/tmp/q,server=on,wait=off", NULL);
+	expect_error("-extras '-monitor'", "-extras", "-monitor stdio", NULL);
+	expect_error("-extras '-mon'", "-extras", "-chardev socket,id=m,path=/tmp/m,server=on -mon chardev=m", NULL);
+	expect_error("-extras '-serial mon:stdio': 'mon:' puts a monitor", "-extras", "-serial mon:stdio", NULL);
+	expect_error("-extras '-pidfile'", "-extras", "-pidfile /tmp/q.pid", NULL);
+	expect_error("-extras '-runas'", "-extras", "-runas nobody", NULL);
+	expect_error("-extras '-sandbox'", "-extras", "-sandbox on", NULL);
+	expect_error("-extras '-chroot'", "-extras", "-chroot /srv", NULL);
+	expect_error("-extras '-D'", "-extras", "-d guest_errors -D /tmp/q.log", NULL);
+	expect_error("-extras '-no-shutdown'", "-extras", "-no-shutdown", NULL);
+	expect_error("-extras '-action shutdown=pause'", "-extras", "-action shutdown=pause", NULL);
+	expect_error("-extras '-readconfig'", "-extras", "-readconfig /etc/q.cfg", NULL);
+	/* Repeated -extras add up, and so does the check. */
+	expect_error("-extras '-serial mon:stdio'", "-extras", "-serial", "-extras", "mon:stdio", NULL);
+	/* What leaves QEMU in the supervisor's hands passes. */
+	struct options o;
+	struct verr err = { 0 };
+	char *argv[] = { "vfio", "-extras", "-device virtio-rng-pci -serial file:/tmp/s -action panic=pause -d guest_errors", NULL };
+	assert_int_equal(options_parse(&o, 3, argv, &err), 0);
+	options_free(&o);
+}
+
+static void
 test_help_lists_every_flag_and_alias(void **state)
 {
 	char *buf = NULL;
@@ -457,6 +485,7 @@ main(void)
 		cmocka_unit_test(test_accel_seconds_user_and_restore),
 		cmocka_unit_test(test_win11_and_agents_imply_their_parts),
 		cmocka_unit_test(test_extras_split_like_a_shell_without_one),
+		cmocka_unit_test(test_extras_that_take_qemu_out_of_the_supervisors_hands_are_refused),
 		cmocka_unit_test(test_help_lists_every_flag_and_alias),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
