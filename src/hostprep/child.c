@@ -96,24 +96,20 @@ child_recv_job(int fd, size_t *len)
 }
 
 /* A reusable child: runs its first job, then waits for more on fd until
- * the supervisor closes it. While it waits it dies with the supervisor
- * (a spare must not outlive it holding copies of its descriptors); while
- * it works it does not, like a one-shot child, so a change in progress is
- * finished and stays in the journal for `vfio -restore`. */
+ * the supervisor closes it. Like every child here it dies with the
+ * supervisor (child_fork). */
 static void __attribute__((noreturn))
 child_serve(int fd, pid_t parent, child_fn fn, const json_t *change, const json_t *saved)
 {
 	struct verr err = { 0 };
 	child_report_send(fd, fn(change, saved, &err), &err);
 	for (;;) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(0);
 		size_t len = 0;
 		struct child_job_msg *m = child_recv_job(fd, &len);
 		if (m == NULL)
 			_exit(0);
-		prctl(PR_SET_PDEATHSIG, 0);
 		/* The ack says the job arrived: a spare that dies before it
 		 * never started the job, which then goes to a new child. */
 		ssize_t an;
@@ -156,6 +152,14 @@ child_fork(child_fn fn, const json_t *change, const json_t *saved, bool reusable
 		return verr_set(err, -e, "cannot fork to run a host change: %s", strerror(e));
 	}
 	if (pid == 0) {
+		/* It dies with the supervisor, working or not: a bind left to
+		 * finish after the supervisor is gone would change the host
+		 * behind `vfio -restore` (the journal has its "begin": -restore
+		 * undoes whatever part of it was done). Checked after setting,
+		 * for a supervisor that died before. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		/* Its own group, so a timeout also kills what it started
 		 * (modprobe, systemctl). Default signal dispositions: the
 		 * parent's handlers belong to its event loop. */

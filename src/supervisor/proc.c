@@ -3,6 +3,7 @@
  * machine's (QEMU is our child), while the host root describes hardware. */
 #include "proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -143,4 +145,64 @@ proc_terminate(pid_t pid, unsigned long long start, int term_ms, int kill_ms, st
 		    "even after SIGKILL; the devices it holds cannot be returned until it does "
 		    "(check `cat /proc/%d/stack`), then run `vfio -restore` again", (int)pid, (int)pid);
 	return 0;
+}
+
+size_t
+proc_holding(int fd, pid_t *pids, size_t max)
+{
+	struct stat want;
+	if (fstat(fd, &want) < 0)
+		return 0;
+	size_t n = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d != NULL && n < max && (de = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid == (long)getpid())
+			continue;
+		char dir[64];
+		snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *fds = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (fds == NULL) {
+			if (dfd >= 0)
+				close(dfd);
+			continue;
+		}
+		struct dirent *fe;
+		while ((fe = readdir(fds)) != NULL) {
+			struct stat st;
+			if (fe->d_name[0] != '.' && fstatat(dirfd(fds), fe->d_name, &st, 0) == 0 &&
+			    st.st_dev == want.st_dev && st.st_ino == want.st_ino) {
+				pids[n++] = (pid_t)pid;
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+bool
+proc_wait_gone(const pid_t *pids, size_t n, int timeout_ms)
+{
+	bool gone = true;
+	long long deadline = time_now_ms() + timeout_ms;
+	for (size_t i = 0; i < n; i++) {
+		int pidfd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+		if (pidfd < 0)
+			continue;       /* gone already */
+		long long left = deadline - time_now_ms();
+		struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+		int r;
+		do
+			r = poll(&pfd, 1, left > 0 ? (int)left : 0);
+		while (r < 0 && errno == EINTR);
+		gone = gone && r > 0;
+		close(pidfd);
+	}
+	return gone;
 }

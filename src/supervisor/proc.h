@@ -34,4 +34,11 @@ bool proc_matches(pid_t pid, unsigned long long start);
  * polling. Returns 0 when it is gone. */
 int proc_terminate(pid_t pid, unsigned long long start, int term_ms, int kill_ms, struct verr *err);
 
+/* The processes other than this one that have the file behind fd open (at
+ * most max of them, from the real /proc). */
+size_t proc_holding(int fd, pid_t *pids, size_t max);
+/* Wait, on pidfds, up to timeout_ms in all for every one of pids to exit;
+ * true when they all did. */
+bool proc_wait_gone(const pid_t *pids, size_t n, int timeout_ms);
+
 #endif

@@ -75,6 +75,39 @@ rundir_owner_pid(int fd)
 	return (pid_t)strtol(buf, NULL, 10);
 }
 
+/* How long the processes of a dead supervisor get to let go of its lock:
+ * they die with it (child.c), unless stuck in the kernel. */
+#define RUNDIR_ORPHAN_WAIT_MS 10000
+
+/* The pid file's lock is held. Its holder tells a live supervisor from a
+ * dead one, not the pid in the file alone: a supervisor killed while a
+ * child of its was at work leaves the child holding the lock for a moment
+ * (or, stuck in the kernel, for long), and its pid may be anyone's by now.
+ * Returns 0 once the lock is ours, -EBUSY with err naming who holds it. */
+static int
+rundir_lock_held(struct rundir *rd, int fd, struct verr *err)
+{
+	pid_t owner = rundir_owner_pid(fd), holders[16];
+	size_t n = proc_holding(fd, holders, nitems(holders));
+	bool live = owner == getpid();  /* proc_holding() leaves this process out */
+	for (size_t i = 0; i < n; i++)
+		live = live || holders[i] == owner;
+	if (live)
+		return verr_set(err, -EBUSY, "the guest \"%s\" is already run by the supervisor with pid %d; "
+		    "stop it first (`kill %d` powers the guest down) or choose another -name",
+		    rd->name, (int)owner, (int)owner);
+	log_info("the supervisor of the guest \"%s\" (pid %d) is gone; waiting for the %zu process%s it "
+	    "started to end", rd->name, (int)owner, n, n == 1 ? "" : "es");
+	proc_wait_gone(holders, n, RUNDIR_ORPHAN_WAIT_MS);
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	n = proc_holding(fd, holders, nitems(holders));
+	return verr_set(err, -EBUSY, "the supervisor of the guest \"%s\" (pid %d) is gone, but process %d "
+	    "it started still holds the guest's lock after %d s, most likely stuck in the kernel (see "
+	    "/proc/%d/stack); once it has ended, run this again", rd->name, (int)owner, n > 0 ? (int)holders[0] : -1,
+	    RUNDIR_ORPHAN_WAIT_MS / 1000, n > 0 ? (int)holders[0] : -1);
+}
+
 /* Open and flock the pid file. Returns 0, -EBUSY (a live owner), -ENOENT (the
  * directory went away under us: retry), or another -errno. */
 static int
@@ -90,17 +123,13 @@ rundir_lock(struct rundir *rd, struct verr *err)
 		return r;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		pid_t owner = rundir_owner_pid(fd);
-		if (r == -EBUSY)
-			verr_set(err, r, "the guest \"%s\" is already run by the supervisor with pid %d; "
-			    "stop it first (`kill %d` powers the guest down) or choose another -name",
-			    rd->name, (int)owner, (int)owner);
-		else
-			verr_set(err, r, "cannot lock %s: %s", pidpath, strerror(-r));
-		close(fd);
-		free(pidpath);
-		return r;
+		int r = errno == EWOULDBLOCK ? rundir_lock_held(rd, fd, err) : verr_set(err, -errno,
+		    "cannot lock %s: %s", pidpath, strerror(errno));
+		if (r < 0) {
+			close(fd);
+			free(pidpath);
+			return r;
+		}
 	}
 	/* The previous owner may have removed the file between our open and our
 	 * lock: then we hold a lock on nothing, and start over. */

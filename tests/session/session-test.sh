@@ -599,6 +599,30 @@ restore-leaves-a-running-guest-alone)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	restored
 	;;
+bind-child-dies-with-a-killed-supervisor-and-restore-gives-the-host-back)
+	# The supervisor is killed while its bind child waits on an unbind that
+	# blocks (a GPU held by Xorg): the child must not outlive it and finish
+	# the bind later, and -restore must see a dead supervisor, not a running one.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	plan; scenario '{}'
+	mkdir -p "$HOST/.drvcore"
+	echo "unbind-block 0000:02:00.0 30" > "$HOST/.drvcore/faults"
+	LD_PRELOAD=$DRVCORE start
+	wait_for "the bind to begin" grep -q '"pci-bind-vfio"' "$HOST/run/vfio/$NAME/journal"
+	wait_for "the bind child" pgrep -P "$sup"
+	child=$(pgrep -P "$sup")
+	kill -9 "$sup"; finish
+	[ $rc -eq 137 ] || fail "supervisor exit status $rc, want 137 (SIGKILL)"
+	LD_PRELOAD=$DRVCORE "$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore refused"
+	expect_not_in "$T/out" "already run by the supervisor"
+	# (a zombie waiting for init to reap it has ended)
+	! kill -0 $child 2>/dev/null || [ "$(awk '{print $3}' /proc/$child/stat 2>/dev/null)" = Z ] ||
+		fail "the bind child $child outlived its supervisor"
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = nvme ] ||
+		fail "0000:02:00.0 is not on nvme"
+	restored
+	;;
 nvme-bound-to-vfio-and-given-back)
 	# The simulated driver core (tests/drvcore) plays the kernel.
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }

@@ -74,7 +74,7 @@ test_second_owner_is_refused_naming_the_pid(void **state)
 	assert_int_equal(rundir_create(&a, "win10", &err), 0);
 	assert_int_equal(rundir_create(&b, "win10", &err), -EBUSY);
 	char want[64];
-	snprintf(want, sizeof(want), "pid %d", (int)getpid());
+	snprintf(want, sizeof(want), "already run by the supervisor with pid %d", (int)getpid());
 	assert_non_null(strstr(err.msg, want));
 	assert_non_null(strstr(err.msg, "win10"));
 	/* -restore must not take it either while the owner lives. */
