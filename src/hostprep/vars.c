@@ -70,19 +70,31 @@ vars_open_template(const struct vars_job *job, struct verr *err)
 	return fd;
 }
 
+/* The template (*in) and the directory the store goes into (returned;
+ * *base is the store's name in it), both opened once. */
+static int
+vars_open(const struct vars_job *job, int *in, const char **base, struct verr *err)
+{
+	if ((*in = vars_open_template(job, err)) < 0)
+		return *in;
+	int dir = safepath_open_parent(job->target, base, err);
+	if (dir < 0) {
+		close(*in);
+		return verr_prefix(err, "-biosvars%s", job->who);
+	}
+	return dir;
+}
+
 /* 1 when the store exists already, 0 when not. */
 static int
 vars_check(void *arg, struct verr *err)
 {
 	const struct vars_job *job = arg;
-	int in = vars_open_template(job, err);
-	if (in < 0)
-		return in;
-	close(in);
 	const char *base;
-	int dir = safepath_open_parent(job->target, &base, err);
+	int in, dir = vars_open(job, &in, &base, err);
 	if (dir < 0)
-		return verr_prefix(err, "-biosvars%s", job->who);
+		return dir;
+	close(in);
 	struct stat st;
 	int r = fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 1 : 0;
 	close(dir);
@@ -106,15 +118,10 @@ static int
 vars_create(void *arg, struct verr *err)
 {
 	const struct vars_job *job = arg;
-	int in = vars_open_template(job, err);
-	if (in < 0)
-		return in;
 	const char *base;
-	int dir = safepath_open_parent(job->target, &base, err);
-	if (dir < 0) {
-		close(in);
-		return verr_prefix(err, "-biosvars%s", job->who);
-	}
+	int in, dir = vars_open(job, &in, &base, err);
+	if (dir < 0)
+		return dir;
 	char *tmp = xasprintf("%s.vfio-tmp", base);
 	int r = 0, out = -1;
 	/* A leftover of a crash, in the directory we hold. */
