@@ -582,7 +582,9 @@ another_users_looking_glass_file_is_refused_and_left_alone(void **state)
 	assert_int_equal(o->prepare(c, &saved, &err), -EPERM);
 	assert_non_null(strstr(err.msg, "belongs to uid 12345, not to root or QEMU's user"));
 	/* Even without prepare's check, apply does not take it. */
-	assert_int_equal(o->apply(c, json_pack("{s:b}", "existed", 0), &err), -EPERM);
+	json_t *none = json_pack("{s:b}", "existed", 0);
+	assert_int_equal(o->apply(c, none, &err), -EPERM);
+	json_decref(none);
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_uid, OTHER_USER);

@@ -330,7 +330,9 @@ test_devchown_refuses_a_path_through_another_users_link(void **state)
 	assert_int_equal(chown(u, 1000, 1000), 0);
 	assert_int_equal(ops->prepare(c, &saved, &err), -EPERM);
 	assert_non_null(strstr(err.msg, "the directory /home/u belongs to uid 1000"));
-	assert_int_equal(ops->apply(c, json_pack("{s:i, s:i, s:i}", "uid", 0, "gid", 0, "mode", 0600), &err), -EPERM);
+	json_t *as_before = json_pack("{s:i, s:i, s:i}", "uid", 0, "gid", 0, "mode", 0600);
+	assert_int_equal(ops->apply(c, as_before, &err), -EPERM);
+	json_decref(as_before);
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_uid, 0);
