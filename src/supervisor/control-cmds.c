@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "change.h"
-#include "child.h"
 #include "devices.h"
 #include "devown.h"
 #include "journal.h"
@@ -90,30 +89,13 @@ control_changed(struct control *c)
 	c->h.changed(c->h.arg);
 }
 
-/* Journal and apply a change that cannot block (dev-chown, tap-create). */
+/* Journal and apply a change that cannot block (dev-chown, tap-create);
+ * a failure is given back at once. *idx is the journal entry. */
 static int
-control_change_now(struct control *c, const struct change_ops *ops, const json_t *change, json_t **saved_out,
-    size_t *idx, struct verr *err)
+control_change_now(struct control *c, const json_t *change, size_t *idx, struct verr *err)
 {
-	json_t *saved = NULL;
-	int r = ops->prepare ? ops->prepare(change, &saved, err) : 0;
-	if (r == 0)
-		r = journal_begin(c->h.journal, change, saved, idx, err);
-	if (r == 0) {
-		r = ops->apply(change, saved, err);
-		if (r < 0) {
-			struct verr uerr = { 0 };
-			if (ops->undo(change, saved, &uerr) == 0)
-				journal_undone(c->h.journal, *idx, &uerr);
-		}
-	}
-	if (r == 0)
-		r = journal_done(c->h.journal, *idx, err);
-	if (r == 0 && saved_out != NULL)
-		*saved_out = saved ? saved : json_null();
-	else
-		json_decref(saved);
-	return r;
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	return journal_apply(c->h.journal, change, &o, idx, err);
 }
 
 /* QEMU running as another user opens the node itself: give it to that user. */
@@ -122,10 +104,9 @@ control_chown(struct control *c, const char *path, struct verr *err)
 {
 	if (c->h.qemu_uid < 0)
 		return 0;
-	json_t *change = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", path,
-	    "args", "uid", c->h.qemu_uid, "gid", c->h.qemu_gid);
+	json_t *change = devown_change_new(path, c->h.qemu_uid, c->h.qemu_gid);
 	size_t idx;
-	int r = control_change_now(c, &devown_change_ops, change, NULL, &idx, err);
+	int r = control_change_now(c, change, &idx, err);
 	json_decref(change);
 	return r;
 }
@@ -241,8 +222,7 @@ control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error 
 		control_pci_added(req, true, NULL);
 		return;
 	}
-	control_origin_add(c, req->id, req->netdev, json_object_get(req->change, "tap"),
-	    json_object_get(req->change, "tap_saved"), req->jidx);
+	control_origin_add(c, req->id, req->netdev, req->jidx);
 	control_reply(req, true, "%s attached (%s%s%s)", req->id,
 	    json_string_value(json_object_get(args, "driver")), req->port ? " on " : "",
 	    req->port ? req->port : "");
@@ -394,14 +374,14 @@ control_cmd_net_add(struct control_req *req)
 			return;
 		}
 		json_t *ch = net_change_tap(tapname, bridge, c->h.qemu_uid, c->h.qemu_gid);
-		json_t *saved = NULL;
-		if (control_change_now(c, &net_tap_create_ops, ch, &saved, &req->jidx, &err) < 0) {
-			json_decref(ch);
+		size_t idx;
+		r = control_change_now(c, ch, &idx, &err);
+		json_decref(ch);
+		if (r < 0) {
 			control_reply(req, false, "net add: cannot create a tap on %s: %s", bridge, err.msg);
 			return;
 		}
-		json_object_set_new(req->change, "tap", ch);
-		json_object_set_new(req->change, "tap_saved", saved);
+		req->jidx = (ssize_t)idx;
 		tap = tapname;
 		control_changed(c);
 	}
@@ -425,14 +405,13 @@ control_netdev_del_reply(struct qmp *qmp, const json_t *ret, const struct qmp_er
 	if (err != NULL)
 		log_warnx("QEMU did not remove the network backend %s: %s", req->netdev, err->desc);
 	struct control_origin *o = control_origin_find(c, req->id);
-	if (o != NULL && o->change != NULL) {
+	if (o != NULL && o->jidx >= 0) {
 		struct verr uerr = { 0 };
-		const char *tap = change_str(o->change, "target");
-		if (net_tap_create_ops.undo(o->change, o->saved, &uerr) < 0) {
+		const char *tap = change_str(c->h.journal->entries[o->jidx].change, "target");
+		if (journal_undo(c->h.journal, (size_t)o->jidx, c->h.bindtimeout_ms, &uerr) < 0) {
 			control_reply(req, false, "%s removed, but its tap %s stays: %s", req->id, tap, uerr.msg);
 			return;
 		}
-		journal_undone(c->h.journal, o->jidx, &uerr);
 		control_changed(c);
 	}
 	control_origin_remove(c, req->id);
@@ -573,47 +552,44 @@ control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr 
 }
 
 static void
-control_pci_released(int code, const struct verr *err, void *arg)
+control_pci_released(const struct journal_result *res, void *arg)
 {
 	struct control_req *req = arg;
 	struct control *c = req->c;
 	req->job = NULL;
-	const char *why = json_string_value(json_object_get(req->change, "why"));
-	if (code == 0) {
-		struct verr jerr = { 0 };
-		journal_undone(c->h.journal, req->jidx, &jerr);
+	if (res->undone)
 		control_changed(c);
-	}
-	if (why != NULL) {
-		if (code < 0)
+	if (req->why != NULL) {
+		if (res->code < 0)
 			control_reply(req, false, "%s; giving it back failed too: %s; the end of the run "
-			    "retries", why, err->msg);
+			    "retries", req->why, res->err.msg);
 		else
-			control_reply(req, false, "%s; nothing changed: %s is back with its own driver", why,
+			control_reply(req, false, "%s; nothing changed: %s is back with its own driver", req->why,
 			    req->addr);
 		return;
 	}
 	control_origin_remove(c, req->id);
-	if (code < 0)
+	if (res->code < 0)
 		control_reply(req, false, "%s removed from the guest, but %s could not be given back: %s; "
-		    "`vfio -restore` at the end retries", req->id, req->addr, err->msg);
+		    "`vfio -restore` at the end retries", req->id, req->addr, res->err.msg);
 	else
 		control_reply(req, true, "%s removed; %s is back with its driver%s%s", req->id, req->addr,
-		    err->msg[0] ? ": " : "", err->msg);
+		    res->err.msg[0] ? ": " : "", res->err.msg);
 }
 
-/* Hand the device back to its driver (undo the journaled bind) in a child. */
+/* Hand the device back to its driver: undo the journaled bind, in a child. */
 static void
 control_pci_release(struct control_req *req)
 {
 	struct control *c = req->c;
 	struct verr err = { 0 };
-	const json_t *change = json_object_get(req->change, "bind");
-	const json_t *saved = json_object_get(req->change, "saved");
-	req->job = vfio_release_device_start(c->h.base, change, saved, vfio_bind_timeout_ms(c->h.bindtimeout_ms),
+	req->job = journal_undo_start(c->h.journal, c->h.base, (size_t)req->jidx, c->h.bindtimeout_ms,
 	    control_pci_released, req, &err);
-	if (req->job == NULL && err.code < 0)
-		control_pci_released(err.code, &err, req);
+	if (req->job == NULL) {
+		struct journal_result res = { .code = err.code < 0 ? err.code : -EIO, .err = err,
+		    .idx = (size_t)req->jidx };
+		control_pci_released(&res, req);
+	}
 }
 
 static void
@@ -621,36 +597,40 @@ control_pci_added(struct control_req *req, bool ok, const char *msg)
 {
 	struct control *c = req->c;
 	if (!ok) {
-		json_object_set_new(req->change, "why", json_string(msg));
-		if (json_object_get(req->change, "bind") != NULL)
+		if (req->jidx >= 0) {
+			req->why = xstrdup(msg);
 			control_pci_release(req);
-		else
+		} else {
 			control_reply(req, false, "%s", msg);
+		}
 		return;
 	}
-	control_origin_add(c, req->id, NULL, json_object_get(req->change, "bind"),
-	    json_object_get(req->change, "saved"), req->jidx);
+	control_origin_add(c, req->id, NULL, req->jidx);
 	control_reply(req, true, "%s attached (%s on %s)", req->id, req->addr, req->port);
 }
 
 static void
-control_pci_bound(int code, const struct verr *err, void *arg)
+control_pci_bound(const struct journal_result *res, void *arg)
 {
 	struct control_req *req = arg;
 	struct control *c = req->c;
 	req->job = NULL;
-	if (code < 0) {
-		char *msg = xasprintf("pci add: cannot bind %s to vfio-pci: %s", req->addr, err->msg);
-		control_pci_added(req, false, msg);
-		free(msg);
+	control_changed(c);
+	if (res->code < 0) {
+		/* The journal gave the device back already (undo_on_failure). */
+		if (res->undone)
+			control_reply(req, false, "pci add: cannot bind %s to vfio-pci: %s; nothing changed: %s is "
+			    "back with its own driver", req->addr, res->err.msg, req->addr);
+		else
+			control_reply(req, false, "pci add: cannot bind %s to vfio-pci: %s; the end of the run "
+			    "retries", req->addr, res->err.msg);
 		return;
 	}
-	struct verr jerr = { 0 };
-	journal_done(c->h.journal, req->jidx, &jerr);
-	control_changed(c);
-	int group = (int)change_arg_int(json_object_get(req->change, "bind"), "group", -1);
+	req->jidx = (ssize_t)res->idx;
+	int group = (int)change_arg_int(c->h.journal->entries[res->idx].change, "group", -1);
 	char node[64];
 	snprintf(node, sizeof(node), "/dev/vfio/%d", group);
+	struct verr jerr = { 0 };
 	if (control_chown(c, node, &jerr) < 0) {
 		control_pci_added(req, false, jerr.msg);
 		return;
@@ -720,25 +700,16 @@ control_cmd_pci_add(struct control_req *req)
 		control_device_add(req);
 		return;
 	}
-	json_t *change = vfio_bind_change_new(d->address, d->iommu_group, false);
-	json_t *saved = NULL;
+	json_t *change = vfio_bind_change_new(d->address, d->driver, d->iommu_group, false);
 	snapshot_free(&snap);
-	int r = vfio_bind_pci_ops.prepare(change, &saved, &err);
-	if (r == 0)
-		r = journal_begin(c->h.journal, change, saved, &req->jidx, &err);
-	if (r < 0) {
-		json_decref(change);
-		json_decref(saved);
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	req->job = journal_apply_start(c->h.journal, c->h.base, change, &o, control_pci_bound, req, &err);
+	json_decref(change);
+	if (req->job == NULL) {
 		control_reply(req, false, "pci add: %s", err.msg);
 		return;
 	}
-	json_object_set_new(req->change, "bind", change);
-	json_object_set_new(req->change, "saved", saved ? saved : json_null());
 	control_changed(c);
-	req->job = vfio_bind_device_start(c->h.base, change, json_object_get(req->change, "saved"),
-	    vfio_bind_timeout_ms(c->h.bindtimeout_ms), control_pci_bound, req, &err);
-	if (req->job == NULL && err.code < 0)
-		control_pci_bound(err.code, &err, req);
 	return;
 refuse:
 	snapshot_free(&snap);
@@ -756,9 +727,7 @@ control_pci_give_back(struct control_req *req)
 		    req->addr);
 		return;
 	}
-	struct journal_entry *e = &c->h.journal->entries[idx];
-	req->jidx = (size_t)idx;
-	req->change = json_pack("{s:O, s:O}", "bind", e->change, "saved", e->saved);
+	req->jidx = idx;
 	control_pci_release(req);
 }
 

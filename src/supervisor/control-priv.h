@@ -3,9 +3,11 @@
 #ifndef VFIO_CONTROL_PRIV_H
 #define VFIO_CONTROL_PRIV_H
 
+#include <sys/types.h>
+
 #include "control.h"
 
-struct child_job;
+struct journal_job;
 
 /* One command from the FIFO, alive until it has its reply. */
 struct control_req {
@@ -19,10 +21,11 @@ struct control_req {
 	bool force;                      /* "force" was the last word */
 
 	/* what a long command is doing */
-	struct child_job *job;
+	struct journal_job *job;         /* a host change (a bind, its undo) under way */
 	char *id, *netdev, *port, *addr, *fdname;
-	json_t *change, *saved;
-	size_t jidx;
+	json_t *change;                  /* {"device_add": ARGS} */
+	char *why;                       /* pci add failed: why (given back before the reply) */
+	ssize_t jidx;                    /* the journal entry it made (a bind, a tap), -1: none */
 	int fd;
 };
 
@@ -39,8 +42,7 @@ struct control_cmd_entry {
 struct control_origin {
 	char *id;
 	char *netdev;                    /* net: netdev_del after DEVICE_DELETED */
-	json_t *change, *saved;          /* pci: the pci-bind-vfio; net: tap-create (or NULL) */
-	size_t jidx;
+	ssize_t jidx;                    /* the journal entry to undo (pci-bind-vfio, tap-create), -1: none */
 };
 
 struct control {
@@ -73,8 +75,7 @@ void control_reply(struct control_req *req, bool ok, const char *fmt, ...)
 void control_reply_bad(struct control *c, const char *tag, const char *msg);
 
 struct control_origin *control_origin_find(struct control *c, const char *id);
-void control_origin_add(struct control *c, const char *id, const char *netdev, const json_t *change,
-    const json_t *saved, size_t jidx);
+void control_origin_add(struct control *c, const char *id, const char *netdev, ssize_t jidx);
 void control_origin_remove(struct control *c, const char *id);
 
 /* The session's QMP connection when it can take commands, else NULL. */

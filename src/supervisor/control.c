@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "child.h"
 #include "devices.h"
+#include "journal.h"
 #include "log.h"
 #include "qmp.h"
 
@@ -77,8 +77,7 @@ control_req_free(struct control_req *req)
 			}
 		}
 	}
-	if (req->job != NULL)
-		child_cancel(req->job);
+	journal_job_cancel(req->job);
 	if (req->fd >= 0)
 		close(req->fd);
 	free(req->tag);
@@ -92,7 +91,7 @@ control_req_free(struct control_req *req)
 	free(req->addr);
 	free(req->fdname);
 	json_decref(req->change);
-	json_decref(req->saved);
+	free(req->why);
 	free(req);
 }
 
@@ -127,15 +126,12 @@ control_origin_find(struct control *c, const char *id)
 }
 
 void
-control_origin_add(struct control *c, const char *id, const char *netdev, const json_t *change,
-    const json_t *saved, size_t jidx)
+control_origin_add(struct control *c, const char *id, const char *netdev, ssize_t jidx)
 {
 	c->origins = xreallocarray(c->origins, c->n_origins + 1, sizeof(*c->origins));
 	c->origins[c->n_origins++] = (struct control_origin){
 		.id = xstrdup(id),
 		.netdev = netdev ? xstrdup(netdev) : NULL,
-		.change = change ? json_deep_copy(change) : NULL,
-		.saved = saved ? json_deep_copy(saved) : NULL,
 		.jidx = jidx,
 	};
 }
@@ -145,8 +141,6 @@ control_origin_free(struct control_origin *o)
 {
 	free(o->id);
 	free(o->netdev);
-	json_decref(o->change);
-	json_decref(o->saved);
 }
 
 void
@@ -177,6 +171,7 @@ control_run_line(struct control *c, struct control_line *l)
 	struct control_req *req = xcalloc(1, sizeof(*req));
 	req->c = c;
 	req->fd = -1;
+	req->jidx = -1;
 	req->entry = e;
 	req->tag = l->tag;
 	l->tag = NULL;

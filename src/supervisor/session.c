@@ -20,6 +20,7 @@
 #include "child.h"
 #include "control.h"
 #include "devices.h"
+#include "devown.h"
 #include "hostroot.h"
 #include "journal.h"
 #include "log.h"
@@ -430,24 +431,13 @@ session_usb_start(struct session *s)
 static void
 session_start_viewers(struct session *s)
 {
+	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
 	size_t i;
 	json_t *c;
 	json_array_foreach(s->plan->viewers, i, c) {
-		const struct change_ops *ops = change_find(change_str(c, "action"));
 		struct verr err = { 0 };
-		json_t *saved = NULL;
 		size_t idx;
-		int r = ops == NULL ? verr_set(&err, -ENOSYS, "this build cannot start it") : 0;
-		if (r == 0 && ops->prepare)
-			r = ops->prepare(c, &saved, &err);
-		if (r == 0)
-			r = journal_begin(&s->j, c, saved, &idx, &err);
-		if (r == 0)
-			r = ops->apply(c, saved, &err);
-		if (r == 0)
-			r = journal_done(&s->j, idx, &err);
-		json_decref(saved);
-		if (r < 0)
+		if (journal_apply(&s->j, c, &o, &idx, &err) < 0)
 			log_warnx("the viewer %s did not start: %s", change_str(c, "target"), err.msg);
 		else
 			log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
@@ -659,8 +649,7 @@ session_add_chown(struct session *s, const char *path)
 {
 	if (session_has_chown(s->changes, path))
 		return;
-	json_array_append_new(s->changes, json_pack("{s:s, s:s, s:{s:I, s:I}}", "action", "dev-chown",
-	    "target", path, "args", "uid", (json_int_t)s->user.uid, "gid", (json_int_t)s->user.gid));
+	json_array_append_new(s->changes, devown_change_new(path, (int)s->user.uid, (int)s->user.gid));
 }
 
 /* True when QEMU's user can already read and write path (owner, one of its
@@ -743,35 +732,27 @@ session_complete_changes(struct session *s, const struct host_snapshot *snap)
 	}
 }
 
-/* Each change: prepare, journal (fsync'd), apply, journal done. */
+/* Each change through the journal: prepare, "begin" (fsync'd), apply (in a
+ * child with its deadline when it may block, so a driver stuck in the kernel
+ * cannot hang us), "done". A failure leaves the rest to teardown. */
 static int
 session_apply_changes(struct session *s)
 {
+	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
 	size_t i;
 	json_t *c;
 	json_array_foreach(s->changes, i, c) {
-		const struct change_ops *ops = change_find(change_str(c, "action"));
 		struct verr err = { 0 };
-		json_t *saved = NULL;
 		size_t idx;
-		int r = ops->prepare ? ops->prepare(c, &saved, &err) : 0;
-		if (r == 0)
-			r = journal_begin(&s->j, c, saved, &idx, &err);
-		/* may_block changes (unbinding a GPU) run in a child with the
-		 * -bindtimeout deadline, so a driver stuck in the kernel cannot hang us. */
-		if (r == 0)
-			r = child_run_change(ops, false, c, saved, s->opts->bindtimeout_s * 1000, &err);
-		if (r == 0 && err.msg[0] != '\0')
-			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
-		if (r == 0)
-			r = journal_done(&s->j, idx, &err);
-		json_decref(saved);
+		int r = journal_apply(&s->j, c, &o, &idx, &err);
 		if (r < 0) {
 			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"),
 			    change_str(c, "target"), err.msg);
 			log_error("%s", s->failure);
 			return r;
 		}
+		if (err.msg[0] != '\0')
+			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
 		log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
 		session_status(s);
 	}

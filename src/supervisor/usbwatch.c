@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "change.h"
+#include "devown.h"
 #include "hostroot.h"
 #include "log.h"
 #include "plan-priv.h"
@@ -311,22 +312,12 @@ uw_chown_node(struct usbwatch *uw, const struct uw_entry *e, struct verr *err)
 		return 0;
 	char target[48];
 	snprintf(target, sizeof(target), "/dev/bus/usb/%03u/%03u", e->dev.bus, e->dev.devnum);
-	json_t *change = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", target,
-	    "args", "uid", uw->env.uid, "gid", uw->env.gid);
-	const struct change_ops *ops = change_find("dev-chown");
-	json_t *saved = NULL;
+	json_t *change = devown_change_new(target, uw->env.uid, uw->env.gid);
+	struct journal_apply_opts o = { .undo_on_failure = true };
 	size_t idx;
-	int r = ops == NULL ? verr_set(err, -ENOSYS, "this build cannot give device nodes to QEMU's user") :
-	    ops->prepare(change, &saved, err);
-	if (r == 0)
-		r = journal_begin(uw->env.journal, change, saved, &idx, err);
-	if (r == 0)
-		r = ops->apply(change, saved, err);
-	if (r == 0)
-		r = journal_done(uw->env.journal, idx, err);
+	int r = journal_apply(uw->env.journal, change, &o, &idx, err);
 	if (r == 0)
 		log_info("host: dev-chown %s", target);
-	json_decref(saved);
 	json_decref(change);
 	return r;
 }

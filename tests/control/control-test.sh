@@ -367,6 +367,18 @@ pci-add-slow-unbind-does-not-block-other-commands)
 	stop
 	[ $rc -eq 0 ] || fail "exit $rc"
 	;;
+pci-add-bind-deadline-is-bindtimeout-plus-the-binds-waits)
+	# vfio(1): -bindtimeout 1 gives the bind 1 + 6 = 7 s, once, not padded again.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	mkdir -p "$HOST/.drvcore" && echo "unbind-block 0000:02:00.0 60" > "$HOST/.drvcore/faults"
+	LD_PRELOAD=$DRVCORE start -bindtimeout 1
+	ctl_err "$NAME" pci add 0000:02:00.0
+	expect_in "$T/verr" "did not finish within 7.0 s (-bindtimeout)"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not left on nvme"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
 pci-add-bind-failure-gives-the-device-back)
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
 	mkdir -p "$HOST/.drvcore" && echo "bind-fail 0000:02:00.0 vfio-pci" > "$HOST/.drvcore/faults"

@@ -3,7 +3,7 @@
  * and the plan builder:
  *
  *   session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S]
- *                                [-pinvcpus 0,2] [-user NAME]
+ *                                [-pinvcpus 0,2] [-user NAME] [-bindtimeout S]
  *   session-driver restore [NAME]
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...],
@@ -25,7 +25,7 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S] "
-	    "[-pinvcpus 0,1] [-user NAME]\n       session-driver restore [NAME]\n");
+	    "[-pinvcpus 0,1] [-user NAME] [-bindtimeout S]\n       session-driver restore [NAME]\n");
 	exit(2);
 }
 
@@ -71,7 +71,7 @@ main(int argc, char **argv)
 	hostroot_init(NULL);
 	if (argc < 2)
 		usage();
-	struct options opts = { .name = "vfio", .shutdowntimeout_s = 60 };
+	struct options opts = { .name = "vfio", .shutdowntimeout_s = 60, .bindtimeout_s = 5 };
 	if (strcmp(argv[1], "restore") == 0) {
 		opts.restore = true;
 		opts.restore_name = argc > 2 ? argv[2] : NULL;
@@ -89,6 +89,8 @@ main(int argc, char **argv)
 			opts.name = argv[++i];
 		} else if (strcmp(a, "-shutdowntimeout") == 0 && val) {
 			opts.shutdowntimeout_s = atoi(argv[++i]);
+		} else if (strcmp(a, "-bindtimeout") == 0 && val) {
+			opts.bindtimeout_s = atoi(argv[++i]);
 		} else if (strcmp(a, "-user") == 0 && val) {
 			opts.user = argv[++i];
 		} else if (strcmp(a, "-pinvcpus") == 0 && val) {
