@@ -148,15 +148,9 @@ const struct usb_device *snapshot_usb_find(const struct host_snapshot *snap, uns
  * word exactly; "intel_iommu" matches it with any value or none. */
 bool snapshot_cmdline_has(const struct host_snapshot *snap, const char *param);
 
-/* The text a -pci regex is matched against: the `lspci -Dnn` line. */
+/* The text a -pci regex is matched against: the `lspci -Dnn` line (the rule
+ * is passthrough_pci_matches(); USB's is passthrough_usb_matches()). */
 const char *pci_match_text(const struct pci_device *dev);
-/* The text a -usb regex is matched against (allocated): the lsusb line, then
- * the device's own manufacturer, product and serial strings (those it has)
- * and its port path, one per line: "Bus 001 Device 004: ID 046d:c52b
- * Logitech, Inc. Unifying Receiver\nLogitech\nUSB Receiver\n1-4.2". The
- * caller frees it. Root hubs are never matched and hubs only by ID: that
- * rule is the plan's, this text is the same for every device. */
-char *usb_match_text(const struct usb_device *dev);
 /* One USB device read as usb_scan() reads each (lsusb line, strings, hub
  * flags, controller; libusb strings on the real root), from its sysfs path
  * as a host path ("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-4"): for

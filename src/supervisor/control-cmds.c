@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include "change.h"
+#include "devargs.h"
 #include "devices.h"
 #include "devown.h"
 #include "journal.h"
 #include "log.h"
 #include "net.h"
+#include "passthrough.h"
 #include "qmp.h"
 #include "snapshot.h"
 #include "usbwatch.h"
@@ -123,18 +125,6 @@ control_journal_find(struct control *c, const char *action, const char *target)
 			return (ssize_t)i;
 	}
 	return -1;
-}
-
-static int
-control_regcomp(regex_t *re, const char *what, const char *pattern, struct verr *err)
-{
-	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
-	if (rc == 0)
-		return 0;
-	char msg[256];
-	regerror(rc, re, msg, sizeof(msg));
-	return verr_set(err, -EINVAL, "%s: '%s' is not a valid extended regular expression: %s", what, pattern,
-	    msg);
 }
 
 /* --- status, help, powerdown, reset, quit ------------------------------------ */
@@ -261,7 +251,7 @@ control_getfd_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *
 		control_reply(req, false, "QEMU did not take the tap's file descriptor: %s", err->desc);
 		return;
 	}
-	json_t *nargs = json_pack("{s:s, s:s, s:s}", "type", "tap", "id", req->netdev, "fd", req->fdname);
+	json_t *nargs = devargs_netdev_tap(req->netdev, req->fdname, NULL);
 	if (qmp_send(control_qmp(req->c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
 	    control_netdev_reply, req) < 0)
 		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
@@ -346,13 +336,11 @@ control_cmd_net_add(struct control_req *req)
 			break;
 		}
 	}
-	req->change = json_pack("{s:{s:s, s:s, s:s, s:s}}", "device_add", "driver", "virtio-net-pci",
-	    "id", req->id, "netdev", req->netdev, "bus", port);
+	req->change = json_pack("{s:o}", "device_add", devargs_nic("virtio-net-pci", req->id, req->netdev, NULL,
+	    port));
 
 	if (tap == NULL && bridge == NULL) {
-		json_t *nargs = json_pack("{s:s, s:s}", "type", "user", "id", req->netdev);
-		if (json_array_size(hostfwd) > 0)
-			json_object_set(nargs, "hostfwd", hostfwd);
+		json_t *nargs = devargs_netdev_user(req->netdev, hostfwd);
 		json_decref(hostfwd);
 		if (qmp_send(control_qmp(c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
 		    control_netdev_reply, req) < 0)
@@ -481,23 +469,6 @@ control_cmd_net_del(struct control_req *req)
 
 /* --- pci --------------------------------------------------------------------- */
 
-static void
-control_hostdev_id(const char *addr, char *out, size_t len)
-{
-	snprintf(out, len, "hostdev-%s", addr);
-	for (char *p = out; *p; p++) {
-		if (*p == ':' || *p == '.')
-			*p = '-';
-	}
-}
-
-static bool
-control_pci_harmless(const char *driver)
-{
-	return driver[0] == '\0' || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0 ||
-	    strcmp(driver, "pcieport") == 0;
-}
-
 /* The host's PCI devices as the command needs them. Given an address, only
  * that device and its IOMMU group are read: a hot-add then costs the same
  * on a host with 15 devices as with 150. A regex is matched against every
@@ -516,6 +487,13 @@ control_pci_scan(struct host_snapshot *snap, const char *arg, struct verr *err)
 	return r;
 }
 
+/* pci add passes exactly the one device it was given. */
+static bool
+control_pci_is(const struct pci_device *dev, void *arg)
+{
+	return dev == arg;
+}
+
 /* The one device arg names: an address, or a regex matching exactly one. */
 static const struct pci_device *
 control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr *err)
@@ -527,14 +505,14 @@ control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr 
 		return d;
 	}
 	regex_t re;
-	if (control_regcomp(&re, "pci add", arg, err) < 0)
+	if (passthrough_regex(&re, "pci add", arg, err) < 0)
 		return NULL;
 	const struct pci_device *found = NULL;
 	struct strbuf names = { 0 };
 	size_t n = 0;
 	for (size_t i = 0; i < snap->n_pci; i++) {
 		const struct pci_device *d = &snap->pci[i];
-		if (d->is_bridge || regexec(&re, pci_match_text(d), 0, NULL, 0) != 0)
+		if (passthrough_pci_is_bridge(d) || !passthrough_pci_matches(&re, d))
 			continue;
 		strbuf_printf(&names, "%s%s", n ? ", " : "", d->address);
 		found = d;
@@ -629,7 +607,7 @@ control_pci_bound(const struct journal_result *res, void *arg)
 	req->jidx = (ssize_t)res->idx;
 	int group = (int)change_arg_int(c->h.journal->entries[res->idx].change, "group", -1);
 	char node[64];
-	snprintf(node, sizeof(node), "/dev/vfio/%d", group);
+	passthrough_vfio_group_node(node, sizeof(node), group);
 	struct verr jerr = { 0 };
 	if (control_chown(c, node, &jerr) < 0) {
 		control_pci_added(req, false, jerr.msg);
@@ -657,9 +635,9 @@ control_cmd_pci_add(struct control_req *req)
 	char id[64];
 	if (d == NULL)
 		goto refuse;
-	control_hostdev_id(d->address, id, sizeof(id));
-	if (d->is_bridge) {
-		verr_set(&err, -EINVAL, "pci add: %s is a PCI bridge; bridges are not passed through", d->line);
+	passthrough_pci_id(id, sizeof(id), d->address);
+	if (passthrough_pci_is_bridge(d)) {
+		verr_set(&err, -EINVAL, "pci add: %s is a bridge: bridges stay with the host", d->line);
 		goto refuse;
 	}
 	if (d->is_display) {
@@ -676,13 +654,11 @@ control_cmd_pci_add(struct control_req *req)
 		    "the IOMMU (intel_iommu=on or amd_iommu=on) and check dmesg", d->line);
 		goto refuse;
 	}
-	for (size_t i = 0; i < snap.n_pci; i++) {
-		const struct pci_device *o = &snap.pci[i];
-		if (o == d || o->iommu_group != d->iommu_group || o->is_bridge || control_pci_harmless(o->driver))
-			continue;
+	const struct pci_device *peer = passthrough_pci_group_blocker(&snap, d, NULL, control_pci_is, (void *)d);
+	if (peer != NULL) {
 		verr_set(&err, -EINVAL, "pci add: %s shares IOMMU group %d with %s, which is bound to %s; a group "
 		    "goes to the guest whole: add %s first, or unbind it from %s", d->address, d->iommu_group,
-		    o->line, o->driver, o->address, o->driver);
+		    peer->line, peer->driver, peer->address, peer->driver);
 		goto refuse;
 	}
 	if (control_take_port(req) == NULL) {
@@ -692,8 +668,7 @@ control_cmd_pci_add(struct control_req *req)
 	}
 	req->id = xstrdup(id);
 	req->addr = xstrdup(d->address);
-	req->change = json_pack("{s:{s:s, s:s, s:s, s:s}}", "device_add", "driver", "vfio-pci", "host",
-	    d->address, "id", id, "bus", req->port);
+	req->change = json_pack("{s:o}", "device_add", devargs_vfio_pci(d->address, id, req->port));
 	if (strcmp(d->driver, "vfio-pci") == 0) {
 		/* Already on vfio-pci (someone bound it): nothing to change or give back. */
 		snapshot_free(&snap);
@@ -738,7 +713,7 @@ control_cmd_pci_del(struct control_req *req)
 	const char *arg = req->argv[0];
 	char id[64];
 	if (vfio_bind_addr_valid(arg))
-		control_hostdev_id(arg, id, sizeof(id));
+		passthrough_pci_id(id, sizeof(id), arg);
 	else
 		snprintf(id, sizeof(id), "%s", arg);
 	const struct device_entry *e = devices_find(c->h.devs, id);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "passthrough.h"
 #include "util.h"
 
 enum opt_arg {
@@ -208,22 +209,15 @@ set_regex(struct options *o, const struct opt_entry *e, const char *v, struct ve
 	regex_t *re = pci ? &o->pci_re : &o->usb_re;
 	bool *set = pci ? &o->pci_re_set : &o->usb_re_set;
 
-	size_t len = strlen(v);
-	while (*v == '|')
-		v++, len--;
-	while (len > 0 && v[len - 1] == '|' && !(len > 1 && v[len - 2] == '\\'))
-		len--;
-	if (len == 0)
-		return verr_set(err, -EINVAL, "-%s needs a regular expression matching the devices to pass "
-		    "through, e.g. -%s '%s'", e->info.name, e->info.name, pci ? "NVIDIA|0000:06:00.0" : "Logitech|046d:c52b");
-	char *joined = *str == NULL ? xstrndup(v, len) : xasprintf("%s|%.*s", *str, (int)len, v);
+	char flag[16], *pattern;
+	snprintf(flag, sizeof(flag), "-%s", e->info.name);
+	if (passthrough_pattern(flag, v, &pattern, err) < 0)
+		return -EINVAL;
+	char *joined = *str == NULL ? pattern : xasprintf("%s|%s", *str, pattern);
+	if (joined != pattern)
+		free(pattern);
 	regex_t tmp;
-	int rc = regcomp(&tmp, joined, REG_EXTENDED | REG_NOSUB);
-	if (rc != 0) {
-		char msg[256];
-		regerror(rc, &tmp, msg, sizeof(msg));
-		verr_set(err, -EINVAL, "-%s '%s' is not a valid extended regular expression: %s",
-		    e->info.name, joined, msg);
+	if (passthrough_regex_compile(&tmp, REG_NOSUB, flag, joined, err) < 0) {
 		free(joined);
 		return -EINVAL;
 	}

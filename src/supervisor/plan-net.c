@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devargs.h"
 #include "net.h"
 #include "plan-priv.h"
 
@@ -158,33 +159,26 @@ plan_net_qmp(struct plan_ctx *c)
 	if (c->nic_port == 0 || (c->net_tap && c->plan->tap == NULL))
 		return;         /* refused above */
 	if (c->net_user) {
-		json_t *args = json_pack("{s:s, s:s}", "type", "user", "id", "net0");
-		if (o->n_portfwds > 0) {
-			json_t *fw = json_array();
-			for (size_t i = 0; i < o->n_portfwds; i++) {
-				char rule[64];
-				snprintf(rule, sizeof(rule), "%s::%u-:%u", o->portfwds[i].proto, o->portfwds[i].host_port,
-				    o->portfwds[i].guest_port);
-				json_array_append_new(fw, json_pack("{s:s}", "str", rule));
-			}
-			json_object_set_new(args, "hostfwd", fw);
+		json_t *fw = json_array();
+		for (size_t i = 0; i < o->n_portfwds; i++) {
+			char rule[64];
+			snprintf(rule, sizeof(rule), "%s::%u-:%u", o->portfwds[i].proto, o->portfwds[i].host_port,
+			    o->portfwds[i].guest_port);
+			json_array_append_new(fw, json_pack("{s:s}", "str", rule));
 		}
-		plan_qmp(c, "netdev_add", args, NULL);
+		plan_qmp(c, "netdev_add", devargs_netdev_user("net0", fw), NULL);
+		json_decref(fw);
 	} else {
 		plan_qmp(c, "getfd", json_pack("{s:s}", "fdname", "tapfd0"),
 		    json_pack("{s:s, s:s}", "open", "tap", "name", c->plan->tap));
-		json_t *args = json_pack("{s:s, s:s, s:s}", "type", "tap", "id", "net0", "fd", "tapfd0");
-		if (c->snap->vhost_net) {
+		if (c->snap->vhost_net)
 			plan_qmp(c, "getfd", json_pack("{s:s}", "fdname", "vhostfd0"),
 			    json_pack("{s:s}", "open", "vhost-net"));
-			json_object_set_new(args, "vhost", json_true());
-			json_object_set_new(args, "vhostfd", json_string("vhostfd0"));
-		}
-		plan_qmp(c, "netdev_add", args, NULL);
+		plan_qmp(c, "netdev_add", devargs_netdev_tap("net0", "tapfd0", c->snap->vhost_net ? "vhostfd0" : NULL),
+		    NULL);
 	}
 	char bus[16];
 	snprintf(bus, sizeof(bus), "rp%d", c->nic_port);
-	plan_qmp(c, "device_add", json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver",
-	    o->novirtio ? "e1000e" : "virtio-net-pci", "id", "nic0", "netdev", "net0", "mac", c->plan->guest_mac,
-	    "bus", bus), NULL);
+	plan_qmp(c, "device_add", devargs_nic(o->novirtio ? "e1000e" : "virtio-net-pci", "nic0", "net0",
+	    c->plan->guest_mac, bus), NULL);
 }

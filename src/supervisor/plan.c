@@ -112,6 +112,12 @@ plan_change(struct plan_ctx *c, const char *action, const char *target, const ch
 }
 
 void
+plan_change_add(struct plan_ctx *c, json_t *change)
+{
+	json_array_append_new(c->plan->host_changes, change);
+}
+
+void
 plan_qmp(struct plan_ctx *c, const char *execute, json_t *arguments, json_t *fd)
 {
 	json_t *cmd = json_pack("{s:s}", "execute", execute);

@@ -406,6 +406,11 @@ pci-add-refusals)
 	expect_in "$T/verr" "shares IOMMU group 1 with"
 	ctl_err "$NAME" pci add 0000:09:00.0
 	expect_in "$T/verr" "the host has no PCI device 0000:09:00.0"
+	# The host bridge stays with the host, as -pci says.
+	ctl_err "$NAME" pci add 0000:00:00.0
+	expect_in "$T/verr" "bridges stay with the host"
+	ctl_err "$NAME" pci add ''
+	expect_in "$T/verr" "pci add needs a regular expression"
 	ctl_err "$NAME" pci del hostdev-0000-02-00-0
 	expect_in "$T/verr" "is not a host PCI device of the guest"
 	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
@@ -429,7 +434,11 @@ usb-add-and-del)
 	ctl_err "$NAME" usb del usb-1-4.2
 	ctl_err "$NAME" usb add 'NoSuchThing'
 	ctl_err "$NAME" usb add '(('
-	expect_in "$T/verr" "not a valid regular expression"
+	expect_in "$T/verr" "usb add '((' is not a valid extended regular expression"
+	# Refused like -usb '' and pci add '': it would select every device.
+	ctl_err "$NAME" usb add ''
+	expect_in "$T/verr" "usb add needs a regular expression"
+	[ "$(nrecorded device_add)" = 2 ] || fail "usb add '' attached something"
 	stop
 	;;
 net-add-bridge-makes-a-tap-and-del-removes-it)

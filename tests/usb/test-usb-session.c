@@ -21,6 +21,7 @@
 
 #include "hostroot.h"
 #include "log.h"
+#include "passthrough.h"
 #include "options.h"
 #include "plan.h"
 #include "session.h"
@@ -92,7 +93,7 @@ run_with_usb_attaches_and_removes_plugged_devices(void **state)
 
 	struct options opts = { .name = "usbt", .shutdowntimeout_s = 20, .bindtimeout_s = 10 };
 	opts.usb_regex = "Stick";
-	assert_int_equal(regcomp(&opts.usb_re, opts.usb_regex, REG_EXTENDED | REG_ICASE | REG_NOSUB), 0);
+	assert_int_equal(passthrough_regex(&opts.usb_re, "-usb", opts.usb_regex, NULL), 0);
 	opts.usb_re_set = true;
 	struct plan plan = { .serial_index = -1 };
 	const char *argv[] = { "qemu-system-x86_64", "-name", "usbt", "-machine", "q35", "-nodefaults", "-S",
