@@ -150,6 +150,9 @@ file_record(struct host_snapshot *snap, size_t *cap, const char *path)
 	if (stat(full, &st) < 0)
 		return;
 	f->exists = true;
+	f->uid = st.st_uid;
+	f->gid = st.st_gid;
+	f->mode = st.st_mode & 07777;
 	f->readable = access(full, R_OK) == 0;
 	f->is_block = S_ISBLK(st.st_mode);
 	if (!f->is_block)
@@ -227,6 +230,30 @@ env_scan(struct host_snapshot *snap)
 	snap->sudo_gid = env_int("SUDO_GID");
 }
 
+static void
+node_scan(struct host_node *n, const char *path)
+{
+	char full[PATH_MAX];
+	struct stat st;
+	if (host_path(full, sizeof(full), "%s", path) == NULL || stat(full, &st) < 0)
+		return;
+	*n = (struct host_node){ .exists = true, .uid = st.st_uid, .gid = st.st_gid, .mode = st.st_mode & 07777 };
+}
+
+/* The guest's MAC is derived from it (the plan), so a guest keeps its MAC
+ * from run to run on one host. 32 hex digits, as systemd writes it. */
+static void
+machine_id_scan(struct host_snapshot *snap)
+{
+	char path[PATH_MAX];
+	if (host_path(path, sizeof(path), "/etc/machine-id") == NULL)
+		return;
+	char *id = host_read_line(path);
+	if (id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32)
+		snap_copy(snap->machine_id, sizeof(snap->machine_id), id);
+	free(id);
+}
+
 /* NetworkManager leaves /run/NetworkManager behind when it stops, so the
  * directory alone proves nothing: its pid file must name a live process
  * that is NetworkManager. */
@@ -262,6 +289,9 @@ snapshot_take(struct host_snapshot *snap, const struct options *opts, struct ver
 	files_scan(snap, opts);
 	env_scan(snap);
 	network_manager_scan(snap);
+	node_scan(&snap->kvm_node, "/dev/kvm");
+	node_scan(&snap->vfio_node, "/dev/vfio/vfio");
+	machine_id_scan(snap);
 	return 0;
 }
 

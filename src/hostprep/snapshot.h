@@ -71,9 +71,16 @@ struct net_iface {
 struct host_file {
 	char *path;              /* as given; absolute or relative to the cwd */
 	bool exists, readable, is_block;
+	unsigned uid, gid, mode; /* owner and permission bits (when it exists): can QEMU's user open it */
 	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial without the
 				  * blanks drives pad it with, else "" */
 	char disk_name[32];      /* "nvme0n1" for /dev/nvme0n1p2 */
+};
+
+/* A device node QEMU's user may have to open itself, as stat() saw it. */
+struct host_node {
+	bool exists;
+	unsigned uid, gid, mode;
 };
 
 struct firmware_file {
@@ -118,6 +125,9 @@ struct host_snapshot {
 	bool vfio_pci_available;         /* loaded, or a module for the running kernel exists */
 	bool zfs_loaded;                 /* /sys/module/zfs */
 	bool vhost_net;                  /* /dev/vhost-net */
+	struct host_node kvm_node;       /* /dev/kvm */
+	struct host_node vfio_node;      /* /dev/vfio/vfio, the VFIO container */
+	char machine_id[33];             /* /etc/machine-id, "" when the host has none */
 	bool network_manager;            /* NetworkManager runs: /run/NetworkManager/NetworkManager.pid
 					  * names a live /proc/PID whose comm is NetworkManager */
 

@@ -69,6 +69,7 @@ struct options {
 	bool nonet;
 	struct opt_portfwd *portfwds;
 	size_t n_portfwds;
+	char *mac;                       /* -mac, lower-case; NULL: the plan derives one */
 
 	/* guest companions */
 	bool hyperv, hostaudio, looking_glass, spice, qemu_agent;
@@ -84,7 +85,11 @@ struct options {
 
 	/* Inputs main fills in so the plan stays pure and deterministic. */
 	char *qemu;                      /* QEMU binary: $VFIO_QEMU, default "qemu-system-x86_64" */
-	uint64_t mac_seed;               /* randomness for a guest MAC when no host MAC applies */
+	bool console_tty;                /* stdin is a terminal: the serial console goes there, else to
+	                                  * /run/vfio/NAME/console.log */
+	unsigned *qemu_groups;           /* supplementary groups of QEMU's user (-user, else the sudo
+	                                  * caller): which device nodes it can open already */
+	size_t n_qemu_groups;
 	char *audiodev;                  /* -hostaudio backend: "pipewire" or "pa" (NULL: "pa",
 	                                  * what QEMU 7.2 has; main may pick pipewire when QEMU has it) */
 	bool audio_pipewire, audio_pulse; /* -hostaudio: the user's sockets exist (audio_probe()) */

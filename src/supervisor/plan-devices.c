@@ -295,6 +295,47 @@ plan_devices_changes(struct plan_ctx *c)
 	}
 }
 
+/* QEMU's user can read and write a node already (as owner, through one of
+ * its groups, or as everyone): then it needs no dev-chown. */
+static bool
+plan_user_can_rw(const struct plan_ctx *c, int uid, int gid, bool exists, unsigned nuid, unsigned ngid,
+    unsigned mode)
+{
+	if (!exists)
+		return false;
+	if (nuid == (unsigned)uid)
+		return (mode & 0600) == 0600;
+	bool member = ngid == (unsigned)gid;
+	for (size_t i = 0; i < c->opts->n_qemu_groups && !member; i++)
+		member = c->opts->qemu_groups[i] == ngid;
+	if (member)
+		return (mode & 0060) == 0060;
+	return (mode & 0006) == 0006;
+}
+
+/* QEMU running as the invoking user opens some nodes itself besides the
+ * groups and USB devices (plan_devices_changes): /dev/kvm, the VFIO
+ * container, block devices given as disks. It gets exactly those it cannot
+ * open already, journaled and given back like every change. */
+void
+plan_node_changes(struct plan_ctx *c)
+{
+	int uid, gid;
+	plan_qemu_user(c, &uid, &gid);
+	if (uid <= 0)
+		return;
+	const struct host_node *kvm = &c->snap->kvm_node, *vfio = &c->snap->vfio_node;
+	if (!c->tcg && !plan_user_can_rw(c, uid, gid, kvm->exists, kvm->uid, kvm->gid, kvm->mode))
+		plan_change_add(c, devown_change_new("/dev/kvm", uid, gid));
+	for (size_t i = 0; i < c->snap->n_files; i++) {
+		const struct host_file *f = &c->snap->files[i];
+		if (f->is_block && f->path[0] == '/' && !plan_user_can_rw(c, uid, gid, f->exists, f->uid, f->gid, f->mode))
+			plan_change_add(c, devown_change_new(f->path, uid, gid));
+	}
+	if (c->n_pci > 0 && !plan_user_can_rw(c, uid, gid, vfio->exists, vfio->uid, vfio->gid, vfio->mode))
+		plan_change_add(c, devown_change_new("/dev/vfio/vfio", uid, gid));
+}
+
 void
 plan_devices_cmdline(struct plan_ctx *c)
 {

@@ -10,19 +10,37 @@
 #include "net.h"
 #include "plan-priv.h"
 
-/* 52:54:00 + the host interface's last three bytes (net_guest_mac); without
- * a usable host MAC, three bytes from the seed, so the plan stays pure and a
- * test can fix them (VFIO_MAC_SEED). Returns true when the host MAC was used. */
-bool
-plan_guest_mac(char out[18], const char *mac, uint64_t seed)
+/* Three bytes that stay the same for one guest name on one host and differ
+ * between guests and hosts: FNV-1a over the machine-id and the name, mixed
+ * by splitmix64's finalizer. A Windows guest that sees a new MAC sees a new
+ * network, so a random one per run will not do. */
+static void
+plan_mac_bytes(uint8_t out[3], const char *machine_id, const char *name)
 {
-	/* splitmix64: any seed, even 0, gives well-mixed bytes. */
-	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	const uint8_t random3[3] = { (uint8_t)(z >> 16), (uint8_t)(z >> 8), (uint8_t)z };
-	return net_guest_mac(mac, random3, out);
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *parts[] = { "vfio guest mac\n", machine_id, "\n", name };
+	for (size_t i = 0; i < nitems(parts); i++) {
+		for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+			h = (h ^ *p) * 0x100000001b3ULL;
+	}
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	out[0] = (uint8_t)(h >> 16);
+	out[1] = (uint8_t)(h >> 8);
+	out[2] = (uint8_t)h;
+}
+
+enum plan_mac_source
+plan_guest_mac(char out[18], const char *flag_mac, const char *host_mac, const char *machine_id, const char *name)
+{
+	if (flag_mac != NULL) {
+		snprintf(out, 18, "%s", flag_mac);
+		return PLAN_MAC_FLAG;
+	}
+	uint8_t derived[3];
+	plan_mac_bytes(derived, machine_id, name);
+	return net_guest_mac(host_mac, derived, out) ? PLAN_MAC_HOST : PLAN_MAC_DERIVED;
 }
 
 /* Returns false when the network cannot be set up as asked. */
@@ -78,9 +96,9 @@ plan_net_prepare(struct plan_ctx *c)
 	const char *mac = NULL;
 
 	if (o->nonet) {
-		if (o->bridge || o->tap || o->hostint || o->n_portfwds)
-			plan_warn(c, "-nonet: the guest gets no network adapter; -bridge, -tap, -hostint and "
-			    "-portforward are ignored");
+		if (o->bridge || o->tap || o->hostint || o->n_portfwds || o->mac)
+			plan_warn(c, "-nonet: the guest gets no network adapter; -bridge, -tap, -hostint, "
+			    "-portforward and -mac are ignored");
 		plan_say_later(c, "Network: none (-nonet)");
 		return;
 	}
@@ -134,8 +152,19 @@ plan_net_prepare(struct plan_ctx *c)
 		else
 			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing, left as it is" : "created for this run");
 	}
-	bool from_host = plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
-	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, from_host ? "" : " (random)");
+	switch (plan_guest_mac(plan->guest_mac, o->mac, mac, c->snap->machine_id, o->name ? o->name : "vfio")) {
+	case PLAN_MAC_FLAG:
+		plan_say_later(c, "Guest MAC address: %s (-mac)", plan->guest_mac);
+		break;
+	case PLAN_MAC_HOST:
+		plan_say_later(c, "Guest MAC address: %s", plan->guest_mac);
+		break;
+	case PLAN_MAC_DERIVED:
+		plan_say_later(c, "Guest MAC address: %s (%s)", plan->guest_mac, c->snap->machine_id[0] ?
+		    "from the guest name and this host's /etc/machine-id" :
+		    "from the guest name; this host has no /etc/machine-id");
+		break;
+	}
 	c->nic_port = plan_take_port(c);
 }
 

@@ -20,7 +20,6 @@
 #include "child.h"
 #include "control.h"
 #include "devices.h"
-#include "devown.h"
 #include "hostroot.h"
 #include "journal.h"
 #include "log.h"
@@ -73,9 +72,7 @@ struct session {
 	struct journal j;
 	struct devices devs;
 	struct spawn_user user;
-	json_t *changes;         /* the plan's host changes plus the session's dev-chowns */
-	struct strv argv;        /* what QEMU really gets */
-	bool console_tty;
+	char *qemu_path;         /* the file executed with the plan's argv */
 
 	enum session_state state;
 	pid_t qemu_pid;
@@ -631,107 +628,6 @@ static const struct qmp_callbacks session_qmp_callbacks = {
 
 /* --- the host ------------------------------------------------------------ */
 
-static bool
-session_has_chown(const json_t *changes, const char *path)
-{
-	size_t i;
-	json_t *c;
-	json_array_foreach(changes, i, c) {
-		if (strcmp(change_str(c, "action"), "dev-chown") == 0 &&
-		    strcmp(change_str(c, "target"), path) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void
-session_add_chown(struct session *s, const char *path)
-{
-	if (session_has_chown(s->changes, path))
-		return;
-	json_array_append_new(s->changes, devown_change_new(path, (int)s->user.uid, (int)s->user.gid));
-}
-
-/* True when QEMU's user can already read and write path (owner, one of its
- * groups, or everyone): then it needs no dev-chown. */
-static bool
-session_user_can_rw(const struct session *s, const char *hostpath)
-{
-	char *p = host_pathdup("%s", hostpath);
-	struct stat st;
-	int r = stat(p, &st);
-	free(p);
-	if (r < 0)
-		return false;
-	if (st.st_uid == s->user.uid)
-		return (st.st_mode & 0600) == 0600;
-	for (size_t i = 0; i < s->user.n_groups; i++) {
-		if (st.st_gid == s->user.groups[i])
-			return (st.st_mode & 0060) == 0060;
-	}
-	return (st.st_mode & 0006) == 0006;
-}
-
-static bool
-session_argv_has(const struct strv *argv, const char *opt, const char *val)
-{
-	for (size_t i = 0; i + 1 < argv->n; i++) {
-		if (strcmp(argv->v[i], opt) == 0 && strcmp(argv->v[i + 1], val) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* QEMU running as the invoking user opens some device nodes itself: the VFIO
- * container and group nodes, USB device nodes, /dev/kvm, block devices given
- * as disks. Give it exactly those it cannot open already (journaled like any
- * change, given back at the end). */
-static void
-session_complete_changes(struct session *s, const struct host_snapshot *snap)
-{
-	s->changes = json_deep_copy(s->plan->host_changes ? s->plan->host_changes : json_array());
-	if (!json_is_array(s->changes)) {
-		json_decref(s->changes);
-		s->changes = json_array();
-	}
-	if (!s->user.drop)
-		return;
-	size_t i;
-	json_t *c;
-	bool vfio = false;
-	if (session_argv_has(&s->plan->argv, "-accel", "kvm") && !session_user_can_rw(s, "/dev/kvm"))
-		session_add_chown(s, "/dev/kvm");
-	for (size_t f = 0; snap != NULL && f < snap->n_files; f++) {
-		const struct host_file *hf = &snap->files[f];
-		if (hf->is_block && hf->path[0] == '/' && !session_user_can_rw(s, hf->path))
-			session_add_chown(s, hf->path);
-	}
-	json_array_foreach(s->plan->host_changes, i, c) {
-		json_int_t group = change_arg_int(c, "group", -1);
-		if (strcmp(change_str(c, "action"), "pci-bind-vfio") == 0 && group >= 0) {
-			char path[64];
-			snprintf(path, sizeof(path), "/dev/vfio/%d", (int)group);
-			/* The group node appears only once the group is on vfio-pci. */
-			session_add_chown(s, path);
-			vfio = true;
-		}
-	}
-	if (vfio && !session_user_can_rw(s, "/dev/vfio/vfio"))
-		session_add_chown(s, "/dev/vfio/vfio");
-	json_array_foreach(s->plan->qmp, i, c) {
-		const json_t *a = json_object_get(c, "arguments");
-		const char *drv = json_string_value(json_object_get(a, "driver"));
-		json_t *bus = json_object_get(a, "hostbus"), *addr = json_object_get(a, "hostaddr");
-		if (drv && strcmp(drv, "usb-host") == 0 && json_is_integer(bus) && json_is_integer(addr)) {
-			char path[64];
-			snprintf(path, sizeof(path), "/dev/bus/usb/%03d/%03d", (int)json_integer_value(bus),
-			    (int)json_integer_value(addr));
-			if (!session_user_can_rw(s, path))
-				session_add_chown(s, path);
-		}
-	}
-}
-
 /* Each change through the journal: prepare, "begin" (fsync'd), apply (in a
  * child with its deadline when it may block, so a driver stuck in the kernel
  * cannot hang us), "done". A failure leaves the rest to teardown. */
@@ -741,7 +637,7 @@ session_apply_changes(struct session *s)
 	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
 	size_t i;
 	json_t *c;
-	json_array_foreach(s->changes, i, c) {
+	json_array_foreach(s->plan->host_changes, i, c) {
 		struct verr err = { 0 };
 		size_t idx;
 		int r = journal_apply(&s->j, c, &o, &idx, &err);
@@ -759,15 +655,12 @@ session_apply_changes(struct session *s)
 	return 0;
 }
 
-/* QEMU's real argv, before any host change: a missing binary changes nothing. */
+/* QEMU's binary, before any host change: a missing one changes nothing. */
 static int
-session_prepare_argv(struct session *s)
+session_find_qemu(struct session *s)
 {
 	struct verr err = { 0 };
-	s->console_tty = isatty(STDIN_FILENO);
-	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
-	int r = spawn_argv(&s->argv, &s->plan->argv, s->plan->serial_index, console, &err);
-	free(console);
+	int r = spawn_binary(s->plan->argv.n > 0 ? s->plan->argv.v[0] : "qemu-system-x86_64", &s->qemu_path, &err);
 	if (r < 0)
 		log_error("%s", err.msg);
 	return r;
@@ -785,13 +678,13 @@ session_spawn(struct session *s)
 	}
 	/* Guest RAM is pinned for DMA: lift the memlock limit (unlimited as root,
 	 * as the original's prlimit; else the most the hard limit allows). */
-	uint64_t mib = spawn_memory_mib(&s->argv);
 	struct spawn_req req = {
-		.argv = &s->argv,
+		.path = s->qemu_path,
+		.argv = &s->plan->argv,
 		.qmp_fd = sv[1],
 		.user = &s->user,
-		.console_is_tty = s->console_tty,
-		.memlock = spawn_memlock_limit(mib),
+		.console_is_tty = s->plan->console_tty,
+		.memlock = spawn_memlock_limit(s->plan->memory_mib),
 	};
 	r = spawn_qemu(&req, &s->qemu_pid, &err);
 	close(sv[1]);
@@ -903,7 +796,7 @@ session_validate(struct session *s)
 	}
 	size_t i;
 	json_t *c;
-	json_array_foreach(s->changes, i, c) {
+	json_array_foreach(s->plan->host_changes, i, c) {
 		const char *action = change_str(c, "action");
 		if (change_find(action) == NULL) {
 			log_error("the plan asks for a host change \"%s\" on %s that this build of vfio "
@@ -987,15 +880,14 @@ session_free(struct session *s)
 		journal_close(&s->j);
 	rundir_close(&s->rd);
 	spawn_user_free(&s->user);
-	json_decref(s->changes);
-	strv_free(&s->argv);
+	free(s->qemu_path);
 	free(s->failure);
 	if (s->base)
 		event_base_free(s->base);
 }
 
 int
-session_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan)
+session_run(const struct options *opts, const struct plan *plan)
 {
 	struct session s = {
 		.opts = opts,
@@ -1013,14 +905,13 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 		log_error("%s", err.msg);
 		goto out;
 	}
-	session_complete_changes(&s, snap);
 	if (session_validate(&s) < 0)
 		goto out;
 	if (rundir_create(&s.rd, s.name, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_prepare_argv(&s) < 0) {
+	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_find_qemu(&s) < 0) {
 		if (err.msg[0] != '\0')
 			log_error("%s", err.msg);
 		if (s.j.path != NULL)

@@ -224,17 +224,6 @@ uw_req_free(struct uw_req *r)
 
 /* --- the controller ---------------------------------------------------- */
 
-static bool
-uw_argv_has_xhci(const struct plan *plan)
-{
-	for (size_t i = 0; plan != NULL && i < plan->argv.n; i++) {
-		const char *a = plan->argv.v[i];
-		if (str_startswith(a, "qemu-xhci,") && strstr(a, "id=xhci") != NULL)
-			return true;
-	}
-	return false;
-}
-
 static void
 uw_fail_waiting(struct usbwatch *uw, const char *why)
 {
@@ -805,7 +794,7 @@ usbwatch_new(const struct usbwatch_env *env)
 {
 	struct usbwatch *uw = xcalloc(1, sizeof(*uw));
 	uw->env = *env;
-	uw->xhci_ready = uw_argv_has_xhci(env->plan) || devices_find(env->devs, "xhci") != NULL;
+	uw->xhci_ready = (env->plan != NULL && env->plan->has_xhci) || devices_find(env->devs, "xhci") != NULL;
 	return uw;
 }
 

@@ -33,7 +33,8 @@ struct usbwatch_env {
 	struct journal *journal;     /* where dev-chown is recorded; NULL: no chown */
 	int uid, gid;                /* QEMU's user when it is not us (chown the nodes), else -1 */
 	const regex_t *re;           /* -usb: attach matching devices as they come; NULL: only by command */
-	const struct plan *plan;     /* the argv (is qemu-xhci there?) and devices.pci (controllers passed whole) */
+	const struct plan *plan;     /* has_xhci (a qemu-xhci on the command line) and devices.pci
+	                              * (controllers passed whole) */
 	void (*changed)(void *arg);  /* something was attached or removed: status.json is stale */
 	void *arg;
 };

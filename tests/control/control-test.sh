@@ -71,7 +71,7 @@ cat > "$T/plan.json" <<JSON
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
  ],
  "host_changes": [],
- "n_root_ports": 4}
+ "n_root_ports": 4, "memory_mib": 512, "has_xhci": true}
 JSON
 scenario() { printf '%s\n' "$1" > "$T/scenario.json"; }
 scenario '{}'

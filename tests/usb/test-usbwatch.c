@@ -195,8 +195,7 @@ fx_start(struct fx *f, const struct fx_opts *o)
 	f->base = event_base_new();
 	spawn_qemu(f, o->xhci, o->scenario);
 	devices_init(&f->devs, o->no_spare_port ? 0 : 2);
-	if (o->xhci)
-		strv_push(&f->plan.argv, "qemu-xhci,id=xhci");
+	f->plan.has_xhci = o->xhci;
 	f->plan.devices = json_pack("{s:[], s:[]}", "pci", "usb");
 	if (o->passed_pci != NULL)
 		json_array_append_new(json_object_get(f->plan.devices, "pci"),
