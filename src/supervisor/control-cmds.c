@@ -145,7 +145,8 @@ control_cmd_help(struct control_req *req)
 	struct strbuf sb = { 0 };
 	for (size_t i = 0; i < control_cmd_count; i++) {
 		const struct control_cmd_entry *e = &control_cmd_table[i];
-		strbuf_printf(&sb, "%s%s%s%s: %s", i ? "; " : "", e->name, e->usage[0] ? " " : "", e->usage, e->help);
+		strbuf_printf(&sb, "%s%s%s%s: %s", i ? "; " : "", e->info.name, e->info.usage[0] ? " " : "",
+		    e->info.usage, e->info.help);
 	}
 	control_reply(req, true, "%s", sb.s);
 	strbuf_free(&sb);
@@ -763,7 +764,7 @@ control_usbwatch(struct control_req *req)
 	struct usbwatch *uw = req->c->h.usb != NULL ? *req->c->h.usb : NULL;
 	if (uw == NULL)
 		control_reply(req, false, "%s: USB passthrough is not available in this run (its watcher did "
-		    "not start; the supervisor's log says why)", req->entry->name);
+		    "not start; the supervisor's log says why)", req->entry->info.name);
 	return uw;
 }
 
@@ -793,47 +794,50 @@ control_cmd_usb_del(struct control_req *req)
 
 /* --- the table ----------------------------------------------------------------- */
 
+#define CMD(n, u, flg, mn, mx, fn, h) \
+	{ .info = { .name = n, .usage = u, .help = h, .flags = flg }, .min_args = mn, .max_args = mx, .exec = fn }
+
 const struct control_cmd_entry control_cmd_table[] = {
-	{ .name = "pci add", .usage = "REGEX|ADDRESS", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_pci_add, .help = "bind a host PCI device to vfio-pci and hot-add it" },
-	{ .name = "pci del", .usage = "ID|ADDRESS [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_pci_del, .help = "hot-remove a PCI device and give it back to its driver" },
-	{ .name = "usb add", .usage = "REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_usb_add, .help = "hot-add the host USB device REGEX matches" },
-	{ .name = "usb del", .usage = "ID|REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_usb_del, .help = "hot-remove a USB device" },
-	{ .name = "net add", .usage = "user [hostfwd=RULE,...]|bridge=BR|tap=TAP", .min_args = 1, .max_args = 8,
-	  .needs_guest = true, .exec = control_cmd_net_add, .help = "hot-add a virtio network card" },
-	{ .name = "net del", .usage = "ID", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_net_del, .help = "hot-remove a network card" },
-	{ .name = "status", .usage = "", .min_args = 0, .max_args = 0,
-	  .exec = control_cmd_status, .help = "what is attached (ids), free root ports, commands in flight" },
-	{ .name = "powerdown", .usage = "", .min_args = 0, .max_args = 0, .needs_guest = true,
-	  .exec = control_cmd_powerdown, .help = "press the guest's power button" },
-	{ .name = "reset", .usage = "", .min_args = 0, .max_args = 0, .needs_guest = true,
-	  .exec = control_cmd_reset, .help = "reset the guest" },
-	{ .name = "quit", .usage = "", .min_args = 0, .max_args = 0,
-	  .exec = control_cmd_quit, .help = "stop QEMU now and put the host back" },
-	{ .name = "help", .usage = "", .min_args = 0, .max_args = 0,
-	  .exec = control_cmd_help, .help = "this list" },
+	CMD("pci add", "REGEX|ADDRESS", CONTROL_CMD_GUEST, 1, 1, control_cmd_pci_add,
+	    "bind a host PCI device to vfio-pci and hot-add it"),
+	CMD("pci del", "ID|ADDRESS [force]", CONTROL_CMD_GUEST | CONTROL_CMD_FORCE, 1, 1, control_cmd_pci_del,
+	    "hot-remove a PCI device and give it back to its driver"),
+	CMD("usb add", "REGEX", CONTROL_CMD_GUEST, 1, 1, control_cmd_usb_add,
+	    "hot-add the host USB devices REGEX matches"),
+	CMD("usb del", "ID|REGEX", CONTROL_CMD_GUEST, 1, 1, control_cmd_usb_del, "hot-remove USB devices"),
+	CMD("net add", "user [hostfwd=RULE,...]|bridge=BR|tap=TAP", CONTROL_CMD_GUEST, 1, 8, control_cmd_net_add,
+	    "hot-add a virtio network card"),
+	CMD("net del", "ID", CONTROL_CMD_GUEST, 1, 1, control_cmd_net_del, "hot-remove a network card"),
+	CMD("status", "", 0, 0, 0, control_cmd_status,
+	    "what is attached (ids), free root ports, commands in flight"),
+	CMD("powerdown", "", CONTROL_CMD_GUEST, 0, 0, control_cmd_powerdown, "press the guest's power button"),
+	CMD("reset", "", CONTROL_CMD_GUEST, 0, 0, control_cmd_reset, "reset the guest"),
+	CMD("quit", "", 0, 0, 0, control_cmd_quit, "stop QEMU now and put the host back"),
+	CMD("help", "", 0, 0, 0, control_cmd_help, "this list"),
 };
 const size_t control_cmd_count = nitems(control_cmd_table);
+
+const struct control_cmd_info *
+control_cmd_info(size_t i)
+{
+	return i < control_cmd_count ? &control_cmd_table[i].info : NULL;
+}
 
 const struct control_cmd_entry *
 control_cmd_find(char **words, size_t n, size_t *used, struct verr *err)
 {
 	for (size_t i = 0; i < control_cmd_count; i++) {
 		const struct control_cmd_entry *e = &control_cmd_table[i];
-		const char *sp = strchr(e->name, ' ');
+		const char *sp = strchr(e->info.name, ' ');
 		if (sp == NULL) {
-			if (strcmp(words[0], e->name) == 0) {
+			if (strcmp(words[0], e->info.name) == 0) {
 				*used = 1;
 				return e;
 			}
 			continue;
 		}
-		size_t l = (size_t)(sp - e->name);
-		if (strlen(words[0]) != l || strncmp(words[0], e->name, l) != 0)
+		size_t l = (size_t)(sp - e->info.name);
+		if (strlen(words[0]) != l || strncmp(words[0], e->info.name, l) != 0)
 			continue;
 		if (n < 2) {
 			verr_set(err, -EINVAL, "%s needs add or del, e.g. %s add ...; see help", words[0], words[0]);

@@ -29,13 +29,12 @@ struct control_req {
 	int fd;
 };
 
+/* One command, as tmux's cmd_entry: the table drives lookup, the argument
+ * checks, "force", the guest check and help. */
 struct control_cmd_entry {
-	const char *name;                /* "pci add", "status" */
-	const char *usage;               /* "REGEX|ADDRESS [force]" */
-	int min_args, max_args;
-	bool needs_guest;                /* only while the guest runs */
+	struct control_cmd_info info;
+	int min_args, max_args;          /* arguments after the name, "force" not counted */
 	void (*exec)(struct control_req *req);
-	const char *help;
 };
 
 /* A device the FIFO attached and what giving it back takes. */

@@ -184,9 +184,9 @@ control_run_line(struct control *c, struct control_line *l)
 	req->line = strbuf_steal(&sb);
 	size_t n = l->words.n - used;
 	char **args = l->words.v + used;
-	/* force only means something to a command whose usage has it (pci del):
+	/* force only means something to a command that takes it (pci del):
 	 * elsewhere it stays a word and the argument check refuses it. */
-	if (n > 0 && strcmp(args[n - 1], "force") == 0 && strstr(e->usage, "[force]") != NULL) {
+	if (n > 0 && strcmp(args[n - 1], "force") == 0 && (e->info.flags & CONTROL_CMD_FORCE)) {
 		req->force = true;
 		n--;
 	}
@@ -199,14 +199,14 @@ control_run_line(struct control *c, struct control_line *l)
 	    req->line);
 
 	if (req->argc < e->min_args || (e->max_args >= 0 && req->argc > e->max_args)) {
-		control_reply(req, false, "%s takes %s%s%s; see help", e->name,
-		    e->usage[0] ? e->usage : "no arguments", e->usage[0] ? " (" : "",
-		    e->usage[0] ? (req->argc < e->min_args ? "missing argument)" : "too many arguments)") : "");
+		control_reply(req, false, "%s takes %s%s%s; see help", e->info.name,
+		    e->info.usage[0] ? e->info.usage : "no arguments", e->info.usage[0] ? " (" : "",
+		    e->info.usage[0] ? (req->argc < e->min_args ? "missing argument)" : "too many arguments)") : "");
 		return;
 	}
-	if (e->needs_guest && (!c->h.running(c->h.arg) || control_qmp(c) == NULL)) {
+	if ((e->info.flags & CONTROL_CMD_GUEST) && (!c->h.running(c->h.arg) || control_qmp(c) == NULL)) {
 		control_reply(req, false, "%s needs the running guest, and the guest is %s; try again once it "
-		    "runs", e->name, c->h.state(c->h.arg));
+		    "runs", e->info.name, c->h.state(c->h.arg));
 		return;
 	}
 	e->exec(req);

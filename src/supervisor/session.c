@@ -312,36 +312,52 @@ session_qmp_lost(const struct qmp_error *err)
 	return err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0;
 }
 
+/* --- QMP events: one table, as libvirt's eventHandlers[] ------------------ */
+
+static void
+session_on_shutdown(struct session *s, const json_t *data)
+{
+	s->shutdown_event = true;
+	s->shutdown_by_guest = json_is_true(json_object_get(data, "guest"));
+	const char *reason = json_string_value(json_object_get(data, "reason"));
+	log_info("the guest shut down (%s, %s)", s->shutdown_by_guest ? "by the guest" : "by the host",
+	    reason ? reason : "no reason given");
+	if (s->state < SESSION_RUNNING && s->failure == NULL)
+		s->failure = xasprintf("the guest shut down before it was started (%s)",
+		    reason ? reason : "no reason given");
+	session_set_state(s, SESSION_STOPPING);
+	/* QEMU exits after SHUTDOWN by itself; make sure it does. */
+	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
+}
+
+/* A device_del in flight completes (control FIFO, USB hotplug), or the
+ * guest ejected a device by itself: the list stays honest either way. */
+static void
+session_on_device_deleted(struct session *s, const json_t *data)
+{
+	if (devices_deleted(&s->devs, data))
+		session_status(s);
+}
+
+/* By name; every other event is only logged. */
+static const struct session_event_handler {
+	const char *name;
+	void (*handler)(struct session *s, const json_t *data);
+} session_event_handlers[] = {
+	{ "DEVICE_DELETED", session_on_device_deleted },
+	{ "SHUTDOWN", session_on_shutdown },
+};
+
 static void
 session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
 {
-	struct session *s = arg;
-	if (strcmp(name, "SHUTDOWN") == 0) {
-		s->shutdown_event = true;
-		s->shutdown_by_guest = json_is_true(json_object_get(data, "guest"));
-		const char *reason = json_string_value(json_object_get(data, "reason"));
-		log_info("the guest shut down (%s, %s)", s->shutdown_by_guest ? "by the guest" : "by the host",
-		    reason ? reason : "no reason given");
-		if (s->state < SESSION_RUNNING && s->failure == NULL)
-			s->failure = xasprintf("the guest shut down before it was started (%s)",
-			    reason ? reason : "no reason given");
-		session_set_state(s, SESSION_STOPPING);
-		/* QEMU exits after SHUTDOWN by itself; make sure it does. */
-		session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
-	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
-		/* devices_detach() waits for its own; this keeps the list honest
-		 * when the guest ejects a device by itself. */
-		for (size_t i = 0; i < s->devs.n; i++) {
-			if (qmp_device_deleted_matches(data, s->devs.v[i].id)) {
-				log_info("QEMU released %s", s->devs.v[i].id);
-				devices_removed(&s->devs, s->devs.v[i].id);
-				session_status(s);
-				break;
-			}
+	for (size_t i = 0; i < nitems(session_event_handlers); i++) {
+		if (strcmp(name, session_event_handlers[i].name) == 0) {
+			session_event_handlers[i].handler(arg, data);
+			return;
 		}
-	} else {
-		log_debug("QMP event %s", name);
 	}
+	log_debug("QMP event %s", name);
 }
 
 /* Test hook: VFIO_TEST_GREETING_TIMEOUT_S shortens the wait for the greeting

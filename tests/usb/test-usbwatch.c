@@ -110,6 +110,14 @@ unplug(struct fx *f, char *syspath)
 
 /* --- QEMU -------------------------------------------------------------- */
 
+/* DEVICE_DELETED goes to devices_deleted(), as the session's event table sends it. */
+static void
+route_deleted(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct fx *f = arg;
+	devices_deleted(&f->devs, data);
+}
+
 static void
 spawn_qemu(struct fx *f, bool xhci, const char *scenario)
 {
@@ -147,6 +155,7 @@ spawn_qemu(struct fx *f, bool xhci, const char *scenario)
 	close(sv[1]);
 	static const struct qmp_callbacks cbs = { 0 };
 	f->qmp = qmp_new(f->base, sv[0], &cbs, f);
+	qmp_subscribe(f->qmp, "DEVICE_DELETED", route_deleted, f);
 	struct verr err = { 0 };
 	if (qmp_wait_ready(f->qmp, WAIT_MS, &err) < 0)
 		fail_msg("QEMU did not come up: %s", err.msg);
