@@ -13,7 +13,6 @@
 
 #include "hostroot.h"
 #include "log.h"
-#include "options.h"
 #include "snapshot-priv.h"
 #include "util.h"
 
@@ -182,22 +181,11 @@ file_record(struct host_snapshot *snap, size_t *cap, const char *path)
 }
 
 static void
-files_scan(struct host_snapshot *snap, const struct options *opts)
+files_scan(struct host_snapshot *snap, const struct strv *files)
 {
 	size_t cap = 0;
-	if (opts == NULL)
-		return;
-	for (size_t i = 0; i < opts->n_images; i++)
-		file_record(snap, &cap, opts->images[i].path);
-	for (size_t i = 0; i < opts->n_isos; i++)
-		file_record(snap, &cap, opts->isos[i]);
-	file_record(snap, &cap, opts->bios);
-	file_record(snap, &cap, opts->biosvars);
-	file_record(snap, &cap, opts->romfile);
-	file_record(snap, &cap, opts->kernel);
-	file_record(snap, &cap, opts->initrd);
-	if (opts->hugepages)
-		file_record(snap, &cap, opts->hugepages_mount ? opts->hugepages_mount : "/dev/hugepages");
+	for (size_t i = 0; files != NULL && i < files->n; i++)
+		file_record(snap, &cap, files->v[i]);
 }
 
 static int
@@ -273,7 +261,7 @@ network_manager_scan(struct host_snapshot *snap)
 }
 
 int
-snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err)
+snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr *err)
 {
 	static int (*const readers[])(struct host_snapshot *, struct verr *) = {
 		pci_scan, iommu_scan, usb_scan, cpu_scan, memory_scan, firmware_scan, netinfo_scan,
@@ -286,7 +274,7 @@ snapshot_take(struct host_snapshot *snap, const struct options *opts, struct ver
 			return r;
 		}
 	}
-	files_scan(snap, opts);
+	files_scan(snap, files);
 	env_scan(snap);
 	network_manager_scan(snap);
 	node_scan(&snap->kvm_node, "/dev/kvm");

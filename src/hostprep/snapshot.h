@@ -137,15 +137,16 @@ struct host_snapshot {
 	int sudo_uid, sudo_gid;          /* -1 when not started through sudo */
 };
 
-struct options;
+struct strv;
 
 /* Read everything under the host root. Fails only on what makes a plan
  * impossible to compute (unreadable PCI devices, CPUs or /proc/meminfo);
  * missing pieces (no IOMMU, no USB, no hugepages, no firmware) are recorded
- * as such. opts may be NULL (no files to look up). Program data is read from
+ * as such. files are the paths the user named (options_host_files()), each
+ * recorded once; NULL for none. Program data is read from
  * the real root, never the host root: pci.ids (through libpci), the udev hwdb
  * and usb.ids. On the real root only, libusb fills USB strings sysfs lacks. */
-int snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err);
+int snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr *err);
 void snapshot_free(struct host_snapshot *snap);
 
 /* Lookups used by the plan. */

@@ -158,7 +158,11 @@ main(int argc, char **argv)
 	hostroot_init(NULL);
 	struct host_snapshot snap;
 	memset(&snap, 0, sizeof(snap));
-	if (snapshot_take(&snap, &opts, &err) < 0) {
+	struct strv files = { 0 };
+	options_host_files(&opts, &files);
+	int sr = snapshot_take(&snap, &files, &err);
+	strv_free(&files);
+	if (sr < 0) {
 		log_error("reading the host: %s", err.msg);
 		snapshot_free(&snap);
 		options_free(&opts);

@@ -655,6 +655,21 @@ options_free(struct options *opts)
 }
 
 void
+options_host_files(const struct options *opts, struct strv *out)
+{
+	for (size_t i = 0; i < opts->n_images; i++)
+		strv_push(out, opts->images[i].path);
+	for (size_t i = 0; i < opts->n_isos; i++)
+		strv_push(out, opts->isos[i]);
+	const char *one[] = { opts->bios, opts->biosvars, opts->romfile, opts->kernel, opts->initrd,
+		opts->hugepages ? (opts->hugepages_mount ? opts->hugepages_mount : "/dev/hugepages") : NULL };
+	for (size_t i = 0; i < nitems(one); i++) {
+		if (one[i] != NULL && one[i][0] != '\0')
+			strv_push(out, one[i]);
+	}
+}
+
+void
 options_usage(FILE *out)
 {
 	fprintf(out, "usage: vfio [-flag [value] ...]   (flags are case-insensitive, - or --)\n\n"

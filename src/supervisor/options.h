@@ -116,6 +116,10 @@ int options_parse_size(const char *s, uint64_t *mib, struct verr *err);
 /* Parse a CPU list ("0,2,4" or "0-5,12-17"), no duplicates. *cpus allocated. */
 int options_parse_cpulist(const char *s, int **cpus, size_t *n, struct verr *err);
 
+/* The host paths the options name (images, ISOs, firmware, ROM, kernel,
+ * initrd, the hugetlbfs mount), for the snapshot to look up. */
+void options_host_files(const struct options *opts, struct strv *out);
+
 /* For the man page test: iterate the table. Returns NULL past the end. */
 struct option_info {
 	const char *name;        /* canonical, without dash: "pci" */
