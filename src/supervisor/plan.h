@@ -17,7 +17,10 @@
 
 struct plan {
 	struct strv argv;        /* argv[0] is the QEMU binary */
-	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}} */
+	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}}; a command that
+	                          * passes a descriptor (getfd) also has "fd": {"open": "tap",
+	                          * "name": TAP} or {"open": "vhost-net"}: what the session opens
+	                          * and sends with it, never sent to QEMU itself */
 	json_t *host_changes;    /* array of change objects (see change.h) */
 	json_t *viewers;         /* companion-start changes for the user's viewers (remote-viewer,
 	                          * looking-glass-client): the session applies them after `cont`,

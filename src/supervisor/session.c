@@ -556,8 +556,8 @@ session_start_guest(struct session *s)
 		qmp_send(s->qmp, "cont", NULL, -1, SESSION_CMD_TIMEOUT_MS, session_cont_reply, s);
 }
 
-/* The "fd" annotation on a plan command (CONVENTIONS.md): open what QEMU
- * cannot open itself (it may run as the invoking user). */
+/* The "fd" annotation on a plan command (plan.h): open what QEMU cannot
+ * open itself (it may run as the invoking user). */
 static int
 session_open_fd(const json_t *spec, struct verr *err)
 {

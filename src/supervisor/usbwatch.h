@@ -9,7 +9,7 @@
  *
  * Devices are known by their sysfs path, device number and (vendor, product,
  * serial): a bus/address reused by another device after an unplug is a new
- * device. Their QMP id is usb-PORTPATH ("usb-1-4.2", CONVENTIONS.md). */
+ * device. Their QMP id is usb-PORTPATH ("usb-1-4.2", passthrough_usb_id()). */
 #ifndef VFIO_USBWATCH_H
 #define VFIO_USBWATCH_H
 
