@@ -616,106 +616,103 @@ bind_without_vfio_pci_loaded_says_to_load_it(void **state)
 
 /* ---- through the journal, as every path changes the host ---- */
 
-static char jdir[64];
+/* The desktop host, a fresh journal in a directory of its own (outside the
+ * host root, so the tree compares byte for byte), the NVMe's bind change. */
+struct hot {
+	char *root, *before;
+	char jdir[64];
+	struct journal j;
+	json_t *c;
+	struct event_base *base;
+};
 
-/* A fresh journal in a directory of its own, outside the host root. */
 static void
-journal_fresh(struct journal *j)
+hot_begin(struct hot *h, const char *fault)
 {
-	snprintf(jdir, sizeof(jdir), "/tmp/vfio-bind-journal-XXXXXX");
-	assert_non_null(mkdtemp(jdir));
+	memset(h, 0, sizeof(*h));
+	h->root = fixture_new("desktop");
+	h->before = tree_snapshot(h->root);
+	if (fault != NULL)
+		fixture_fault(h->root, fault);
+	snprintf(h->jdir, sizeof(h->jdir), "/tmp/vfio-bind-journal-XXXXXX");
+	assert_non_null(mkdtemp(h->jdir));
 	struct verr err = { 0 };
-	if (journal_open(j, jdir, &err) != 0)
+	if (journal_open(&h->j, h->jdir, &err) != 0)
 		fail_msg("%s", err.msg);
+	h->c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	h->base = event_base_new();
 }
 
+/* The host is as it was before (when restored), and everything goes. */
 static void
-journal_gone(struct journal *j)
+hot_end(struct hot *h, bool restored)
 {
-	journal_close(j);
-	char *p = xasprintf("%s/journal", jdir);
+	child_spare_drop();
+	if (restored) {
+		char *after = tree_snapshot(h->root);
+		tree_assert_equal(h->before, after);
+		free(after);
+	}
+	journal_close(&h->j);
+	char *p = xasprintf("%s/journal", h->jdir);
 	unlink(p);
 	free(p);
-	rmdir(jdir);
+	rmdir(h->jdir);
+	event_base_free(h->base);
+	json_decref(h->c);
+	free(h->before);
+	fixture_free(h->root);
 }
 
-static const struct journal_apply_opts hot = { .bindtimeout_ms = 5000, .undo_on_failure = true };
+static const struct journal_apply_opts hot_opts = { .bindtimeout_ms = 5000, .undo_on_failure = true };
 
 static void
 hot_attach_and_detach_move_a_device_and_give_it_back(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	struct journal j;
-	journal_fresh(&j);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	struct hot h;
+	hot_begin(&h, NULL);
 	struct verr err = { 0 };
 	size_t idx;
-	if (journal_apply(&j, c, &hot, &idx, &err) != 0)
+	if (journal_apply(&h.j, h.c, &hot_opts, &idx, &err) != 0)
 		fail_msg("%s", err.msg);
-	assert_int_equal(j.entries[idx].state, JOURNAL_DONE);
-	assert_string_equal(json_string_value(json_object_get(j.entries[idx].saved, "driver")), "nvme");
-	assert_driver(root, NVME, "vfio-pci");
-	assert_true(fixture_exists(root, "/dev/vfio/11"));
-	assert_int_equal(journal_undo(&j, idx, 5000, &err), 0);
-	assert_int_equal(j.entries[idx].state, JOURNAL_UNDONE);
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	json_decref(c);
-	journal_gone(&j);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_DONE);
+	assert_string_equal(json_string_value(json_object_get(h.j.entries[idx].saved, "driver")), "nvme");
+	assert_driver(h.root, NVME, "vfio-pci");
+	assert_true(fixture_exists(h.root, "/dev/vfio/11"));
+	assert_int_equal(journal_undo(&h.j, idx, 5000, &err), 0);
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_UNDONE);
+	hot_end(&h, true);
 }
 
 static void
 hot_attach_that_cannot_be_journaled_changes_nothing(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	struct journal j;
-	journal_fresh(&j);
+	struct hot h;
+	hot_begin(&h, NULL);
 	/* A full disk under /run. */
-	close(j.fd);
-	j.fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
-	assert_true(j.fd >= 0);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	close(h.j.fd);
+	h.j.fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	assert_true(h.j.fd >= 0);
 	struct verr err = { 0 };
 	size_t idx;
-	assert_int_equal(journal_apply(&j, c, &hot, &idx, &err), -ENOSPC);
+	assert_int_equal(journal_apply(&h.j, h.c, &hot_opts, &idx, &err), -ENOSPC);
 	assert_contains(err.msg, "cannot write the journal");
 	assert_int_equal(idx, (size_t)-1);
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	json_decref(c);
-	journal_gone(&j);
-	free(before);
-	free(after);
-	fixture_free(root);
+	hot_end(&h, true);
 }
 
 static void
 hot_attach_that_fails_gives_the_device_back(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	fixture_fault(root, "bind-fail " NVME " vfio-pci");
-	struct journal j;
-	journal_fresh(&j);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	struct hot h;
+	hot_begin(&h, "bind-fail " NVME " vfio-pci");
 	struct verr err = { 0 };
 	size_t idx;
-	assert_int_equal(journal_apply(&j, c, &hot, &idx, &err), -ENODEV);
+	assert_int_equal(journal_apply(&h.j, h.c, &hot_opts, &idx, &err), -ENODEV);
 	assert_contains(err.msg, "did not bind to vfio-pci");
-	assert_driver(root, NVME, "nvme");
-	assert_int_equal(j.entries[idx].state, JOURNAL_UNDONE);	/* nothing stays in force */
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	json_decref(c);
-	journal_gone(&j);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_driver(h.root, NVME, "nvme");
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_UNDONE);	/* nothing stays in force */
+	hot_end(&h, true);
 }
 
 struct loop_result {
@@ -739,91 +736,61 @@ on_done(const struct journal_result *res, void *arg)
 static void
 hot_attach_and_detach_run_inside_the_event_loop(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	struct event_base *base = event_base_new();
-	struct journal j;
-	journal_fresh(&j);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	struct hot h;
+	hot_begin(&h, NULL);
 	struct loop_result r = { 0 };
 	struct verr err = { 0 };
-	assert_non_null(journal_apply_start(&j, base, c, &hot, on_done, &r, &err));
-	assert_driver(root, NVME, "nvme");	/* nothing happens until the loop runs */
+	assert_non_null(journal_apply_start(&h.j, h.base, h.c, &hot_opts, on_done, &r, &err));
+	assert_driver(h.root, NVME, "nvme");	/* nothing happens until the loop runs */
 	assert_int_equal(r.calls, 0);
-	event_base_dispatch(base);
+	event_base_dispatch(h.base);
 	assert_int_equal(r.calls, 1);
 	if (r.code != 0)
 		fail_msg("%s", r.msg);
-	assert_int_equal(j.entries[r.idx].state, JOURNAL_DONE);
-	assert_driver(root, NVME, "vfio-pci");
-	assert_true(fixture_exists(root, "/dev/vfio/11"));
-	assert_non_null(journal_undo_start(&j, base, r.idx, 5000, on_done, &r, &err));
-	event_base_dispatch(base);
+	assert_int_equal(h.j.entries[r.idx].state, JOURNAL_DONE);
+	assert_driver(h.root, NVME, "vfio-pci");
+	assert_true(fixture_exists(h.root, "/dev/vfio/11"));
+	assert_non_null(journal_undo_start(&h.j, h.base, r.idx, 5000, on_done, &r, &err));
+	event_base_dispatch(h.base);
 	assert_int_equal(r.calls, 2);
 	assert_int_equal(r.code, 0);
 	assert_true(r.undone);
-	assert_int_equal(j.entries[r.idx].state, JOURNAL_UNDONE);
-	child_spare_drop();
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	event_base_free(base);
-	json_decref(c);
-	journal_gone(&j);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_int_equal(h.j.entries[r.idx].state, JOURNAL_UNDONE);
+	hot_end(&h, true);
 }
 
 static void
 failed_attach_in_the_event_loop_is_given_back_before_the_callback(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	fixture_fault(root, "bind-fail " NVME " vfio-pci");
-	struct event_base *base = event_base_new();
-	struct journal j;
-	journal_fresh(&j);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	struct hot h;
+	hot_begin(&h, "bind-fail " NVME " vfio-pci");
 	struct loop_result r = { 0 };
 	struct verr err = { 0 };
-	assert_non_null(journal_apply_start(&j, base, c, &hot, on_done, &r, &err));
-	event_base_dispatch(base);
+	assert_non_null(journal_apply_start(&h.j, h.base, h.c, &hot_opts, on_done, &r, &err));
+	event_base_dispatch(h.base);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.code, -ENODEV);
 	assert_contains(r.msg, "did not bind to vfio-pci");
 	assert_true(r.undone);
-	assert_int_equal(j.entries[r.idx].state, JOURNAL_UNDONE);
-	assert_driver(root, NVME, "nvme");
-	child_spare_drop();
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	event_base_free(base);
-	json_decref(c);
-	journal_gone(&j);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_int_equal(h.j.entries[r.idx].state, JOURNAL_UNDONE);
+	assert_driver(h.root, NVME, "nvme");
+	hot_end(&h, true);
 }
 
 static void
 missing_vfio_node_is_reported_as_such_not_as_a_hang(void **state)
 {
-	char *root = fixture_new("desktop");
-	fixture_fault(root, "novfio 11");
+	struct hot h;
+	hot_begin(&h, "novfio 11");
 	vfio_bind_set_waits(1500, 1000);	/* longer than -bindtimeout below */
-	struct journal j;
-	journal_fresh(&j);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
 	struct journal_apply_opts o = { .bindtimeout_ms = 1000, .undo_on_failure = true };
 	struct verr err = { 0 };
 	size_t idx;
-	assert_int_equal(journal_apply(&j, c, &o, &idx, &err), -ETIMEDOUT);
+	assert_int_equal(journal_apply(&h.j, h.c, &o, &idx, &err), -ETIMEDOUT);
 	assert_contains(err.msg, "/dev/vfio/11 did not appear within 1.5 s");
-	assert_driver(root, NVME, "nvme");	/* and it was given back */
+	assert_driver(h.root, NVME, "nvme");	/* and it was given back */
 	vfio_bind_set_waits(1000, 1000);
-	json_decref(c);
-	journal_gone(&j);
-	fixture_free(root);
+	hot_end(&h, false);
 }
 
 /* A blocking apply runs in a child and is cut off at its deadline, which
@@ -832,27 +799,22 @@ missing_vfio_node_is_reported_as_such_not_as_a_hang(void **state)
 static void
 blocking_apply_is_cut_off_at_the_kinds_deadline(void **state)
 {
-	char *root = fixture_new("desktop");
-	fixture_fault(root, "unbind-block " NVME " 30");
+	struct hot h;
+	hot_begin(&h, "unbind-block " NVME " 30");
 	vfio_bind_set_waits(300, 200);
-	struct journal j;
-	journal_fresh(&j);
-	json_t *c = vfio_bind_change_new(NVME, "nvme", 11, false);
 	struct journal_apply_opts o = { .bindtimeout_ms = 400 };
 	struct verr err = { 0 };
 	size_t idx;
-	assert_int_equal(journal_apply(&j, c, &o, &idx, &err), -ETIMEDOUT);
+	assert_int_equal(journal_apply(&h.j, h.c, &o, &idx, &err), -ETIMEDOUT);
 	/* 400 ms of -bindtimeout, 300 ms of waits, 1 s of margin */
 	assert_contains(err.msg, "did not finish within 1.7 s");
-	assert_int_equal(j.entries[idx].state, JOURNAL_BEGIN);	/* in force: teardown undoes it */
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_BEGIN);	/* in force: teardown undoes it */
 	struct strv failed = { 0 };
-	assert_int_equal(journal_undo_all(&j, 400, &failed), 0);
+	assert_int_equal(journal_undo_all(&h.j, 400, &failed), 0);
 	strv_free(&failed);
-	assert_driver(root, NVME, "nvme");
+	assert_driver(h.root, NVME, "nvme");
 	vfio_bind_set_waits(1000, 1000);
-	json_decref(c);
-	journal_gone(&j);
-	fixture_free(root);
+	hot_end(&h, false);
 }
 
 /* The whole -killx sequence as the session journals it: each change is
@@ -885,6 +847,28 @@ killx_fixture(void)
 	fixture_proc(root, 1500, "Xorg", xorg, 0, "/dev/dri/card0");
 	setenv("VFIO_SYSTEMCTL", helper_path("fake-systemctl"), 1);
 	return root;
+}
+
+static char killx_jdir[64];
+
+static void
+journal_fresh(struct journal *j)
+{
+	snprintf(killx_jdir, sizeof(killx_jdir), "/tmp/vfio-bind-journal-XXXXXX");
+	assert_non_null(mkdtemp(killx_jdir));
+	struct verr err = { 0 };
+	if (journal_open(j, killx_jdir, &err) != 0)
+		fail_msg("%s", err.msg);
+}
+
+static void
+journal_gone(struct journal *j)
+{
+	journal_close(j);
+	char *p = xasprintf("%s/journal", killx_jdir);
+	unlink(p);
+	free(p);
+	rmdir(killx_jdir);
 }
 
 /* Journal and apply changes [0, n), as the session does at start; with
