@@ -70,7 +70,7 @@ def fixture(cache, mkhost, spec, name):
 def time_run(vfio, root, args):
     """Median CPU time (user + sys of the vfio process, from wait4) and median
     wall time over RUNS runs, after one warm-up run."""
-    env = dict(os.environ, VFIO_HOST_ROOT=root, VFIO_MAC_SEED="1", NO_COLOR="1")
+    env = dict(os.environ, VFIO_HOST_ROOT=root, NO_COLOR="1")
     cmd = [vfio] + args
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)   # warm-up
     cpu, wall = [], []

@@ -204,7 +204,7 @@ def main():
                    "kvm": False}, f)
     subprocess.run([sys.executable, mkhost, "--preset", "desktop", "--spec", spec, host], check=True,
                    stdout=subprocess.DEVNULL)
-    base_env = dict(os.environ, VFIO_HOST_ROOT=host, VFIO_MAC_SEED="1", NO_COLOR="1",
+    base_env = dict(os.environ, VFIO_HOST_ROOT=host, NO_COLOR="1",
                     VFIO_TEST_QEMU_ENV="QMP_MOCK_RECORD,QMP_MOCK_ARGV")
     for k in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "NOTIFY_SOCKET"):
         base_env.pop(k, None)

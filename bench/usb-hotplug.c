@@ -23,6 +23,7 @@
 #include "hostroot.h"
 #include "log.h"
 #include "options.h"
+#include "passthrough.h"
 #include "plan.h"
 #include "session.h"
 #include "util.h"
@@ -182,26 +183,27 @@ main(int argc, char **argv)
 
 	struct options opts = { .name = "usbbench", .shutdowntimeout_s = 20, .bindtimeout_s = 10 };
 	opts.usb_regex = "Stick";
-	if (regcomp(&opts.usb_re, opts.usb_regex, REG_EXTENDED | REG_NOSUB) != 0)
+	if (passthrough_regex(&opts.usb_re, "-usb", opts.usb_regex, NULL) != 0)
 		return 1;
 	opts.usb_re_set = true;
-	struct plan plan = { .serial_index = -1 };
+	/* A plan as plan_build() makes them: argv[0] is the QEMU main chose. */
+	struct plan plan = { .memory_mib = 64, .has_xhci = true };
 	const char *qargv[] = { "qemu-system-x86_64", "-name", "usbbench", "-machine", "q35", "-nodefaults", "-S",
 		"-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control", "-m", "64",
 		"-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
 		"-device", "qemu-xhci,id=xhci,bus=pcie.0" };
+	qargv[0] = getenv("VFIO_QEMU");
 	for (size_t i = 0; i < nitems(qargv); i++)
 		strv_push(&plan.argv, qargv[i]);
 	plan.qmp = json_array();
 	plan.host_changes = json_array();
 	plan.devices = json_pack("{s:[], s:[]}", "pci", "usb");
 	plan.n_root_ports = 1;
-	struct host_snapshot snap = { 0 };
 
 	pthread_t r, u;
 	pthread_create(&r, NULL, reader, NULL);
 	pthread_create(&u, NULL, user, NULL);
-	int status = session_run(&opts, &snap, &plan);
+	int status = session_run(&opts, &plan);
 	pthread_join(u, NULL);
 	close(record_wfd);          /* the reader ends once the fake QEMU's end is closed too */
 	pthread_join(r, NULL);

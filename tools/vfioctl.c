@@ -36,26 +36,27 @@
 #define VFIOCTL_EXIT_NOSUP   2
 #define VFIOCTL_TIMEOUT_S    60
 
-static const char *const vfioctl_commands[] = {
-	"pci", "usb", "net", "status", "powerdown", "reset", "quit", "help",
-};
-
+/* The commands come from the supervisor's own table (control_cmd_info()). */
 static void __attribute__((noreturn))
 vfioctl_usage(void)
 {
 	fprintf(stderr, "usage: vfioctl [-timeout SECONDS] [-json] [NAME] COMMAND...\n"
 	    "       vfioctl list\n"
-	    "commands: pci add REGEX|ADDRESS, pci del ID|ADDRESS [force], usb add REGEX, usb del ID|REGEX,\n"
-	    "          net add user [hostfwd=tcp::2222-:22] | bridge=BR | tap=TAP, net del ID,\n"
-	    "          status, powerdown, reset, quit, help\n");
+	    "commands:\n");
+	const struct control_cmd_info *in;
+	for (size_t i = 0; (in = control_cmd_info(i)) != NULL; i++)
+		fprintf(stderr, "  %s%s%s\n", in->name, in->usage[0] ? " " : "", in->usage);
 	exit(VFIOCTL_EXIT_ERROR);
 }
 
+/* w is a command's first word ("pci", "status"). */
 static bool
 vfioctl_is_command(const char *w)
 {
-	for (size_t i = 0; i < nitems(vfioctl_commands); i++) {
-		if (strcmp(w, vfioctl_commands[i]) == 0)
+	const struct control_cmd_info *in;
+	for (size_t i = 0; (in = control_cmd_info(i)) != NULL; i++) {
+		size_t n = strcspn(in->name, " ");
+		if (strlen(w) == n && strncmp(w, in->name, n) == 0)
 			return true;
 	}
 	return false;

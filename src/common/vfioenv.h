@@ -1,7 +1,6 @@
 /* The VFIO_* environment variables choose what a root process runs and
  * where: $VFIO_QEMU, $VFIO_MODPROBE, $VFIO_SYSTEMCTL, $VFIO_NMCLI,
- * $VFIO_SWTPM, $VFIO_HOST_ROOT, $VFIO_MAC_SEED and the test hooks
- * $VFIO_TEST_*. Every read of them goes through vfioenv_get(), which is the
+ * $VFIO_SWTPM, $VFIO_HOST_ROOT and the test hooks $VFIO_TEST_*. Every read of them goes through vfioenv_get(), which is the
  * one place that decides whether they count.
  *
  * They count unless the process is privileged on someone else's behalf:

@@ -47,6 +47,14 @@ change_find(const char *action)
 	return NULL;
 }
 
+int
+change_deadline_ms(const struct change_ops *ops, const json_t *change, const json_t *saved, int bindtimeout_ms)
+{
+	if (bindtimeout_ms <= 0)
+		bindtimeout_ms = CHANGE_BINDTIMEOUT_MS_DEFAULT;
+	return ops->deadline_ms != NULL ? ops->deadline_ms(change, saved, bindtimeout_ms) : bindtimeout_ms;
+}
+
 const char *
 change_str(const json_t *change, const char *key)
 {

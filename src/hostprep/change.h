@@ -26,12 +26,25 @@ struct change_ops {
 	 * never ran or ran halfway. */
 	int (*undo)(const json_t *change, const json_t *saved, struct verr *err);
 	/* apply/undo can block in the kernel (unbinding a GPU): run them in a
-	 * child process with a timeout, never in the event loop. */
+	 * child process with a deadline, never in the event loop. */
 	bool may_block;
+	/* The deadline of a blocking apply or undo, in ms: -bindtimeout
+	 * (bindtimeout_ms, never <= 0 here) plus the waits of the kind's own
+	 * that report their own failure (a display manager stopping, the
+	 * group's /dev/vfio/N appearing), so those are not cut off as a hang.
+	 * NULL: -bindtimeout itself. */
+	int (*deadline_ms)(const json_t *change, const json_t *saved, int bindtimeout_ms);
 };
+
+#define CHANGE_BINDTIMEOUT_MS_DEFAULT 5000	/* -bindtimeout's default, 5 s */
 
 /* The table of every action (change.c). NULL when unknown. */
 const struct change_ops *change_find(const char *action);
+
+/* The deadline a blocking apply or undo of this change gets: ops->deadline_ms
+ * given -bindtimeout (bindtimeout_ms <= 0: the default). */
+int change_deadline_ms(const struct change_ops *ops, const json_t *change, const json_t *saved,
+    int bindtimeout_ms);
 
 /* Convenience accessors on a change object ("" when absent). */
 const char *change_str(const json_t *change, const char *key);

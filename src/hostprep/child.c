@@ -22,7 +22,6 @@
 #include "hostroot.h"
 #include "log.h"
 #include "util.h"
-#include "vfio_bind.h"
 #include "vfioenv.h"
 
 /* What the child writes, in one message. */
@@ -338,14 +337,15 @@ struct child_job {
 static struct child_proc child_spare = { -1, -1, NULL };
 
 /* What a child took from this process when it was forked and a job does
- * not carry: the host root and the bind waits. Tests change them between
- * cases; a spare forked under other settings is not used. */
+ * not carry: the host root and the log level. Tests change them between
+ * cases; a spare forked under other settings is not used. (A module whose
+ * own settings a child inherits lets the spare go when they change:
+ * vfio_bind_set_waits().) */
 static char *
 child_context(void)
 {
 	const char *env = vfioenv_get("VFIO_HOST_ROOT");
-	return xasprintf("%s\n%s\n%d\n%d", hostroot_get(), env ? env : "", vfio_bind_timeout_ms(1),
-	    (int)log_get_level());
+	return xasprintf("%s\n%s\n%d", hostroot_get(), env ? env : "", (int)log_get_level());
 }
 
 /* Close a child's socket (it exits on the EOF) and reap it. */
@@ -571,54 +571,4 @@ child_cancel(struct child_job *job)
 	if (waitpid(job->proc.pid, &st, WNOHANG) == 0)
 		log_debug("child %d killed but not yet gone; it is left to exit on its own", (int)job->proc.pid);
 	child_job_free(job);
-}
-
-/* ---- deadlines per action ---- */
-
-int
-child_timeout_ms(const struct change_ops *ops, const json_t *saved, int bindtimeout_ms)
-{
-	if (bindtimeout_ms <= 0)
-		bindtimeout_ms = CHILD_TIMEOUT_MS_DEFAULT;
-	const char *a = ops->action;
-	if (strcmp(a, "pci-bind-vfio") == 0)
-		return vfio_bind_timeout_ms(bindtimeout_ms);
-	/* a display manager takes seconds to stop (systemd waits for the
-	 * session to end); modprobe a moment */
-	if (strcmp(a, "display-manager-stop") == 0)
-		return bindtimeout_ms + 30000;
-	if (strcmp(a, "module-load") == 0)
-		return bindtimeout_ms + 10000;
-	/* each user of the card gets 3 s for SIGTERM and 1 s after SIGKILL */
-	if (strcmp(a, "gpu-users-stop") == 0)
-		return bindtimeout_ms + 4500 * (int)json_array_size(json_object_get(saved, "procs"));
-	return bindtimeout_ms;
-}
-
-int
-child_run_change(const struct change_ops *ops, bool undo, const json_t *change, const json_t *saved,
-    int bindtimeout_ms, struct verr *err)
-{
-	child_fn fn = undo ? ops->undo : ops->apply;
-	if (!ops->may_block)
-		return fn(change, saved, err);
-	return child_run(fn, change, saved, child_timeout_ms(ops, saved, bindtimeout_ms), err);
-}
-
-struct child_job *
-child_start_change(struct event_base *base, const struct change_ops *ops, bool undo,
-    const json_t *change, const json_t *saved, int bindtimeout_ms, child_done_cb cb, void *arg,
-    struct verr *err)
-{
-	child_fn fn = undo ? ops->undo : ops->apply;
-	if (!ops->may_block) {
-		struct verr e = { 0 };
-		int code = fn(change, saved, &e);
-		if (err != NULL)
-			verr_clear(err);
-		cb(code, &e, arg);
-		return NULL;
-	}
-	return child_start(base, fn, change, saved, child_timeout_ms(ops, saved, bindtimeout_ms), cb, arg,
-	    err);
 }

@@ -21,7 +21,7 @@ struct event_base;
 /* The shape of change_ops.apply and change_ops.undo. */
 typedef int (*child_fn)(const json_t *change, const json_t *saved, struct verr *err);
 
-#define CHILD_TIMEOUT_MS_DEFAULT 5000	/* -bindtimeout's default */
+#define CHILD_TIMEOUT_MS_DEFAULT 5000	/* when the caller gives no deadline */
 
 /* Synchronous, for startup and teardown (before and after the event loop):
  * runs fn(change, saved) in a child and waits at most timeout_ms for it.
@@ -49,21 +49,6 @@ struct child_job;
  * the child could not be started (cb is then never called). */
 struct child_job *child_start(struct event_base *base, child_fn fn, const json_t *change,
     const json_t *saved, int timeout_ms, child_done_cb cb, void *arg, struct verr *err);
-
-/* The way the session runs a journaled change, so every caller gets the
- * same deadlines: ops->apply (undo false) or ops->undo directly when the
- * action cannot block, else in a child with child_timeout_ms(). bindtimeout_ms
- * is -bindtimeout (<= 0: the default). */
-struct change_ops;
-int child_timeout_ms(const struct change_ops *ops, const json_t *saved, int bindtimeout_ms);
-int child_run_change(const struct change_ops *ops, bool undo, const json_t *change, const json_t *saved,
-    int bindtimeout_ms, struct verr *err);
-/* The same inside the event loop. An action that cannot block runs at once
- * and cb is called before this returns; the return value is then NULL with
- * err->code 0 (not an error: check err->code, not the pointer). */
-struct child_job *child_start_change(struct event_base *base, const struct change_ops *ops, bool undo,
-    const json_t *change, const json_t *saved, int bindtimeout_ms, child_done_cb cb, void *arg,
-    struct verr *err);
 
 /* Stops a job before its callback ran (shutdown): kills the child and frees
  * the job; cb is not called. */

@@ -113,6 +113,13 @@ devown_undo(const json_t *change, const json_t *saved, struct verr *err)
 	return r;
 }
 
+json_t *
+devown_change_new(const char *path, int uid, int gid)
+{
+	return json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", path,
+	    "args", "uid", uid, "gid", gid);
+}
+
 const struct change_ops devown_change_ops = {
 	.action = "dev-chown",
 	.prepare = devown_prepare,

@@ -309,12 +309,21 @@ dm_undo(const json_t *change, const json_t *saved, struct verr *err)
 	return r;
 }
 
+/* A display manager takes seconds to stop: systemd waits for the session
+ * to end. */
+static int
+dm_deadline_ms(const json_t *change, const json_t *saved, int bindtimeout_ms)
+{
+	return bindtimeout_ms + 30000;
+}
+
 const struct change_ops display_manager_stop_ops = {
 	.action = "display-manager-stop",
 	.prepare = dm_prepare,
 	.apply = dm_apply,
 	.undo = dm_undo,
 	.may_block = true,
+	.deadline_ms = dm_deadline_ms,
 };
 
 /* ---- vtcon-unbind ---- */
@@ -725,10 +734,18 @@ users_undo(const json_t *change, const json_t *saved, struct verr *err)
 	return ret;
 }
 
+/* Each user of the card gets 3 s for SIGTERM and 1 s after SIGKILL. */
+static int
+users_deadline_ms(const json_t *change, const json_t *saved, int bindtimeout_ms)
+{
+	return bindtimeout_ms + 4500 * (int)json_array_size(json_object_get(saved, "procs"));
+}
+
 const struct change_ops display_gpu_users_stop_ops = {
 	.action = "gpu-users-stop",
 	.prepare = users_prepare,
 	.apply = users_apply,
 	.undo = users_undo,
 	.may_block = true,
+	.deadline_ms = users_deadline_ms,
 };

@@ -42,7 +42,7 @@ bool display_is_compositor(const char *comm);
  * when nobody holds it. Allocated. */
 char *display_describe_holders(const char *addr);
 
-/* Change actions (CONVENTIONS.md):
+/* Change actions (the whole list: docs/architecture.md, "Host changes"):
  *   display-manager-stop  target "display-manager.service": systemctl stop,
  *                         start again at undo if it was active ($VFIO_SYSTEMCTL
  *                         overrides /usr/bin/systemctl)

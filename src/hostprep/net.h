@@ -3,7 +3,7 @@
  * changes (change.h), and the tap/vhost-net file descriptors the session
  * hands to QEMU with getfd.
  *
- * Change actions (CONVENTIONS.md):
+ * Change actions (the whole list: docs/architecture.md, "Host changes"):
  *   bridge-create  target B, args {"hostint": H}
  *       prepare: refuses when B exists, H is missing, H is a bridge or H is
  *       already a bridge port; saves H's MAC, up/down, IPv4/IPv6 addresses

@@ -13,7 +13,6 @@
 
 #include "hostroot.h"
 #include "log.h"
-#include "options.h"
 #include "snapshot-priv.h"
 #include "util.h"
 
@@ -150,6 +149,9 @@ file_record(struct host_snapshot *snap, size_t *cap, const char *path)
 	if (stat(full, &st) < 0)
 		return;
 	f->exists = true;
+	f->uid = st.st_uid;
+	f->gid = st.st_gid;
+	f->mode = st.st_mode & 07777;
 	f->readable = access(full, R_OK) == 0;
 	f->is_block = S_ISBLK(st.st_mode);
 	if (!f->is_block)
@@ -179,22 +181,11 @@ file_record(struct host_snapshot *snap, size_t *cap, const char *path)
 }
 
 static void
-files_scan(struct host_snapshot *snap, const struct options *opts)
+files_scan(struct host_snapshot *snap, const struct strv *files)
 {
 	size_t cap = 0;
-	if (opts == NULL)
-		return;
-	for (size_t i = 0; i < opts->n_images; i++)
-		file_record(snap, &cap, opts->images[i].path);
-	for (size_t i = 0; i < opts->n_isos; i++)
-		file_record(snap, &cap, opts->isos[i]);
-	file_record(snap, &cap, opts->bios);
-	file_record(snap, &cap, opts->biosvars);
-	file_record(snap, &cap, opts->romfile);
-	file_record(snap, &cap, opts->kernel);
-	file_record(snap, &cap, opts->initrd);
-	if (opts->hugepages)
-		file_record(snap, &cap, opts->hugepages_mount ? opts->hugepages_mount : "/dev/hugepages");
+	for (size_t i = 0; files != NULL && i < files->n; i++)
+		file_record(snap, &cap, files->v[i]);
 }
 
 static int
@@ -227,6 +218,30 @@ env_scan(struct host_snapshot *snap)
 	snap->sudo_gid = env_int("SUDO_GID");
 }
 
+static void
+node_scan(struct host_node *n, const char *path)
+{
+	char full[PATH_MAX];
+	struct stat st;
+	if (host_path(full, sizeof(full), "%s", path) == NULL || stat(full, &st) < 0)
+		return;
+	*n = (struct host_node){ .exists = true, .uid = st.st_uid, .gid = st.st_gid, .mode = st.st_mode & 07777 };
+}
+
+/* The guest's MAC is derived from it (the plan), so a guest keeps its MAC
+ * from run to run on one host. 32 hex digits, as systemd writes it. */
+static void
+machine_id_scan(struct host_snapshot *snap)
+{
+	char path[PATH_MAX];
+	if (host_path(path, sizeof(path), "/etc/machine-id") == NULL)
+		return;
+	char *id = host_read_line(path);
+	if (id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32)
+		snap_copy(snap->machine_id, sizeof(snap->machine_id), id);
+	free(id);
+}
+
 /* NetworkManager leaves /run/NetworkManager behind when it stops, so the
  * directory alone proves nothing: its pid file must name a live process
  * that is NetworkManager. */
@@ -246,7 +261,7 @@ network_manager_scan(struct host_snapshot *snap)
 }
 
 int
-snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err)
+snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr *err)
 {
 	static int (*const readers[])(struct host_snapshot *, struct verr *) = {
 		pci_scan, iommu_scan, usb_scan, cpu_scan, memory_scan, firmware_scan, netinfo_scan,
@@ -259,9 +274,12 @@ snapshot_take(struct host_snapshot *snap, const struct options *opts, struct ver
 			return r;
 		}
 	}
-	files_scan(snap, opts);
+	files_scan(snap, files);
 	env_scan(snap);
 	network_manager_scan(snap);
+	node_scan(&snap->kvm_node, "/dev/kvm");
+	node_scan(&snap->vfio_node, "/dev/vfio/vfio");
+	machine_id_scan(snap);
 	return 0;
 }
 

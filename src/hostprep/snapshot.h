@@ -71,9 +71,16 @@ struct net_iface {
 struct host_file {
 	char *path;              /* as given; absolute or relative to the cwd */
 	bool exists, readable, is_block;
+	unsigned uid, gid, mode; /* owner and permission bits (when it exists): can QEMU's user open it */
 	char disk_serial[64];    /* for a block device: /sys/block/DISK/device/serial without the
 				  * blanks drives pad it with, else "" */
 	char disk_name[32];      /* "nvme0n1" for /dev/nvme0n1p2 */
+};
+
+/* A device node QEMU's user may have to open itself, as stat() saw it. */
+struct host_node {
+	bool exists;
+	unsigned uid, gid, mode;
 };
 
 struct firmware_file {
@@ -118,6 +125,9 @@ struct host_snapshot {
 	bool vfio_pci_available;         /* loaded, or a module for the running kernel exists */
 	bool zfs_loaded;                 /* /sys/module/zfs */
 	bool vhost_net;                  /* /dev/vhost-net */
+	struct host_node kvm_node;       /* /dev/kvm */
+	struct host_node vfio_node;      /* /dev/vfio/vfio, the VFIO container */
+	char machine_id[33];             /* /etc/machine-id, "" when the host has none */
 	bool network_manager;            /* NetworkManager runs: /run/NetworkManager/NetworkManager.pid
 					  * names a live /proc/PID whose comm is NetworkManager */
 
@@ -127,15 +137,16 @@ struct host_snapshot {
 	int sudo_uid, sudo_gid;          /* -1 when not started through sudo */
 };
 
-struct options;
+struct strv;
 
 /* Read everything under the host root. Fails only on what makes a plan
  * impossible to compute (unreadable PCI devices, CPUs or /proc/meminfo);
  * missing pieces (no IOMMU, no USB, no hugepages, no firmware) are recorded
- * as such. opts may be NULL (no files to look up). Program data is read from
+ * as such. files are the paths the user named (options_host_files()), each
+ * recorded once; NULL for none. Program data is read from
  * the real root, never the host root: pci.ids (through libpci), the udev hwdb
  * and usb.ids. On the real root only, libusb fills USB strings sysfs lacks. */
-int snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err);
+int snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr *err);
 void snapshot_free(struct host_snapshot *snap);
 
 /* Lookups used by the plan. */
@@ -148,15 +159,9 @@ const struct usb_device *snapshot_usb_find(const struct host_snapshot *snap, uns
  * word exactly; "intel_iommu" matches it with any value or none. */
 bool snapshot_cmdline_has(const struct host_snapshot *snap, const char *param);
 
-/* The text a -pci regex is matched against: the `lspci -Dnn` line. */
+/* The text a -pci regex is matched against: the `lspci -Dnn` line (the rule
+ * is passthrough_pci_matches(); USB's is passthrough_usb_matches()). */
 const char *pci_match_text(const struct pci_device *dev);
-/* The text a -usb regex is matched against (allocated): the lsusb line, then
- * the device's own manufacturer, product and serial strings (those it has)
- * and its port path, one per line: "Bus 001 Device 004: ID 046d:c52b
- * Logitech, Inc. Unifying Receiver\nLogitech\nUSB Receiver\n1-4.2". The
- * caller frees it. Root hubs are never matched and hubs only by ID: that
- * rule is the plan's, this text is the same for every device. */
-char *usb_match_text(const struct usb_device *dev);
 /* One USB device read as usb_scan() reads each (lsusb line, strings, hub
  * flags, controller; libusb strings on the real root), from its sysfs path
  * as a host path ("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-4"): for

@@ -414,21 +414,6 @@ usb_scan(struct host_snapshot *snap, struct verr *err)
 	return 0;
 }
 
-char *
-usb_match_text(const struct usb_device *dev)
-{
-	struct strbuf sb = { 0 };
-	strbuf_puts(&sb, dev->line);
-	const char *own[] = { dev->manufacturer, dev->product_name, dev->serial, dev->sysname };
-	for (size_t i = 0; i < nitems(own); i++) {
-		if (own[i][0] == '\0')
-			continue;
-		strbuf_puts(&sb, "\n");
-		strbuf_puts(&sb, own[i]);
-	}
-	return strbuf_steal(&sb);
-}
-
 int
 usb_device_read(const char *syspath, struct usb_device *out, struct verr *err)
 {

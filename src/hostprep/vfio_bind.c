@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "display.h"
 #include "hostcmd.h"
 #include "hostroot.h"
@@ -32,13 +33,16 @@ vfio_bind_set_waits(int group_ms, int release_ms)
 {
 	group_wait_ms = group_ms > 0 ? group_ms : VFIO_BIND_GROUP_WAIT_MS_DEFAULT;
 	release_retry_ms = release_ms > 0 ? release_ms : VFIO_BIND_RELEASE_RETRY_MS_DEFAULT;
+	/* An idle child forked earlier keeps the old waits. */
+	child_spare_drop();
 }
 
-int
-vfio_bind_timeout_ms(int bindtimeout_ms)
+/* -bindtimeout for the unbind, plus the bounded waits inside (for
+ * /dev/vfio/N, for a device refusing its driver), so those report their own
+ * failure instead of being cut off as a hang. */
+static int
+bind_deadline_ms(const json_t *change, const json_t *saved, int bindtimeout_ms)
 {
-	if (bindtimeout_ms <= 0)
-		bindtimeout_ms = CHILD_TIMEOUT_MS_DEFAULT;
 	int waits = group_wait_ms > release_retry_ms ? group_wait_ms : release_retry_ms;
 	return bindtimeout_ms + waits + 1000;
 }
@@ -231,12 +235,20 @@ module_undo(const json_t *change, const json_t *saved, struct verr *err)
 	return 0;
 }
 
+/* modprobe takes a moment. */
+static int
+module_deadline_ms(const json_t *change, const json_t *saved, int bindtimeout_ms)
+{
+	return bindtimeout_ms + 10000;
+}
+
 const struct change_ops vfio_bind_module_load_ops = {
 	.action = "module-load",
 	.prepare = module_prepare,
 	.apply = module_apply,
 	.undo = module_undo,
 	.may_block = true,
+	.deadline_ms = module_deadline_ms,
 };
 
 /* ---- pci-bind-vfio ---- */
@@ -517,81 +529,14 @@ const struct change_ops vfio_bind_pci_ops = {
 	.apply = bind_apply,
 	.undo = bind_undo,
 	.may_block = true,
+	.deadline_ms = bind_deadline_ms,
 };
 
-/* ---- hot attach and detach, host side ---- */
+/* ---- the constructor ---- */
 
 json_t *
-vfio_bind_change_new(const char *addr, int group, bool display)
+vfio_bind_change_new(const char *addr, const char *driver, int group, bool display)
 {
-	json_t *args = json_object();
-	if (group >= 0)
-		json_object_set_new(args, "group", json_integer(group));
-	if (display)
-		json_object_set_new(args, "display", json_true());
-	char *drv = dev_driver(addr);
-	json_t *c = json_pack("{ss ss ss ss so}", "action", "pci-bind-vfio", "target", addr,
-	    "from", drv, "to", VFIO_DRIVER, "args", args);
-	free(drv);
-	return c;
-}
-
-int
-vfio_bind_device(const char *addr, int timeout_ms,
-    int (*record)(const json_t *change, const json_t *saved, void *arg), void *record_arg,
-    json_t **change_out, json_t **saved_out, struct verr *err)
-{
-	*change_out = *saved_out = NULL;
-	if (!vfio_bind_addr_valid(addr))
-		return verr_set(err, -EINVAL, "\"%s\" is not a PCI address; expected the form 0000:01:00.0",
-		    addr ? addr : "");
-	json_t *change = vfio_bind_change_new(addr, -1, false);
-	json_t *saved = NULL;
-	int r = vfio_bind_pci_ops.prepare(change, &saved, err);
-	if (r == 0 && record != NULL)
-		r = record(change, saved, record_arg);
-	if (r < 0) {
-		json_decref(change);
-		json_decref(saved);
-		return r;
-	}
-	timeout_ms = vfio_bind_timeout_ms(timeout_ms);
-	r = child_run(vfio_bind_pci_ops.apply, change, saved, timeout_ms, err);
-	if (r < 0) {
-		struct verr undo_err = { 0 };
-		if (child_run(vfio_bind_pci_ops.undo, change, saved, timeout_ms, &undo_err) < 0 &&
-		    err != NULL) {
-			char first[sizeof(err->msg)];
-			snprintf(first, sizeof(first), "%s", err->msg);
-			verr_set(err, r, "%s; giving it back failed too: %s", first, undo_err.msg);
-		}
-		json_decref(change);
-		json_decref(saved);
-		return r;
-	}
-	*change_out = change;
-	*saved_out = saved;
-	return 0;
-}
-
-int
-vfio_release_device(const json_t *change, const json_t *saved, int timeout_ms, struct verr *err)
-{
-	return child_run(vfio_bind_pci_ops.undo, change, saved, vfio_bind_timeout_ms(timeout_ms), err);
-}
-
-struct child_job *
-vfio_bind_device_start(struct event_base *base, const json_t *change, const json_t *saved,
-    int timeout_ms, child_done_cb cb, void *arg, struct verr *err)
-{
-	return child_start(base, vfio_bind_pci_ops.apply, change, saved, vfio_bind_timeout_ms(timeout_ms),
-	    cb, arg, err);
-}
-
-struct child_job *
-vfio_release_device_start(struct event_base *base, const json_t *change, const json_t *saved,
-    int timeout_ms, child_done_cb cb, void *arg, struct verr *err)
-{
-	return child_start(base, vfio_bind_pci_ops.undo, change, saved, vfio_bind_timeout_ms(timeout_ms),
-	    cb, arg, err);
+	return json_pack("{ss ss ss ss s{si sb}}", "action", "pci-bind-vfio", "target", addr,
+	    "from", driver, "to", VFIO_DRIVER, "args", "group", group, "display", display);
 }

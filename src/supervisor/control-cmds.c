@@ -12,15 +12,15 @@
 #include <unistd.h>
 
 #include "change.h"
-#include "child.h"
+#include "devargs.h"
 #include "devices.h"
 #include "devown.h"
 #include "journal.h"
 #include "log.h"
 #include "net.h"
+#include "passthrough.h"
 #include "qmp.h"
 #include "snapshot.h"
-#include "uregex.h"
 #include "usbwatch.h"
 #include "vfio_bind.h"
 
@@ -91,30 +91,13 @@ control_changed(struct control *c)
 	c->h.changed(c->h.arg);
 }
 
-/* Journal and apply a change that cannot block (dev-chown, tap-create). */
+/* Journal and apply a change that cannot block (dev-chown, tap-create);
+ * a failure is given back at once. *idx is the journal entry. */
 static int
-control_change_now(struct control *c, const struct change_ops *ops, const json_t *change, json_t **saved_out,
-    size_t *idx, struct verr *err)
+control_change_now(struct control *c, const json_t *change, size_t *idx, struct verr *err)
 {
-	json_t *saved = NULL;
-	int r = ops->prepare ? ops->prepare(change, &saved, err) : 0;
-	if (r == 0)
-		r = journal_begin(c->h.journal, change, saved, idx, err);
-	if (r == 0) {
-		r = ops->apply(change, saved, err);
-		if (r < 0) {
-			struct verr uerr = { 0 };
-			if (ops->undo(change, saved, &uerr) == 0)
-				journal_undone(c->h.journal, *idx, &uerr);
-		}
-	}
-	if (r == 0)
-		r = journal_done(c->h.journal, *idx, err);
-	if (r == 0 && saved_out != NULL)
-		*saved_out = saved ? saved : json_null();
-	else
-		json_decref(saved);
-	return r;
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	return journal_apply(c->h.journal, change, &o, idx, err);
 }
 
 /* QEMU running as another user opens the node itself: give it to that user. */
@@ -123,10 +106,9 @@ control_chown(struct control *c, const char *path, struct verr *err)
 {
 	if (c->h.qemu_uid < 0)
 		return 0;
-	json_t *change = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", path,
-	    "args", "uid", c->h.qemu_uid, "gid", c->h.qemu_gid);
+	json_t *change = devown_change_new(path, c->h.qemu_uid, c->h.qemu_gid);
 	size_t idx;
-	int r = control_change_now(c, &devown_change_ops, change, NULL, &idx, err);
+	int r = control_change_now(c, change, &idx, err);
 	json_decref(change);
 	return r;
 }
@@ -143,12 +125,6 @@ control_journal_find(struct control *c, const char *action, const char *target)
 			return (ssize_t)i;
 	}
 	return -1;
-}
-
-static int
-control_regcomp(regex_t *re, const char *what, const char *pattern, struct verr *err)
-{
-	return uregex_compile(re, REG_EXTENDED | REG_NOSUB, what, pattern, err);
 }
 
 /* --- status, help, powerdown, reset, quit ------------------------------------ */
@@ -169,7 +145,8 @@ control_cmd_help(struct control_req *req)
 	struct strbuf sb = { 0 };
 	for (size_t i = 0; i < control_cmd_count; i++) {
 		const struct control_cmd_entry *e = &control_cmd_table[i];
-		strbuf_printf(&sb, "%s%s%s%s: %s", i ? "; " : "", e->name, e->usage[0] ? " " : "", e->usage, e->help);
+		strbuf_printf(&sb, "%s%s%s%s: %s", i ? "; " : "", e->info.name, e->info.usage[0] ? " " : "",
+		    e->info.usage, e->info.help);
 	}
 	control_reply(req, true, "%s", sb.s);
 	strbuf_free(&sb);
@@ -236,8 +213,7 @@ control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error 
 		control_pci_added(req, true, NULL);
 		return;
 	}
-	control_origin_add(c, req->id, req->netdev, json_object_get(req->change, "tap"),
-	    json_object_get(req->change, "tap_saved"), req->jidx);
+	control_origin_add(c, req->id, req->netdev, req->jidx);
 	control_reply(req, true, "%s attached (%s%s%s)", req->id,
 	    json_string_value(json_object_get(args, "driver")), req->port ? " on " : "",
 	    req->port ? req->port : "");
@@ -276,7 +252,7 @@ control_getfd_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *
 		control_reply(req, false, "QEMU did not take the tap's file descriptor: %s", err->desc);
 		return;
 	}
-	json_t *nargs = json_pack("{s:s, s:s, s:s}", "type", "tap", "id", req->netdev, "fd", req->fdname);
+	json_t *nargs = devargs_netdev_tap(req->netdev, req->fdname, NULL);
 	if (qmp_send(control_qmp(req->c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
 	    control_netdev_reply, req) < 0)
 		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
@@ -361,13 +337,11 @@ control_cmd_net_add(struct control_req *req)
 			break;
 		}
 	}
-	req->change = json_pack("{s:{s:s, s:s, s:s, s:s}}", "device_add", "driver", "virtio-net-pci",
-	    "id", req->id, "netdev", req->netdev, "bus", port);
+	req->change = json_pack("{s:o}", "device_add", devargs_nic("virtio-net-pci", req->id, req->netdev, NULL,
+	    port));
 
 	if (tap == NULL && bridge == NULL) {
-		json_t *nargs = json_pack("{s:s, s:s}", "type", "user", "id", req->netdev);
-		if (json_array_size(hostfwd) > 0)
-			json_object_set(nargs, "hostfwd", hostfwd);
+		json_t *nargs = devargs_netdev_user(req->netdev, hostfwd);
 		json_decref(hostfwd);
 		if (qmp_send(control_qmp(c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
 		    control_netdev_reply, req) < 0)
@@ -389,14 +363,14 @@ control_cmd_net_add(struct control_req *req)
 			return;
 		}
 		json_t *ch = net_change_tap(tapname, bridge, c->h.qemu_uid, c->h.qemu_gid);
-		json_t *saved = NULL;
-		if (control_change_now(c, &net_tap_create_ops, ch, &saved, &req->jidx, &err) < 0) {
-			json_decref(ch);
+		size_t idx;
+		r = control_change_now(c, ch, &idx, &err);
+		json_decref(ch);
+		if (r < 0) {
 			control_reply(req, false, "net add: cannot create a tap on %s: %s", bridge, err.msg);
 			return;
 		}
-		json_object_set_new(req->change, "tap", ch);
-		json_object_set_new(req->change, "tap_saved", saved);
+		req->jidx = (ssize_t)idx;
 		tap = tapname;
 		control_changed(c);
 	}
@@ -420,14 +394,13 @@ control_netdev_del_reply(struct qmp *qmp, const json_t *ret, const struct qmp_er
 	if (err != NULL)
 		log_warnx("QEMU did not remove the network backend %s: %s", req->netdev, err->desc);
 	struct control_origin *o = control_origin_find(c, req->id);
-	if (o != NULL && o->change != NULL) {
+	if (o != NULL && o->jidx >= 0) {
 		struct verr uerr = { 0 };
-		const char *tap = change_str(o->change, "target");
-		if (net_tap_create_ops.undo(o->change, o->saved, &uerr) < 0) {
+		const char *tap = change_str(c->h.journal->entries[o->jidx].change, "target");
+		if (journal_undo(c->h.journal, (size_t)o->jidx, c->h.bindtimeout_ms, &uerr) < 0) {
 			control_reply(req, false, "%s removed, but its tap %s stays: %s", req->id, tap, uerr.msg);
 			return;
 		}
-		journal_undone(c->h.journal, o->jidx, &uerr);
 		control_changed(c);
 	}
 	control_origin_remove(c, req->id);
@@ -497,23 +470,6 @@ control_cmd_net_del(struct control_req *req)
 
 /* --- pci --------------------------------------------------------------------- */
 
-static void
-control_hostdev_id(const char *addr, char *out, size_t len)
-{
-	snprintf(out, len, "hostdev-%s", addr);
-	for (char *p = out; *p; p++) {
-		if (*p == ':' || *p == '.')
-			*p = '-';
-	}
-}
-
-static bool
-control_pci_harmless(const char *driver)
-{
-	return driver[0] == '\0' || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0 ||
-	    strcmp(driver, "pcieport") == 0;
-}
-
 /* The host's PCI devices as the command needs them. Given an address, only
  * that device and its IOMMU group are read: a hot-add then costs the same
  * on a host with 15 devices as with 150. A regex is matched against every
@@ -532,6 +488,13 @@ control_pci_scan(struct host_snapshot *snap, const char *arg, struct verr *err)
 	return r;
 }
 
+/* pci add passes exactly the one device it was given. */
+static bool
+control_pci_is(const struct pci_device *dev, void *arg)
+{
+	return dev == arg;
+}
+
 /* The one device arg names: an address, or a regex matching exactly one. */
 static const struct pci_device *
 control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr *err)
@@ -543,14 +506,14 @@ control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr 
 		return d;
 	}
 	regex_t re;
-	if (control_regcomp(&re, "pci add", arg, err) < 0)
+	if (passthrough_regex(&re, "pci add", arg, err) < 0)
 		return NULL;
 	const struct pci_device *found = NULL;
 	struct strbuf names = { 0 };
 	size_t n = 0;
 	for (size_t i = 0; i < snap->n_pci; i++) {
 		const struct pci_device *d = &snap->pci[i];
-		if (d->is_bridge || regexec(&re, pci_match_text(d), 0, NULL, 0) != 0)
+		if (passthrough_pci_is_bridge(d) || !passthrough_pci_matches(&re, d))
 			continue;
 		strbuf_printf(&names, "%s%s", n ? ", " : "", d->address);
 		found = d;
@@ -568,47 +531,44 @@ control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr 
 }
 
 static void
-control_pci_released(int code, const struct verr *err, void *arg)
+control_pci_released(const struct journal_result *res, void *arg)
 {
 	struct control_req *req = arg;
 	struct control *c = req->c;
 	req->job = NULL;
-	const char *why = json_string_value(json_object_get(req->change, "why"));
-	if (code == 0) {
-		struct verr jerr = { 0 };
-		journal_undone(c->h.journal, req->jidx, &jerr);
+	if (res->undone)
 		control_changed(c);
-	}
-	if (why != NULL) {
-		if (code < 0)
+	if (req->why != NULL) {
+		if (res->code < 0)
 			control_reply(req, false, "%s; giving it back failed too: %s; the end of the run "
-			    "retries", why, err->msg);
+			    "retries", req->why, res->err.msg);
 		else
-			control_reply(req, false, "%s; nothing changed: %s is back with its own driver", why,
+			control_reply(req, false, "%s; nothing changed: %s is back with its own driver", req->why,
 			    req->addr);
 		return;
 	}
 	control_origin_remove(c, req->id);
-	if (code < 0)
+	if (res->code < 0)
 		control_reply(req, false, "%s removed from the guest, but %s could not be given back: %s; "
-		    "`vfio -restore` at the end retries", req->id, req->addr, err->msg);
+		    "`vfio -restore` at the end retries", req->id, req->addr, res->err.msg);
 	else
 		control_reply(req, true, "%s removed; %s is back with its driver%s%s", req->id, req->addr,
-		    err->msg[0] ? ": " : "", err->msg);
+		    res->err.msg[0] ? ": " : "", res->err.msg);
 }
 
-/* Hand the device back to its driver (undo the journaled bind) in a child. */
+/* Hand the device back to its driver: undo the journaled bind, in a child. */
 static void
 control_pci_release(struct control_req *req)
 {
 	struct control *c = req->c;
 	struct verr err = { 0 };
-	const json_t *change = json_object_get(req->change, "bind");
-	const json_t *saved = json_object_get(req->change, "saved");
-	req->job = vfio_release_device_start(c->h.base, change, saved, vfio_bind_timeout_ms(c->h.bindtimeout_ms),
+	req->job = journal_undo_start(c->h.journal, c->h.base, (size_t)req->jidx, c->h.bindtimeout_ms,
 	    control_pci_released, req, &err);
-	if (req->job == NULL && err.code < 0)
-		control_pci_released(err.code, &err, req);
+	if (req->job == NULL) {
+		struct journal_result res = { .code = err.code < 0 ? err.code : -EIO, .err = err,
+		    .idx = (size_t)req->jidx };
+		control_pci_released(&res, req);
+	}
 }
 
 static void
@@ -616,36 +576,40 @@ control_pci_added(struct control_req *req, bool ok, const char *msg)
 {
 	struct control *c = req->c;
 	if (!ok) {
-		json_object_set_new(req->change, "why", json_string(msg));
-		if (json_object_get(req->change, "bind") != NULL)
+		if (req->jidx >= 0) {
+			req->why = xstrdup(msg);
 			control_pci_release(req);
-		else
+		} else {
 			control_reply(req, false, "%s", msg);
+		}
 		return;
 	}
-	control_origin_add(c, req->id, NULL, json_object_get(req->change, "bind"),
-	    json_object_get(req->change, "saved"), req->jidx);
+	control_origin_add(c, req->id, NULL, req->jidx);
 	control_reply(req, true, "%s attached (%s on %s)", req->id, req->addr, req->port);
 }
 
 static void
-control_pci_bound(int code, const struct verr *err, void *arg)
+control_pci_bound(const struct journal_result *res, void *arg)
 {
 	struct control_req *req = arg;
 	struct control *c = req->c;
 	req->job = NULL;
-	if (code < 0) {
-		char *msg = xasprintf("pci add: cannot bind %s to vfio-pci: %s", req->addr, err->msg);
-		control_pci_added(req, false, msg);
-		free(msg);
+	control_changed(c);
+	if (res->code < 0) {
+		/* The journal gave the device back already (undo_on_failure). */
+		if (res->undone)
+			control_reply(req, false, "pci add: cannot bind %s to vfio-pci: %s; nothing changed: %s is "
+			    "back with its own driver", req->addr, res->err.msg, req->addr);
+		else
+			control_reply(req, false, "pci add: cannot bind %s to vfio-pci: %s; the end of the run "
+			    "retries", req->addr, res->err.msg);
 		return;
 	}
-	struct verr jerr = { 0 };
-	journal_done(c->h.journal, req->jidx, &jerr);
-	control_changed(c);
-	int group = (int)change_arg_int(json_object_get(req->change, "bind"), "group", -1);
+	req->jidx = (ssize_t)res->idx;
+	int group = (int)change_arg_int(c->h.journal->entries[res->idx].change, "group", -1);
 	char node[64];
-	snprintf(node, sizeof(node), "/dev/vfio/%d", group);
+	passthrough_vfio_group_node(node, sizeof(node), group);
+	struct verr jerr = { 0 };
 	if (control_chown(c, node, &jerr) < 0) {
 		control_pci_added(req, false, jerr.msg);
 		return;
@@ -672,9 +636,9 @@ control_cmd_pci_add(struct control_req *req)
 	char id[64];
 	if (d == NULL)
 		goto refuse;
-	control_hostdev_id(d->address, id, sizeof(id));
-	if (d->is_bridge) {
-		verr_set(&err, -EINVAL, "pci add: %s is a PCI bridge; bridges are not passed through", d->line);
+	passthrough_pci_id(id, sizeof(id), d->address);
+	if (passthrough_pci_is_bridge(d)) {
+		verr_set(&err, -EINVAL, "pci add: %s is a bridge: bridges stay with the host", d->line);
 		goto refuse;
 	}
 	if (d->is_display) {
@@ -691,13 +655,11 @@ control_cmd_pci_add(struct control_req *req)
 		    "the IOMMU (intel_iommu=on or amd_iommu=on) and check dmesg", d->line);
 		goto refuse;
 	}
-	for (size_t i = 0; i < snap.n_pci; i++) {
-		const struct pci_device *o = &snap.pci[i];
-		if (o == d || o->iommu_group != d->iommu_group || o->is_bridge || control_pci_harmless(o->driver))
-			continue;
+	const struct pci_device *peer = passthrough_pci_group_blocker(&snap, d, NULL, control_pci_is, (void *)d);
+	if (peer != NULL) {
 		verr_set(&err, -EINVAL, "pci add: %s shares IOMMU group %d with %s, which is bound to %s; a group "
 		    "goes to the guest whole: add %s first, or unbind it from %s", d->address, d->iommu_group,
-		    o->line, o->driver, o->address, o->driver);
+		    peer->line, peer->driver, peer->address, peer->driver);
 		goto refuse;
 	}
 	if (control_take_port(req) == NULL) {
@@ -707,33 +669,23 @@ control_cmd_pci_add(struct control_req *req)
 	}
 	req->id = xstrdup(id);
 	req->addr = xstrdup(d->address);
-	req->change = json_pack("{s:{s:s, s:s, s:s, s:s}}", "device_add", "driver", "vfio-pci", "host",
-	    d->address, "id", id, "bus", req->port);
+	req->change = json_pack("{s:o}", "device_add", devargs_vfio_pci(d->address, id, req->port));
 	if (strcmp(d->driver, "vfio-pci") == 0) {
 		/* Already on vfio-pci (someone bound it): nothing to change or give back. */
 		snapshot_free(&snap);
 		control_device_add(req);
 		return;
 	}
-	json_t *change = vfio_bind_change_new(d->address, d->iommu_group, false);
-	json_t *saved = NULL;
+	json_t *change = vfio_bind_change_new(d->address, d->driver, d->iommu_group, false);
 	snapshot_free(&snap);
-	int r = vfio_bind_pci_ops.prepare(change, &saved, &err);
-	if (r == 0)
-		r = journal_begin(c->h.journal, change, saved, &req->jidx, &err);
-	if (r < 0) {
-		json_decref(change);
-		json_decref(saved);
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	req->job = journal_apply_start(c->h.journal, c->h.base, change, &o, control_pci_bound, req, &err);
+	json_decref(change);
+	if (req->job == NULL) {
 		control_reply(req, false, "pci add: %s", err.msg);
 		return;
 	}
-	json_object_set_new(req->change, "bind", change);
-	json_object_set_new(req->change, "saved", saved ? saved : json_null());
 	control_changed(c);
-	req->job = vfio_bind_device_start(c->h.base, change, json_object_get(req->change, "saved"),
-	    vfio_bind_timeout_ms(c->h.bindtimeout_ms), control_pci_bound, req, &err);
-	if (req->job == NULL && err.code < 0)
-		control_pci_bound(err.code, &err, req);
 	return;
 refuse:
 	snapshot_free(&snap);
@@ -751,9 +703,7 @@ control_pci_give_back(struct control_req *req)
 		    req->addr);
 		return;
 	}
-	struct journal_entry *e = &c->h.journal->entries[idx];
-	req->jidx = (size_t)idx;
-	req->change = json_pack("{s:O, s:O}", "bind", e->change, "saved", e->saved);
+	req->jidx = idx;
 	control_pci_release(req);
 }
 
@@ -764,7 +714,7 @@ control_cmd_pci_del(struct control_req *req)
 	const char *arg = req->argv[0];
 	char id[64];
 	if (vfio_bind_addr_valid(arg))
-		control_hostdev_id(arg, id, sizeof(id));
+		passthrough_pci_id(id, sizeof(id), arg);
 	else
 		snprintf(id, sizeof(id), "%s", arg);
 	const struct device_entry *e = devices_find(c->h.devs, id);
@@ -814,7 +764,7 @@ control_usbwatch(struct control_req *req)
 	struct usbwatch *uw = req->c->h.usb != NULL ? *req->c->h.usb : NULL;
 	if (uw == NULL)
 		control_reply(req, false, "%s: USB passthrough is not available in this run (its watcher did "
-		    "not start; the supervisor's log says why)", req->entry->name);
+		    "not start; the supervisor's log says why)", req->entry->info.name);
 	return uw;
 }
 
@@ -844,47 +794,50 @@ control_cmd_usb_del(struct control_req *req)
 
 /* --- the table ----------------------------------------------------------------- */
 
+#define CMD(n, u, flg, mn, mx, fn, h) \
+	{ .info = { .name = n, .usage = u, .help = h, .flags = flg }, .min_args = mn, .max_args = mx, .exec = fn }
+
 const struct control_cmd_entry control_cmd_table[] = {
-	{ .name = "pci add", .usage = "REGEX|ADDRESS", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_pci_add, .help = "bind a host PCI device to vfio-pci and hot-add it" },
-	{ .name = "pci del", .usage = "ID|ADDRESS [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_pci_del, .help = "hot-remove a PCI device and give it back to its driver" },
-	{ .name = "usb add", .usage = "REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_usb_add, .help = "hot-add the host USB device REGEX matches" },
-	{ .name = "usb del", .usage = "ID|REGEX", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_usb_del, .help = "hot-remove a USB device" },
-	{ .name = "net add", .usage = "user [hostfwd=RULE,...]|bridge=BR|tap=TAP", .min_args = 1, .max_args = 8,
-	  .needs_guest = true, .exec = control_cmd_net_add, .help = "hot-add a virtio network card" },
-	{ .name = "net del", .usage = "ID", .min_args = 1, .max_args = 1, .needs_guest = true,
-	  .exec = control_cmd_net_del, .help = "hot-remove a network card" },
-	{ .name = "status", .usage = "", .min_args = 0, .max_args = 0,
-	  .exec = control_cmd_status, .help = "what is attached (ids), free root ports, commands in flight" },
-	{ .name = "powerdown", .usage = "", .min_args = 0, .max_args = 0, .needs_guest = true,
-	  .exec = control_cmd_powerdown, .help = "press the guest's power button" },
-	{ .name = "reset", .usage = "", .min_args = 0, .max_args = 0, .needs_guest = true,
-	  .exec = control_cmd_reset, .help = "reset the guest" },
-	{ .name = "quit", .usage = "", .min_args = 0, .max_args = 0,
-	  .exec = control_cmd_quit, .help = "stop QEMU now and put the host back" },
-	{ .name = "help", .usage = "", .min_args = 0, .max_args = 0,
-	  .exec = control_cmd_help, .help = "this list" },
+	CMD("pci add", "REGEX|ADDRESS", CONTROL_CMD_GUEST, 1, 1, control_cmd_pci_add,
+	    "bind a host PCI device to vfio-pci and hot-add it"),
+	CMD("pci del", "ID|ADDRESS [force]", CONTROL_CMD_GUEST | CONTROL_CMD_FORCE, 1, 1, control_cmd_pci_del,
+	    "hot-remove a PCI device and give it back to its driver"),
+	CMD("usb add", "REGEX", CONTROL_CMD_GUEST, 1, 1, control_cmd_usb_add,
+	    "hot-add the host USB devices REGEX matches"),
+	CMD("usb del", "ID|REGEX", CONTROL_CMD_GUEST, 1, 1, control_cmd_usb_del, "hot-remove USB devices"),
+	CMD("net add", "user [hostfwd=RULE,...]|bridge=BR|tap=TAP", CONTROL_CMD_GUEST, 1, 8, control_cmd_net_add,
+	    "hot-add a virtio network card"),
+	CMD("net del", "ID", CONTROL_CMD_GUEST, 1, 1, control_cmd_net_del, "hot-remove a network card"),
+	CMD("status", "", 0, 0, 0, control_cmd_status,
+	    "what is attached (ids), free root ports, commands in flight"),
+	CMD("powerdown", "", CONTROL_CMD_GUEST, 0, 0, control_cmd_powerdown, "press the guest's power button"),
+	CMD("reset", "", CONTROL_CMD_GUEST, 0, 0, control_cmd_reset, "reset the guest"),
+	CMD("quit", "", 0, 0, 0, control_cmd_quit, "stop QEMU now and put the host back"),
+	CMD("help", "", 0, 0, 0, control_cmd_help, "this list"),
 };
 const size_t control_cmd_count = nitems(control_cmd_table);
+
+const struct control_cmd_info *
+control_cmd_info(size_t i)
+{
+	return i < control_cmd_count ? &control_cmd_table[i].info : NULL;
+}
 
 const struct control_cmd_entry *
 control_cmd_find(char **words, size_t n, size_t *used, struct verr *err)
 {
 	for (size_t i = 0; i < control_cmd_count; i++) {
 		const struct control_cmd_entry *e = &control_cmd_table[i];
-		const char *sp = strchr(e->name, ' ');
+		const char *sp = strchr(e->info.name, ' ');
 		if (sp == NULL) {
-			if (strcmp(words[0], e->name) == 0) {
+			if (strcmp(words[0], e->info.name) == 0) {
 				*used = 1;
 				return e;
 			}
 			continue;
 		}
-		size_t l = (size_t)(sp - e->name);
-		if (strlen(words[0]) != l || strncmp(words[0], e->name, l) != 0)
+		size_t l = (size_t)(sp - e->info.name);
+		if (strlen(words[0]) != l || strncmp(words[0], e->info.name, l) != 0)
 			continue;
 		if (n < 2) {
 			verr_set(err, -EINVAL, "%s needs add or del, e.g. %s add ...; see help", words[0], words[0]);

@@ -7,7 +7,7 @@
 
 #include "control.h"
 
-struct child_job;
+struct journal_job;
 
 /* One command from the FIFO, alive until it has its reply. */
 struct control_req {
@@ -21,28 +21,27 @@ struct control_req {
 	bool force;                      /* "force" was the last word */
 
 	/* what a long command is doing */
-	struct child_job *job;
+	struct journal_job *job;         /* a host change (a bind, its undo) under way */
 	char *id, *netdev, *port, *addr, *fdname;
-	json_t *change, *saved;
-	size_t jidx;
+	json_t *change;                  /* {"device_add": ARGS} */
+	char *why;                       /* pci add failed: why (given back before the reply) */
+	ssize_t jidx;                    /* the journal entry it made (a bind, a tap), -1: none */
 	int fd;
 };
 
+/* One command, as tmux's cmd_entry: the table drives lookup, the argument
+ * checks, "force", the guest check and help. */
 struct control_cmd_entry {
-	const char *name;                /* "pci add", "status" */
-	const char *usage;               /* "REGEX|ADDRESS [force]" */
-	int min_args, max_args;
-	bool needs_guest;                /* only while the guest runs */
+	struct control_cmd_info info;
+	int min_args, max_args;          /* arguments after the name, "force" not counted */
 	void (*exec)(struct control_req *req);
-	const char *help;
 };
 
 /* A device the FIFO attached and what giving it back takes. */
 struct control_origin {
 	char *id;
 	char *netdev;                    /* net: netdev_del after DEVICE_DELETED */
-	json_t *change, *saved;          /* pci: the pci-bind-vfio; net: tap-create (or NULL) */
-	size_t jidx;
+	ssize_t jidx;                    /* the journal entry to undo (pci-bind-vfio, tap-create), -1: none */
 };
 
 struct control {
@@ -76,8 +75,7 @@ void control_reply(struct control_req *req, bool ok, const char *fmt, ...)
 void control_reply_bad(struct control *c, const char *tag, const char *msg);
 
 struct control_origin *control_origin_find(struct control *c, const char *id);
-void control_origin_add(struct control *c, const char *id, const char *netdev, const json_t *change,
-    const json_t *saved, size_t jidx);
+void control_origin_add(struct control *c, const char *id, const char *netdev, ssize_t jidx);
 void control_origin_remove(struct control *c, const char *id);
 
 /* The session's QMP connection when it can take commands, else NULL. */

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "child.h"
 #include "devices.h"
+#include "journal.h"
 #include "log.h"
 #include "qmp.h"
 
@@ -156,8 +156,7 @@ control_req_free(struct control_req *req)
 			}
 		}
 	}
-	if (req->job != NULL)
-		child_cancel(req->job);
+	journal_job_cancel(req->job);
 	if (req->fd >= 0)
 		close(req->fd);
 	free(req->tag);
@@ -171,7 +170,7 @@ control_req_free(struct control_req *req)
 	free(req->addr);
 	free(req->fdname);
 	json_decref(req->change);
-	json_decref(req->saved);
+	free(req->why);
 	free(req);
 }
 
@@ -206,15 +205,12 @@ control_origin_find(struct control *c, const char *id)
 }
 
 void
-control_origin_add(struct control *c, const char *id, const char *netdev, const json_t *change,
-    const json_t *saved, size_t jidx)
+control_origin_add(struct control *c, const char *id, const char *netdev, ssize_t jidx)
 {
 	c->origins = xreallocarray(c->origins, c->n_origins + 1, sizeof(*c->origins));
 	c->origins[c->n_origins++] = (struct control_origin){
 		.id = xstrdup(id),
 		.netdev = netdev ? xstrdup(netdev) : NULL,
-		.change = change ? json_deep_copy(change) : NULL,
-		.saved = saved ? json_deep_copy(saved) : NULL,
 		.jidx = jidx,
 	};
 }
@@ -224,8 +220,6 @@ control_origin_free(struct control_origin *o)
 {
 	free(o->id);
 	free(o->netdev);
-	json_decref(o->change);
-	json_decref(o->saved);
 }
 
 void
@@ -256,6 +250,7 @@ control_run_line(struct control *c, struct control_line *l)
 	struct control_req *req = xcalloc(1, sizeof(*req));
 	req->c = c;
 	req->fd = -1;
+	req->jidx = -1;
 	req->entry = e;
 	req->tag = l->tag;
 	l->tag = NULL;
@@ -268,9 +263,9 @@ control_run_line(struct control *c, struct control_line *l)
 	req->line = strbuf_steal(&sb);
 	size_t n = l->words.n - used;
 	char **args = l->words.v + used;
-	/* force only means something to a command whose usage has it (pci del):
+	/* force only means something to a command that takes it (pci del):
 	 * elsewhere it stays a word and the argument check refuses it. */
-	if (n > 0 && strcmp(args[n - 1], "force") == 0 && strstr(e->usage, "[force]") != NULL) {
+	if (n > 0 && strcmp(args[n - 1], "force") == 0 && (e->info.flags & CONTROL_CMD_FORCE)) {
 		req->force = true;
 		n--;
 	}
@@ -283,14 +278,14 @@ control_run_line(struct control *c, struct control_line *l)
 	    req->line);
 
 	if (req->argc < e->min_args || (e->max_args >= 0 && req->argc > e->max_args)) {
-		control_reply(req, false, "%s takes %s%s%s; see help", e->name,
-		    e->usage[0] ? e->usage : "no arguments", e->usage[0] ? " (" : "",
-		    e->usage[0] ? (req->argc < e->min_args ? "missing argument)" : "too many arguments)") : "");
+		control_reply(req, false, "%s takes %s%s%s; see help", e->info.name,
+		    e->info.usage[0] ? e->info.usage : "no arguments", e->info.usage[0] ? " (" : "",
+		    e->info.usage[0] ? (req->argc < e->min_args ? "missing argument)" : "too many arguments)") : "");
 		return;
 	}
-	if (e->needs_guest && (!c->h.running(c->h.arg) || control_qmp(c) == NULL)) {
+	if ((e->info.flags & CONTROL_CMD_GUEST) && (!c->h.running(c->h.arg) || control_qmp(c) == NULL)) {
 		control_reply(req, false, "%s needs the running guest, and the guest is %s; try again once it "
-		    "runs", e->name, c->h.state(c->h.arg));
+		    "runs", e->info.name, c->h.state(c->h.arg));
 		return;
 	}
 	e->exec(req);

@@ -56,6 +56,23 @@ void control_line_free(struct control_line *l);
 /* A well-formed tag: 1..CONTROL_TAG_MAX of [A-Za-z0-9._:-]. */
 bool control_tag_valid(const char *tag, size_t len);
 
+/* --- the command table (control-cmds.c) --------------------------------- */
+
+/* What a command is, for vfioctl, its bash completion and the man page
+ * test: they take their command lists from here. */
+#define CONTROL_CMD_GUEST 0x1    /* only while the guest runs */
+#define CONTROL_CMD_FORCE 0x2    /* "force" as the last word overrides a refusal (pci del) */
+
+struct control_cmd_info {
+	const char *name;        /* "pci add", "status": one word, or a group and a verb */
+	const char *usage;       /* "ID|ADDRESS [force]", "" for none */
+	const char *help;
+	unsigned flags;          /* CONTROL_CMD_* */
+};
+
+/* The i-th command of the table, NULL past the end. */
+const struct control_cmd_info *control_cmd_info(size_t i);
+
 /* --- the supervisor side (control.c) ------------------------------------- */
 
 struct devices;

@@ -12,9 +12,7 @@
 struct devices_detach {
 	struct devices_detach *next;
 	struct devices *d;
-	struct qmp *qmp;
 	char *id;
-	int sub;
 	bool replied;            /* device_del answered */
 	struct event *timer;
 	devices_detach_cb cb;
@@ -45,8 +43,6 @@ devices_detach_free(struct devices_detach *dd)
 		pp = &(*pp)->next;
 	if (*pp == dd)
 		*pp = dd->next;
-	if (dd->sub >= 0)
-		qmp_unsubscribe(dd->qmp, dd->sub);
 	event_free(dd->timer);
 	free(dd->id);
 	free(dd);
@@ -57,9 +53,7 @@ devices_free(struct devices *d)
 {
 	/* Pending detaches die with the session: their callers are gone too. */
 	while (d->detaching != NULL) {
-		struct devices_detach *dd = d->detaching;
-		dd->sub = -1;    /* the qmp connection is freed by the session */
-		devices_detach_free(dd);
+		devices_detach_free(d->detaching);
 	}
 	for (size_t i = 0; i < d->n; i++)
 		devices_entry_free(&d->v[i]);
@@ -161,14 +155,25 @@ devices_detach_finish(struct devices_detach *dd, int result, const char *msg)
 	free(id);
 }
 
-static void
-devices_detach_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+bool
+devices_deleted(struct devices *d, const json_t *data)
 {
-	struct devices_detach *dd = arg;
-	if (!qmp_device_deleted_matches(data, dd->id))
-		return;
-	log_debug("QEMU released %s", dd->id);
-	devices_detach_finish(dd, 0, NULL);
+	for (struct devices_detach *dd = d->detaching; dd != NULL; dd = dd->next) {
+		if (qmp_device_deleted_matches(data, dd->id)) {
+			log_debug("QEMU released %s", dd->id);
+			devices_detach_finish(dd, 0, NULL);
+			return true;
+		}
+	}
+	/* Not asked for: the guest ejected it by itself. */
+	for (size_t i = 0; i < d->n; i++) {
+		if (qmp_device_deleted_matches(data, d->v[i].id)) {
+			log_info("QEMU released %s", d->v[i].id);
+			devices_removed(d, d->v[i].id);
+			return true;
+		}
+	}
+	return false;
 }
 
 static void
@@ -205,15 +210,11 @@ devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, cons
 	}
 	struct devices_detach *dd = xcalloc(1, sizeof(*dd));
 	dd->d = d;
-	dd->qmp = qmp;
 	dd->id = xstrdup(id);
 	dd->cb = cb;
 	dd->arg = arg;
 	dd->next = d->detaching;
 	d->detaching = dd;
-	/* Subscribed before the command goes out, so an event that follows the
-	 * reply at once cannot be missed. */
-	dd->sub = qmp_subscribe(qmp, "DEVICE_DELETED", devices_detach_event, dd);
 	dd->timer = evtimer_new(base, devices_detach_timeout, dd);
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(dd->timer, &tv);

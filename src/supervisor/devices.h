@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "qmp.h"
 
@@ -47,8 +48,14 @@ typedef void (*devices_detach_cb)(const char *id, int result, const char *msg, v
 
 /* device_del ID, then wait for DEVICE_DELETED naming exactly ID (not a child
  * path) for at most timeout_ms. Returns 0 when under way (cb will be called),
- * -ENOENT when ID is not attached, -EALREADY when it is already being removed. */
+ * -ENOENT when ID is not attached, -EALREADY when it is already being removed.
+ * The event reaches devices_deleted() through the session's event table. */
 int devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, const char *id,
     int timeout_ms, devices_detach_cb cb, void *arg);
+
+/* QEMU's DEVICE_DELETED with its data: a device_del in flight for exactly
+ * that id completes (its callback runs), and a device the guest ejected by
+ * itself leaves the list. Returns true when it named an attached device. */
+bool devices_deleted(struct devices *d, const json_t *data);
 
 #endif

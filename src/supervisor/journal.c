@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "change.h"
 #include "child.h"
 #include "log.h"
@@ -305,7 +307,8 @@ journal_done(struct journal *j, size_t idx, struct verr *err)
 	return r;
 }
 
-int
+/* After undo() of entry idx succeeded: it is no longer in force. */
+static int
 journal_undone(struct journal *j, size_t idx, struct verr *err)
 {
 	int r = journal_append(j, journal_state_record(j->entries[idx].seq, JOURNAL_UNDONE), err);
@@ -358,6 +361,284 @@ journal_describe(const json_t *change)
 	return xasprintf("%s %s", change_str(change, "action"), change_str(change, "target"));
 }
 
+/* ---- applying and undoing one change ---- */
+
+/* What the ops functions get for saved: NULL when prepare saved nothing
+ * (the journal holds JSON null then), as on the first run. */
+static const json_t *
+journal_saved(const struct journal_entry *e)
+{
+	return json_is_null(e->saved) ? NULL : e->saved;
+}
+
+/* Run apply or undo: here when it cannot block, else in a child with the
+ * kind's deadline. */
+static int
+journal_run(const struct change_ops *ops, bool undo, const struct journal_entry *e, int bindtimeout_ms,
+    struct verr *err)
+{
+	child_fn fn = undo ? ops->undo : ops->apply;
+	const json_t *saved = journal_saved(e);
+	if (!ops->may_block)
+		return fn(e->change, saved, err);
+	return child_run(fn, e->change, saved, change_deadline_ms(ops, e->change, saved, bindtimeout_ms), err);
+}
+
+static const struct change_ops *
+journal_ops(const json_t *change, const char *doing, struct verr *err)
+{
+	const struct change_ops *ops = change_find(change_str(change, "action"));
+	if (ops == NULL)
+		verr_set(err, -ENOSYS, "this build of vfio does not know how to %s \"%s\" on %s", doing,
+		    change_str(change, "action"), change_str(change, "target"));
+	return ops;
+}
+
+/* Prepare and record "begin": nothing is changed on the host yet. */
+static int
+journal_prepare_begin(struct journal *j, const json_t *change, const struct change_ops **ops, size_t *idx,
+    struct verr *err)
+{
+	*idx = (size_t)-1;
+	*ops = journal_ops(change, "make", err);
+	if (*ops == NULL)
+		return err != NULL ? err->code : -ENOSYS;
+	json_t *saved = NULL;
+	int r = (*ops)->prepare != NULL ? (*ops)->prepare(change, &saved, err) : 0;
+	if (r == 0)
+		r = journal_begin(j, change, saved, idx, err);
+	json_decref(saved);
+	return r;
+}
+
+/* first; giving it back failed too: why */
+static void
+journal_join_undo_failure(struct verr *err, const struct verr *undo_err)
+{
+	char first[sizeof(err->msg)];
+	snprintf(first, sizeof(first), "%s", err->msg);
+	verr_set(err, err->code, "%s; giving it back failed too: %s", first, undo_err->msg);
+}
+
+int
+journal_apply(struct journal *j, const json_t *change, const struct journal_apply_opts *o, size_t *idx,
+    struct verr *err)
+{
+	const struct change_ops *ops;
+	int r = journal_prepare_begin(j, change, &ops, idx, err);
+	if (r < 0)
+		return r;
+	r = journal_run(ops, false, &j->entries[*idx], o->bindtimeout_ms, err);
+	if (r == 0) {
+		struct verr jerr = { 0 };
+		r = journal_done(j, *idx, &jerr);
+		if (r < 0 && err != NULL)
+			*err = jerr;
+		return r;
+	}
+	if (o->undo_on_failure) {
+		struct verr uerr = { 0 };
+		if (journal_run(ops, true, &j->entries[*idx], o->bindtimeout_ms, &uerr) == 0)
+			journal_undone(j, *idx, &uerr);
+		else if (err != NULL)
+			journal_join_undo_failure(err, &uerr);
+	}
+	return r;
+}
+
+int
+journal_undo(struct journal *j, size_t idx, int bindtimeout_ms, struct verr *err)
+{
+	const struct change_ops *ops = journal_ops(j->entries[idx].change, "undo", err);
+	if (ops == NULL)
+		return -ENOSYS;
+	int r = journal_run(ops, true, &j->entries[idx], bindtimeout_ms, err);
+	if (r == 0) {
+		struct verr jerr = { 0 };
+		r = journal_undone(j, idx, &jerr);
+		if (r < 0 && err != NULL)
+			*err = jerr;
+	}
+	return r;
+}
+
+/* ---- the same inside the event loop ---- */
+
+enum journal_phase {
+	JOURNAL_PHASE_APPLY,
+	JOURNAL_PHASE_UNDO_FAILED,   /* giving back an apply that failed */
+	JOURNAL_PHASE_UNDO,          /* journal_undo_start() */
+};
+
+struct journal_job {
+	struct journal *j;
+	struct event_base *base;
+	const struct change_ops *ops;
+	size_t idx;
+	int bindtimeout_ms;
+	bool undo_on_failure;
+	enum journal_phase phase;
+	struct child_job *child;     /* the apply or undo running in a child */
+	struct event *ev_done;       /* delivers res from the loop */
+	struct journal_result res;
+	journal_done_cb cb;
+	void *arg;
+};
+
+static void
+journal_job_free(struct journal_job *job)
+{
+	if (job->child != NULL)
+		child_cancel(job->child);
+	if (job->ev_done != NULL)
+		event_free(job->ev_done);
+	free(job);
+}
+
+void
+journal_job_cancel(struct journal_job *job)
+{
+	if (job != NULL)
+		journal_job_free(job);
+}
+
+static void
+journal_job_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct journal_job *job = arg;
+	struct journal_result res = job->res;
+	journal_done_cb cb = job->cb;
+	void *cbarg = job->arg;
+	journal_job_free(job);
+	cb(&res, cbarg);
+}
+
+static void
+journal_job_finish(struct journal_job *job, int code, const struct verr *err, bool undone)
+{
+	job->res.code = code;
+	if (err != NULL)
+		job->res.err = *err;
+	job->res.idx = job->idx;
+	job->res.undone = undone;
+	event_active(job->ev_done, EV_TIMEOUT, 1);
+}
+
+static void journal_job_run(struct journal_job *job);
+
+/* One apply or undo is over: record it, and go on or finish. */
+static void
+journal_job_step(struct journal_job *job, int code, const struct verr *err)
+{
+	struct verr jerr = { 0 };
+	switch (job->phase) {
+	case JOURNAL_PHASE_APPLY:
+		if (code == 0) {
+			int r = journal_done(job->j, job->idx, &jerr);
+			journal_job_finish(job, r, r < 0 ? &jerr : err, false);
+		} else if (job->undo_on_failure) {
+			job->res.code = code;
+			job->res.err = *err;
+			job->phase = JOURNAL_PHASE_UNDO_FAILED;
+			journal_job_run(job);
+		} else {
+			journal_job_finish(job, code, err, false);
+		}
+		return;
+	case JOURNAL_PHASE_UNDO_FAILED: {
+		struct verr first = job->res.err;
+		if (code == 0) {
+			bool undone = journal_undone(job->j, job->idx, &jerr) == 0;
+			journal_job_finish(job, job->res.code, &first, undone);
+		} else {
+			journal_join_undo_failure(&first, err);
+			journal_job_finish(job, job->res.code, &first, false);
+		}
+		return;
+	}
+	case JOURNAL_PHASE_UNDO:
+		if (code == 0) {
+			int r = journal_undone(job->j, job->idx, &jerr);
+			journal_job_finish(job, r, r < 0 ? &jerr : err, r == 0);
+		} else {
+			journal_job_finish(job, code, err, false);
+		}
+		return;
+	}
+}
+
+static void
+journal_job_child_done(int code, const struct verr *err, void *arg)
+{
+	struct journal_job *job = arg;
+	job->child = NULL;
+	journal_job_step(job, code, err);
+}
+
+static void
+journal_job_run(struct journal_job *job)
+{
+	bool undo = job->phase != JOURNAL_PHASE_APPLY;
+	const struct journal_entry *e = &job->j->entries[job->idx];
+	struct verr err = { 0 };
+	if (!job->ops->may_block) {
+		int code = journal_run(job->ops, undo, e, job->bindtimeout_ms, &err);
+		journal_job_step(job, code, &err);
+		return;
+	}
+	const json_t *saved = journal_saved(e);
+	job->child = child_start(job->base, undo ? job->ops->undo : job->ops->apply, e->change, saved,
+	    change_deadline_ms(job->ops, e->change, saved, job->bindtimeout_ms), journal_job_child_done, job, &err);
+	if (job->child == NULL)
+		journal_job_step(job, err.code < 0 ? err.code : -ECHILD, &err);
+}
+
+static struct journal_job *
+journal_job_new(struct journal *j, struct event_base *base, const struct change_ops *ops, size_t idx,
+    int bindtimeout_ms, journal_done_cb cb, void *arg)
+{
+	struct journal_job *job = xcalloc(1, sizeof(*job));
+	job->j = j;
+	job->base = base;
+	job->ops = ops;
+	job->idx = idx;
+	job->bindtimeout_ms = bindtimeout_ms;
+	job->cb = cb;
+	job->arg = arg;
+	job->ev_done = evtimer_new(base, journal_job_deliver, job);
+	if (job->ev_done == NULL)
+		fatalx("out of memory creating a journal job's event");
+	return job;
+}
+
+struct journal_job *
+journal_apply_start(struct journal *j, struct event_base *base, const json_t *change,
+    const struct journal_apply_opts *o, journal_done_cb cb, void *arg, struct verr *err)
+{
+	const struct change_ops *ops;
+	size_t idx;
+	if (journal_prepare_begin(j, change, &ops, &idx, err) < 0)
+		return NULL;
+	struct journal_job *job = journal_job_new(j, base, ops, idx, o->bindtimeout_ms, cb, arg);
+	job->undo_on_failure = o->undo_on_failure;
+	job->phase = JOURNAL_PHASE_APPLY;
+	journal_job_run(job);
+	return job;
+}
+
+struct journal_job *
+journal_undo_start(struct journal *j, struct event_base *base, size_t idx, int bindtimeout_ms,
+    journal_done_cb cb, void *arg, struct verr *err)
+{
+	const struct change_ops *ops = journal_ops(j->entries[idx].change, "undo", err);
+	if (ops == NULL)
+		return NULL;
+	struct journal_job *job = journal_job_new(j, base, ops, idx, bindtimeout_ms, cb, arg);
+	job->phase = JOURNAL_PHASE_UNDO;
+	journal_job_run(job);
+	return job;
+}
+
 size_t
 journal_undo_all(struct journal *j, int bindtimeout_ms, struct strv *failed)
 {
@@ -367,21 +648,20 @@ journal_undo_all(struct journal *j, int bindtimeout_ms, struct strv *failed)
 		if (e->state == JOURNAL_UNDONE)
 			continue;
 		char *what = journal_describe(e->change);
-		const struct change_ops *ops = change_find(change_str(e->change, "action"));
 		struct verr err = { 0 };
+		const struct change_ops *ops = change_find(change_str(e->change, "action"));
 		int r;
 		if (ops == NULL) {
 			r = verr_set(&err, -ENOSYS, "this build of vfio does not know how to undo "
 			    "\"%s\"", change_str(e->change, "action"));
 		} else {
-			r = child_run_change(ops, true, e->change, e->saved, bindtimeout_ms, &err);
+			r = journal_run(ops, true, e, bindtimeout_ms, &err);
 			if (r == 0 && err.msg[0] != '\0')
 				log_info("%s: %s", what, err.msg);
 		}
 		if (r == 0)
-			r = journal_append(j, journal_state_record(e->seq, JOURNAL_UNDONE), &err);
+			r = journal_undone(j, i, &err);
 		if (r == 0) {
-			e->state = JOURNAL_UNDONE;
 			log_info("restored: %s", what);
 		} else {
 			char *saved = json_dumps(e->saved, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -23,6 +23,8 @@
 #include "util.h"
 #include "verr.h"
 
+struct event_base;
+
 enum journal_state {
 	JOURNAL_BEGIN,           /* recorded; apply() may have run, fully or halfway */
 	JOURNAL_DONE,            /* apply() returned success */
@@ -50,22 +52,72 @@ struct journal {
 int journal_open(struct journal *j, const char *dir, struct verr *err);
 void journal_close(struct journal *j);
 
-/* Before apply(): record the change and what prepare() saved. *idx gets the
- * entry's index for journal_done(). */
+/* The records themselves, for journal_apply() and the tests (a crash
+ * between them is what -restore is for). Before apply(): record the change
+ * and what prepare() saved. *idx gets the entry's index for journal_done(). */
 int journal_begin(struct journal *j, const json_t *change, const json_t *saved, size_t *idx,
     struct verr *err);
 int journal_done(struct journal *j, size_t idx, struct verr *err);
-/* After undo() of entry idx succeeded while running (a hot-removed device
- * given back): it is no longer in force. */
-int journal_undone(struct journal *j, size_t idx, struct verr *err);
 int journal_record_qemu(struct journal *j, pid_t pid, unsigned long long start, struct verr *err);
 
 /* True when some change is still in force (begun and not undone). */
 bool journal_in_force(const struct journal *j);
 
+/* ---- changing the host: the one way every path takes ----
+ *
+ * journal_apply() is the forward twin of journal_undo_all(): it finds the
+ * change's ops, runs prepare(), records "begin" (fsync'd), runs apply() and
+ * records "done". An apply that may block (change_ops.may_block) runs in a
+ * child (child.h) with the kind's own deadline (change_deadline_ms()); one
+ * that cannot runs here. Start, the control FIFO and USB hotplug all come
+ * through here, so a change is never made that the journal does not hold. */
+
+struct journal_apply_opts {
+	int bindtimeout_ms;      /* -bindtimeout in ms (<= 0: the default) */
+	bool undo_on_failure;    /* a failed apply is undone (and recorded undone) at once, so
+	                          * nothing stays changed; else it stays in force for teardown */
+};
+
+/* Synchronous: for start and for changes that cannot block while the loop
+ * runs (a blocking change in the loop goes through journal_apply_start()).
+ * Returns 0 with *idx the entry (err may hold a note, code 0, e.g. "stays
+ * on vfio-pci"), or -errno with err saying what failed; *idx is then the
+ * entry when the change was journaled, (size_t)-1 when it was not (prepare
+ * or the journal failed: nothing changed). */
+int journal_apply(struct journal *j, const json_t *change, const struct journal_apply_opts *o,
+    size_t *idx, struct verr *err);
+
+/* What an asynchronous apply or undo came to. */
+struct journal_result {
+	int code;                /* 0 or -errno */
+	struct verr err;         /* what failed (or a note when code is 0) */
+	size_t idx;              /* the journal entry */
+	bool undone;             /* apply failed and undo_on_failure gave it back: not in force */
+};
+typedef void (*journal_done_cb)(const struct journal_result *res, void *arg);
+struct journal_job;
+
+/* Asynchronous, inside the libevent loop: prepare and "begin" now, then the
+ * apply (in a child when it may block); cb runs from the loop once it is
+ * over, never before this returns. NULL with err set when nothing was
+ * started (prepare or the journal failed: nothing changed, cb never runs). */
+struct journal_job *journal_apply_start(struct journal *j, struct event_base *base, const json_t *change,
+    const struct journal_apply_opts *o, journal_done_cb cb, void *arg, struct verr *err);
+
+/* Undo entry idx (a hot-removed device given back) and record it undone:
+ * synchronously, or in the loop (cb as above, res->undone when it worked).
+ * The sync form returns 0 (err may hold a note) or -errno. */
+int journal_undo(struct journal *j, size_t idx, int bindtimeout_ms, struct verr *err);
+struct journal_job *journal_undo_start(struct journal *j, struct event_base *base, size_t idx,
+    int bindtimeout_ms, journal_done_cb cb, void *arg, struct verr *err);
+
+/* Stop a job before its callback ran (shutdown): a child is killed; what it
+ * did stays in the journal for teardown. cb is not called. NULL is fine. */
+void journal_job_cancel(struct journal_job *job);
+
 /* Undo every change still in force, newest first, through change_find();
- * undos that may block run in a child with the -bindtimeout deadline
- * (bindtimeout_ms <= 0: the default). Each undo is reported (log_info on success, log_error on failure) and
+ * undos that may block run in a child with their deadline (-bindtimeout,
+ * bindtimeout_ms <= 0: the default, plus the kind's waits). Each undo is reported (log_info on success, log_error on failure) and
  * recorded. Entries that could not be undone get a line in failed (what it
  * was, why, and how to put it back by hand). Returns the number of failures. */
 size_t journal_undo_all(struct journal *j, int bindtimeout_ms, struct strv *failed);

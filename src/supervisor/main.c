@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,19 +24,29 @@
 #include "snapshot.h"
 #include "vfioenv.h"
 
-
-/* The guest MAC falls back to randomness; take it here so the plan stays a
- * pure function. VFIO_MAC_SEED makes it repeatable (tests, scripted runs). */
-static uint64_t
-main_mac_seed(void)
+/* The supplementary groups of QEMU's user (-user, else the sudo caller):
+ * the plan gives it only the device nodes it cannot open already. Read here,
+ * from the user database, so the plan stays a pure function. */
+static void
+main_qemu_groups(struct options *opts, const struct host_snapshot *snap)
 {
-	const char *env = vfioenv_get("VFIO_MAC_SEED");
-	if (env != NULL && *env != '\0')
-		return strtoull(env, NULL, 0);
-	uint64_t seed = 0;
-	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL;
-	return seed;
+	int uid = opts->user_uid >= 0 ? opts->user_uid : snap->sudo_uid;
+	int gid = opts->user_uid >= 0 ? opts->user_gid : snap->sudo_gid >= 0 ? snap->sudo_gid : uid;
+	struct passwd *pw = uid > 0 ? getpwuid((uid_t)uid) : NULL;
+	if (pw == NULL)
+		return;
+	int n = 32;
+	gid_t *groups = xreallocarray(NULL, (size_t)n, sizeof(*groups));
+	if (getgrouplist(pw->pw_name, (gid_t)gid, groups, &n) < 0) {
+		groups = xreallocarray(groups, (size_t)n, sizeof(*groups));
+		if (getgrouplist(pw->pw_name, (gid_t)gid, groups, &n) < 0)
+			n = 0;
+	}
+	opts->qemu_groups = xreallocarray(NULL, (size_t)n + 1, sizeof(*opts->qemu_groups));
+	for (int i = 0; i < n; i++)
+		opts->qemu_groups[i] = (unsigned)groups[i];
+	opts->n_qemu_groups = (size_t)n;
+	free(groups);
 }
 
 /* -hostaudio prefers PipeWire when this QEMU has the driver (QEMU 8.1 and
@@ -86,9 +97,9 @@ main_restore(struct options *opts)
 }
 
 static int
-main_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan)
+main_run(const struct options *opts, const struct plan *plan)
 {
-	return session_run(opts, snap, plan);
+	return session_run(opts, plan);
 }
 
 int
@@ -139,20 +150,27 @@ main(int argc, char **argv)
 
 	const char *qemu = vfioenv_get("VFIO_QEMU");
 	opts.qemu = xstrdup(qemu != NULL && *qemu != '\0' ? qemu : "qemu-system-x86_64");
-	opts.mac_seed = main_mac_seed();
+	/* The console goes to the terminal vfio runs on, else to console.log:
+	 * the plan says which, so the dry run shows what -run does. */
+	opts.console_tty = isatty(STDIN_FILENO) == 1;
 	if (opts.hostaudio)
 		opts.audiodev = main_audiodev(opts.qemu);
 
 	hostroot_init(NULL);
 	struct host_snapshot snap;
 	memset(&snap, 0, sizeof(snap));
-	if (snapshot_take(&snap, &opts, &err) < 0) {
+	struct strv files = { 0 };
+	options_host_files(&opts, &files);
+	int sr = snapshot_take(&snap, &files, &err);
+	strv_free(&files);
+	if (sr < 0) {
 		log_error("reading the host: %s", err.msg);
 		snapshot_free(&snap);
 		options_free(&opts);
 		return 1;
 	}
 
+	main_qemu_groups(&opts, &snap);
 	if (opts.hostaudio) {
 		/* Whose sound server: QEMU's user (-user, else the sudo caller). */
 		int uid = opts.user_uid >= 0 ? opts.user_uid : snap.sudo_uid >= 0 ? snap.sudo_uid : 0;
@@ -181,7 +199,7 @@ main(int argc, char **argv)
 	if (plan.errors.n > 0)
 		rc = 1;
 	else if (opts.run)
-		rc = main_run(&opts, &snap, &plan);
+		rc = main_run(&opts, &plan);
 	else
 		rc = 0;
 	plan_free(&plan);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "uregex.h"
+#include "passthrough.h"
 #include "util.h"
 
 enum opt_arg {
@@ -88,6 +88,28 @@ set_ifname(struct options *o, const struct opt_entry *e, const char *v, struct v
 	return set_str(o, e, v, err);
 }
 
+/* -mac: six hex bytes, a unicast address (QEMU refuses a multicast one for
+ * a NIC), kept lower-case as QEMU prints it. */
+static int
+set_mac(struct options *o, const struct opt_entry *e, const char *v, struct verr *err)
+{
+	bool ok = strlen(v) == 17;
+	for (size_t i = 0; ok && i < 17; i++)
+		ok = i % 3 == 2 ? v[i] == ':' : isxdigit((unsigned char)v[i]) != 0;
+	if (!ok)
+		return verr_set(err, -EINVAL, "-%s '%s' is not a MAC address; write six hex bytes, e.g. "
+		    "52:54:00:12:34:56", e->info.name, v);
+	/* the multicast bit is the lowest of the first byte: its second digit */
+	int lo = isdigit((unsigned char)v[1]) ? v[1] - '0' : tolower((unsigned char)v[1]) - 'a' + 10;
+	if (lo & 1)
+		return verr_set(err, -EINVAL, "-%s %s is a multicast address, which a network card cannot have; "
+		    "make the first byte even, e.g. 52:54:00:...", e->info.name, v);
+	free(o->mac);
+	o->mac = xstrdup(v);
+	for (char *p = o->mac; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
 
 /* Disk formats QEMU's block layer knows; anything else is a typo. */
 static const char *const image_formats[] = {
@@ -210,19 +232,15 @@ set_regex(struct options *o, const struct opt_entry *e, const char *v, struct ve
 	regex_t *re = pci ? &o->pci_re : &o->usb_re;
 	bool *set = pci ? &o->pci_re_set : &o->usb_re_set;
 
-	size_t len = strlen(v);
-	while (*v == '|')
-		v++, len--;
-	while (len > 0 && v[len - 1] == '|' && !(len > 1 && v[len - 2] == '\\'))
-		len--;
-	if (len == 0)
-		return verr_set(err, -EINVAL, "-%s needs a regular expression matching the devices to pass "
-		    "through, e.g. -%s '%s'", e->info.name, e->info.name, pci ? "NVIDIA|0000:06:00.0" : "Logitech|046d:c52b");
-	char *joined = *str == NULL ? xstrndup(v, len) : xasprintf("%s|%.*s", *str, (int)len, v);
+	char flag[16], *pattern;
+	snprintf(flag, sizeof(flag), "-%s", e->info.name);
+	if (passthrough_pattern(flag, v, &pattern, err) < 0)
+		return -EINVAL;
+	char *joined = *str == NULL ? pattern : xasprintf("%s|%s", *str, pattern);
+	if (joined != pattern)
+		free(pattern);
 	regex_t tmp;
-	char what[16];
-	snprintf(what, sizeof(what), "-%s", e->info.name);
-	if (uregex_compile(&tmp, REG_EXTENDED | REG_NOSUB, what, joined, err) < 0) {
+	if (passthrough_regex_compile(&tmp, REG_NOSUB, flag, joined, err) < 0) {
 		free(joined);
 		return -EINVAL;
 	}
@@ -459,6 +477,8 @@ static const struct opt_entry opt_table[] = {
 	SWITCH("nonet", "", nonet, "No guest network adapter at all."),
 	VALUE("portforward", "", "PROTO:HOSTPORT:GUESTPORT", add_portfwd, portfwds,
 	    "Forward a host port to the guest with user-mode networking, e.g. tcp:2222:22 (repeatable)."),
+	VALUE("mac", "", "MAC", set_mac, mac,
+	    "The guest NIC's MAC address (default: the bridged interface's, else one derived from the guest name and the host)."),
 	/* guest companions */
 	SWITCH("hyperv", "", hyperv, "Add Hyper-V enlightenments for Windows guests."),
 	SWITCH("hostaudio", "", hostaudio, "Guest audio through the host's PipeWire or PulseAudio (ich9-intel-hda)."),
@@ -657,13 +677,29 @@ options_free(struct options *opts)
 	char **strs[] = { &opts->restore_name, &opts->name, &opts->bios, &opts->biosvars, &opts->kernel,
 		&opts->initrd, &opts->cmdline, &opts->hugepages_mount, &opts->pci_regex, &opts->usb_regex,
 		&opts->romfile, &opts->bridge, &opts->tap, &opts->hostint, &opts->extras, &opts->user,
-		&opts->qemu, &opts->audiodev };
+		&opts->qemu, &opts->audiodev, &opts->mac };
 	for (size_t i = 0; i < nitems(strs); i++)
 		free(*strs[i]);
 	free(opts->pinvcpus);
 	free(opts->portfwds);
+	free(opts->qemu_groups);
 	strv_free(&opts->extras_words);
 	memset(opts, 0, sizeof(*opts));
+}
+
+void
+options_host_files(const struct options *opts, struct strv *out)
+{
+	for (size_t i = 0; i < opts->n_images; i++)
+		strv_push(out, opts->images[i].path);
+	for (size_t i = 0; i < opts->n_isos; i++)
+		strv_push(out, opts->isos[i]);
+	const char *one[] = { opts->bios, opts->biosvars, opts->romfile, opts->kernel, opts->initrd,
+		opts->hugepages ? (opts->hugepages_mount ? opts->hugepages_mount : "/dev/hugepages") : NULL };
+	for (size_t i = 0; i < nitems(one); i++) {
+		if (one[i] != NULL && one[i][0] != '\0')
+			strv_push(out, one[i]);
+	}
 }
 
 void

@@ -69,6 +69,7 @@ struct options {
 	bool nonet;
 	struct opt_portfwd *portfwds;
 	size_t n_portfwds;
+	char *mac;                       /* -mac, lower-case; NULL: the plan derives one */
 
 	/* guest companions */
 	bool hyperv, hostaudio, looking_glass, spice, qemu_agent;
@@ -84,7 +85,11 @@ struct options {
 
 	/* Inputs main fills in so the plan stays pure and deterministic. */
 	char *qemu;                      /* QEMU binary: $VFIO_QEMU, default "qemu-system-x86_64" */
-	uint64_t mac_seed;               /* randomness for a guest MAC when no host MAC applies */
+	bool console_tty;                /* stdin is a terminal: the serial console goes there, else to
+	                                  * /run/vfio/NAME/console.log */
+	unsigned *qemu_groups;           /* supplementary groups of QEMU's user (-user, else the sudo
+	                                  * caller): which device nodes it can open already */
+	size_t n_qemu_groups;
 	char *audiodev;                  /* -hostaudio backend: "pipewire" or "pa" (NULL: "pa",
 	                                  * what QEMU 7.2 has; main may pick pipewire when QEMU has it) */
 	bool audio_pipewire, audio_pulse; /* -hostaudio: the user's sockets exist (audio_probe()) */
@@ -114,6 +119,10 @@ int options_check_extras(const struct strv *words, struct verr *err);
 int options_parse_size(const char *s, uint64_t *mib, struct verr *err);
 /* Parse a CPU list ("0,2,4" or "0-5,12-17"), no duplicates. *cpus allocated. */
 int options_parse_cpulist(const char *s, int **cpus, size_t *n, struct verr *err);
+
+/* The host paths the options name (images, ISOs, firmware, ROM, kernel,
+ * initrd, the hugetlbfs mount), for the snapshot to look up. */
+void options_host_files(const struct options *opts, struct strv *out);
 
 /* For the man page test: iterate the table. Returns NULL past the end. */
 struct option_info {

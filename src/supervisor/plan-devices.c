@@ -7,37 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devargs.h"
+#include "devown.h"
+#include "passthrough.h"
 #include "plan-priv.h"
+#include "vfio_bind.h"
 
 static bool
-pci_is_bridge(const struct pci_device *d)
+plan_pci_passed(const struct pci_device *d, void *arg)
 {
-	/* Host, ISA, PCI and other bridges (class 0x06xx) belong to the host. */
-	return d->is_bridge || (d->class_code >> 16) == 0x06;
-}
-
-static bool
-pci_driver_is_harmless(const char *driver)
-{
-	return driver[0] == '\0' || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0;
-}
-
-static bool
-plan_pci_passed(const struct plan_ctx *c, const struct pci_device *d)
-{
+	const struct plan_ctx *c = arg;
 	size_t i = (size_t)(d - c->snap->pci);
 	return c->passed != NULL && i < c->snap->n_pci && c->passed[i];
-}
-
-/* Snapshot indices ordered by IOMMU group, then by index (qsort_r). */
-static int
-cmp_by_group(const void *a, const void *b, void *base)
-{
-	const struct pci_device *pci = base;
-	const struct pci_device *x = &pci[*(const size_t *)a], *y = &pci[*(const size_t *)b];
-	if (x->iommu_group != y->iommu_group)
-		return x->iommu_group < y->iommu_group ? -1 : 1;
-	return *(const size_t *)a < *(const size_t *)b ? -1 : *(const size_t *)a > *(const size_t *)b;
 }
 
 /* Passed devices by slot, then function: a card's functions are adjacent. */
@@ -65,34 +46,6 @@ cmp_pci_addr(const void *key, const void *elem)
 }
 
 static void
-plan_device_id(char *buf, size_t len, const char *address)
-{
-	snprintf(buf, len, "hostdev-%s", address);
-	for (char *p = buf; *p; p++) {
-		if (*p == ':' || *p == '.')
-			*p = '-';
-	}
-}
-
-bool
-plan_usb_matches(const regex_t *re, const struct usb_device *dev)
-{
-	if (dev->is_root_hub)
-		return false;
-	char id[16];
-	snprintf(id, sizeof(id), "%04x:%04x", dev->vendor & 0xffff, dev->product & 0xffff);
-	/* A hub carries whatever is plugged into it: only an explicit ID selects it. */
-	if (dev->is_hub)
-		return regexec(re, id, 0, NULL, 0) == 0;
-	const char *texts[] = { dev->line, dev->manufacturer, dev->product_name, dev->serial, dev->sysname };
-	for (size_t i = 0; i < nitems(texts); i++) {
-		if (texts[i][0] != '\0' && regexec(re, texts[i], 0, NULL, 0) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void
 plan_pci_viability(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
@@ -101,31 +54,28 @@ plan_pci_viability(struct plan_ctx *c)
 			plan_check_failed(c, "-pci: %s has no IOMMU group, so it cannot be passed through; "
 			    "check dmesg for IOMMU errors", c->pci[i].dev->address);
 	}
-	/* Walk the snapshot group by group (sorted once: linear after that). */
-	size_t *idx = xcalloc(snap->n_pci + 1, sizeof(*idx));
-	for (size_t i = 0; i < snap->n_pci; i++)
-		idx[i] = i;
-	qsort_r(idx, snap->n_pci, sizeof(*idx), cmp_by_group, snap->pci);
-	for (size_t start = 0, end; start < snap->n_pci; start = end) {
-		int group = snap->pci[idx[start]].iommu_group;
-		const struct pci_device *first = NULL;
-		for (end = start; end < snap->n_pci && snap->pci[idx[end]].iommu_group == group; end++) {
-			if (first == NULL && plan_pci_passed(c, &snap->pci[idx[end]]))
-				first = &snap->pci[idx[end]];
-		}
-		if (group < 0 || first == NULL)
+	/* Each group once, in group order, named by its first passed device. */
+	int *groups = xcalloc(c->n_pci + 1, sizeof(*groups));
+	for (size_t i = 0; i < c->n_pci; i++)
+		groups[i] = c->pci[i].dev->iommu_group;
+	if (c->n_pci > 1)
+		qsort(groups, c->n_pci, sizeof(*groups), cmp_int);
+	for (size_t g = 0; g < c->n_pci; g++) {
+		if (groups[g] < 0 || (g > 0 && groups[g - 1] == groups[g]))
 			continue;
-		for (size_t k = start; k < end; k++) {
-			const struct pci_device *o = &snap->pci[idx[k]];
-			if (plan_pci_passed(c, o) || pci_is_bridge(o) || pci_driver_is_harmless(o->driver))
-				continue;
+		const struct pci_device *first = NULL;
+		for (size_t i = 0; i < snap->n_pci && first == NULL; i++) {
+			if (snap->pci[i].iommu_group == groups[g] && plan_pci_passed(&snap->pci[i], c))
+				first = &snap->pci[i];
+		}
+		for (const struct pci_device *o = NULL;
+		    (o = passthrough_pci_group_blocker(snap, first, o, plan_pci_passed, c)) != NULL;)
 			plan_check_failed(c, "-pci: %s shares IOMMU group %d with %s, which is bound to %s "
 			    "and not passed through; a group goes to the guest whole: add it to -pci "
-			    "(e.g. -pci '%s|%s') or unbind it from %s", first->address, group,
+			    "(e.g. -pci '%s|%s') or unbind it from %s", first->address, groups[g],
 			    o->line, o->driver, c->opts->pci_regex, o->address, o->driver);
-		}
 	}
-	free(idx);
+	free(groups);
 }
 
 /* Display functions, and every passed function in their slot, are
@@ -182,9 +132,9 @@ plan_match_pci(struct plan_ctx *c)
 	c->passed = xcalloc(snap->n_pci + 1, sizeof(*c->passed));
 	for (size_t i = 0; i < snap->n_pci; i++) {
 		const struct pci_device *d = &snap->pci[i];
-		if (regexec(&o->pci_re, d->line, 0, NULL, 0) != 0)
+		if (!passthrough_pci_matches(&o->pci_re, d))
 			continue;
-		if (pci_is_bridge(d)) {
+		if (passthrough_pci_is_bridge(d)) {
 			strbuf_printf(&skipped, "%s%s", skipped.len ? ", " : "", d->address);
 			continue;
 		}
@@ -237,7 +187,7 @@ plan_match_usb(struct plan_ctx *c)
 
 	for (size_t i = 0; i < snap->n_usb; i++) {
 		const struct usb_device *u = &snap->usb[i];
-		if (!plan_usb_matches(&o->usb_re, u))
+		if (!passthrough_usb_matches(&o->usb_re, u))
 			continue;
 		matched++;
 		const struct plan_pci *ctl = u->controller[0] == '\0' || c->n_pci == 0 ? NULL :
@@ -316,8 +266,7 @@ plan_devices_changes(struct plan_ctx *c)
 		const struct pci_device *d = c->pci[i].dev;
 		if (strcmp(d->driver, "vfio-pci") == 0)
 			continue;
-		plan_change(c, "pci-bind-vfio", d->address, d->driver, "vfio-pci",
-		    json_pack("{s:i, s:b}", "group", d->iommu_group, "display", d->is_display));
+		plan_change_add(c, vfio_bind_change_new(d->address, d->driver, d->iommu_group, d->is_display));
 	}
 	/* QEMU runs as the user behind sudo (or -user): it must open the groups. */
 	int uid, gid;
@@ -334,16 +283,57 @@ plan_devices_changes(struct plan_ctx *c)
 		if (g < 0 || (i > 0 && groups[i - 1] == g))
 			continue;
 		char target[32];
-		snprintf(target, sizeof(target), "/dev/vfio/%d", g);
-		plan_change(c, "dev-chown", target, NULL, NULL, json_pack("{s:i, s:i}", "uid", uid, "gid", gid));
+		passthrough_vfio_group_node(target, sizeof(target), g);
+		plan_change_add(c, devown_change_new(target, uid, gid));
 	}
 	free(groups);
 	/* usb-host opens the device node itself, as QEMU's user. */
 	for (size_t i = 0; i < c->n_usb; i++) {
 		char target[48];
-		snprintf(target, sizeof(target), "/dev/bus/usb/%03u/%03u", c->usb[i]->bus, c->usb[i]->devnum);
-		plan_change(c, "dev-chown", target, NULL, NULL, json_pack("{s:i, s:i}", "uid", uid, "gid", gid));
+		passthrough_usb_node(target, sizeof(target), c->usb[i]->bus, c->usb[i]->devnum);
+		plan_change_add(c, devown_change_new(target, uid, gid));
 	}
+}
+
+/* QEMU's user can read and write a node already (as owner, through one of
+ * its groups, or as everyone): then it needs no dev-chown. */
+static bool
+plan_user_can_rw(const struct plan_ctx *c, int uid, int gid, bool exists, unsigned nuid, unsigned ngid,
+    unsigned mode)
+{
+	if (!exists)
+		return false;
+	if (nuid == (unsigned)uid)
+		return (mode & 0600) == 0600;
+	bool member = ngid == (unsigned)gid;
+	for (size_t i = 0; i < c->opts->n_qemu_groups && !member; i++)
+		member = c->opts->qemu_groups[i] == ngid;
+	if (member)
+		return (mode & 0060) == 0060;
+	return (mode & 0006) == 0006;
+}
+
+/* QEMU running as the invoking user opens some nodes itself besides the
+ * groups and USB devices (plan_devices_changes): /dev/kvm, the VFIO
+ * container, block devices given as disks. It gets exactly those it cannot
+ * open already, journaled and given back like every change. */
+void
+plan_node_changes(struct plan_ctx *c)
+{
+	int uid, gid;
+	plan_qemu_user(c, &uid, &gid);
+	if (uid <= 0)
+		return;
+	const struct host_node *kvm = &c->snap->kvm_node, *vfio = &c->snap->vfio_node;
+	if (!c->tcg && !plan_user_can_rw(c, uid, gid, kvm->exists, kvm->uid, kvm->gid, kvm->mode))
+		plan_change_add(c, devown_change_new("/dev/kvm", uid, gid));
+	for (size_t i = 0; i < c->snap->n_files; i++) {
+		const struct host_file *f = &c->snap->files[i];
+		if (f->is_block && f->path[0] == '/' && !plan_user_can_rw(c, uid, gid, f->exists, f->uid, f->gid, f->mode))
+			plan_change_add(c, devown_change_new(f->path, uid, gid));
+	}
+	if (c->n_pci > 0 && !plan_user_can_rw(c, uid, gid, vfio->exists, vfio->uid, vfio->gid, vfio->mode))
+		plan_change_add(c, devown_change_new("/dev/vfio/vfio", uid, gid));
 }
 
 void
@@ -358,7 +348,7 @@ plan_devices_cmdline(struct plan_ctx *c)
 		 * numbered from 0 (a slot without function 0 is invisible). */
 		int fn = p->guest_fn, nfn = p->slot_functions;
 		char id[48];
-		plan_device_id(id, sizeof(id), p->dev->address);
+		passthrough_pci_id(id, sizeof(id), p->dev->address);
 		struct strbuf sb = { 0 };
 		strbuf_printf(&sb, "vfio-pci,host=%s,id=%s,bus=rp%d,addr=0x0.%d", p->dev->address, id, p->port, fn);
 		if (fn == 0 && nfn > 1)
@@ -384,16 +374,14 @@ plan_devices_qmp(struct plan_ctx *c)
 		if (p->cold || p->port == 0)
 			continue;
 		char id[48], bus[16];
-		plan_device_id(id, sizeof(id), p->dev->address);
+		passthrough_pci_id(id, sizeof(id), p->dev->address);
 		snprintf(bus, sizeof(bus), "rp%d", p->port);
-		plan_qmp(c, "device_add", json_pack("{s:s, s:s, s:s, s:s}", "driver", "vfio-pci", "host",
-		    p->dev->address, "id", id, "bus", bus), NULL);
+		plan_qmp(c, "device_add", devargs_vfio_pci(p->dev->address, id, bus), NULL);
 	}
 	for (size_t i = 0; i < c->n_usb; i++) {
 		const struct usb_device *u = c->usb[i];
 		char id[48];
-		snprintf(id, sizeof(id), "usb-%s", u->sysname);
-		plan_qmp(c, "device_add", json_pack("{s:s, s:i, s:i, s:s, s:s}", "driver", "usb-host",
-		    "hostbus", (int)u->bus, "hostaddr", (int)u->devnum, "id", id, "bus", "xhci.0"), NULL);
+		passthrough_usb_id(id, sizeof(id), u->sysname);
+		plan_qmp(c, "device_add", devargs_usb_host(u->bus, u->devnum, id), NULL);
 	}
 }

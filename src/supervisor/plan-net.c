@@ -6,22 +6,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devargs.h"
 #include "net.h"
 #include "plan-priv.h"
 
-/* 52:54:00 + the host interface's last three bytes (net_guest_mac); without
- * a usable host MAC, three bytes from the seed, so the plan stays pure and a
- * test can fix them (VFIO_MAC_SEED). Returns true when the host MAC was used. */
-bool
-plan_guest_mac(char out[18], const char *mac, uint64_t seed)
+/* Three bytes that stay the same for one guest name on one host and differ
+ * between guests and hosts: FNV-1a over the machine-id and the name, mixed
+ * by splitmix64's finalizer. A Windows guest that sees a new MAC sees a new
+ * network, so a random one per run will not do. */
+static void
+plan_mac_bytes(uint8_t out[3], const char *machine_id, const char *name)
 {
-	/* splitmix64: any seed, even 0, gives well-mixed bytes. */
-	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	const uint8_t random3[3] = { (uint8_t)(z >> 16), (uint8_t)(z >> 8), (uint8_t)z };
-	return net_guest_mac(mac, random3, out);
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *parts[] = { "vfio guest mac\n", machine_id, "\n", name };
+	for (size_t i = 0; i < nitems(parts); i++) {
+		for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+			h = (h ^ *p) * 0x100000001b3ULL;
+	}
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	out[0] = (uint8_t)(h >> 16);
+	out[1] = (uint8_t)(h >> 8);
+	out[2] = (uint8_t)h;
+}
+
+enum plan_mac_source
+plan_guest_mac(char out[18], const char *flag_mac, const char *host_mac, const char *machine_id, const char *name)
+{
+	if (flag_mac != NULL) {
+		snprintf(out, 18, "%s", flag_mac);
+		return PLAN_MAC_FLAG;
+	}
+	uint8_t derived[3];
+	plan_mac_bytes(derived, machine_id, name);
+	return net_guest_mac(host_mac, derived, out) ? PLAN_MAC_HOST : PLAN_MAC_DERIVED;
 }
 
 /* Returns false when the network cannot be set up as asked. */
@@ -77,9 +96,9 @@ plan_net_prepare(struct plan_ctx *c)
 	const char *mac = NULL;
 
 	if (o->nonet) {
-		if (o->bridge || o->tap || o->hostint || o->n_portfwds)
-			plan_warn(c, "-nonet: the guest gets no network adapter; -bridge, -tap, -hostint and "
-			    "-portforward are ignored");
+		if (o->bridge || o->tap || o->hostint || o->n_portfwds || o->mac)
+			plan_warn(c, "-nonet: the guest gets no network adapter; -bridge, -tap, -hostint, "
+			    "-portforward and -mac are ignored");
 		plan_say_later(c, "Network: none (-nonet)");
 		return;
 	}
@@ -133,8 +152,19 @@ plan_net_prepare(struct plan_ctx *c)
 		else
 			plan_say_later(c, "Network: tap %s (%s)", name, t ? "existing, left as it is" : "created for this run");
 	}
-	bool from_host = plan_guest_mac(plan->guest_mac, mac, o->mac_seed);
-	plan_say_later(c, "Guest MAC address: %s%s", plan->guest_mac, from_host ? "" : " (random)");
+	switch (plan_guest_mac(plan->guest_mac, o->mac, mac, c->snap->machine_id, o->name ? o->name : "vfio")) {
+	case PLAN_MAC_FLAG:
+		plan_say_later(c, "Guest MAC address: %s (-mac)", plan->guest_mac);
+		break;
+	case PLAN_MAC_HOST:
+		plan_say_later(c, "Guest MAC address: %s", plan->guest_mac);
+		break;
+	case PLAN_MAC_DERIVED:
+		plan_say_later(c, "Guest MAC address: %s (%s)", plan->guest_mac, c->snap->machine_id[0] ?
+		    "from the guest name and this host's /etc/machine-id" :
+		    "from the guest name; this host has no /etc/machine-id");
+		break;
+	}
 	c->nic_port = plan_take_port(c);
 }
 
@@ -158,33 +188,26 @@ plan_net_qmp(struct plan_ctx *c)
 	if (c->nic_port == 0 || (c->net_tap && c->plan->tap == NULL))
 		return;         /* refused above */
 	if (c->net_user) {
-		json_t *args = json_pack("{s:s, s:s}", "type", "user", "id", "net0");
-		if (o->n_portfwds > 0) {
-			json_t *fw = json_array();
-			for (size_t i = 0; i < o->n_portfwds; i++) {
-				char rule[64];
-				snprintf(rule, sizeof(rule), "%s::%u-:%u", o->portfwds[i].proto, o->portfwds[i].host_port,
-				    o->portfwds[i].guest_port);
-				json_array_append_new(fw, json_pack("{s:s}", "str", rule));
-			}
-			json_object_set_new(args, "hostfwd", fw);
+		json_t *fw = json_array();
+		for (size_t i = 0; i < o->n_portfwds; i++) {
+			char rule[64];
+			snprintf(rule, sizeof(rule), "%s::%u-:%u", o->portfwds[i].proto, o->portfwds[i].host_port,
+			    o->portfwds[i].guest_port);
+			json_array_append_new(fw, json_pack("{s:s}", "str", rule));
 		}
-		plan_qmp(c, "netdev_add", args, NULL);
+		plan_qmp(c, "netdev_add", devargs_netdev_user("net0", fw), NULL);
+		json_decref(fw);
 	} else {
 		plan_qmp(c, "getfd", json_pack("{s:s}", "fdname", "tapfd0"),
 		    json_pack("{s:s, s:s}", "open", "tap", "name", c->plan->tap));
-		json_t *args = json_pack("{s:s, s:s, s:s}", "type", "tap", "id", "net0", "fd", "tapfd0");
-		if (c->snap->vhost_net) {
+		if (c->snap->vhost_net)
 			plan_qmp(c, "getfd", json_pack("{s:s}", "fdname", "vhostfd0"),
 			    json_pack("{s:s}", "open", "vhost-net"));
-			json_object_set_new(args, "vhost", json_true());
-			json_object_set_new(args, "vhostfd", json_string("vhostfd0"));
-		}
-		plan_qmp(c, "netdev_add", args, NULL);
+		plan_qmp(c, "netdev_add", devargs_netdev_tap("net0", "tapfd0", c->snap->vhost_net ? "vhostfd0" : NULL),
+		    NULL);
 	}
 	char bus[16];
 	snprintf(bus, sizeof(bus), "rp%d", c->nic_port);
-	plan_qmp(c, "device_add", json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver",
-	    o->novirtio ? "e1000e" : "virtio-net-pci", "id", "nic0", "netdev", "net0", "mac", c->plan->guest_mac,
-	    "bus", bus), NULL);
+	plan_qmp(c, "device_add", devargs_nic(o->novirtio ? "e1000e" : "virtio-net-pci", "nic0", "net0",
+	    c->plan->guest_mac, bus), NULL);
 }

@@ -53,6 +53,8 @@ void plan_arg(struct plan_ctx *c, const char *arg);
 void plan_argf(struct plan_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plan_change(struct plan_ctx *c, const char *action, const char *target, const char *from,
     const char *to, json_t *args);
+/* A change from its kind's constructor (devown_change_new(), ...). */
+void plan_change_add(struct plan_ctx *c, json_t *change);
 void plan_qmp(struct plan_ctx *c, const char *execute, json_t *arguments, json_t *fd);
 /* A value inside a QEMU option list: commas doubled. Allocated. */
 char *plan_qemu_escape(const char *s);
@@ -82,14 +84,19 @@ void plan_devices_match(struct plan_ctx *c);     /* -pci/-usb matching, viabilit
 void plan_devices_changes(struct plan_ctx *c);   /* module-load, pci-bind-vfio, dev-chown */
 void plan_devices_cmdline(struct plan_ctx *c);   /* cold-plugged display functions */
 void plan_devices_qmp(struct plan_ctx *c);       /* vfio-pci and usb-host device_add */
-/* True when a -usb regex matches this device by the original's rules. */
-bool plan_usb_matches(const regex_t *re, const struct usb_device *dev);
+void plan_node_changes(struct plan_ctx *c);      /* dev-chown of /dev/kvm, /dev/vfio/vfio, block disks */
 
 /* plan-net.c */
 void plan_net_prepare(struct plan_ctx *c);       /* the original's rules, MAC, root port */
 void plan_net_changes(struct plan_ctx *c);       /* bridge-create, tap-create */
 void plan_net_qmp(struct plan_ctx *c);           /* getfd / netdev_add / device_add */
-/* 52:54:00 plus the last three bytes of mac, or of the seed when mac is NULL. */
-bool plan_guest_mac(char out[18], const char *mac, uint64_t seed);
+/* Where the guest's MAC came from. */
+enum plan_mac_source { PLAN_MAC_FLAG, PLAN_MAC_HOST, PLAN_MAC_DERIVED };
+/* -mac when given; else 52:54:00 plus the last three bytes of host_mac (the
+ * bridged interface's) when there is one; else 52:54:00 plus three bytes
+ * derived from machine_id ("" when the host has none) and the guest name:
+ * the same guest gets the same MAC on the same host every run. */
+enum plan_mac_source plan_guest_mac(char out[18], const char *flag_mac, const char *host_mac,
+    const char *machine_id, const char *name);
 
 #endif

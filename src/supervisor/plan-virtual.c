@@ -147,9 +147,16 @@ plan_display(struct plan_ctx *c)
 	bool gpu = plan_gpu_passed(c);
 	bool session = c->snap->display != NULL || c->snap->wayland_display != NULL;
 
+	/* The console is the terminal vfio runs on; without one (systemd, a
+	 * script) QEMU writes it to the runtime directory. */
+	c->plan->console_tty = o->console_tty;
+	char *log = o->console_tty ? NULL : plan_run_path(c, "console.log");
+	const char *where = o->console_tty ? "serial console on this terminal" : "serial console in ";
 	plan_arg(c, "-serial");
-	c->plan->serial_index = (int)c->plan->argv.n;
-	plan_arg(c, "mon:stdio");
+	if (log != NULL)
+		plan_argf(c, "file:%s", log);
+	else
+		plan_arg(c, "mon:stdio");
 
 	if (o->spice) {
 		if (!o->looking_glass) {
@@ -166,7 +173,7 @@ plan_display(struct plan_ctx *c)
 		plan_arg(c, "none");
 		plan_arg(c, "-display");
 		plan_arg(c, "none");
-		plan_say(c, "Display: the passed-through GPU; serial console on this terminal");
+		plan_say(c, "Display: the passed-through GPU; %s%s", where, log ? log : "");
 	} else if (session) {
 		plan_arg(c, "-vga");
 		plan_arg(c, "std");
@@ -176,8 +183,9 @@ plan_display(struct plan_ctx *c)
 		plan_arg(c, "-nographic");
 		plan_arg(c, "-vga");
 		plan_arg(c, "none");
-		plan_say(c, "Display: none ($DISPLAY is not set); serial console on this terminal");
+		plan_say(c, "Display: none ($DISPLAY is not set); %s%s", where, log ? log : "");
 	}
+	free(log);
 }
 
 void
@@ -189,6 +197,7 @@ plan_companions(struct plan_ctx *c)
 	if (o->usb_re_set || o->spice) {
 		plan_arg(c, "-device");
 		plan_arg(c, "qemu-xhci,id=xhci");
+		c->plan->has_xhci = true;
 	}
 	if (o->spice || o->looking_glass) {
 		free(path);

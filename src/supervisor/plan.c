@@ -112,6 +112,12 @@ plan_change(struct plan_ctx *c, const char *action, const char *target, const ch
 }
 
 void
+plan_change_add(struct plan_ctx *c, json_t *change)
+{
+	json_array_append_new(c->plan->host_changes, change);
+}
+
+void
 plan_qmp(struct plan_ctx *c, const char *execute, json_t *arguments, json_t *fd)
 {
 	json_t *cmd = json_pack("{s:s}", "execute", execute);
@@ -361,6 +367,7 @@ plan_memory(struct plan_ctx *c)
 		plan_arg(c, "-m");
 		plan_argf(c, "%" PRIu64 "M", mib);
 	}
+	c->plan->memory_mib = mib;
 	plan_say(c, "Memory: %" PRIu64 " MiB%s", mib, o->memory_mib ? "" : " (half of the host's)");
 }
 
@@ -487,7 +494,6 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan->host_changes = json_array();
 	plan->viewers = json_array();
 	plan->devices = json_pack("{s:[], s:[]}", "pci", "usb");
-	plan->serial_index = -1;
 
 	struct plan_ctx c = { .plan = plan, .opts = opts, .snap = snap };
 	plan_say(&c, "Guest: %s%s", opts->name, opts->run ? "" : " (dry run: nothing is changed; add -run to start it)");
@@ -521,6 +527,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_kernel(&c);
 	plan_display(&c);
 	plan_storage(&c);
+	plan_node_changes(&c);
 	plan_root_ports(&c);
 	plan_devices_cmdline(&c);
 	plan_companions(&c);

@@ -1,11 +1,15 @@
 /* The plan: a pure function of the options and the host snapshot. It returns
  * the QEMU argv, the QMP commands to send after start, in order, and the host
- * changes, in order. It touches nothing. */
+ * changes, in order (device-node ownership for QEMU's user included), and
+ * the facts the run needs as typed fields: -run does exactly this, the dry
+ * run and -json print exactly this, and nothing after the plan reads argv
+ * back. It touches nothing. */
 #ifndef VFIO_PLAN_H
 #define VFIO_PLAN_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "options.h"
 #include "snapshot.h"
@@ -13,7 +17,10 @@
 
 struct plan {
 	struct strv argv;        /* argv[0] is the QEMU binary */
-	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}} */
+	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}}; a command that
+	                          * passes a descriptor (getfd) also has "fd": {"open": "tap",
+	                          * "name": TAP} or {"open": "vhost-net"}: what the session opens
+	                          * and sends with it, never sent to QEMU itself */
 	json_t *host_changes;    /* array of change objects (see change.h) */
 	json_t *viewers;         /* companion-start changes for the user's viewers (remote-viewer,
 	                          * looking-glass-client): the session applies them after `cont`,
@@ -24,11 +31,13 @@ struct plan {
 	struct strv errors;      /* non-empty: -run refuses (unless -force made them warnings) */
 	int n_root_ports;        /* pcie-root-ports on the command line */
 	int n_spare_ports;       /* of those, free for hot-add */
-	int serial_index;        /* argv index of the "-serial" value ("mon:stdio"): the session may
-	                          * replace it with a file when stdin is not a TTY; -1 when none */
 	char guest_mac[18];      /* the guest NIC's MAC, "" with -nonet */
 	char *tap;               /* tap interface the guest NIC uses, NULL for user-mode or -nonet */
 	bool accel_tcg;          /* the plan settled on tcg */
+	uint64_t memory_mib;     /* guest RAM (-m): what QEMU locks for DMA */
+	bool console_tty;        /* the serial console is this terminal (-serial mon:stdio); else
+	                          * it is /run/vfio/NAME/console.log and QEMU gets no terminal */
+	bool has_xhci;           /* a qemu-xhci "xhci" is on the command line */
 };
 
 /* Fill plan from opts and snap. Never fails: problems go into plan->errors. */

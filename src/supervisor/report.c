@@ -98,6 +98,11 @@ report_plan(FILE *out, FILE *err, const struct options *opts, const struct plan 
 		    col(color, C_OFF));
 		report_json_lines(out, plan->host_changes);
 	}
+	if (json_array_size(plan->viewers) > 0) {
+		fprintf(out, "\n%sStarted once the guest runs (stopped at shutdown):%s\n", col(color, C_CYAN),
+		    col(color, C_OFF));
+		report_json_lines(out, plan->viewers);
+	}
 	if (plan->errors.n > 0)
 		fprintf(out, "\n%s-run would refuse: %zu problem%s above%s\n", col(color, C_RED), plan->errors.n,
 		    plan->errors.n == 1 ? "" : "s", col(color, C_OFF));
@@ -122,6 +127,7 @@ report_json(FILE *out, const struct plan *plan)
 	json_object_set_new(o, "argv", report_strv_json(&plan->argv));
 	json_object_set(o, "qmp", plan->qmp);
 	json_object_set(o, "host_changes", plan->host_changes);
+	json_object_set_new(o, "viewers", plan->viewers ? json_incref(plan->viewers) : json_array());
 	json_object_set(o, "devices", plan->devices);
 	json_object_set_new(o, "warnings", report_strv_json(&plan->warnings));
 	json_object_set_new(o, "errors", report_strv_json(&plan->errors));

@@ -73,9 +73,7 @@ struct session {
 	struct journal j;
 	struct devices devs;
 	struct spawn_user user;
-	json_t *changes;         /* the plan's host changes plus the session's dev-chowns */
-	struct strv argv;        /* what QEMU really gets */
-	bool console_tty;
+	char *qemu_path;         /* the file executed with the plan's argv */
 
 	enum session_state state;
 	pid_t qemu_pid;
@@ -315,36 +313,52 @@ session_qmp_lost(const struct qmp_error *err)
 	return err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0;
 }
 
+/* --- QMP events: one table, as libvirt's eventHandlers[] ------------------ */
+
+static void
+session_on_shutdown(struct session *s, const json_t *data)
+{
+	s->shutdown_event = true;
+	s->shutdown_by_guest = json_is_true(json_object_get(data, "guest"));
+	const char *reason = json_string_value(json_object_get(data, "reason"));
+	log_info("the guest shut down (%s, %s)", s->shutdown_by_guest ? "by the guest" : "by the host",
+	    reason ? reason : "no reason given");
+	if (s->state < SESSION_RUNNING && s->failure == NULL)
+		s->failure = xasprintf("the guest shut down before it was started (%s)",
+		    reason ? reason : "no reason given");
+	session_set_state(s, SESSION_STOPPING);
+	/* QEMU exits after SHUTDOWN by itself; make sure it does. */
+	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
+}
+
+/* A device_del in flight completes (control FIFO, USB hotplug), or the
+ * guest ejected a device by itself: the list stays honest either way. */
+static void
+session_on_device_deleted(struct session *s, const json_t *data)
+{
+	if (devices_deleted(&s->devs, data))
+		session_status(s);
+}
+
+/* By name; every other event is only logged. */
+static const struct session_event_handler {
+	const char *name;
+	void (*handler)(struct session *s, const json_t *data);
+} session_event_handlers[] = {
+	{ "DEVICE_DELETED", session_on_device_deleted },
+	{ "SHUTDOWN", session_on_shutdown },
+};
+
 static void
 session_event(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
 {
-	struct session *s = arg;
-	if (strcmp(name, "SHUTDOWN") == 0) {
-		s->shutdown_event = true;
-		s->shutdown_by_guest = json_is_true(json_object_get(data, "guest"));
-		const char *reason = json_string_value(json_object_get(data, "reason"));
-		log_info("the guest shut down (%s, %s)", s->shutdown_by_guest ? "by the guest" : "by the host",
-		    reason ? reason : "no reason given");
-		if (s->state < SESSION_RUNNING && s->failure == NULL)
-			s->failure = xasprintf("the guest shut down before it was started (%s)",
-			    reason ? reason : "no reason given");
-		session_set_state(s, SESSION_STOPPING);
-		/* QEMU exits after SHUTDOWN by itself; make sure it does. */
-		session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
-	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
-		/* devices_detach() waits for its own; this keeps the list honest
-		 * when the guest ejects a device by itself. */
-		for (size_t i = 0; i < s->devs.n; i++) {
-			if (qmp_device_deleted_matches(data, s->devs.v[i].id)) {
-				log_info("QEMU released %s", s->devs.v[i].id);
-				devices_removed(&s->devs, s->devs.v[i].id);
-				session_status(s);
-				break;
-			}
+	for (size_t i = 0; i < nitems(session_event_handlers); i++) {
+		if (strcmp(name, session_event_handlers[i].name) == 0) {
+			session_event_handlers[i].handler(arg, data);
+			return;
 		}
-	} else {
-		log_debug("QMP event %s", name);
 	}
+	log_debug("QMP event %s", name);
 }
 
 /* Test hook: VFIO_TEST_GREETING_TIMEOUT_S shortens the wait for the greeting
@@ -431,24 +445,13 @@ session_usb_start(struct session *s)
 static void
 session_start_viewers(struct session *s)
 {
+	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
 	size_t i;
 	json_t *c;
 	json_array_foreach(s->plan->viewers, i, c) {
-		const struct change_ops *ops = change_find(change_str(c, "action"));
 		struct verr err = { 0 };
-		json_t *saved = NULL;
 		size_t idx;
-		int r = ops == NULL ? verr_set(&err, -ENOSYS, "this build cannot start it") : 0;
-		if (r == 0 && ops->prepare)
-			r = ops->prepare(c, &saved, &err);
-		if (r == 0)
-			r = journal_begin(&s->j, c, saved, &idx, &err);
-		if (r == 0)
-			r = ops->apply(c, saved, &err);
-		if (r == 0)
-			r = journal_done(&s->j, idx, &err);
-		json_decref(saved);
-		if (r < 0)
+		if (journal_apply(&s->j, c, &o, &idx, &err) < 0)
 			log_warnx("the viewer %s did not start: %s", change_str(c, "target"), err.msg);
 		else
 			log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
@@ -554,8 +557,8 @@ session_start_guest(struct session *s)
 		qmp_send(s->qmp, "cont", NULL, -1, SESSION_CMD_TIMEOUT_MS, session_cont_reply, s);
 }
 
-/* The "fd" annotation on a plan command (CONVENTIONS.md): open what QEMU
- * cannot open itself (it may run as the invoking user). */
+/* The "fd" annotation on a plan command (plan.h): open what QEMU cannot
+ * open itself (it may run as the invoking user). */
 static int
 session_open_fd(const json_t *spec, struct verr *err)
 {
@@ -642,152 +645,39 @@ static const struct qmp_callbacks session_qmp_callbacks = {
 
 /* --- the host ------------------------------------------------------------ */
 
-static bool
-session_has_chown(const json_t *changes, const char *path)
-{
-	size_t i;
-	json_t *c;
-	json_array_foreach(changes, i, c) {
-		if (strcmp(change_str(c, "action"), "dev-chown") == 0 &&
-		    strcmp(change_str(c, "target"), path) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void
-session_add_chown(struct session *s, const char *path)
-{
-	if (session_has_chown(s->changes, path))
-		return;
-	json_array_append_new(s->changes, json_pack("{s:s, s:s, s:{s:I, s:I}}", "action", "dev-chown",
-	    "target", path, "args", "uid", (json_int_t)s->user.uid, "gid", (json_int_t)s->user.gid));
-}
-
-/* True when QEMU's user can already read and write path (owner, one of its
- * groups, or everyone): then it needs no dev-chown. */
-static bool
-session_user_can_rw(const struct session *s, const char *hostpath)
-{
-	char *p = host_pathdup("%s", hostpath);
-	struct stat st;
-	int r = stat(p, &st);
-	free(p);
-	if (r < 0)
-		return false;
-	if (st.st_uid == s->user.uid)
-		return (st.st_mode & 0600) == 0600;
-	for (size_t i = 0; i < s->user.n_groups; i++) {
-		if (st.st_gid == s->user.groups[i])
-			return (st.st_mode & 0060) == 0060;
-	}
-	return (st.st_mode & 0006) == 0006;
-}
-
-static bool
-session_argv_has(const struct strv *argv, const char *opt, const char *val)
-{
-	for (size_t i = 0; i + 1 < argv->n; i++) {
-		if (strcmp(argv->v[i], opt) == 0 && strcmp(argv->v[i + 1], val) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* QEMU running as the invoking user opens some device nodes itself: the VFIO
- * container and group nodes, USB device nodes, /dev/kvm, block devices given
- * as disks. Give it exactly those it cannot open already (journaled like any
- * change, given back at the end). */
-static void
-session_complete_changes(struct session *s, const struct host_snapshot *snap)
-{
-	s->changes = json_deep_copy(s->plan->host_changes ? s->plan->host_changes : json_array());
-	if (!json_is_array(s->changes)) {
-		json_decref(s->changes);
-		s->changes = json_array();
-	}
-	if (!s->user.drop)
-		return;
-	size_t i;
-	json_t *c;
-	bool vfio = false;
-	if (session_argv_has(&s->plan->argv, "-accel", "kvm") && !session_user_can_rw(s, "/dev/kvm"))
-		session_add_chown(s, "/dev/kvm");
-	for (size_t f = 0; snap != NULL && f < snap->n_files; f++) {
-		const struct host_file *hf = &snap->files[f];
-		if (hf->is_block && hf->path[0] == '/' && !session_user_can_rw(s, hf->path))
-			session_add_chown(s, hf->path);
-	}
-	json_array_foreach(s->plan->host_changes, i, c) {
-		json_int_t group = change_arg_int(c, "group", -1);
-		if (strcmp(change_str(c, "action"), "pci-bind-vfio") == 0 && group >= 0) {
-			char path[64];
-			snprintf(path, sizeof(path), "/dev/vfio/%d", (int)group);
-			/* The group node appears only once the group is on vfio-pci. */
-			session_add_chown(s, path);
-			vfio = true;
-		}
-	}
-	if (vfio && !session_user_can_rw(s, "/dev/vfio/vfio"))
-		session_add_chown(s, "/dev/vfio/vfio");
-	json_array_foreach(s->plan->qmp, i, c) {
-		const json_t *a = json_object_get(c, "arguments");
-		const char *drv = json_string_value(json_object_get(a, "driver"));
-		json_t *bus = json_object_get(a, "hostbus"), *addr = json_object_get(a, "hostaddr");
-		if (drv && strcmp(drv, "usb-host") == 0 && json_is_integer(bus) && json_is_integer(addr)) {
-			char path[64];
-			snprintf(path, sizeof(path), "/dev/bus/usb/%03d/%03d", (int)json_integer_value(bus),
-			    (int)json_integer_value(addr));
-			if (!session_user_can_rw(s, path))
-				session_add_chown(s, path);
-		}
-	}
-}
-
-/* Each change: prepare, journal (fsync'd), apply, journal done. */
+/* Each change through the journal: prepare, "begin" (fsync'd), apply (in a
+ * child with its deadline when it may block, so a driver stuck in the kernel
+ * cannot hang us), "done". A failure leaves the rest to teardown. */
 static int
 session_apply_changes(struct session *s)
 {
+	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
 	size_t i;
 	json_t *c;
-	json_array_foreach(s->changes, i, c) {
-		const struct change_ops *ops = change_find(change_str(c, "action"));
+	json_array_foreach(s->plan->host_changes, i, c) {
 		struct verr err = { 0 };
-		json_t *saved = NULL;
 		size_t idx;
-		int r = ops->prepare ? ops->prepare(c, &saved, &err) : 0;
-		if (r == 0)
-			r = journal_begin(&s->j, c, saved, &idx, &err);
-		/* may_block changes (unbinding a GPU) run in a child with the
-		 * -bindtimeout deadline, so a driver stuck in the kernel cannot hang us. */
-		if (r == 0)
-			r = child_run_change(ops, false, c, saved, s->opts->bindtimeout_s * 1000, &err);
-		if (r == 0 && err.msg[0] != '\0')
-			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
-		if (r == 0)
-			r = journal_done(&s->j, idx, &err);
-		json_decref(saved);
+		int r = journal_apply(&s->j, c, &o, &idx, &err);
 		if (r < 0) {
 			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"),
 			    change_str(c, "target"), err.msg);
 			log_error("%s", s->failure);
 			return r;
 		}
+		if (err.msg[0] != '\0')
+			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
 		log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
 		session_status(s);
 	}
 	return 0;
 }
 
-/* QEMU's real argv, before any host change: a missing binary changes nothing. */
+/* QEMU's binary, before any host change: a missing one changes nothing. */
 static int
-session_prepare_argv(struct session *s)
+session_find_qemu(struct session *s)
 {
 	struct verr err = { 0 };
-	s->console_tty = isatty(STDIN_FILENO);
-	char *console = s->console_tty ? NULL : rundir_file(&s->rd, "console.log");
-	int r = spawn_argv(&s->argv, &s->plan->argv, s->plan->serial_index, console, &err);
-	free(console);
+	int r = spawn_binary(s->plan->argv.n > 0 ? s->plan->argv.v[0] : "qemu-system-x86_64", &s->qemu_path, &err);
 	if (r < 0)
 		log_error("%s", err.msg);
 	return r;
@@ -805,13 +695,13 @@ session_spawn(struct session *s)
 	}
 	/* Guest RAM is pinned for DMA: lift the memlock limit (unlimited as root,
 	 * as the original's prlimit; else the most the hard limit allows). */
-	uint64_t mib = spawn_memory_mib(&s->argv);
 	struct spawn_req req = {
-		.argv = &s->argv,
+		.path = s->qemu_path,
+		.argv = &s->plan->argv,
 		.qmp_fd = sv[1],
 		.user = &s->user,
-		.console_is_tty = s->console_tty,
-		.memlock = spawn_memlock_limit(mib),
+		.console_is_tty = s->plan->console_tty,
+		.memlock = spawn_memlock_limit(s->plan->memory_mib),
 	};
 	r = spawn_qemu(&req, &s->qemu_pid, &err);
 	close(sv[1]);
@@ -923,7 +813,7 @@ session_validate(struct session *s)
 	}
 	size_t i;
 	json_t *c;
-	json_array_foreach(s->changes, i, c) {
+	json_array_foreach(s->plan->host_changes, i, c) {
 		const char *action = change_str(c, "action");
 		if (change_find(action) == NULL) {
 			log_error("the plan asks for a host change \"%s\" on %s that this build of vfio "
@@ -1007,15 +897,14 @@ session_free(struct session *s)
 		journal_close(&s->j);
 	rundir_close(&s->rd);
 	spawn_user_free(&s->user);
-	json_decref(s->changes);
-	strv_free(&s->argv);
+	free(s->qemu_path);
 	free(s->failure);
 	if (s->base)
 		event_base_free(s->base);
 }
 
 int
-session_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan)
+session_run(const struct options *opts, const struct plan *plan)
 {
 	struct session s = {
 		.opts = opts,
@@ -1033,14 +922,13 @@ session_run(const struct options *opts, const struct host_snapshot *snap, const 
 		log_error("%s", err.msg);
 		goto out;
 	}
-	session_complete_changes(&s, snap);
 	if (session_validate(&s) < 0)
 		goto out;
 	if (rundir_create(&s.rd, s.name, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_prepare_argv(&s) < 0) {
+	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_find_qemu(&s) < 0) {
 		if (err.msg[0] != '\0')
 			log_error("%s", err.msg);
 		if (s.j.path != NULL)

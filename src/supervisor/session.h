@@ -6,7 +6,6 @@
 
 #include "options.h"
 #include "plan.h"
-#include "snapshot.h"
 
 /* Exit statuses of session_run(). */
 #define SESSION_EXIT_OK        0   /* the guest ran, QEMU exited cleanly, host fully restored */
@@ -14,6 +13,8 @@
 #define SESSION_EXIT_REFUSED   2   /* refused before changing anything (plan errors, name in use) */
 #define SESSION_EXIT_UNRESTORED 3  /* some host change could not be undone: listed, with how to fix */
 
-int session_run(const struct options *opts, const struct host_snapshot *snap, const struct plan *plan);
+/* Runs exactly the plan: its host changes in order, QEMU with its argv, its
+ * QMP commands, then the viewers; nothing is added or re-derived here. */
+int session_run(const struct options *opts, const struct plan *plan);
 
 #endif

@@ -106,69 +106,14 @@ spawn_find_binary(const char *name)
 }
 
 int
-spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
-    struct verr *err)
+spawn_binary(const char *argv0, char **path, struct verr *err)
 {
 	const char *env = vfioenv_get("VFIO_QEMU");
-	const char *want = env && *env ? env : (plan_argv->n > 0 ? plan_argv->v[0] : "qemu-system-x86_64");
-	char *bin = spawn_find_binary(want);
-	if (bin == NULL)
+	*path = spawn_find_binary(argv0);
+	if (*path == NULL)
 		return verr_set(err, -ENOENT, "cannot find the QEMU binary \"%s\"%s; install "
-		    "qemu-system-x86 or point $VFIO_QEMU at it", want,
-		    env && *env ? " (from $VFIO_QEMU)" : " in PATH");
-	strv_push(out, bin);
-	free(bin);
-	char *serial = console_path ? xasprintf("file:%s", console_path) : xstrdup("mon:stdio");
-	bool have_serial = false, have_S = false;
-	/* The plan says where its -serial value is; without that, the first
-	 * "-serial" is the console. */
-	size_t at = 0;
-	if (serial_index > 1 && (size_t)serial_index < plan_argv->n &&
-	    strcmp(plan_argv->v[serial_index - 1], "-serial") == 0)
-		at = (size_t)serial_index - 1;
-	for (size_t i = 1; i < plan_argv->n; i++) {
-		const char *a = plan_argv->v[i];
-		if (strcmp(a, "-S") == 0)
-			have_S = true;
-		if (strcmp(a, "-serial") == 0 && i + 1 < plan_argv->n && !have_serial &&
-		    (at == 0 || i == at)) {
-			strv_push(out, a);
-			strv_push(out, serial);
-			have_serial = true;
-			i++;
-			continue;
-		}
-		strv_push(out, a);
-	}
-	if (!have_serial) {
-		strv_push(out, "-serial");
-		strv_push(out, serial);
-	}
-	/* Devices are attached over QMP before the guest's first instruction. */
-	if (!have_S)
-		strv_push(out, "-S");
-	free(serial);
-	return 0;
-}
-
-uint64_t
-spawn_memory_mib(const struct strv *argv)
-{
-	for (size_t i = 1; i + 1 < argv->n; i++) {
-		if (strcmp(argv->v[i], "-m") != 0)
-			continue;
-		const char *v = argv->v[i + 1];
-		if (str_startswith(v, "size="))
-			v += 5;
-		char *end;
-		unsigned long long n = strtoull(v, &end, 10);
-		switch (*end) {
-		case 'G': case 'g': return n * 1024;
-		case 'T': case 't': return n * 1024 * 1024;
-		case 'K': case 'k': return n / 1024;
-		default: return n;   /* M or none: MiB, as QEMU reads it */
-		}
-	}
+		    "qemu-system-x86 or point $VFIO_QEMU at it", argv0,
+		    env && *env && strcmp(env, argv0) == 0 ? " (from $VFIO_QEMU)" : " in PATH");
 	return 0;
 }
 
@@ -340,7 +285,7 @@ spawn_child(const struct spawn_req *req, char *const *envp, int errpipe, int max
 			goto fail;
 		}
 	}
-	execve(req->argv->v[0], req->argv->v, envp);
+	execve(req->path, req->argv->v, envp);
 	e = errno;
 fail:
 	if (write(errpipe, &e, sizeof(e)) < 0)
@@ -391,7 +336,7 @@ spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err)
 		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
 			;
 		const char *who = req->user && req->user->drop ? req->user->name : NULL;
-		return verr_set(err, -e, "cannot start QEMU %s%s%s: %s", req->argv->v[0],
+		return verr_set(err, -e, "cannot start QEMU %s%s%s: %s", req->path,
 		    who ? " as " : "", who ? who : "", strerror(e));
 	}
 	*pid = child;

@@ -1,6 +1,7 @@
-/* Starting QEMU: fork + execve with the plan's argv (never a shell), the QMP
- * socketpair end as fd 3, the memlock limit raised, running as the invoking
- * user, the serial console on the terminal or in console.log. */
+/* Starting QEMU: fork + execve with the plan's argv exactly (never a shell),
+ * the QMP socketpair end as fd 3, the memlock limit raised, running as the
+ * invoking user; without a terminal for the console (the plan then put it
+ * in console.log) QEMU gets /dev/null and a process group of its own. */
 #ifndef VFIO_SPAWN_H
 #define VFIO_SPAWN_H
 
@@ -28,14 +29,12 @@ struct spawn_user {
 int spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err);
 void spawn_user_free(struct spawn_user *u);
 
-/* The argv QEMU really gets: argv[0] is $VFIO_QEMU or the plan's binary found
- * in PATH; the console's -serial value (at the plan's serial_index, or the
- * first -serial when that is 0) is mon:stdio on a TTY (console_path NULL),
- * else file:console_path; -S is present. Returns -ENOENT with err filled when the binary is missing. */
-int spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
-    struct verr *err);
-/* Guest memory in MiB from the argv's -m (0 when absent or unreadable). */
-uint64_t spawn_memory_mib(const struct strv *argv);
+/* The file to execute for the plan's argv[0] ($VFIO_QEMU or
+ * qemu-system-x86_64, as main put it there): a name without '/' is looked
+ * up in PATH, as execvp would, but before anything changes, so a missing
+ * QEMU is an error message (-ENOENT) and not a failed child. argv itself
+ * goes to QEMU unchanged. *path is allocated. */
+int spawn_binary(const char *argv0, char **path, struct verr *err);
 
 /* The memlock limit QEMU gets: unlimited as root (as the original's prlimit),
  * else guest memory plus a margin; capped, with a warning, to the hard limit
@@ -51,7 +50,8 @@ rlim_t spawn_memlock_limit(uint64_t memory_mib);
 void spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *user);
 
 struct spawn_req {
-	const struct strv *argv;         /* from spawn_argv() */
+	const char *path;                /* from spawn_binary() */
+	const struct strv *argv;         /* the plan's, exactly */
 	const struct strv *env;          /* from spawn_env(); NULL: spawn_qemu makes it */
 	int qmp_fd;                      /* becomes fd 3 in QEMU */
 	const struct spawn_user *user;

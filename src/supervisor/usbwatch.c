@@ -21,11 +21,12 @@
 #include <sys/socket.h>
 
 #include "change.h"
+#include "devown.h"
 #include "hostroot.h"
+#include "devargs.h"
 #include "log.h"
-#include "plan-priv.h"
+#include "passthrough.h"
 #include "snapshot.h"
-#include "uregex.h"
 #include "util.h"
 
 #define USBWATCH_CMD_TIMEOUT_MS 30000
@@ -138,7 +139,7 @@ uw_entry_new(struct usbwatch *uw, const char *syspath, const struct usb_device *
 	struct uw_entry *e = xcalloc(1, sizeof(*e));
 	e->syspath = xstrdup(syspath);
 	e->dev = *dev;
-	snprintf(e->id, sizeof(e->id), "usb-%s", dev->sysname);
+	passthrough_usb_id(e->id, sizeof(e->id), dev->sysname);
 	/* newest last: waiting entries are served in plug order */
 	struct uw_entry **pp = &uw->entries;
 	while (*pp != NULL)
@@ -223,17 +224,6 @@ uw_req_free(struct uw_req *r)
 
 /* --- the controller ---------------------------------------------------- */
 
-static bool
-uw_argv_has_xhci(const struct plan *plan)
-{
-	for (size_t i = 0; plan != NULL && i < plan->argv.n; i++) {
-		const char *a = plan->argv.v[i];
-		if (str_startswith(a, "qemu-xhci,") && strstr(a, "id=xhci") != NULL)
-			return true;
-	}
-	return false;
-}
-
 static void
 uw_fail_waiting(struct usbwatch *uw, const char *why)
 {
@@ -289,7 +279,7 @@ uw_xhci_add(struct usbwatch *uw)
 		    "remove a hot-added PCI device first, or start the guest with -usb so it has one");
 		return;
 	}
-	json_t *args = json_pack("{s:s, s:s, s:s}", "driver", "qemu-xhci", "id", "xhci", "bus", port);
+	json_t *args = devargs_xhci(port);
 	struct uw_req *r = uw_req_new(uw, NULL, args);
 	uw->xhci_adding = true;
 	log_info("adding a USB controller (qemu-xhci) into %s", port);
@@ -311,23 +301,13 @@ uw_chown_node(struct usbwatch *uw, const struct uw_entry *e, struct verr *err)
 	if (uw->env.journal == NULL || uw->env.uid < 0)
 		return 0;
 	char target[48];
-	snprintf(target, sizeof(target), "/dev/bus/usb/%03u/%03u", e->dev.bus, e->dev.devnum);
-	json_t *change = json_pack("{s:s, s:s, s:{s:i, s:i}}", "action", "dev-chown", "target", target,
-	    "args", "uid", uw->env.uid, "gid", uw->env.gid);
-	const struct change_ops *ops = change_find("dev-chown");
-	json_t *saved = NULL;
+	passthrough_usb_node(target, sizeof(target), e->dev.bus, e->dev.devnum);
+	json_t *change = devown_change_new(target, uw->env.uid, uw->env.gid);
+	struct journal_apply_opts o = { .undo_on_failure = true };
 	size_t idx;
-	int r = ops == NULL ? verr_set(err, -ENOSYS, "this build cannot give device nodes to QEMU's user") :
-	    ops->prepare(change, &saved, err);
-	if (r == 0)
-		r = journal_begin(uw->env.journal, change, saved, &idx, err);
-	if (r == 0)
-		r = ops->apply(change, saved, err);
-	if (r == 0)
-		r = journal_done(uw->env.journal, idx, err);
+	int r = journal_apply(uw->env.journal, change, &o, &idx, err);
 	if (r == 0)
 		log_info("host: dev-chown %s", target);
-	json_decref(saved);
 	json_decref(change);
 	return r;
 }
@@ -391,8 +371,7 @@ uw_attach(struct usbwatch *uw, struct uw_entry *e)
 		uw_entry_free(uw, e);
 		return;
 	}
-	json_t *args = json_pack("{s:s, s:i, s:i, s:s, s:s}", "driver", "usb-host", "hostbus", (int)e->dev.bus,
-	    "hostaddr", (int)e->dev.devnum, "id", e->id, "bus", "xhci.0");
+	json_t *args = devargs_usb_host(e->dev.bus, e->dev.devnum, e->id);
 	struct uw_req *r = uw_req_new(uw, e, args);
 	e->state = UW_ATTACHING;
 	uw->stats.attach_sent++;
@@ -516,7 +495,7 @@ uw_controller_passed(struct usbwatch *uw, const char *controller)
 static bool
 uw_wanted(struct usbwatch *uw, const regex_t *re, const struct usb_device *dev)
 {
-	if (re == NULL || !plan_usb_matches(re, dev))
+	if (re == NULL || !passthrough_usb_matches(re, dev))
 		return false;
 	if (uw_controller_passed(uw, dev->controller)) {
 		log_warnx("-usb: %s (port %s) is behind controller %s, which -pci passes through whole; "
@@ -573,7 +552,7 @@ uw_device_present(struct usbwatch *uw, const char *syspath, const struct usb_dev
 	if (uw_find_device(uw, syspath, dev) != NULL)
 		return NULL;     /* this incarnation is known: never twice */
 	char id[48];
-	snprintf(id, sizeof(id), "usb-%s", dev->sysname);
+	passthrough_usb_id(id, sizeof(id), dev->sysname);
 	if (uw_devs_find(uw, id, dev->bus, dev->devnum) != NULL && uw_find_id(uw, id, NULL) == NULL) {
 		/* attached by the plan or the control FIFO: ours to remove on unplug */
 		struct uw_entry *e = uw_entry_new(uw, syspath, dev);
@@ -613,9 +592,10 @@ uw_device_gone(struct usbwatch *uw, const char *syspath, long busnum, long devnu
 	}
 	/* Attached by someone else (the control FIFO) and never seen by us. */
 	const char *name = strrchr(syspath, '/');
-	char id[48];
+	char id[48] = "";
+	if (name != NULL)
+		passthrough_usb_id(id, sizeof(id), name + 1);
 	if (name != NULL && busnum >= 0 && devnum >= 0 &&
-	    snprintf(id, sizeof(id), "usb-%s", name + 1) < (int)sizeof(id) &&
 	    uw_devs_find(uw, id, (unsigned)busnum, (unsigned)devnum) != NULL && uw_find_id(uw, id, NULL) == NULL) {
 		struct usb_device dev = { .bus = (unsigned)busnum, .devnum = (unsigned)devnum };
 		snprintf(dev.sysname, sizeof(dev.sysname), "%s", name + 1);
@@ -716,7 +696,7 @@ uw_resync(struct usbwatch *uw)
 		const struct uw_present *here = NULL;
 		for (size_t i = 0; i < n && here == NULL; i++) {
 			char id[48];
-			snprintf(id, sizeof(id), "usb-%s", p[i].dev.sysname);
+			passthrough_usb_id(id, sizeof(id), p[i].dev.sysname);
 			if (p[i].dev.bus == bus && p[i].dev.devnum == addr && strcmp(id, d->id) == 0)
 				here = &p[i];
 		}
@@ -725,10 +705,10 @@ uw_resync(struct usbwatch *uw)
 			/* the plan attached it: from now on it is ours to remove */
 			e = uw_entry_new(uw, here->syspath, &here->dev);
 			e->state = UW_ATTACHED;
-		} else if (here == NULL && e == NULL && str_startswith(d->id, "usb-")) {
+		} else if (here == NULL && e == NULL && passthrough_usb_port_of_id(d->id) != NULL) {
 			/* gone before we watched: an entry just to remove it */
 			struct usb_device ghost = { .bus = (unsigned)bus, .devnum = (unsigned)addr };
-			snprintf(ghost.sysname, sizeof(ghost.sysname), "%s", d->id + 4);
+			snprintf(ghost.sysname, sizeof(ghost.sysname), "%s", passthrough_usb_port_of_id(d->id));
 			snprintf(ghost.line, sizeof(ghost.line), "bus %u address %u", ghost.bus, ghost.devnum);
 			e = uw_entry_new(uw, "", &ghost);
 			e->state = UW_ATTACHED;
@@ -814,7 +794,7 @@ usbwatch_new(const struct usbwatch_env *env)
 {
 	struct usbwatch *uw = xcalloc(1, sizeof(*uw));
 	uw->env = *env;
-	uw->xhci_ready = uw_argv_has_xhci(env->plan) || devices_find(env->devs, "xhci") != NULL;
+	uw->xhci_ready = (env->plan != NULL && env->plan->has_xhci) || devices_find(env->devs, "xhci") != NULL;
 	return uw;
 }
 
@@ -892,12 +872,6 @@ usbwatch_free(struct usbwatch *uw)
 
 /* --- the control FIFO's commands --------------------------------------- */
 
-static int
-uw_compile(regex_t *re, const char *regex, struct verr *err)
-{
-	return uregex_compile(re, REG_EXTENDED | REG_ICASE | REG_NOSUB, "usb", regex, err);
-}
-
 static struct uw_op *
 uw_op_new(usbwatch_cb cb, void *arg)
 {
@@ -912,7 +886,7 @@ int
 usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb cb, void *arg, struct verr *err)
 {
 	regex_t re;
-	int r = uw_compile(&re, regex, err);
+	int r = passthrough_regex(&re, "usb add", regex, err);
 	if (r < 0)
 		return r;
 	/* Devices attached by command are removed when unplugged, -usb or not. */
@@ -924,7 +898,7 @@ usbwatch_attach_matching(struct usbwatch *uw, const char *regex, usbwatch_cb cb,
 	size_t matched = 0, started = 0;
 	struct uw_op *op = uw_op_new(cb, arg);
 	for (size_t i = 0; i < n; i++) {
-		if (!plan_usb_matches(&re, &p[i].dev))
+		if (!passthrough_usb_matches(&re, &p[i].dev))
 			continue;
 		matched++;
 		if (uw_find_device(uw, p[i].syspath, &p[i].dev) != NULL)
@@ -965,7 +939,8 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 			.bus = (unsigned)json_integer_value(json_object_get(d->args, "hostbus")),
 			.devnum = (unsigned)json_integer_value(json_object_get(d->args, "hostaddr")),
 		};
-		snprintf(dev.sysname, sizeof(dev.sysname), "%s", str_startswith(d->id, "usb-") ? d->id + 4 : d->id);
+		const char *port = passthrough_usb_port_of_id(d->id);
+		snprintf(dev.sysname, sizeof(dev.sysname), "%s", port != NULL ? port : d->id);
 		snprintf(dev.line, sizeof(dev.line), "bus %u address %u", dev.bus, dev.devnum);
 		by_id = uw_entry_new(uw, "", &dev);
 		snprintf(by_id->id, sizeof(by_id->id), "%s", d->id);
@@ -974,7 +949,7 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 	regex_t re;
 	bool have_re = false;
 	if (by_id == NULL) {
-		int r = uw_compile(&re, id_or_regex, err);
+		int r = passthrough_regex(&re, "usb del", id_or_regex, err);
 		if (r < 0)
 			return r;
 		have_re = true;
@@ -985,11 +960,8 @@ usbwatch_detach(struct usbwatch *uw, const char *id_or_regex, usbwatch_cb cb, vo
 	while (e != NULL) {
 		struct uw_entry *next = e->next;
 		bool hit = e == by_id;
-		if (!hit && have_re && e->state == UW_ATTACHED) {
-			char *text = usb_match_text(&e->dev);
-			hit = regexec(&re, text, 0, NULL, 0) == 0 || regexec(&re, e->id, 0, NULL, 0) == 0;
-			free(text);
-		}
+		if (!hit && have_re && e->state == UW_ATTACHED)
+			hit = passthrough_usb_matches(&re, &e->dev);
 		if (hit && e->state == UW_ATTACHED && e->op == NULL) {
 			e->op = op;
 			op->pending++;

@@ -9,7 +9,7 @@
  *
  * Devices are known by their sysfs path, device number and (vendor, product,
  * serial): a bus/address reused by another device after an unplug is a new
- * device. Their QMP id is usb-PORTPATH ("usb-1-4.2", CONVENTIONS.md). */
+ * device. Their QMP id is usb-PORTPATH ("usb-1-4.2", passthrough_usb_id()). */
 #ifndef VFIO_USBWATCH_H
 #define VFIO_USBWATCH_H
 
@@ -33,7 +33,8 @@ struct usbwatch_env {
 	struct journal *journal;     /* where dev-chown is recorded; NULL: no chown */
 	int uid, gid;                /* QEMU's user when it is not us (chown the nodes), else -1 */
 	const regex_t *re;           /* -usb: attach matching devices as they come; NULL: only by command */
-	const struct plan *plan;     /* the argv (is qemu-xhci there?) and devices.pci (controllers passed whole) */
+	const struct plan *plan;     /* has_xhci (a qemu-xhci on the command line) and devices.pci
+	                              * (controllers passed whole) */
 	void (*changed)(void *arg);  /* something was attached or removed: status.json is stale */
 	void *arg;
 };

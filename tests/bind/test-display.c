@@ -138,11 +138,11 @@ stopping_the_display_manager_ends_the_session_that_held_the_card(void **state)
 	json_t *c = dm_change(), *s = NULL;
 	struct verr err = { 0 };
 	assert_int_equal(display_manager_stop_ops.prepare(c, &s, &err), 0);
-	assert_int_equal(child_run_change(&display_manager_stop_ops, false, c, s, 0, &err), 0);
+	assert_int_equal(child_run(display_manager_stop_ops.apply, c, s, change_deadline_ms(&display_manager_stop_ops, c, s, 0), &err), 0);
 	char *who = display_describe_holders(GPU);
 	assert_string_equal(who, "");
 	free(who);
-	assert_int_equal(child_run_change(&display_manager_stop_ops, true, c, s, 0, &err), 0);
+	assert_int_equal(child_run(display_manager_stop_ops.undo, c, s, change_deadline_ms(&display_manager_stop_ops, c, s, 0), &err), 0);
 	who = display_describe_holders(GPU);
 	assert_contains(who, "1500 Xorg");
 	free(who);

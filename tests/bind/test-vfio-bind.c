@@ -18,6 +18,7 @@
 #include "child.h"
 #include "display.h"
 #include "hostroot.h"
+#include "journal.h"
 #include "testutil.h"
 #include "util.h"
 #include "vfio_bind.h"
@@ -613,139 +614,207 @@ bind_without_vfio_pci_loaded_says_to_load_it(void **state)
 	fixture_free(root);
 }
 
-static int records;
+/* ---- through the journal, as every path changes the host ---- */
 
-static int
-record_ok(const json_t *change, const json_t *saved, void *arg)
+/* The desktop host, a fresh journal in a directory of its own (outside the
+ * host root, so the tree compares byte for byte), the NVMe's bind change. */
+struct hot {
+	char *root, *before;
+	char jdir[64];
+	struct journal j;
+	json_t *c;
+	struct event_base *base;
+};
+
+static void
+hot_begin(struct hot *h, const char *fault)
 {
-	records++;
-	assert_string_equal(change_str(change, "action"), "pci-bind-vfio");
-	assert_string_equal(json_string_value(json_object_get(saved, "driver")), "nvme");
-	return 0;
+	memset(h, 0, sizeof(*h));
+	h->root = fixture_new("desktop");
+	h->before = tree_snapshot(h->root);
+	if (fault != NULL)
+		fixture_fault(h->root, fault);
+	snprintf(h->jdir, sizeof(h->jdir), "/tmp/vfio-bind-journal-XXXXXX");
+	assert_non_null(mkdtemp(h->jdir));
+	struct verr err = { 0 };
+	if (journal_open(&h->j, h->jdir, &err) != 0)
+		fail_msg("%s", err.msg);
+	h->c = vfio_bind_change_new(NVME, "nvme", 11, false);
+	h->base = event_base_new();
 }
 
-static int
-record_fails(const json_t *change, const json_t *saved, void *arg)
+/* The host is as it was before (when restored), and everything goes. */
+static void
+hot_end(struct hot *h, bool restored)
 {
-	return verr_set(arg, -EIO, "journal is full");
+	child_spare_drop();
+	if (restored) {
+		char *after = tree_snapshot(h->root);
+		tree_assert_equal(h->before, after);
+		free(after);
+	}
+	journal_close(&h->j);
+	char *p = xasprintf("%s/journal", h->jdir);
+	unlink(p);
+	free(p);
+	rmdir(h->jdir);
+	event_base_free(h->base);
+	json_decref(h->c);
+	free(h->before);
+	fixture_free(h->root);
 }
+
+static const struct journal_apply_opts hot_opts = { .bindtimeout_ms = 5000, .undo_on_failure = true };
 
 static void
 hot_attach_and_detach_move_a_device_and_give_it_back(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	json_t *c = NULL, *s = NULL;
+	struct hot h;
+	hot_begin(&h, NULL);
 	struct verr err = { 0 };
-	records = 0;
-	if (vfio_bind_device(NVME, 5000, record_ok, NULL, &c, &s, &err) != 0)
+	size_t idx;
+	if (journal_apply(&h.j, h.c, &hot_opts, &idx, &err) != 0)
 		fail_msg("%s", err.msg);
-	assert_int_equal(records, 1);
-	assert_driver(root, NVME, "vfio-pci");
-	assert_true(fixture_exists(root, "/dev/vfio/11"));
-	assert_int_equal(vfio_release_device(c, s, 5000, &err), 0);
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	json_decref(c);
-	json_decref(s);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_DONE);
+	assert_string_equal(json_string_value(json_object_get(h.j.entries[idx].saved, "driver")), "nvme");
+	assert_driver(h.root, NVME, "vfio-pci");
+	assert_true(fixture_exists(h.root, "/dev/vfio/11"));
+	assert_int_equal(journal_undo(&h.j, idx, 5000, &err), 0);
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_UNDONE);
+	hot_end(&h, true);
 }
 
 static void
 hot_attach_that_cannot_be_journaled_changes_nothing(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	json_t *c = NULL, *s = NULL;
+	struct hot h;
+	hot_begin(&h, NULL);
+	/* A full disk under /run. */
+	close(h.j.fd);
+	h.j.fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	assert_true(h.j.fd >= 0);
 	struct verr err = { 0 };
-	assert_int_equal(vfio_bind_device(NVME, 5000, record_fails, &err, &c, &s, &err), -EIO);
-	assert_null(c);
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	free(before);
-	free(after);
-	fixture_free(root);
+	size_t idx;
+	assert_int_equal(journal_apply(&h.j, h.c, &hot_opts, &idx, &err), -ENOSPC);
+	assert_contains(err.msg, "cannot write the journal");
+	assert_int_equal(idx, (size_t)-1);
+	hot_end(&h, true);
 }
 
 static void
 hot_attach_that_fails_gives_the_device_back(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	fixture_fault(root, "bind-fail " NVME " vfio-pci");
-	json_t *c = NULL, *s = NULL;
+	struct hot h;
+	hot_begin(&h, "bind-fail " NVME " vfio-pci");
 	struct verr err = { 0 };
-	assert_int_equal(vfio_bind_device(NVME, 5000, NULL, NULL, &c, &s, &err), -ENODEV);
+	size_t idx;
+	assert_int_equal(journal_apply(&h.j, h.c, &hot_opts, &idx, &err), -ENODEV);
 	assert_contains(err.msg, "did not bind to vfio-pci");
-	assert_driver(root, NVME, "nvme");
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_driver(h.root, NVME, "nvme");
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_UNDONE);	/* nothing stays in force */
+	hot_end(&h, true);
 }
 
 struct loop_result {
 	int calls, code;
+	bool undone;
+	size_t idx;
 	char msg[1024];
 };
 
 static void
-on_done(int code, const struct verr *err, void *arg)
+on_done(const struct journal_result *res, void *arg)
 {
 	struct loop_result *r = arg;
 	r->calls++;
-	r->code = code;
-	snprintf(r->msg, sizeof(r->msg), "%s", err->msg);
+	r->code = res->code;
+	r->undone = res->undone;
+	r->idx = res->idx;
+	snprintf(r->msg, sizeof(r->msg), "%s", res->err.msg);
 }
 
 static void
 hot_attach_and_detach_run_inside_the_event_loop(void **state)
 {
-	char *root = fixture_new("desktop");
-	char *before = tree_snapshot(root);
-	struct event_base *base = event_base_new();
-	json_t *c = vfio_bind_change_new(NVME, 11, false), *s = prepare_ok(c);
-	assert_string_equal(change_str(c, "from"), "nvme");
+	struct hot h;
+	hot_begin(&h, NULL);
 	struct loop_result r = { 0 };
 	struct verr err = { 0 };
-	assert_non_null(vfio_bind_device_start(base, c, s, 5000, on_done, &r, &err));
-	assert_driver(root, NVME, "nvme");	/* nothing happens until the loop runs */
-	event_base_dispatch(base);
+	assert_non_null(journal_apply_start(&h.j, h.base, h.c, &hot_opts, on_done, &r, &err));
+	assert_driver(h.root, NVME, "nvme");	/* nothing happens until the loop runs */
+	assert_int_equal(r.calls, 0);
+	event_base_dispatch(h.base);
 	assert_int_equal(r.calls, 1);
 	if (r.code != 0)
 		fail_msg("%s", r.msg);
-	assert_driver(root, NVME, "vfio-pci");
-	assert_true(fixture_exists(root, "/dev/vfio/11"));
-	assert_non_null(vfio_release_device_start(base, c, s, 5000, on_done, &r, &err));
-	event_base_dispatch(base);
+	assert_int_equal(h.j.entries[r.idx].state, JOURNAL_DONE);
+	assert_driver(h.root, NVME, "vfio-pci");
+	assert_true(fixture_exists(h.root, "/dev/vfio/11"));
+	assert_non_null(journal_undo_start(&h.j, h.base, r.idx, 5000, on_done, &r, &err));
+	event_base_dispatch(h.base);
 	assert_int_equal(r.calls, 2);
 	assert_int_equal(r.code, 0);
-	char *after = tree_snapshot(root);
-	tree_assert_equal(before, after);
-	event_base_free(base);
-	json_decref(c);
-	json_decref(s);
-	free(before);
-	free(after);
-	fixture_free(root);
+	assert_true(r.undone);
+	assert_int_equal(h.j.entries[r.idx].state, JOURNAL_UNDONE);
+	hot_end(&h, true);
+}
+
+static void
+failed_attach_in_the_event_loop_is_given_back_before_the_callback(void **state)
+{
+	struct hot h;
+	hot_begin(&h, "bind-fail " NVME " vfio-pci");
+	struct loop_result r = { 0 };
+	struct verr err = { 0 };
+	assert_non_null(journal_apply_start(&h.j, h.base, h.c, &hot_opts, on_done, &r, &err));
+	event_base_dispatch(h.base);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.code, -ENODEV);
+	assert_contains(r.msg, "did not bind to vfio-pci");
+	assert_true(r.undone);
+	assert_int_equal(h.j.entries[r.idx].state, JOURNAL_UNDONE);
+	assert_driver(h.root, NVME, "nvme");
+	hot_end(&h, true);
 }
 
 static void
 missing_vfio_node_is_reported_as_such_not_as_a_hang(void **state)
 {
-	char *root = fixture_new("desktop");
-	fixture_fault(root, "novfio 11");
+	struct hot h;
+	hot_begin(&h, "novfio 11");
 	vfio_bind_set_waits(1500, 1000);	/* longer than -bindtimeout below */
-	json_t *c = NULL, *s = NULL;
+	struct journal_apply_opts o = { .bindtimeout_ms = 1000, .undo_on_failure = true };
 	struct verr err = { 0 };
-	assert_int_equal(vfio_bind_device(NVME, 1000, NULL, NULL, &c, &s, &err), -ETIMEDOUT);
+	size_t idx;
+	assert_int_equal(journal_apply(&h.j, h.c, &o, &idx, &err), -ETIMEDOUT);
 	assert_contains(err.msg, "/dev/vfio/11 did not appear within 1.5 s");
-	assert_driver(root, NVME, "nvme");	/* and it was given back */
+	assert_driver(h.root, NVME, "nvme");	/* and it was given back */
 	vfio_bind_set_waits(1000, 1000);
-	fixture_free(root);
+	hot_end(&h, false);
+}
+
+/* A blocking apply runs in a child and is cut off at its deadline, which
+ * journal_apply takes from the kind (-bindtimeout plus the bind's waits):
+ * the loop's caller never hangs on the kernel. */
+static void
+blocking_apply_is_cut_off_at_the_kinds_deadline(void **state)
+{
+	struct hot h;
+	hot_begin(&h, "unbind-block " NVME " 30");
+	vfio_bind_set_waits(300, 200);
+	struct journal_apply_opts o = { .bindtimeout_ms = 400 };
+	struct verr err = { 0 };
+	size_t idx;
+	assert_int_equal(journal_apply(&h.j, h.c, &o, &idx, &err), -ETIMEDOUT);
+	/* 400 ms of -bindtimeout, 300 ms of waits, 1 s of margin */
+	assert_contains(err.msg, "did not finish within 1.7 s");
+	assert_int_equal(h.j.entries[idx].state, JOURNAL_BEGIN);	/* in force: teardown undoes it */
+	struct strv failed = { 0 };
+	assert_int_equal(journal_undo_all(&h.j, 400, &failed), 0);
+	strv_free(&failed);
+	assert_driver(h.root, NVME, "nvme");
+	vfio_bind_set_waits(1000, 1000);
+	hot_end(&h, false);
 }
 
 /* The whole -killx sequence as the session journals it: each change is
@@ -780,41 +849,64 @@ killx_fixture(void)
 	return root;
 }
 
-/* Prepare and apply changes [0, n); with crash_at < n, change crash_at is
- * only prepared (journaled, then the process died). Returns how many have
- * saved state to undo. */
-static size_t
-killx_run(json_t *plan, size_t n, size_t crash_at, json_t **saved)
+static char killx_jdir[64];
+
+static void
+journal_fresh(struct journal *j)
 {
-	size_t done = 0;
+	snprintf(killx_jdir, sizeof(killx_jdir), "/tmp/vfio-bind-journal-XXXXXX");
+	assert_non_null(mkdtemp(killx_jdir));
+	struct verr err = { 0 };
+	if (journal_open(j, killx_jdir, &err) != 0)
+		fail_msg("%s", err.msg);
+}
+
+static void
+journal_gone(struct journal *j)
+{
+	journal_close(j);
+	char *p = xasprintf("%s/journal", killx_jdir);
+	unlink(p);
+	free(p);
+	rmdir(killx_jdir);
+}
+
+/* Journal and apply changes [0, n), as the session does at start; with
+ * crash_at < n, change crash_at is only prepared and journaled (the
+ * process died before applying it). */
+static void
+killx_run(struct journal *j, json_t *plan, size_t n, size_t crash_at)
+{
+	struct journal_apply_opts o = { .bindtimeout_ms = 1000 };
 	for (size_t i = 0; i < n && i <= crash_at; i++) {
 		json_t *c = json_array_get(plan, i);
 		const struct change_ops *ops = change_find(change_str(c, "action"));
 		assert_non_null(ops);
 		struct verr err = { 0 };
-		saved[i] = NULL;
-		if (ops->prepare(c, &saved[i], &err) != 0)
-			fail_msg("prepare %s %s: %s", ops->action, change_str(c, "target"), err.msg);
-		done++;
-		if (i == crash_at)
+		if (i == crash_at) {
+			json_t *saved = NULL;
+			size_t idx;
+			if (ops->prepare(c, &saved, &err) != 0 || journal_begin(j, c, saved, &idx, &err) != 0)
+				fail_msg("prepare %s %s: %s", ops->action, change_str(c, "target"), err.msg);
+			json_decref(saved);
 			break;
-		if (child_run_change(ops, false, c, saved[i], 1000, &err) != 0)
+		}
+		size_t idx;
+		if (journal_apply(j, c, &o, &idx, &err) != 0)
 			fail_msg("%s %s: %s", ops->action, change_str(c, "target"), err.msg);
 	}
-	return done;
 }
 
+/* Teardown or -restore: the journal, newest first. */
 static void
-killx_undo(json_t *plan, size_t done, json_t **saved)
+killx_undo(struct journal *j)
 {
-	for (size_t i = done; i-- > 0; ) {
-		json_t *c = json_array_get(plan, i);
-		const struct change_ops *ops = change_find(change_str(c, "action"));
-		struct verr err = { 0 };
-		if (child_run_change(ops, true, c, saved[i], 1000, &err) != 0)
-			fail_msg("undo %s %s: %s", ops->action, change_str(c, "target"), err.msg);
-		json_decref(saved[i]);
-	}
+	struct strv failed = { 0 };
+	size_t n = journal_undo_all(j, 1000, &failed);
+	for (size_t i = 0; i < failed.n; i++)
+		print_error("%s\n", failed.v[i]);
+	assert_int_equal(n, 0);
+	strv_free(&failed);
 }
 
 static void
@@ -822,9 +914,12 @@ killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **
 {
 	char *root = killx_fixture();
 	char *before = tree_snapshot(root);
-	json_t *plan = killx_plan(), *saved[16];
+	json_t *plan = killx_plan();
 	size_t n = json_array_size(plan);
-	assert_int_equal(killx_run(plan, n, n, saved), n);
+	struct journal j;
+	journal_fresh(&j);
+	killx_run(&j, plan, n, n);
+	assert_int_equal(j.n, n);
 	assert_driver(root, GPU, "vfio-pci");
 	assert_driver(root, UCSI, "vfio-pci");
 	assert_true(fixture_exists(root, "/dev/vfio/1"));
@@ -833,7 +928,8 @@ killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **
 	assert_string_equal(v, "0\n");
 	free(v);
 	assert_false(fixture_exists(root, "/sys/bus/platform/drivers/efi-framebuffer/efi-framebuffer.0"));
-	killx_undo(plan, n, saved);
+	killx_undo(&j);
+	journal_gone(&j);
 	char *log = fixture_read(root, "/.drvcore/systemctl.log");
 	assert_string_equal(log, "is-active --quiet display-manager.service\nstop display-manager.service\n"
 	    "start display-manager.service\n");
@@ -850,14 +946,17 @@ killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly(void **
 static void
 crash_at_each_step_of_killx_then_restore_leaves_the_host_as_before(void **state)
 {
-	json_t *plan = killx_plan(), *saved[16];
+	json_t *plan = killx_plan();
 	size_t n = json_array_size(plan);
 	for (size_t k = 0; k < n; k++) {
 		char *root = killx_fixture();
 		char *before = tree_snapshot(root);
-		size_t done = killx_run(plan, n, k, saved);
+		struct journal j;
+		journal_fresh(&j);
+		killx_run(&j, plan, n, k);
 		/* -restore: the journal's changes and saved states, newest first */
-		killx_undo(plan, done, saved);
+		killx_undo(&j);
+		journal_gone(&j);
 		char *after = tree_snapshot(root);
 		if (strcmp(before, after) != 0)
 			print_error("crash before applying step %zu (%s)\n", k,
@@ -915,7 +1014,9 @@ main(void)
 		cmocka_unit_test(hot_attach_that_cannot_be_journaled_changes_nothing),
 		cmocka_unit_test(hot_attach_that_fails_gives_the_device_back),
 		cmocka_unit_test(hot_attach_and_detach_run_inside_the_event_loop),
+		cmocka_unit_test(failed_attach_in_the_event_loop_is_given_back_before_the_callback),
 		cmocka_unit_test(missing_vfio_node_is_reported_as_such_not_as_a_hang),
+		cmocka_unit_test(blocking_apply_is_cut_off_at_the_kinds_deadline),
 		cmocka_unit_test(killx_frees_a_gpu_held_by_xorg_and_teardown_restores_the_desktop_exactly),
 		cmocka_unit_test(crash_at_each_step_of_killx_then_restore_leaves_the_host_as_before),
 		cmocka_unit_test(change_table_knows_every_bind_action),

@@ -78,7 +78,7 @@ cat > "$T/plan.json" <<JSON
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
  ],
  "host_changes": [],
- "n_root_ports": 4}
+ "n_root_ports": 4, "memory_mib": 512, "has_xhci": true}
 JSON
 scenario() { printf '%s\n' "$1" > "$T/scenario.json"; }
 scenario '{}'
@@ -428,6 +428,18 @@ pci-add-slow-unbind-does-not-block-other-commands)
 	stop
 	[ $rc -eq 0 ] || fail "exit $rc"
 	;;
+pci-add-bind-deadline-is-bindtimeout-plus-the-binds-waits)
+	# vfio(1): -bindtimeout 1 gives the bind 1 + 6 = 7 s, once, not padded again.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	mkdir -p "$HOST/.drvcore" && echo "unbind-block 0000:02:00.0 60" > "$HOST/.drvcore/faults"
+	LD_PRELOAD=$DRVCORE start -bindtimeout 1
+	ctl_err "$NAME" pci add 0000:02:00.0
+	expect_in "$T/verr" "did not finish within 7.0 s (-bindtimeout)"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not left on nvme"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
 pci-add-bind-failure-gives-the-device-back)
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
 	mkdir -p "$HOST/.drvcore" && echo "bind-fail 0000:02:00.0 vfio-pci" > "$HOST/.drvcore/faults"
@@ -455,6 +467,11 @@ pci-add-refusals)
 	expect_in "$T/verr" "shares IOMMU group 1 with"
 	ctl_err "$NAME" pci add 0000:09:00.0
 	expect_in "$T/verr" "the host has no PCI device 0000:09:00.0"
+	# The host bridge stays with the host, as -pci says.
+	ctl_err "$NAME" pci add 0000:00:00.0
+	expect_in "$T/verr" "bridges stay with the host"
+	ctl_err "$NAME" pci add ''
+	expect_in "$T/verr" "pci add needs a regular expression"
 	ctl_err "$NAME" pci del hostdev-0000-02-00-0
 	expect_in "$T/verr" "is not a host PCI device of the guest"
 	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
@@ -478,7 +495,11 @@ usb-add-and-del)
 	ctl_err "$NAME" usb del usb-1-4.2
 	ctl_err "$NAME" usb add 'NoSuchThing'
 	ctl_err "$NAME" usb add '(('
-	expect_in "$T/verr" "not a valid extended regular expression"
+	expect_in "$T/verr" "usb add '((' is not a valid extended regular expression"
+	# Refused like -usb '' and pci add '': it would select every device.
+	ctl_err "$NAME" usb add ''
+	expect_in "$T/verr" "usb add needs a regular expression"
+	[ "$(nrecorded device_add)" = 2 ] || fail "usb add '' attached something"
 	stop
 	;;
 net-add-bridge-makes-a-tap-and-del-removes-it)

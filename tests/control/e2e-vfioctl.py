@@ -83,7 +83,7 @@ def main():
         os.makedirs(inroot)
         for name in ("vmlinuz", "initrd.img"):
             os.symlink(os.path.join(gdir, name), os.path.join(inroot, name))
-        env = dict(os.environ, VFIO_HOST_ROOT=host, VFIO_MAC_SEED="1234")
+        env = dict(os.environ, VFIO_HOST_ROOT=host)
         env.pop("VFIO_QEMU", None)
         env.pop("SUDO_UID", None)
         env.pop("SUDO_GID", None)

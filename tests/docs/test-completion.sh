@@ -53,6 +53,7 @@ expect "vfioctl net a" add
 expect "vfioctl win10 net add " user bridge= tap=
 expect "vfioctl -j" -json
 expect "vfioctl win10 pci del 0000:01:00.0 " force
+expect "vfioctl win10 usb del usb-1-4 "
 
 # The completion file offers every flag -help lists.
 COMP_LINE="vfio -" COMP_POINT=6

@@ -2,8 +2,9 @@
  * options_info() has an entry in docs/vfio.1.scd (a line starting with
  * "*-name*") and appears in `vfio -help`, with its argument name; every flag
  * the OPTIONS section lists is one the parser knows. vfioctl(1) lists exactly
- * the control FIFO's commands (control_cmd_table). The .scd files are the
- * sources the installed man pages are built from. */
+ * the control FIFO's commands (control_cmd_info()), [force] on those that
+ * take it, and the bash completion offers exactly them. The .scd files are
+ * the sources the installed man pages are built from. */
 #include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -17,11 +18,11 @@
 
 #include <cmocka.h>
 
-#include "control-priv.h"
+#include "control.h"
 #include "options.h"
 #include "util.h"
 
-static const char *scd_path, *vfio_path, *vfioctl_scd_path;
+static const char *scd_path, *vfio_path, *vfioctl_scd_path, *completion_path;
 
 static char *
 slurp_stream(FILE *f)
@@ -244,20 +245,41 @@ vfioctl_commands_section(void)
 	return out;
 }
 
+/* The entry line of command name in the section, NULL when none. */
+static const char *
+vfioctl_entry(const char *sec, const char *name)
+{
+	char *needle = xasprintf("\n*%s*", name), *alt = xasprintf("\n*%s ", name);
+	const char *hit = strstr(sec, needle);
+	if (hit == NULL)
+		hit = strstr(sec, alt);
+	free(needle);
+	free(alt);
+	return hit != NULL ? hit + 1 : NULL;
+}
+
 static void
 test_every_control_command_is_in_vfioctl_page(void **state)
 {
 	char *sec = vfioctl_commands_section();
 	int missing = 0;
-	for (size_t i = 0; i < control_cmd_count; i++) {
-		char *needle = xasprintf("\n*%s*", control_cmd_table[i].name);
-		char *alt = xasprintf("\n*%s ", control_cmd_table[i].name);
-		if (strstr(sec, needle) == NULL && strstr(sec, alt) == NULL) {
-			print_error("vfioctl.1.scd COMMANDS has no entry for '%s'\n", control_cmd_table[i].name);
+	const struct control_cmd_info *in;
+	for (size_t i = 0; (in = control_cmd_info(i)) != NULL; i++) {
+		const char *entry = vfioctl_entry(sec, in->name);
+		if (entry == NULL) {
+			print_error("vfioctl.1.scd COMMANDS has no entry for '%s'\n", in->name);
+			missing++;
+			continue;
+		}
+		/* [force] on exactly the commands that take it */
+		char *line = xstrndup(entry, strcspn(entry, "\n"));
+		bool page_force = strstr(line, "[*force*]") != NULL, force = in->flags & CONTROL_CMD_FORCE;
+		if (page_force != force) {
+			print_error("vfioctl.1.scd: '%s' %s force, the table says it %s\n", line,
+			    page_force ? "takes" : "lacks", force ? "does" : "does not");
 			missing++;
 		}
-		free(needle);
-		free(alt);
+		free(line);
 	}
 	free(sec);
 	assert_int_equal(missing, 0);
@@ -275,10 +297,10 @@ test_every_command_in_vfioctl_page_is_in_the_table(void **state)
 		/* "*net add user* [...]": the bold words name the command. */
 		size_t len = strcspn(line + 1, "*\n");
 		bool known = len == 4 && strncmp(line + 1, "list", 4) == 0;    /* vfioctl's own */
-		for (size_t i = 0; i < control_cmd_count && !known; i++) {
-			size_t n = strlen(control_cmd_table[i].name);
-			known = len >= n && strncmp(line + 1, control_cmd_table[i].name, n) == 0 &&
-			    (len == n || line[1 + n] == ' ');
+		const struct control_cmd_info *in;
+		for (size_t i = 0; (in = control_cmd_info(i)) != NULL && !known; i++) {
+			size_t n = strlen(in->name);
+			known = len >= n && strncmp(line + 1, in->name, n) == 0 && (len == n || line[1 + n] == ' ');
 		}
 		if (!known) {
 			print_error("vfioctl.1.scd lists '%.*s', which the control FIFO does not know\n", (int)len,
@@ -290,13 +312,83 @@ test_every_command_in_vfioctl_page_is_in_the_table(void **state)
 	assert_int_equal(unknown, 0);
 }
 
+/* The value of NAME="..." in the completion file (allocated). */
+static char *
+completion_list(const char *text, const char *name)
+{
+	char *needle = xasprintf("\n%s=\"", name);
+	const char *at = strstr(text, needle);
+	if (at == NULL)
+		fail_msg("the completion file has no %s=\"...\"", name);
+	at += strlen(needle);
+	free(needle);
+	return xstrndup(at, strcspn(at, "\""));
+}
+
+/* The bash completion offers exactly the control FIFO's commands: its
+ * lists are what the table gives. */
+static void
+test_completion_lists_the_control_commands_of_the_table(void **state)
+{
+	struct strbuf first = { 0 }, groups = { 0 }, verbs = { 0 }, force = { 0 };
+	strbuf_puts(&first, "");
+	strbuf_puts(&groups, "");
+	strbuf_puts(&verbs, "");
+	strbuf_puts(&force, "");
+	const struct control_cmd_info *in;
+	for (size_t i = 0; (in = control_cmd_info(i)) != NULL; i++) {
+		size_t w = strcspn(in->name, " ");
+		char *word = xstrndup(in->name, w);
+		char *padded = xasprintf(" %s ", word);
+		char *have = xasprintf(" %s ", first.s);
+		if (strstr(have, padded) == NULL)
+			strbuf_printf(&first, "%s%s", first.len ? " " : "", word);
+		free(have);
+		if (in->name[w] == ' ') {
+			have = xasprintf(" %s ", groups.s);
+			if (strstr(have, padded) == NULL)
+				strbuf_printf(&groups, "%s%s", groups.len ? " " : "", word);
+			free(have);
+			char *vpad = xasprintf(" %s ", in->name + w + 1), *vhave = xasprintf(" %s ", verbs.s);
+			if (strstr(vhave, vpad) == NULL)
+				strbuf_printf(&verbs, "%s%s", verbs.len ? " " : "", in->name + w + 1);
+			free(vpad);
+			free(vhave);
+		}
+		if (in->flags & CONTROL_CMD_FORCE)
+			strbuf_printf(&force, "%s%s", force.len ? "," : "", in->name);
+		free(padded);
+		free(word);
+	}
+	char *text = read_file(completion_path);
+	const char *names[] = { "_vfioctl_commands", "_vfioctl_groups", "_vfioctl_verbs", "_vfioctl_force" };
+	const struct strbuf *want[] = { &first, &groups, &verbs, &force };
+	int wrong = 0;
+	for (size_t i = 0; i < nitems(names); i++) {
+		char *got = completion_list(text, names[i]);
+		if (strcmp(got, want[i]->s) != 0) {
+			print_error("tools/completion/vfio: %s=\"%s\", the table gives \"%s\"\n", names[i], got, want[i]->s);
+			wrong++;
+		}
+		free(got);
+	}
+	free(text);
+	strbuf_free(&first);
+	strbuf_free(&groups);
+	strbuf_free(&verbs);
+	strbuf_free(&force);
+	assert_int_equal(wrong, 0);
+}
+
 int
 main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s docs/vfio.1.scd path/to/vfio docs/vfioctl.1.scd\n", argv[0]);
+	if (argc != 5) {
+		fprintf(stderr, "usage: %s docs/vfio.1.scd path/to/vfio docs/vfioctl.1.scd tools/completion/vfio\n",
+		    argv[0]);
 		return 2;
 	}
+	completion_path = argv[4];
 	scd_path = argv[1];
 	vfio_path = argv[2];
 	vfioctl_scd_path = argv[3];
@@ -307,6 +399,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_args_file_flag_is_documented),
 		cmocka_unit_test(test_every_control_command_is_in_vfioctl_page),
 		cmocka_unit_test(test_every_command_in_vfioctl_page_is_in_the_table),
+		cmocka_unit_test(test_completion_lists_the_control_commands_of_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

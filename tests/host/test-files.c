@@ -24,7 +24,11 @@ static void
 snapshot_with(struct host_snapshot *snap, struct options *opts)
 {
 	struct verr err = { 0 };
-	if (snapshot_take(snap, opts, &err) < 0)
+	struct strv files = { 0 };
+	options_host_files(opts, &files);
+	int r = snapshot_take(snap, &files, &err);
+	strv_free(&files);
+	if (r < 0)
 		fail_msg("snapshot_take: %s", err.msg);
 }
 

@@ -15,6 +15,7 @@
 
 #include "fixture.h"
 #include "hostroot.h"
+#include "passthrough.h"
 #include "snapshot-priv.h"
 #include "snapshot.h"
 #include "util.h"
@@ -208,8 +209,23 @@ usb_own_strings_kept(void **state)
 	assert_string_equal(by_port(snap, "1-4")->manufacturer, "");
 }
 
+static bool
+usb_selects(const char *pattern, const struct usb_device *d)
+{
+	regex_t re;
+	struct verr err = { 0 };
+	if (passthrough_regex(&re, "-usb", pattern, &err) != 0)
+		fail_msg("%s", err.msg);
+	bool hit = passthrough_usb_matches(&re, d);
+	regfree(&re);
+	return hit;
+}
+
+/* The one USB rule (-usb, usb add, usb del, hotplug): the lsusb line, the
+ * device's own strings and its port path, each on its own and
+ * case-sensitive; hubs only by ID, root hubs never. */
 static void
-usb_match_text_has_line_own_strings_and_port(void **state)
+usb_rule_matches_line_own_strings_and_port_each_alone(void **state)
 {
 	char *root = fixture_build("desktop", NULL);
 	fixture_write(root, "/usb.ids", fixture_usb_ids);
@@ -218,13 +234,19 @@ usb_match_text_has_line_own_strings_and_port(void **state)
 	struct host_snapshot snap;
 	struct verr err = { 0 };
 	assert_int_equal(snapshot_take(&snap, NULL, &err), 0);
-	char *text = usb_match_text(by_port(&snap, "1-4.2"));
-	assert_string_equal(text,
-	    "Bus 001 Device 004: ID 046d:c52b Logitech, Inc. Unifying Receiver\nLogitech\nUSB Receiver\n1-4.2");
-	free(text);
-	text = usb_match_text(by_port(&snap, "1-6"));
-	assert_non_null(strstr(text, "\n3039373130303437\n1-6"));
-	free(text);
+	const struct usb_device *rx = by_port(&snap, "1-4.2");
+	assert_true(usb_selects("Logitech, Inc. Unifying", rx));	/* the lsusb line */
+	assert_true(usb_selects("^Logitech$", rx));		/* its manufacturer string, alone */
+	assert_true(usb_selects("^USB Receiver$", rx));		/* its product string */
+	assert_true(usb_selects("^1-4\\.2$", rx));		/* its port path */
+	assert_true(usb_selects("046d:c52b", rx));
+	assert_false(usb_selects("logitech", rx));		/* case-sensitive, as -pci */
+	assert_false(usb_selects("Logitech.*USB Receiver", rx));	/* strings are not joined */
+	assert_true(usb_selects("^3039373130303437$", by_port(&snap, "1-6")));	/* serial */
+	for (size_t i = 0; i < snap.n_usb; i++) {
+		if (snap.usb[i].is_root_hub)
+			assert_false(usb_selects(".", &snap.usb[i]));
+	}
 	snapshot_free(&snap);
 	free(ids);
 	fixture_remove(root);
@@ -278,7 +300,7 @@ main(void)
 		cmocka_unit_test(usb_root_hubs_and_hubs_flagged),
 		cmocka_unit_test(usb_port_path_ids_and_controller),
 		cmocka_unit_test(usb_own_strings_kept),
-		cmocka_unit_test_teardown(usb_match_text_has_line_own_strings_and_port, reset_sources),
+		cmocka_unit_test_teardown(usb_rule_matches_line_own_strings_and_port_each_alone, reset_sources),
 		cmocka_unit_test(usb_host_without_usb_records_none),
 		cmocka_unit_test(usb_libusb_fill_is_harmless_without_a_usb_bus),
 	};

@@ -80,7 +80,7 @@ def in_namespace():
             os.symlink(os.path.join(gdir, name), os.path.join(inroot, name))
 
         before = netdump()
-        env = dict(os.environ, VFIO_HOST_ROOT=host, VFIO_MAC_SEED="1234", VFIO_NMCLI="/nonexistent/nmcli")
+        env = dict(os.environ, VFIO_HOST_ROOT=host, VFIO_NMCLI="/nonexistent/nmcli")
         env.pop("VFIO_QEMU", None)
         env.pop("SUDO_UID", None)
         env.pop("SUDO_GID", None)

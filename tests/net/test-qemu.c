@@ -1,6 +1,6 @@
 /* End to end with real QEMU: the tap fd from net_tap_open() handed over a
  * QMP socket with getfd (SCM_RIGHTS), used by netdev_add type=tap and a
- * virtio-net NIC, exactly as CONVENTIONS.md has the session do it. Runs in a
+ * virtio-net NIC, exactly as the plan has the session do it (plan-net.c). Runs in a
  * network namespace with a bridge made by bridge-create from a veth LAN.
  * Skips (77) without namespaces or QEMU. The QMP lines here are the test's
  * own, so it does not depend on the QMP client landing. */

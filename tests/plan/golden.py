@@ -88,9 +88,11 @@ def run_case(root, env_add, args):
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SUDO_UID", "SUDO_GID", "SUDO_USER", "VFIO_QEMU", "VFIO_SWTPM",
                         "VFIO_DEBUG")}
-    env.update({"VFIO_HOST_ROOT": root, "VFIO_MAC_SEED": "1", "NO_COLOR": "1"})
+    env.update({"VFIO_HOST_ROOT": root, "NO_COLOR": "1"})
     env.update(env_add)
-    p = subprocess.run([VFIO] + args, env=env, capture_output=True, text=True, timeout=60)
+    # No terminal, as under systemd: the console goes to console.log.
+    p = subprocess.run([VFIO] + args, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
     envs = "".join("%s=%s " % kv for kv in sorted(env_add.items()))
     text = "$ %svfio %s\n" % (envs, " ".join(shlex.quote(a) for a in args))
     text += "--- exit %d\n--- stdout\n%s--- stderr\n%s" % (p.returncode, p.stdout, p.stderr)

@@ -54,7 +54,7 @@ class Qmp:
 
 
 def run_case(tmp, root, name, args):
-    env = dict(os.environ, VFIO_HOST_ROOT=root, VFIO_MAC_SEED="7", NO_COLOR="1")
+    env = dict(os.environ, VFIO_HOST_ROOT=root, NO_COLOR="1")
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     p = subprocess.run([VFIO, "-json", "-accel", "tcg", "-name", "qtest"] + args, cwd=tmp, env=env,

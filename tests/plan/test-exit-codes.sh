@@ -15,7 +15,7 @@ failed=0
 expect() {
 	want=$1 root=$2 needle=$3
 	shift 4
-	VFIO_HOST_ROOT=$root VFIO_MAC_SEED=1 NO_COLOR=1 "$VFIO" "$@" >"$tmp/out" 2>"$tmp/err"
+	VFIO_HOST_ROOT=$root NO_COLOR=1 "$VFIO" "$@" >"$tmp/out" 2>"$tmp/err"
 	got=$?
 	if [ "$got" -ne "$want" ]; then
 		echo "FAIL: vfio $*: exit $got, want $want"; cat "$tmp/err"; failed=1

@@ -61,7 +61,7 @@ sample_value(const char *name)
 		{ "usb", "046d:c52b" }, { "romfile", "/tmp/vbios.rom" }, { "bindtimeout", "10" },
 		{ "bridge", "br0" }, { "tap", "tap0" }, { "hostint", "eth0" }, { "portforward", "tcp:2222:22" },
 		{ "lgsize", "128M" }, { "extras", "-device ac97" }, { "name", "win11" }, { "user", "root" },
-		{ "shutdowntimeout", "30" }, { "restore", NULL },
+		{ "shutdowntimeout", "30" }, { "restore", NULL }, { "mac", "52:54:00:12:34:56" },
 	};
 	for (size_t i = 0; i < nitems(values); i++) {
 		if (strcmp(values[i].name, name) == 0)
@@ -323,6 +323,19 @@ test_bad_regex_carries_the_regcomp_message(void **state)
 }
 
 static void
+test_mac_must_be_a_unicast_address(void **state)
+{
+	expect_error("-mac '52:54:00:12:34' is not a MAC address", "-mac", "52:54:00:12:34", NULL);
+	expect_error("-mac '52-54-00-12-34-56' is not a MAC address", "-mac", "52-54-00-12-34-56", NULL);
+	expect_error("-mac 01:00:5e:00:00:01 is a multicast address", "-mac", "01:00:5e:00:00:01", NULL);
+	struct options o;
+	struct verr err = { 0 };
+	assert_int_equal(parse(&o, &err, "-mac", "52:54:00:AB:cd:EF", NULL), 0);
+	assert_string_equal(o.mac, "52:54:00:ab:cd:ef");
+	options_free(&o);
+}
+
+static void
 test_old_bridge_comma_form_is_refused(void **state)
 {
 	expect_error("was split into -tap, -bridge and -hostint; write -tap tap0 -bridge br0 -hostint eth0",
@@ -481,6 +494,7 @@ main(void)
 		cmocka_unit_test(test_regex_strips_pipes_and_joins_repeats),
 		cmocka_unit_test(test_bad_regex_carries_the_regcomp_message),
 		cmocka_unit_test(test_old_bridge_comma_form_is_refused),
+		cmocka_unit_test(test_mac_must_be_a_unicast_address),
 		cmocka_unit_test(test_name_is_validated),
 		cmocka_unit_test(test_accel_seconds_user_and_restore),
 		cmocka_unit_test(test_win11_and_agents_imply_their_parts),

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "hostroot.h"
 #include "options.h"
 #include "plan-priv.h"
 #include "plan.h"
@@ -70,6 +71,10 @@ host_init(struct host *h, int cores, int threads, uint64_t mem_kib)
 	s->n_firmware = 2;
 	s->default_hugepage_kib = 2048;
 	s->sudo_uid = s->sudo_gid = -1;
+	/* as systemd's udev rules make them: everyone may open them */
+	s->kvm_node = (struct host_node){ .exists = true, .uid = 0, .gid = 108, .mode = 0666 };
+	s->vfio_node = (struct host_node){ .exists = true, .uid = 0, .gid = 0, .mode = 0666 };
+	snprintf(s->machine_id, sizeof(s->machine_id), "5d6f2c3a9b8e4f1d8c7b6a5948372615");
 }
 
 static struct pci_device *
@@ -158,7 +163,7 @@ opts_parse(struct options *o, const char *const *words)
 	if (options_parse(o, argc, argv, &err) != 0)
 		fail_msg("options: %s", err.msg);
 	o->qemu = xstrdup("qemu-system-x86_64");
-	o->mac_seed = 42;
+	o->console_tty = true;		/* run from a terminal, unless a test says otherwise */
 }
 
 /* The house rule checked on every plan: no empty word in the argv. */
@@ -298,9 +303,33 @@ test_minimal_machine_has_q35_qmp_on_fd3_and_stops_at_start(void **state)
 	assert_string_equal(arg_after(&p, "-cpu"), "host,kvm=on,topoext=on");
 	assert_string_equal(arg_after(&p, "-drive"),
 	    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd");
-	assert_int_equal(p.serial_index, (int)(p.argv.n > 0 ? p.serial_index : -1));
-	assert_string_equal(p.argv.v[p.serial_index], "mon:stdio");
-	assert_string_equal(p.argv.v[p.serial_index - 1], "-serial");
+	assert_string_equal(arg_after(&p, "-serial"), "mon:stdio");
+	assert_true(p.console_tty);
+	assert_int_equal(p.memory_mib, 8192);	/* half of the host's 16 GiB */
+	assert_false(p.has_xhci);
+	done(&p, &o);
+}
+
+/* Without a terminal (systemd, a script) the console goes to the runtime
+ * directory, and the dry run says so: -run does exactly what it prints. */
+static void
+test_console_without_a_terminal_goes_to_console_log(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	host_file(&h, "/vm/disk.img", true);
+	const char *const words[] = { "-image", "/vm/disk.img", "-name", "win10", NULL };
+	opts_parse(&o, words);
+	o.console_tty = false;
+	plan_build(&p, &o, &h.snap);
+	char *want = xasprintf("file:%s/run/vfio/win10/console.log", hostroot_get());
+	assert_string_equal(arg_after(&p, "-serial"), want);
+	assert_false(p.console_tty);
+	assert_true(strv_contains(&p.rundown, "serial console in "));
+	assert_true(strv_contains(&p.rundown, "/run/vfio/win10/console.log"));
+	free(want);
 	done(&p, &o);
 }
 
@@ -1181,19 +1210,109 @@ test_user_networking_with_port_forwards(void **state)
 	done(&p, &o);
 }
 
+/* A guest keeps its MAC from run to run (a Windows guest that sees a new
+ * one sees a new network): the same name on the same host gives the same
+ * MAC, another name or host another. */
 static void
-test_random_mac_comes_from_the_seed(void **state)
+test_mac_is_derived_from_the_guest_name_and_the_machine_id(void **state)
 {
-	char a[18], b[18], c[18];
-	plan_guest_mac(a, NULL, 1);
-	plan_guest_mac(b, NULL, 1);
-	plan_guest_mac(c, NULL, 2);
+	const char *id = "5d6f2c3a9b8e4f1d8c7b6a5948372615", *other = "0123456789abcdef0123456789abcdef";
+	char a[18], b[18], c[18], d[18];
+	assert_int_equal(plan_guest_mac(a, NULL, NULL, id, "win10"), PLAN_MAC_DERIVED);
+	plan_guest_mac(b, NULL, NULL, id, "win10");
+	plan_guest_mac(c, NULL, NULL, id, "linux");
+	plan_guest_mac(d, NULL, NULL, other, "win10");
 	assert_string_equal(a, b);
 	assert_string_not_equal(a, c);
-	plan_guest_mac(a, "A8:5E:45:12:34:56", 1);
+	assert_string_not_equal(a, d);
+	assert_true(str_startswith(a, "52:54:00:"));
+	/* without a machine-id, from the name alone, still the same every run */
+	plan_guest_mac(c, NULL, NULL, "", "win10");
+	plan_guest_mac(d, NULL, NULL, "", "win10");
+	assert_string_equal(c, d);
+	/* a bridged host interface's bytes, as the original; -mac over all */
+	assert_int_equal(plan_guest_mac(a, NULL, "A8:5E:45:12:34:56", id, "win10"), PLAN_MAC_HOST);
 	assert_string_equal(a, "52:54:00:12:34:56");
-	plan_guest_mac(a, "00:00:00:00:00:00", 7);
-	assert_string_equal(a, (plan_guest_mac(b, NULL, 7), b));
+	plan_guest_mac(a, NULL, "00:00:00:00:00:00", id, "win10");
+	assert_string_equal(a, b);
+	assert_int_equal(plan_guest_mac(a, "02:11:22:33:44:55", "A8:5E:45:12:34:56", id, "win10"), PLAN_MAC_FLAG);
+	assert_string_equal(a, "02:11:22:33:44:55");
+}
+
+static void
+test_two_dry_runs_plan_the_same_mac_and_mac_flag_sets_it(void **state)
+{
+	struct host h;
+	struct plan p, q;
+	struct options o, r;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-name", "win10");
+	PLAN(&h, q, r, "-name", "win10");
+	assert_string_equal(p.guest_mac, q.guest_mac);
+	assert_true(strv_contains(&p.rundown, "from the guest name and this host's /etc/machine-id"));
+	done(&q, &r);
+	done(&p, &o);
+	PLAN(&h, p, o, "-mac", "52:54:00:AB:CD:EF");
+	assert_string_equal(p.guest_mac, "52:54:00:ab:cd:ef");
+	assert_true(strv_contains(&p.rundown, "52:54:00:ab:cd:ef (-mac)"));
+	done(&p, &o);
+}
+
+/* QEMU's user gets the nodes it opens itself and cannot open already, and
+ * the dry run lists them: /dev/kvm, block devices given as disks, the VFIO
+ * container, besides the groups and USB devices. */
+static void
+test_qemu_user_gets_the_nodes_it_cannot_open_and_only_those(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	h.snap.kvm_node.mode = 0660;            /* root:kvm, and the user is not in kvm */
+	h.snap.vfio_node.mode = 0600;
+	struct host_file *sdb = host_file(&h, "/dev/sdb", true), *sdc = host_file(&h, "/dev/sdc", true);
+	sdb->is_block = sdc->is_block = true;
+	sdb->mode = 0660;
+	sdc->mode = 0666;                       /* everyone's already: left alone */
+	PLAN(&h, p, o, "-image", "/dev/sdb,format=raw", "-image", "/dev/sdc,format=raw", "-pci", "Samsung", "-nonet");
+	expect_no_errors(&p);
+	size_t n = json_array_size(p.host_changes);
+	assert_true(n >= 4);
+	expect_json(p.host_changes, n - 3, "{\"action\":\"dev-chown\",\"target\":\"/dev/kvm\",\"args\":{\"uid\":1000,\"gid\":1000}}");
+	expect_json(p.host_changes, n - 2, "{\"action\":\"dev-chown\",\"target\":\"/dev/sdb\",\"args\":{\"uid\":1000,\"gid\":1000}}");
+	expect_json(p.host_changes, n - 1, "{\"action\":\"dev-chown\",\"target\":\"/dev/vfio/vfio\",\"args\":{\"uid\":1000,\"gid\":1000}}");
+	done(&p, &o);
+	/* in the kvm group (main reads the user's groups): /dev/kvm is its already */
+	opts_parse(&o, (const char *const[]){ "-image", "/dev/sdb,format=raw", "-nonet", NULL });
+	o.qemu_groups = xcalloc(2, sizeof(*o.qemu_groups));
+	o.qemu_groups[0] = 1000;
+	o.qemu_groups[1] = 108;
+	o.n_qemu_groups = 2;
+	plan_build(&p, &o, &h.snap);
+	for (size_t i = 0; i < json_array_size(p.host_changes); i++)
+		assert_string_not_equal(json_string_value(json_object_get(json_array_get(p.host_changes, i), "target")),
+		    "/dev/kvm");
+	done(&p, &o);
+	/* QEMU runs as root: no node changes hands */
+	h.snap.sudo_uid = h.snap.sudo_gid = -1;
+	PLAN(&h, p, o, "-image", "/dev/sdb,format=raw", "-nonet");
+	assert_int_equal(json_array_size(p.host_changes), 0);
+	done(&p, &o);
+}
+
+static void
+test_xhci_on_the_command_line_is_a_plan_fact(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	PLAN(&h, p, o, "-usb", "Logitech", "-m", "2G");
+	assert_true(p.has_xhci);
+	assert_non_null(arg_prefixed(&p, "qemu-xhci,id=xhci"));
+	assert_int_equal(p.memory_mib, 2048);
+	done(&p, &o);
 }
 
 static void
@@ -1765,7 +1884,11 @@ main(void)
 		cmocka_unit_test(test_usb_device_behind_a_passed_controller_is_skipped_with_a_warning),
 		cmocka_unit_test(test_usb_device_nodes_go_to_qemus_user),
 		cmocka_unit_test(test_user_networking_with_port_forwards),
-		cmocka_unit_test(test_random_mac_comes_from_the_seed),
+		cmocka_unit_test(test_mac_is_derived_from_the_guest_name_and_the_machine_id),
+		cmocka_unit_test(test_two_dry_runs_plan_the_same_mac_and_mac_flag_sets_it),
+		cmocka_unit_test(test_qemu_user_gets_the_nodes_it_cannot_open_and_only_those),
+		cmocka_unit_test(test_xhci_on_the_command_line_is_a_plan_fact),
+		cmocka_unit_test(test_console_without_a_terminal_goes_to_console_log),
 		cmocka_unit_test(test_novirtio_nic_is_e1000e_and_nonet_has_none),
 		cmocka_unit_test(test_tap_alone_is_used_or_created),
 		cmocka_unit_test(test_existing_bridge_gets_the_first_free_tap_and_vhost),

@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; echo "--- stderr:"; cat "$tmp/err"; exit 1; }
 # dry [VAR=VALUE...]: a JSON dry run with the fixture and a fake QEMU named
 dry() {
 	env -u SUDO_UID -u DOAS_USER -u PKEXEC_UID "$@" VFIO_HOST_ROOT="$tmp/host" VFIO_QEMU=/opt/evil/qemu \
-	    VFIO_MAC_SEED=1 NO_COLOR=1 "$VFIO" -json -noBios -nonet >"$tmp/out" 2>"$tmp/err"
+	    NO_COLOR=1 "$VFIO" -json -noBios -nonet >"$tmp/out" 2>"$tmp/err"
 	binary=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["argv"][0])' "$tmp/out" 2>/dev/null)
 }
 

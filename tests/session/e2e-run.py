@@ -49,7 +49,7 @@ def main():
         for name in ("vmlinuz", "initrd.img"):
             os.symlink(os.path.join(gdir, name), os.path.join(inroot, name))
         before = snap(host)
-        env = dict(os.environ, VFIO_HOST_ROOT=host, VFIO_MAC_SEED="1234")
+        env = dict(os.environ, VFIO_HOST_ROOT=host)
         env.pop("VFIO_QEMU", None)      # the real qemu-system-x86_64 from PATH
         env.pop("SUDO_UID", None)
         env.pop("SUDO_GID", None)

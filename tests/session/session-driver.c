@@ -3,15 +3,16 @@
  * and the plan builder:
  *
  *   session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S]
- *                                [-pinvcpus 0,2] [-user NAME]
+ *                                [-pinvcpus 0,2] [-user NAME] [-bindtimeout S]
  *   session-driver restore [NAME]
  *
- * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...],
- *             "errors": ["..."], "n_root_ports": N, "serial_index": I,
- *             "block_files": ["/dev/sdb", ...]}   (snapshot: block devices named as disks)
- * The host root is $VFIO_HOST_ROOT, QEMU is $VFIO_QEMU, as for vfio; cases
- * that play the sudo caller set SUDO_UID, so the driver honours the VFIO_*
- * variables regardless (vfioenv.h). */
+ * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...], "viewers": [...],
+ *             "errors": ["..."], "n_root_ports": N, "memory_mib": M,
+ *             "console_tty": false, "has_xhci": false}
+ * The host root is $VFIO_HOST_ROOT; argv[0] becomes $VFIO_QEMU when it is
+ * set, as main puts it into a real plan. Cases that play the sudo caller set
+ * SUDO_UID, so the driver honours the VFIO_* variables regardless
+ * (vfioenv.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,12 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S] "
-	    "[-pinvcpus 0,1] [-user NAME]\n       session-driver restore [NAME]\n");
+	    "[-pinvcpus 0,1] [-user NAME] [-bindtimeout S]\n       session-driver restore [NAME]\n");
 	exit(2);
 }
 
 static int
-load_plan(struct plan *plan, struct host_snapshot *snap, const char *path)
+load_plan(struct plan *plan, const char *path)
 {
 	json_error_t jerr;
 	json_t *j = json_load_file(path, 0, &jerr);
@@ -43,8 +44,9 @@ load_plan(struct plan *plan, struct host_snapshot *snap, const char *path)
 	}
 	size_t i;
 	json_t *v;
+	const char *qemu = getenv("VFIO_QEMU");
 	json_array_foreach(json_object_get(j, "argv"), i, v)
-		strv_push(&plan->argv, json_string_value(v));
+		strv_push(&plan->argv, i == 0 && qemu != NULL && *qemu ? qemu : json_string_value(v));
 	json_array_foreach(json_object_get(j, "errors"), i, v)
 		strv_push(&plan->errors, json_string_value(v));
 	plan->qmp = json_incref(json_object_get(j, "qmp"));
@@ -55,14 +57,9 @@ load_plan(struct plan *plan, struct host_snapshot *snap, const char *path)
 		plan->host_changes = json_array();
 	plan->viewers = json_incref(json_object_get(j, "viewers"));
 	plan->n_root_ports = (int)json_integer_value(json_object_get(j, "n_root_ports"));
-	plan->serial_index = (int)json_integer_value(json_object_get(j, "serial_index"));
-	json_t *blocks = json_object_get(j, "block_files");
-	snap->n_files = json_array_size(blocks);
-	snap->files = xcalloc(snap->n_files + 1, sizeof(*snap->files));
-	json_array_foreach(blocks, i, v) {
-		snap->files[i].path = xstrdup(json_string_value(v));
-		snap->files[i].exists = snap->files[i].is_block = true;
-	}
+	plan->memory_mib = (uint64_t)json_integer_value(json_object_get(j, "memory_mib"));
+	plan->console_tty = json_is_true(json_object_get(j, "console_tty"));
+	plan->has_xhci = json_is_true(json_object_get(j, "has_xhci"));
 	json_decref(j);
 	return 0;
 }
@@ -75,7 +72,7 @@ main(int argc, char **argv)
 	hostroot_init(NULL);
 	if (argc < 2)
 		usage();
-	struct options opts = { .name = "vfio", .shutdowntimeout_s = 60 };
+	struct options opts = { .name = "vfio", .shutdowntimeout_s = 60, .bindtimeout_s = 5 };
 	if (strcmp(argv[1], "restore") == 0) {
 		opts.restore = true;
 		opts.restore_name = argc > 2 ? argv[2] : NULL;
@@ -93,6 +90,8 @@ main(int argc, char **argv)
 			opts.name = argv[++i];
 		} else if (strcmp(a, "-shutdowntimeout") == 0 && val) {
 			opts.shutdowntimeout_s = atoi(argv[++i]);
+		} else if (strcmp(a, "-bindtimeout") == 0 && val) {
+			opts.bindtimeout_s = atoi(argv[++i]);
 		} else if (strcmp(a, "-user") == 0 && val) {
 			opts.user = argv[++i];
 		} else if (strcmp(a, "-pinvcpus") == 0 && val) {
@@ -106,17 +105,13 @@ main(int argc, char **argv)
 		}
 	}
 	struct plan plan = { 0 };
-	struct host_snapshot snap = { .sudo_uid = -1, .sudo_gid = -1 };
-	if (load_plan(&plan, &snap, argv[2]) < 0)
+	if (load_plan(&plan, argv[2]) < 0)
 		return 2;
-	int status = session_run(&opts, &snap, &plan);
+	int status = session_run(&opts, &plan);
 	strv_free(&plan.argv);
 	strv_free(&plan.errors);
 	json_decref(plan.qmp);
 	json_decref(plan.host_changes);
 	json_decref(plan.viewers);
-	for (size_t i = 0; i < snap.n_files; i++)
-		free(snap.files[i].path);
-	free(snap.files);
 	return status;
 }

@@ -39,6 +39,14 @@ closed_cb(struct qmp *qmp, const char *why, void *arg)
 
 static const struct qmp_callbacks cbs = { .closed = closed_cb };
 
+/* DEVICE_DELETED goes to devices_deleted(), as the session's event table sends it. */
+static void
+route_deleted(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct fixture *f = arg;
+	devices_deleted(&f->devs, data);
+}
+
 static void
 start_mock(struct fixture *f, const char *scenario)
 {
@@ -67,7 +75,7 @@ start_mock(struct fixture *f, const char *scenario)
 	free(mock);
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	struct spawn_req req = { .argv = &argv, .qmp_fd = sv[1], .console_is_tty = false,
+	struct spawn_req req = { .path = argv.v[0], .argv = &argv, .qmp_fd = sv[1], .console_is_tty = false,
 		.memlock = spawn_memlock_limit(64) };
 	struct verr err = { 0 };
 	assert_int_equal(spawn_qemu(&req, &f->pid, &err), 0);
@@ -75,6 +83,7 @@ start_mock(struct fixture *f, const char *scenario)
 	strv_free(&argv);
 	f->base = event_base_new();
 	f->qmp = qmp_new(f->base, sv[0], &cbs, f);
+	qmp_subscribe(f->qmp, "DEVICE_DELETED", route_deleted, f);
 	assert_int_equal(qmp_wait_ready(f->qmp, 10000, &err), 0);
 	devices_init(&f->devs, 2);
 }

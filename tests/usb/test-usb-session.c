@@ -21,6 +21,7 @@
 
 #include "hostroot.h"
 #include "log.h"
+#include "passthrough.h"
 #include "options.h"
 #include "plan.h"
 #include "session.h"
@@ -92,24 +93,25 @@ run_with_usb_attaches_and_removes_plugged_devices(void **state)
 
 	struct options opts = { .name = "usbt", .shutdowntimeout_s = 20, .bindtimeout_s = 10 };
 	opts.usb_regex = "Stick";
-	assert_int_equal(regcomp(&opts.usb_re, opts.usb_regex, REG_EXTENDED | REG_ICASE | REG_NOSUB), 0);
+	assert_int_equal(passthrough_regex(&opts.usb_re, "-usb", opts.usb_regex, NULL), 0);
 	opts.usb_re_set = true;
-	struct plan plan = { .serial_index = -1 };
+	/* A plan as plan_build() makes them: argv[0] is the QEMU main chose. */
+	struct plan plan = { .memory_mib = 64, .has_xhci = true };
 	const char *argv[] = { "qemu-system-x86_64", "-name", "usbt", "-machine", "q35", "-nodefaults", "-S",
 		"-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control", "-m", "64",
 		"-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
 		"-device", "qemu-xhci,id=xhci,bus=pcie.0" };
+	argv[0] = getenv("VFIO_QEMU");
 	for (size_t i = 0; i < nitems(argv); i++)
 		strv_push(&plan.argv, argv[i]);
 	plan.qmp = json_array();
 	plan.host_changes = json_array();
 	plan.devices = json_pack("{s:[], s:[]}", "pci", "usb");
 	plan.n_root_ports = 1;
-	struct host_snapshot snap = { 0 };
 
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, user, NULL), 0);
-	int status = session_run(&opts, &snap, &plan);
+	int status = session_run(&opts, &plan);
 	pthread_join(t, NULL);
 	if (failure != NULL)
 		fail_msg("%s", failure);

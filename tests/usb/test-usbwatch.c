@@ -30,6 +30,8 @@
 #include "hostroot.h"
 #include "journal.h"
 #include "log.h"
+#include "options.h"
+#include "passthrough.h"
 #include "plan.h"
 #include "qmp.h"
 #include "usbwatch.h"
@@ -108,6 +110,14 @@ unplug(struct fx *f, char *syspath)
 
 /* --- QEMU -------------------------------------------------------------- */
 
+/* DEVICE_DELETED goes to devices_deleted(), as the session's event table sends it. */
+static void
+route_deleted(struct qmp *qmp, const char *name, const json_t *data, double ts, void *arg)
+{
+	struct fx *f = arg;
+	devices_deleted(&f->devs, data);
+}
+
 static void
 spawn_qemu(struct fx *f, bool xhci, const char *scenario)
 {
@@ -145,6 +155,7 @@ spawn_qemu(struct fx *f, bool xhci, const char *scenario)
 	close(sv[1]);
 	static const struct qmp_callbacks cbs = { 0 };
 	f->qmp = qmp_new(f->base, sv[0], &cbs, f);
+	qmp_subscribe(f->qmp, "DEVICE_DELETED", route_deleted, f);
 	struct verr err = { 0 };
 	if (qmp_wait_ready(f->qmp, WAIT_MS, &err) < 0)
 		fail_msg("QEMU did not come up: %s", err.msg);
@@ -193,14 +204,13 @@ fx_start(struct fx *f, const struct fx_opts *o)
 	f->base = event_base_new();
 	spawn_qemu(f, o->xhci, o->scenario);
 	devices_init(&f->devs, o->no_spare_port ? 0 : 2);
-	if (o->xhci)
-		strv_push(&f->plan.argv, "qemu-xhci,id=xhci");
+	f->plan.has_xhci = o->xhci;
 	f->plan.devices = json_pack("{s:[], s:[]}", "pci", "usb");
 	if (o->passed_pci != NULL)
 		json_array_append_new(json_object_get(f->plan.devices, "pci"),
 		    json_pack("{s:s}", "address", o->passed_pci));
 	if (o->regex != NULL) {
-		assert_int_equal(regcomp(&f->re, o->regex, REG_EXTENDED | REG_ICASE | REG_NOSUB), 0);
+		assert_int_equal(passthrough_regex(&f->re, "-usb", o->regex, NULL), 0);
 		f->have_re = true;
 	}
 	struct verr err = { 0 };
@@ -750,7 +760,11 @@ usb_add_of_an_attached_device_is_refused(void **state)
 	assert_int_equal(usbwatch_attach_matching(f->uw, "Nothing", on_result, f, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "matches no USB device"));
 	assert_int_equal(usbwatch_attach_matching(f->uw, "(", on_result, f, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "not a valid extended regular expression"));
+	assert_non_null(strstr(err.msg, "usb add '(' is not a valid extended regular expression"));
+	/* An empty pattern would select every device: refused as -usb '' is. */
+	assert_int_equal(usbwatch_attach_matching(f->uw, "", on_result, f, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "usb add needs a regular expression"));
+	assert_int_equal(usbwatch_attach_matching(f->uw, "||", on_result, f, &err), -EINVAL);
 	assert_int_equal(recorded(f, "device_add", "usb-host", NULL), 1);
 	g_free(d);
 }
@@ -915,6 +929,148 @@ attached_node_is_given_to_qemus_user_journaled_and_given_back(void **state)
 	g_free(d);
 }
 
+/* --- one rule for -usb, usb add, usb del and hotplug ---------------------- */
+
+/* Three devices besides the root hub: a receiver, a stick and a hub, all
+ * made by "Test Maker" (add_usb), on ports 1-3, 1-4 and 1-5. */
+static void
+add_three(struct fx *f, char **d)
+{
+	d[0] = add_usb(f, f->roothub, "1-3", 1, 3, "046d", "c52b", "00", "Unifying Receiver", "ABC");
+	d[1] = add_usb(f, f->roothub, "1-4", 1, 4, "0781", "5567", "00", "Cruzer Stick", "S1");
+	d[2] = add_usb(f, f->roothub, "1-5", 1, 5, "05e3", "0610", "09", "USB2.0 Hub", "");
+}
+
+/* The usb-host ids attached now, sorted, joined by ',' (allocated). */
+static char *
+attached_ids(const struct fx *f)
+{
+	struct strbuf sb = { 0 };
+	strbuf_puts(&sb, "");
+	for (const char *port = "1-3"; port != NULL; port = strcmp(port, "1-3") == 0 ? "1-4" :
+	    strcmp(port, "1-4") == 0 ? "1-5" : NULL) {
+		char id[16];
+		snprintf(id, sizeof(id), "usb-%s", port);
+		if (devices_find(&f->devs, id) != NULL)
+			strbuf_printf(&sb, "%s%s", sb.len ? "," : "", id);
+	}
+	return strbuf_steal(&sb);
+}
+
+/* -usb R: what the plan attaches, from the same host. */
+static char *
+plan_selects(const char *regex)
+{
+	struct options o;
+	struct verr err = { 0 };
+	char *argv[] = { "vfio", "-usb", (char *)regex, NULL };
+	if (options_parse(&o, 3, argv, &err) != 0)
+		fail_msg("%s", err.msg);
+	struct host_snapshot snap;
+	memset(&snap, 0, sizeof(snap));
+	snap.sudo_uid = snap.sudo_gid = -1;
+	assert_int_equal(usb_scan(&snap, &err), 0);
+	struct plan plan;
+	plan_build(&plan, &o, &snap);
+	struct strbuf sb = { 0 };
+	strbuf_puts(&sb, "");
+	size_t i;
+	json_t *u;
+	json_array_foreach(json_object_get(plan.devices, "usb"), i, u)
+		strbuf_printf(&sb, "%susb-%s", sb.len ? "," : "", json_string_value(json_object_get(u, "port")));
+	plan_free(&plan);
+	snapshot_free(&snap);
+	options_free(&o);
+	return strbuf_steal(&sb);
+}
+
+static void
+fx_restart(struct fx **f)
+{
+	fx_teardown((void **)f);
+	*f = xcalloc(1, sizeof(**f));
+}
+
+static void
+usb_add_usb_del_dash_usb_and_hotplug_select_the_same_devices(void **state)
+{
+	static const struct { const char *regex, *want; } cases[] = {
+		{ "Receiver", "usb-1-3" },
+		{ "receiver", "" },                     /* case-sensitive, as -pci */
+		{ "^Test Maker$", "usb-1-3,usb-1-4" },  /* an own string, alone */
+		{ "Test Maker.*Stick", "" },            /* strings are not joined */
+		{ "046d:c52b", "usb-1-3" },
+		{ "05e3:0610", "usb-1-5" },             /* a hub by its ID */
+		{ "Hub", "" },                          /* a hub by anything else: never */
+		{ "^1-4$", "usb-1-4" },                 /* the port path */
+		{ ".", "usb-1-3,usb-1-4,usb-1-5" },     /* never the root hub; the hub's ID matches too */
+		{ "Test Maker", "usb-1-3,usb-1-4" },    /* the hub's own strings do not count */
+	};
+	struct fx *f = *state;
+	for (size_t k = 0; k < nitems(cases); k++) {
+		const char *re = cases[k].regex, *want = cases[k].want;
+		char *d[3];
+		/* hotplug under -usb R: the three are plugged while the guest runs */
+		fx_start(f, &(struct fx_opts){ .regex = re, .xhci = true });
+		add_three(f, d);
+		long n_want = 0;
+		for (const char *p = want; *p; p++)
+			n_want += *p == '-' && p[1] == '1';	/* one "usb-1-N" each */
+		wait_for(f, attached_is, n_want);
+		settle(f);
+		char *hot = attached_ids(f);
+		char *planned = plan_selects(re);
+		for (int i = 0; i < 3; i++)
+			g_free(d[i]);
+		fx_restart(&f);
+		*state = f;
+
+		/* usb add R, then every device by its ID, then usb del R */
+		fx_start(f, &(struct fx_opts){ .xhci = true });
+		add_three(f, d);
+		settle(f);
+		struct verr err = { 0 };
+		f->n_results = 0;
+		if (usbwatch_attach_matching(f->uw, re, on_result, f, &err) == 0)
+			assert_true(wait_for(f, results_are, 1));
+		char *added = attached_ids(f);
+		const char *ids[] = { "046d:c52b", "0781:5567", "05e3:0610" };
+		for (size_t i = 0; i < nitems(ids); i++) {
+			f->n_results = 0;
+			if (usbwatch_attach_matching(f->uw, ids[i], on_result, f, &err) == 0)
+				assert_true(wait_for(f, results_are, 1));
+		}
+		assert_true(wait_for(f, attached_is, 3));
+		f->n_results = 0;
+		if (usbwatch_detach(f->uw, re, on_result, f, &err) == 0)
+			assert_true(wait_for(f, results_are, 1));
+		settle(f);
+		/* removed = the three minus what is left */
+		char *left = attached_ids(f);
+		struct strbuf removed = { 0 };
+		strbuf_puts(&removed, "");
+		for (size_t i = 0; i < 3; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "usb-1-%zu", i + 3);
+			if (strstr(left, id) == NULL)
+				strbuf_printf(&removed, "%s%s", removed.len ? "," : "", id);
+		}
+		if (strcmp(planned, want) != 0 || strcmp(hot, want) != 0 || strcmp(added, want) != 0 ||
+		    strcmp(removed.s, want) != 0)
+			fail_msg("'%s' selects [%s]: -usb [%s], hotplug [%s], usb add [%s], usb del [%s]", re, want,
+			    planned, hot, added, removed.s);
+		free(hot);
+		free(planned);
+		free(added);
+		free(left);
+		strbuf_free(&removed);
+		for (int i = 0; i < 3; i++)
+			g_free(d[i]);
+		fx_restart(&f);
+		*state = f;
+	}
+}
+
 /* --- real QEMU ----------------------------------------------------------- */
 
 static void
@@ -991,6 +1147,7 @@ main(int argc, char **argv)
 		T(usb_add_of_an_attached_device_is_refused),
 		T(usb_del_by_id_removes_the_device),
 		T(usb_del_by_regex_removes_every_match),
+		T(usb_add_usb_del_dash_usb_and_hotplug_select_the_same_devices),
 		T(start_attaches_matching_devices_already_plugged),
 		T(device_attached_by_another_path_is_removed_on_unplug),
 		T(device_the_plan_attached_is_not_attached_again_and_is_removed_on_unplug),

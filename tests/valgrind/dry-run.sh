@@ -9,7 +9,7 @@ VFIO=$VFIO_BUILDDIR/src/supervisor/vfio
 T=$(mktemp -d /tmp/vfio-vg-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 python3 "$MKHOST" --preset desktop "$T/host" || exit 1
-export VFIO_HOST_ROOT=$T/host VFIO_MAC_SEED=1
+export VFIO_HOST_ROOT=$T/host
 : > "$T/host/win.img"
 status=0
 check() {	# check WANT ARGS...: run vfio under valgrind, want exit status WANT

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""The dry run is the run: for the same flags on the same host, what `vfio
+-run` does is exactly what `vfio -json` prints. The real binary runs under
+the fake QEMU (which records its argv and every QMP command) on the desktop
+fixture host, with and without a terminal on stdin (a pty from Python's pty
+module, or /dev/null as under systemd), with and without USB regexes and
+networking, and as root or for the sudo user (device nodes handed over).
+Compared exactly: QEMU's argv, the QMP commands up to cont, and the host
+changes the journal recorded, in order; the guest's MAC is the same in two
+dry runs and the run."""
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+build = os.environ["VFIO_BUILDDIR"]
+MKHOST = os.environ["MKHOST"]
+VFIO = os.path.join(build, "src", "supervisor", "vfio")
+MOCK = os.path.join(build, "tests", "qmp-mock", "qemu-mock")
+
+CASES = [
+    # (name, terminal, flags, sudo user)
+    ("tty-user-net", True, ["-name", "pr1"], False),
+    ("no-tty-user-net-usb", False, ["-name", "pr2", "-usb", "Logitech|SteelSeries"], False),
+    ("no-tty-nonet-usb-sudo-disk", False, ["-name", "pr3", "-nonet", "-usb", "Logitech", "-image",
+                                           "/dev/sdb,format=raw"], True),
+    ("tty-portforward-usb-sudo", True, ["-name", "pr4", "-portforward", "tcp:2222:22", "-usb", "SteelSeries"],
+     True),
+]
+
+failures = []
+
+
+def env_for(tmp, host, sudo):
+    env = {k: v for k, v in os.environ.items() if k not in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "DISPLAY",
+                                                             "WAYLAND_DISPLAY")}
+    env.update({"VFIO_HOST_ROOT": host, "VFIO_QEMU": MOCK, "NO_COLOR": "1",
+                "QMP_MOCK_ARGV": os.path.join(tmp, "argv"), "QMP_MOCK_RECORD": os.path.join(tmp, "record")})
+    if sudo:
+        env.update({"SUDO_UID": "1000", "SUDO_GID": "1000"})
+    return env
+
+
+def spawn(args, env, terminal, out):
+    """vfio with a terminal on stdin (a pty) or /dev/null."""
+    if terminal:
+        master, slave = pty.openpty()
+        p = subprocess.Popen(args, env=env, stdin=slave, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        os.close(slave)
+        return p, master
+    return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT), None
+
+
+def dry_run(flags, env, terminal, tmp):
+    path = os.path.join(tmp, "plan.json")
+    with open(path, "w") as out:
+        p, master = spawn([VFIO, "-json"] + flags, env, terminal, out)
+        p.wait(timeout=60)
+    if master is not None:
+        os.close(master)
+    with open(path) as f:
+        return json.load(f)
+
+
+def wait_running(host, name, proc):
+    status = os.path.join(host, "run/vfio", name, "status.json")
+    end = time.monotonic() + 30
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            with open(status) as f:
+                if json.load(f)["state"] == "running":
+                    return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def journal_changes(host, name):
+    with open(os.path.join(host, "run/vfio", name, "journal")) as f:
+        recs = [json.loads(l) for l in f if l.strip()]
+    return [r["change"] for r in recs if r.get("state") == "begin"]
+
+
+def sent_until_cont(record):
+    with open(record) as f:
+        cmds = [json.loads(l) for l in f if l.strip()]
+    out = []
+    for c in cmds:
+        if c["execute"] == "cont":
+            break
+        if c["execute"] in ("qmp_capabilities", "query-cpus-fast"):
+            continue
+        out.append({"execute": c["execute"], **({"arguments": c["arguments"]} if "arguments" in c else {})})
+    return out
+
+
+def planned_qmp(plan):
+    # "fd" tells the supervisor which descriptor to pass; QEMU gets the command.
+    return [{k: v for k, v in c.items() if k != "fd"} for c in plan["qmp"]]
+
+
+def check(case, cond, msg):
+    if not cond:
+        failures.append("%s: %s" % (case, msg))
+
+
+def run_case(case, terminal, flags, sudo):
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o1777)   # the fake QEMU runs as the sudo user and writes its records here
+        host = os.path.join(tmp, "host")
+        spec = os.path.join(tmp, "spec.json")
+        with open(spec, "w") as f:
+            json.dump({"disks": [{"name": "sdb", "serial": "WD-0001"}]}, f)
+        subprocess.run([sys.executable, MKHOST, "--preset", "desktop", "--spec", spec, host], check=True,
+                       stdout=subprocess.DEVNULL)
+        env = env_for(tmp, host, sudo)
+        name = flags[flags.index("-name") + 1]
+        plan = dry_run(flags, env, terminal, tmp)
+        again = dry_run(flags, env, terminal, tmp)
+        check(case, plan == again, "two dry runs differ")
+        check(case, not plan["errors"], "the plan has errors: %s" % plan["errors"])
+        serial = plan["argv"][plan["argv"].index("-serial") + 1]
+        if terminal:
+            check(case, serial == "mon:stdio", "with a terminal the console is %s" % serial)
+        else:
+            check(case, serial == "file:%s/run/vfio/%s/console.log" % (host, name),
+                  "without a terminal the console is %s" % serial)
+        if sudo:
+            chowns = [c["target"] for c in plan["host_changes"] if c["action"] == "dev-chown"]
+            check(case, "/dev/kvm" in chowns, "the plan does not give /dev/kvm to the sudo user: %s" % chowns)
+            if "-image" in flags:
+                check(case, "/dev/sdb" in chowns, "the plan does not give /dev/sdb to the sudo user: %s" % chowns)
+
+        with open(os.path.join(tmp, "out"), "w") as out:
+            proc, master = spawn([VFIO, "-run"] + flags, env, terminal, out)
+        try:
+            if not wait_running(host, name, proc):
+                check(case, False, "the guest did not start:\n" + open(os.path.join(tmp, "out")).read())
+                return
+            with open(os.path.join(tmp, "argv")) as f:
+                argv = json.load(f)
+            check(case, argv == plan["argv"], "QEMU's argv differs from the plan's:\n  run:  %s\n  plan: %s" %
+                  (argv, plan["argv"]))
+            sent = sent_until_cont(os.path.join(tmp, "record"))
+            check(case, sent == planned_qmp(plan), "QMP differs from the plan's:\n  run:  %s\n  plan: %s" %
+                  (sent, planned_qmp(plan)))
+            changes = journal_changes(host, name)
+            check(case, changes == plan["host_changes"], "host changes differ from the plan's:\n  run:  %s\n"
+                  "  plan: %s" % (changes, plan["host_changes"]))
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if master is not None:
+                os.close(master)
+        check(case, proc.returncode == 0, "vfio -run exited %d:\n%s" % (proc.returncode,
+                                                                         open(os.path.join(tmp, "out")).read()))
+
+
+def main():
+    if os.geteuid() != 0:
+        print("skip: the run changes device nodes and starts QEMU as another user: needs root")
+        return 77
+    for case, terminal, flags, sudo in CASES:
+        run_case(case, terminal, flags, sudo)
+        print("%s %s" % ("FAIL" if any(f.startswith(case + ":") for f in failures) else "ok", case))
+    for f in failures:
+        print("FAIL: " + f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
