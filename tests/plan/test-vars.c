@@ -151,7 +151,7 @@ test_missing_template_is_refused_before_anything_changes(void **state)
 /* --- the user behind sudo attacks -createvars ------------------------------ */
 
 #define ATTACKER 65534          /* nobody */
-#define RACE_ROUNDS 400  /* the race was won within a few rounds before the fix */
+#define RACE_ROUNDS 200  /* the race was won within a few rounds before the fix */
 
 /* Names, owners, modes and contents of every file in dir, one line each. */
 static char *
