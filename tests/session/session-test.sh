@@ -108,6 +108,12 @@ restored() {	# the host root is byte for byte as before the run
 }
 
 owner() { stat -c %u "$HOST$1"; }
+journal_qemu_pid() {	# the QEMU pid the journal recorded, if any
+	python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal"
+}
 
 # The byte in the middle of each record of a start (3 changes begun and
 # done, then QEMU's pid: 7 records), from a run killed after the last one.
@@ -120,10 +126,7 @@ off = 0
 for line in open(sys.argv[1], "rb"):
     print(off + len(line) // 2)
     off += len(line)' "$HOST/run/vfio/$NAME/journal"
-	python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal" > "$T/qemu.pid"
+	journal_qemu_pid > "$T/qemu.pid"
 	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "measuring run: restore failed"
 	restored
 }
@@ -498,10 +501,7 @@ killed-at-every-journal-step-then-restore)
 		[ -f "$HOST/run/vfio/$NAME/journal" ] || fail "step $n: no journal left"
 		qpid=
 		if [ $n -eq 7 ]; then
-			qpid=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal")
+			qpid=$(journal_qemu_pid)
 			echo "$qpid" > "$T/qemu.pid"
 			kill -0 "$qpid" || fail "step $n: the fake QEMU is not running"
 		fi
@@ -643,10 +643,7 @@ nvme-bind-killed-at-every-journal-step-then-restore)
 		VFIO_TEST_CRASH_AT=$n run
 		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
 		if [ $n -eq 11 ]; then
-			python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal" > "$T/qemu.pid"
+			journal_qemu_pid > "$T/qemu.pid"
 		fi
 		"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "step $n: restore failed"
 		restored
@@ -724,10 +721,7 @@ vfio-binary-killed-then-restore-stops-leftover-qemu)
 	VFIO_TEST_CRASH_AT=1 "$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
 	rc=$?
 	[ $rc -eq 137 ] || fail "vfio -run: exit status $rc, want 137"
-	qpid=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal")
+	qpid=$(journal_qemu_pid)
 	echo "$qpid" > "$T/qemu.pid"
 	kill -0 "$qpid" || fail "the fake QEMU is not running"
 	"$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
