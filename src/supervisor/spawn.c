@@ -19,6 +19,10 @@
 #include "log.h"
 
 #define SPAWN_QMP_FD 3
+/* The console log, opened by the supervisor: QEMU, dropped to the user,
+ * could not open it itself in the root-only runtime directory. */
+#define SPAWN_CONSOLE_FD 4
+#define SPAWN_CONSOLE_FDSET "1"
 
 int
 spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err)
@@ -116,7 +120,13 @@ spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, con
 		    env && *env ? " (from $VFIO_QEMU)" : " in PATH");
 	strv_push(out, bin);
 	free(bin);
-	char *serial = console_path ? xasprintf("file:%s", console_path) : xstrdup("mon:stdio");
+	/* The console file reaches QEMU as an fd in an fdset (-add-fd), which
+	 * its file chardev dups instead of opening a path. */
+	char *serial = xstrdup(console_path ? "file:/dev/fdset/" SPAWN_CONSOLE_FDSET : "mon:stdio");
+	if (console_path != NULL) {
+		strv_push(out, "-add-fd");
+		strv_pushf(out, "fd=%d,set=%s,opaque=console", SPAWN_CONSOLE_FD, SPAWN_CONSOLE_FDSET);
+	}
 	bool have_serial = false, have_S = false;
 	/* The plan says where its -serial value is; without that, the first
 	 * "-serial" is the console. */
@@ -209,9 +219,20 @@ spawn_child(const struct spawn_req *req, int errpipe)
 			close(null);
 		}
 	}
+	/* The console fd first out of the way of fds 3 and 4 (close-on-exec,
+	 * as the pipe and sockets it may have been numbered after are). */
+	int console = -1;
+	if (req->console_fd >= 0 && (console = fcntl(req->console_fd, F_DUPFD_CLOEXEC, 10)) < 0) {
+		e = errno;
+		goto fail;
+	}
 	if (req->qmp_fd == SPAWN_QMP_FD) {
 		fcntl(SPAWN_QMP_FD, F_SETFD, 0);
 	} else if (dup2(req->qmp_fd, SPAWN_QMP_FD) < 0) {
+		e = errno;
+		goto fail;
+	}
+	if (console >= 0 && dup2(console, SPAWN_CONSOLE_FD) < 0) {
 		e = errno;
 		goto fail;
 	}

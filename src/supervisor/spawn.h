@@ -31,7 +31,9 @@ void spawn_user_free(struct spawn_user *u);
 /* The argv QEMU really gets: argv[0] is $VFIO_QEMU or the plan's binary found
  * in PATH; the console's -serial value (at the plan's serial_index, or the
  * first -serial when that is 0) is mon:stdio on a TTY (console_path NULL),
- * else file:console_path; -S is present. Returns -ENOENT with err filled when the binary is missing. */
+ * else the file console_path, which spawn_qemu() hands QEMU already open
+ * (spawn_req.console_fd; -add-fd and file:/dev/fdset/N); -S is present.
+ * Returns -ENOENT with err filled when the binary is missing. */
 int spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
     struct verr *err);
 /* Guest memory in MiB from the argv's -m (0 when absent or unreadable). */
@@ -47,6 +49,8 @@ struct spawn_req {
 	int qmp_fd;                      /* becomes fd 3 in QEMU */
 	const struct spawn_user *user;
 	bool console_is_tty;             /* else stdin is /dev/null and QEMU gets its own process group */
+	int console_fd;                  /* -1, or the console file of spawn_argv()'s console_path,
+	                                  * open for writing: QEMU gets it as fd 4 */
 	rlim_t memlock;                  /* bytes */
 };
 

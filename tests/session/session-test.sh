@@ -261,17 +261,26 @@ second-supervisor-same-name-refused)
 	restored
 	;;
 serial-goes-to-console-log-without-tty)
-	plan; scenario "$GUEST_POWEROFF"
-	run
-	[ $rc -eq 0 ] || fail "exit status $rc"
-	python3 - "$T/argv" "$HOST" <<'PY' || fail "QEMU argv"
+	# Without a terminal the console is console.log, which QEMU gets already
+	# open as fd 4: QEMU dropped to the user could not open it in the
+	# root-only runtime directory.
+	plan; scenario "$GUEST_RUNS"
+	SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(readlink "/proc/$qpid/fd/4")" = "$HOST/run/vfio/$NAME/console.log" ] ||
+		fail "QEMU's fd 4 is $(readlink "/proc/$qpid/fd/4"), not the console log"
+	python3 - "$T/argv" <<'PY' || fail "QEMU argv"
 import json, sys
 argv = json.load(open(sys.argv[1]))
 i = argv.index("-serial")
-assert argv[i + 1] == "file:%s/run/vfio/t/console.log" % sys.argv[2], argv
+assert argv[i + 1] == "file:/dev/fdset/1", argv
+assert argv[argv.index("-add-fd") + 1] == "fd=4,set=1,opaque=console", argv
 assert argv.count("-serial") == 1 and "-S" in argv, argv
 assert "mon:stdio" not in argv, argv
 PY
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
 	;;
 qemu-runs-as-the-sudo-user-with-memlock-raised)
 	plan; scenario "$GUEST_RUNS"
@@ -660,7 +669,7 @@ PY
 import json, sys
 argv = json.load(open(sys.argv[1]))
 serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
-assert serials == ["null", "file:%s/run/vfio/t/console.log" % sys.argv[2]], serials
+assert serials == ["null", "file:/dev/fdset/1"], serials
 PY
 	;;
 qemu-that-never-greets-is-stopped)
