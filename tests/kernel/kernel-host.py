@@ -112,7 +112,12 @@ def main():
                            machine="q35,kernel-irqchip=split", memory="1536", initrd="kernel-host.img")
         planned = done = 0
         try:
-            m, at = kh.wait_line(r"VFIO-HOST: (ready|error) ?(.*)$", BOOT_S)
+            at = 0
+            while True:
+                m, at = kh.wait_line(r"VFIO-HOST: (\S+) ?(.*)$", BOOT_S, at)
+                if m.group(1) in ("ready", "error"):
+                    break
+                diag(f"kernel host: {m.group(1)} {m.group(2)}")
             if m.group(1) == "error":
                 kh.fail(f"the kernel host did not come up: {m.group(2)}")
             diag(f"kernel host: booted and set up in {time.monotonic() - boot:.2f} s "

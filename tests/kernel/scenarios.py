@@ -258,6 +258,8 @@ def single_gpu_handoff(c):
     before = hostlib.state()
     sup = c.start("-pci", hostlib.regex_of(vga), "-killx")
     with c.step("check the console is off the card"):
+        diag("while the guest has the card: " + "; ".join(
+            l for l in hostlib.state() if l.startswith(("vtconsole", "graphics"))))
         expect_driver(vga, "vfio-pci")
         if fb_on(vga):
             fail(f"the framebuffer {fb_on(vga)} is still on {vga} while the guest has it")
