@@ -9,6 +9,7 @@
 #include "companion.h"
 #include "hostroot.h"
 #include "plan-priv.h"
+#include "spawn.h"
 #include "tpm.h"
 
 /* NVMe serials are at most 20 printable characters, and commas would end
@@ -152,11 +153,16 @@ plan_display(struct plan_ctx *c)
 	c->plan->console_tty = o->console_tty;
 	char *log = o->console_tty ? NULL : plan_run_path(c, "console.log");
 	const char *where = o->console_tty ? "serial console on this terminal" : "serial console in ";
-	plan_arg(c, "-serial");
-	if (log != NULL)
-		plan_argf(c, "file:%s", log);
-	else
+	if (log != NULL) {
+		/* session_spawn() opens the log and QEMU gets it as an fd. */
+		plan_arg(c, "-add-fd");
+		plan_argf(c, "fd=%d,set=%d,opaque=console", SPAWN_CONSOLE_FD, SPAWN_CONSOLE_FDSET);
+		plan_arg(c, "-serial");
+		plan_argf(c, "file:/dev/fdset/%d", SPAWN_CONSOLE_FDSET);
+	} else {
+		plan_arg(c, "-serial");
 		plan_arg(c, "mon:stdio");
+	}
 
 	if (o->spice) {
 		if (!o->looking_glass) {

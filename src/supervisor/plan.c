@@ -12,6 +12,7 @@
 
 #include "hugepages.h"
 #include "plan-priv.h"
+#include "spawn.h"
 
 static const char *const hyperv_flags[] = {
 	"hv-frequencies", "hv-relaxed", "hv-reset", "hv-runtime", "hv-spinlocks=0x1fff",
@@ -516,7 +517,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_arg(&c, "-nodefaults");
 	plan_arg(&c, "-S");
 	plan_arg(&c, "-chardev");
-	plan_arg(&c, "socket,id=qmp,fd=3");
+	plan_argf(&c, "socket,id=qmp,fd=%d", SPAWN_QMP_FD);
 	plan_arg(&c, "-mon");
 	plan_arg(&c, "chardev=qmp,mode=control");
 	plan_cpu(&c);

@@ -18,7 +18,6 @@
 
 #include "log.h"
 
-#define SPAWN_QMP_FD 3
 
 int
 spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err)
@@ -154,9 +153,20 @@ spawn_child(const struct spawn_req *req, int errpipe)
 			close(null);
 		}
 	}
+	/* The console fd first out of the way of fds 3 and 4 (close-on-exec,
+	 * as the pipe and sockets it may have been numbered after are). */
+	int console = -1;
+	if (req->console_fd >= 0 && (console = fcntl(req->console_fd, F_DUPFD_CLOEXEC, 10)) < 0) {
+		e = errno;
+		goto fail;
+	}
 	if (req->qmp_fd == SPAWN_QMP_FD) {
 		fcntl(SPAWN_QMP_FD, F_SETFD, 0);
 	} else if (dup2(req->qmp_fd, SPAWN_QMP_FD) < 0) {
+		e = errno;
+		goto fail;
+	}
+	if (console >= 0 && dup2(console, SPAWN_CONSOLE_FD) < 0) {
 		e = errno;
 		goto fail;
 	}

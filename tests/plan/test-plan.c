@@ -324,11 +324,13 @@ test_console_without_a_terminal_goes_to_console_log(void **state)
 	opts_parse(&o, words);
 	o.console_tty = false;
 	plan_build(&p, &o, &h.snap);
-	char *want = xasprintf("file:%s/run/vfio/win10/console.log", hostroot_get());
-	assert_string_equal(arg_after(&p, "-serial"), want);
+	/* The session opens the log and hands it to QEMU as fd 4. */
+	assert_string_equal(arg_after(&p, "-serial"), "file:/dev/fdset/1");
+	assert_string_equal(arg_after(&p, "-add-fd"), "fd=4,set=1,opaque=console");
+	char *want = xasprintf("%s/run/vfio/win10/console.log", hostroot_get());
 	assert_false(p.console_tty);
 	assert_true(strv_contains(&p.rundown, "serial console in "));
-	assert_true(strv_contains(&p.rundown, "/run/vfio/win10/console.log"));
+	assert_true(strv_contains(&p.rundown, want));
 	free(want);
 	done(&p, &o);
 }
