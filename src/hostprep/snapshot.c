@@ -14,6 +14,7 @@
 #include "hostroot.h"
 #include "log.h"
 #include "options.h"
+#include "qemucaps.h"
 #include "snapshot-priv.h"
 #include "util.h"
 
@@ -249,7 +250,8 @@ int
 snapshot_take(struct host_snapshot *snap, const struct options *opts, struct verr *err)
 {
 	static int (*const readers[])(struct host_snapshot *, struct verr *) = {
-		pci_scan, iommu_scan, usb_scan, cpu_scan, memory_scan, firmware_scan, netinfo_scan,
+		pci_scan, iommu_scan, intremap_scan, usb_scan, cpu_scan, memory_scan, firmware_scan, netinfo_scan,
+		hostneeds_scan,
 	};
 	memset(snap, 0, sizeof(*snap));
 	for (size_t i = 0; i < nitems(readers); i++) {
@@ -265,6 +267,13 @@ snapshot_take(struct host_snapshot *snap, const struct options *opts, struct ver
 	return 0;
 }
 
+int
+snapshot_device_facts(struct host_snapshot *snap, struct verr *err)
+{
+	int r = intremap_scan(snap, err);
+	return r < 0 ? r : hostneeds_scan(snap, err);
+}
+
 void
 snapshot_free(struct host_snapshot *snap)
 {
@@ -277,6 +286,9 @@ snapshot_free(struct host_snapshot *snap)
 	free(snap->hugemounts);
 	free(snap->ifaces);
 	free(snap->firmware);
+	free(snap->needs);
+	free(snap->ports);
+	qemucaps_free(&snap->qemu);
 	for (size_t i = 0; i < snap->n_files; i++)
 		free(snap->files[i].path);
 	free(snap->files);

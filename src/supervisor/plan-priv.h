@@ -40,6 +40,8 @@ struct plan_ctx {
 	/* Rundown lines of passthrough and network, decided first but told
 	 * after the machine. */
 	struct strv later;
+	uint64_t memory_mib;     /* guest RAM as planned */
+	struct strv told;        /* pre-flight rules told once for the whole host */
 };
 
 /* Pre-flight problems: errors, or warnings under -force. */
@@ -63,6 +65,12 @@ const struct pci_device *plan_pci_lookup(const struct host_snapshot *snap, const
 const struct cpu_thread *plan_cpu_lookup(const struct host_snapshot *snap, int cpu);
 const struct net_iface *plan_iface_lookup(const struct host_snapshot *snap, const char *name);
 const struct host_file *plan_file_lookup(const struct host_snapshot *snap, const char *path);
+
+/* plan.c: pre-flight findings (preflight.h) as errors (-force: warnings)
+ * and warnings, each prefixed (e.g. "-pci: "); a rule for the whole host
+ * is told once. */
+struct preflight_findings;
+void plan_findings(struct plan_ctx *c, const char *prefix, struct preflight_findings *f);
 
 /* plan.c: a file the user named must exist and be readable. */
 const struct host_file *plan_need_file(struct plan_ctx *c, const char *flag, const char *path);

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hostcmd.h"
 #include "log.h"
 
 #define SPAWN_QMP_FD 3
@@ -81,35 +82,13 @@ spawn_user_free(struct spawn_user *u)
 
 /* A name without '/' is looked up in PATH, as execvp would, but here so that
  * a missing QEMU is an error message and not a failed child. */
-static char *
-spawn_find_binary(const char *name)
-{
-	if (strchr(name, '/') != NULL)
-		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
-	const char *path = getenv("PATH");
-	if (path == NULL || *path == '\0')
-		path = "/usr/local/bin:/usr/bin:/bin";
-	char *copy = xstrdup(path), *save = NULL, *found = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-		char *cand = xasprintf("%s/%s", *dir ? dir : ".", name);
-		struct stat st;
-		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) {
-			found = cand;
-			break;
-		}
-		free(cand);
-	}
-	free(copy);
-	return found;
-}
-
 int
 spawn_argv(struct strv *out, const struct strv *plan_argv, int serial_index, const char *console_path,
     struct verr *err)
 {
 	const char *env = getenv("VFIO_QEMU");
 	const char *want = env && *env ? env : (plan_argv->n > 0 ? plan_argv->v[0] : "qemu-system-x86_64");
-	char *bin = spawn_find_binary(want);
+	char *bin = hostcmd_find(want);
 	if (bin == NULL)
 		return verr_set(err, -ENOENT, "cannot find the QEMU binary \"%s\"%s; install "
 		    "qemu-system-x86 or point $VFIO_QEMU at it", want,

@@ -193,10 +193,10 @@ static void
 interface_with_unknown_operstate_uses_the_up_flag(void **state)
 {
 	char *root = fixture_build("desktop", NULL);
-	fixture_write(root, "/sys/devices/pci0000:00/0000:00:1f.6/net/lo/operstate", "unknown\n");
-	fixture_write(root, "/sys/devices/pci0000:00/0000:00:1f.6/net/lo/flags", "0x9\n");
-	fixture_write(root, "/sys/devices/pci0000:00/0000:00:1f.6/net/enp3s0/operstate", "unknown\n");
-	fixture_write(root, "/sys/devices/pci0000:00/0000:00:1f.6/net/enp3s0/flags", "0x1002\n");
+	fixture_write(root, "/sys/class/net/lo/operstate", "unknown\n");
+	fixture_write(root, "/sys/class/net/lo/flags", "0x9\n");
+	fixture_write(root, "/sys/class/net/enp3s0/operstate", "unknown\n");
+	fixture_write(root, "/sys/class/net/enp3s0/flags", "0x1002\n");
 	struct host_snapshot snap = { 0 };
 	retake(&snap);
 	assert_true(snapshot_iface_find(&snap, "lo")->up);
