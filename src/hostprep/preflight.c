@@ -164,7 +164,7 @@ preflight_host_needs(const struct host_snapshot *snap, const struct pci_device *
 	if (preflight_needs_list(snap, dev, HOST_NEED_STORAGE, &sb, NULL) > 0)
 		preflight_add(out, PREFLIGHT_REFUSE, "host-needs", false, "%s holds what the host runs on: %s. "
 		    "Handing it to the guest pulls these from under the host (it hangs or loses data); leave it out "
-		    "(narrow the regex or name other addresses), or add -force if that is really meant", dev->line, sb.s);
+		    "(narrow the regex or name other addresses)", dev->line, sb.s);
 	strbuf_free(&sb);
 	if (preflight_needs_list(snap, dev, HOST_NEED_ROUTE, &sb, NULL) > 0)
 		preflight_add(out, PREFLIGHT_WARN, "host-needs", false, "%s carries the host's default route (%s): "

@@ -270,6 +270,7 @@ snapshot_take(struct host_snapshot *snap, const struct options *opts, struct ver
 int
 snapshot_device_facts(struct host_snapshot *snap, struct verr *err)
 {
+	snap->iommu_enabled = iommu_active();
 	int r = intremap_scan(snap, err);
 	return r < 0 ? r : hostneeds_scan(snap, err);
 }

@@ -254,6 +254,8 @@ int usb_scan(struct host_snapshot *snap, struct verr *err);
 int cpu_scan(struct host_snapshot *snap, struct verr *err);
 int memory_scan(struct host_snapshot *snap, struct verr *err);
 int iommu_scan(struct host_snapshot *snap, struct verr *err);
+/* iommu.c: an IOMMU is active (/sys/class/iommu has an entry). */
+bool iommu_active(void);
 int firmware_scan(struct host_snapshot *snap, struct verr *err);
 int netinfo_scan(struct host_snapshot *snap, struct verr *err);
 /* intremap.c: interrupt remapping and allow_unsafe_interrupts. */

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "log.h"
 #include "net.h"
+#include "preflight.h"
 #include "qmp.h"
 #include "snapshot.h"
 #include "usbwatch.h"
@@ -705,6 +706,17 @@ control_cmd_pci_add(struct control_req *req)
 		    o->line, o->driver, o->address, o->driver);
 		goto refuse;
 	}
+	/* The plan's device rules (interrupt remapping, a device the host
+	 * needs, reset), with `force` as the plan's -force. */
+	struct strv warns = { 0 };
+	if (snapshot_device_facts(&snap, &err) < 0 || preflight_pci_check(&snap, d, req->force, &warns, &err) < 0) {
+		strv_free(&warns);
+		verr_prefix(&err, "pci add");
+		goto refuse;
+	}
+	for (size_t i = 0; i < warns.n; i++)
+		log_warnx("pci add: %s", warns.v[i]);
+	strv_free(&warns);
 	if (control_take_port(req) == NULL) {
 		verr_set(&err, -ENOSPC, "pci add: every root port of the guest is in use (%d); remove a device "
 		    "first (pci del / net del)", c->h.devs->n_ports);
@@ -850,7 +862,7 @@ control_cmd_usb_del(struct control_req *req)
 /* --- the table ----------------------------------------------------------------- */
 
 const struct control_cmd_entry control_cmd_table[] = {
-	{ .name = "pci add", .usage = "REGEX|ADDRESS", .min_args = 1, .max_args = 1, .needs_guest = true,
+	{ .name = "pci add", .usage = "REGEX|ADDRESS [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
 	  .exec = control_cmd_pci_add, .help = "bind a host PCI device to vfio-pci and hot-add it" },
 	{ .name = "pci del", .usage = "ID|ADDRESS [force]", .min_args = 1, .max_args = 1, .needs_guest = true,
 	  .exec = control_cmd_pci_del, .help = "hot-remove a PCI device and give it back to its driver" },

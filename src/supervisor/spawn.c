@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hostcmd.h"
+#include "preflight.h"
 #include "log.h"
 
 #define SPAWN_QMP_FD 3
@@ -152,7 +153,7 @@ spawn_memory_mib(const struct strv *argv)
 rlim_t
 spawn_memlock_limit(uint64_t memory_mib)
 {
-	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)(memory_mib + 256) << 20;
+	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)preflight_memlock_need(memory_mib);
 	struct rlimit cur;
 	if (getrlimit(RLIMIT_MEMLOCK, &cur) < 0)
 		return want;
