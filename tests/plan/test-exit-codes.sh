@@ -45,6 +45,13 @@ JSON
 expect 1 "$tmp/noir" "the kernel does not remap interrupts" -- -run -pci 0000:02:00.0 -nonet -noBios
 [ ! -e "$tmp/noir/run/vfio" ] || { echo "FAIL: -run made its runtime directory"; failed=1; }
 expect 0 "$tmp/noir" "-force: -pci: 0000:02:00.0: the kernel does not remap interrupts" -- -force -pci 0000:02:00.0 -nonet
+# QEMU's modules, asked once and cached per binary and module directory:
+# the fake QEMU with no modules lacks SPICE, qxl and usb-redir for -spice.
+mkdir -p "$tmp/mods"
+VFIO_QEMU=$QEMU_MOCK QEMU_MODULE_DIR=$tmp/mods expect 1 "$d" "its module ui-spice-core is not installed" -- -spice -nonet
+grep -qF "has no device 'qxl-vga': its module hw-display-qxl" "$tmp/err" || { echo "FAIL: qxl not named"; failed=1; }
+touch "$tmp/mods/ui-spice-core.so" "$tmp/mods/hw-display-qxl.so" "$tmp/mods/hw-usb-redirect.so"
+VFIO_QEMU=$QEMU_MOCK QEMU_MODULE_DIR=$tmp/mods expect 0 "$d" "" -- -spice -nonet
 expect 0 "$d" "" -- -help
 expect 0 "$d" "" -- -version
 expect 0 "$d" "" -- -colortest
