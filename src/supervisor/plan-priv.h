@@ -11,6 +11,8 @@
 #define PLAN_SPARE_PORTS 4
 /* The q35 built-in AHCI controller has six ports (ide.0 - ide.5). */
 #define PLAN_AHCI_PORTS 6
+/* QEMU 7.2's q35 machine (pc-q35-7.2) takes at most 288 vCPUs. */
+#define PLAN_MAX_VCPUS 288
 
 struct plan_pci {
 	const struct pci_device *dev;

@@ -321,8 +321,14 @@ plan_cpu(struct plan_ctx *c)
 	} else {
 		size_t online = plan_online_cpus(snap);
 		vcpus = online / 2 > 0 ? online / 2 : 1;
-		plan_say(c, "vCPUs: %zu (half of the host's %zu)", vcpus, online);
+		if (vcpus > PLAN_MAX_VCPUS)
+			vcpus = PLAN_MAX_VCPUS;
+		plan_say(c, "vCPUs: %zu (half of the host's %zu%s)", vcpus, online,
+		    vcpus == PLAN_MAX_VCPUS ? ", at most what q35 takes" : "");
 	}
+	if (vcpus > PLAN_MAX_VCPUS)
+		plan_refuse(c, "-pinvcpus lists %zu CPUs, but QEMU's q35 machine takes at most %d vCPUs (\"Invalid SMP "
+		    "CPUs\"); list fewer", vcpus, PLAN_MAX_VCPUS);
 	plan_arg(c, "-smp");
 	plan_argf(c, "%zu,sockets=1,cores=%zu,threads=%zu", vcpus, vcpus / threads, threads);
 }

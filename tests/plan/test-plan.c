@@ -1955,6 +1955,28 @@ test_portforward_of_a_port_in_use_or_privileged_is_an_error(void **state)
 }
 
 static void
+test_vcpus_are_bounded_by_what_q35_takes(void **state)
+{
+	struct host h;
+	host_init(&h, 32, 2, 16 * 1024 * 1024);
+	/* 64 threads here; a 640-thread host is simulated by the count */
+	struct cpu_thread many[640];
+	for (int i = 0; i < 640; i++)
+		many[i] = (struct cpu_thread){ .cpu = i, .core_id = i, .sibling = -1, .online = true };
+	h.snap.cpus = many;
+	h.snap.n_cpus = 640;
+	struct plan p;
+	struct options o;
+	PLAN0(&h, p, o);
+	assert_string_equal(arg_after(&p, "-smp"), "288,sockets=1,cores=288,threads=1");
+	expect_no_errors(&p);
+	done(&p, &o);
+	PLAN(&h, p, o, "-pinvcpus", "0-299");
+	expect_error_containing(&p, "-pinvcpus lists 300 CPUs, but QEMU's q35 machine takes at most 288 vCPUs");
+	done(&p, &o);
+}
+
+static void
 test_lgsize_larger_than_dev_shm_is_an_error(void **state)
 {
 	struct host h;
@@ -2063,6 +2085,7 @@ main(void)
 		cmocka_unit_test(test_qemu_without_a_module_the_flags_need_is_an_error_naming_the_package),
 		cmocka_unit_test(test_portforward_of_a_port_in_use_or_privileged_is_an_error),
 		cmocka_unit_test(test_lgsize_larger_than_dev_shm_is_an_error),
+		cmocka_unit_test(test_vcpus_are_bounded_by_what_q35_takes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
