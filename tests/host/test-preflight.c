@@ -31,23 +31,6 @@ needs(const struct host_snapshot *snap, const char *pci, enum host_need_kind kin
 }
 
 static void
-remove_under(const char *root, const char *path)
-{
-	char *cmd = xasprintf("rm -rf '%s%s'", root, path);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
-}
-
-static void
-retake(struct host_snapshot *snap)
-{
-	struct verr err = { 0 };
-	snapshot_free(snap);
-	if (snapshot_take(snap, NULL, &err) < 0)
-		fail_msg("snapshot_take: %s", err.msg);
-}
-
-static void
 ir_irq_chips_mean_interrupt_remapping_is_on(void **state)
 {
 	const struct host_snapshot *snap = fixture_cached("desktop");
@@ -77,8 +60,8 @@ no_irq_directory_leaves_it_unknown(void **state)
 {
 	struct host_snapshot snap;
 	char *root = fixture_snapshot("desktop", NULL, &snap);
-	remove_under(root, "/sys/kernel/irq");
-	retake(&snap);
+	fixture_remove_under(root, "/sys/kernel/irq");
+	fixture_retake(&snap);
 	assert_int_equal(snap.intremap, 0);
 	snapshot_free(&snap);
 	fixture_remove(root);
@@ -92,20 +75,20 @@ allow_unsafe_interrupts_from_the_module_cmdline_or_modprobe_d(void **state)
 	assert_true(snap.unsafe_interrupts);
 	assert_string_equal(snap.unsafe_interrupts_from, "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts");
 	/* not loaded yet: what loading it would set */
-	remove_under(root, "/sys/module/vfio_iommu_type1");
-	retake(&snap);
+	fixture_remove_under(root, "/sys/module/vfio_iommu_type1");
+	fixture_retake(&snap);
 	assert_false(snap.unsafe_interrupts);
 	fixture_write(root, "/etc/modprobe.d/vfio.conf", "# passthrough\noptions vfio-iommu-type1 allow_unsafe_interrupts=1\n");
-	retake(&snap);
+	fixture_retake(&snap);
 	assert_true(snap.unsafe_interrupts);
 	assert_string_equal(snap.unsafe_interrupts_from, "/etc/modprobe.d/vfio.conf");
-	remove_under(root, "/etc/modprobe.d/vfio.conf");
+	fixture_remove_under(root, "/etc/modprobe.d/vfio.conf");
 	fixture_write(root, "/proc/cmdline", "quiet intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1\n");
-	retake(&snap);
+	fixture_retake(&snap);
 	assert_true(snap.unsafe_interrupts);
 	/* the loaded module's value wins over what a reload would set */
 	fixture_write(root, "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts", "N\n");
-	retake(&snap);
+	fixture_retake(&snap);
 	assert_false(snap.unsafe_interrupts);
 	snapshot_free(&snap);
 	fixture_remove(root);
