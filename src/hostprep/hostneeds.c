@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "hostroot.h"
 #include "log.h"
@@ -70,7 +71,28 @@ static char *
 needs_resolve(const char *hostpath)
 {
 	char full[PATH_MAX], real[PATH_MAX];
-	if (host_path(full, sizeof(full), "%s", hostpath) == NULL || realpath(full, real) == NULL)
+	if (host_path(full, sizeof(full), "%s", hostpath) == NULL)
+		return NULL;
+	/* The class links (/sys/dev/block/M:m, /sys/class/input/inputN) name
+	 * the device's whole path, "../../devices/pci0000:00/...": one
+	 * readlink instead of realpath's lstat per component, which a
+	 * `pci add` would pay for every mount and keyboard. */
+	ssize_t n = readlink(full, real, sizeof(real) - 1);
+	if (n > 0) {
+		real[n] = '\0';
+		const char *dev = strstr(real, "/devices/");
+		size_t up = 0;
+		for (const char *p = real; str_startswith(p, "../"); p += 3)
+			up++;
+		const char *slash = strrchr(hostpath, '/');
+		size_t depth = 0;
+		for (const char *p = hostpath; p < slash; p++)
+			depth += *p == '/';
+		/* ../ climbs from the link's directory back to /sys exactly */
+		if (dev != NULL && dev == real + 3 * up - 1 && depth == up + 1 && str_startswith(hostpath, "/sys/"))
+			return xasprintf("/sys%s", dev);
+	}
+	if (realpath(full, real) == NULL)
 		return NULL;
 	size_t rl = strlen(hostroot_get());
 	if (strncmp(real, hostroot_get(), rl) != 0 || (real[rl] != '/' && real[rl] != '\0'))
