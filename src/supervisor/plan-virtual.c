@@ -295,17 +295,23 @@ plan_companions(struct plan_ctx *c)
 
 
 void
-plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid)
+plan_qemu_user_of(const struct options *o, const struct host_snapshot *snap, int *uid, int *gid)
 {
-	if (c->opts->user_uid >= 0) {
-		*uid = c->opts->user_uid;
-		*gid = c->opts->user_gid;
-	} else if (c->snap->sudo_uid >= 0) {
-		*uid = c->snap->sudo_uid;
-		*gid = c->snap->sudo_gid >= 0 ? c->snap->sudo_gid : c->snap->sudo_uid;
+	if (o->user_uid >= 0) {
+		*uid = o->user_uid;
+		*gid = o->user_gid;
+	} else if (snap->sudo_uid >= 0) {
+		*uid = snap->sudo_uid;
+		*gid = snap->sudo_gid >= 0 ? snap->sudo_gid : snap->sudo_uid;
 	} else {
 		*uid = *gid = 0;
 	}
+}
+
+void
+plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid)
+{
+	plan_qemu_user_of(c->opts, c->snap, uid, gid);
 }
 
 /* The host changes of the companions (mem area's actions): -isolate's three,

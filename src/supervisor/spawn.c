@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hostcmd.h"
+#include "preflight.h"
 #include "log.h"
 
 
@@ -80,33 +82,11 @@ spawn_user_free(struct spawn_user *u)
 
 /* A name without '/' is looked up in PATH, as execvp would, but here so that
  * a missing QEMU is an error message and not a failed child. */
-static char *
-spawn_find_binary(const char *name)
-{
-	if (strchr(name, '/') != NULL)
-		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
-	const char *path = getenv("PATH");
-	if (path == NULL || *path == '\0')
-		path = "/usr/local/bin:/usr/bin:/bin";
-	char *copy = xstrdup(path), *save = NULL, *found = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-		char *cand = xasprintf("%s/%s", *dir ? dir : ".", name);
-		struct stat st;
-		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) {
-			found = cand;
-			break;
-		}
-		free(cand);
-	}
-	free(copy);
-	return found;
-}
-
 int
 spawn_binary(const char *argv0, char **path, struct verr *err)
 {
 	const char *env = getenv("VFIO_QEMU");
-	*path = spawn_find_binary(argv0);
+	*path = hostcmd_find(argv0);
 	if (*path == NULL)
 		return verr_set(err, -ENOENT, "cannot find the QEMU binary \"%s\"%s; install "
 		    "qemu-system-x86 or point $VFIO_QEMU at it", argv0,
@@ -117,7 +97,7 @@ spawn_binary(const char *argv0, char **path, struct verr *err)
 rlim_t
 spawn_memlock_limit(uint64_t memory_mib)
 {
-	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)(memory_mib + 256) << 20;
+	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)preflight_memlock_need(memory_mib);
 	struct rlimit cur;
 	if (getrlimit(RLIMIT_MEMLOCK, &cur) < 0)
 		return want;

@@ -190,6 +190,66 @@ write_argv(int argc, char **argv)
 	json_decref(a);
 }
 
+
+/* "-audiodev help", "-display help", "-device help", "-spice help" as QEMU
+ * 7.2 answers them (vfio asks once per binary: qemucaps.c). Names that come
+ * from a loadable module are listed only when the module is there: with
+ * QEMU_MODULE_DIR set, the mock's modules are the .so files in it (real
+ * QEMU also has its built-in directory); unset, all of them. */
+static const struct {
+	const char *flag, *name, *module;
+} help_names[] = {
+	{ "-audiodev", "none", NULL }, { "-audiodev", "alsa", "audio-alsa" }, { "-audiodev", "oss", "audio-oss" },
+	{ "-audiodev", "pa", "audio-pa" }, { "-audiodev", "sdl", "audio-sdl" }, { "-audiodev", "spice", "audio-spice" },
+	{ "-audiodev", "wav", NULL },
+	{ "-display", "none", NULL }, { "-display", "gtk", "ui-gtk" }, { "-display", "sdl", "ui-sdl" },
+	{ "-display", "spice-app", "ui-spice-app" },
+	{ "-device", "pcie-root-port", NULL }, { "-device", "qemu-xhci", NULL }, { "-device", "vfio-pci", NULL },
+	{ "-device", "virtio-net-pci", NULL }, { "-device", "e1000e", NULL }, { "-device", "virtio-blk-pci", NULL },
+	{ "-device", "nvme", NULL }, { "-device", "ide-hd", NULL }, { "-device", "ide-cd", NULL },
+	{ "-device", "virtio-serial-pci", NULL }, { "-device", "virtserialport", NULL },
+	{ "-device", "ich9-intel-hda", NULL }, { "-device", "hda-output", NULL }, { "-device", "ivshmem-plain", NULL },
+	{ "-device", "tpm-tis", NULL }, { "-device", "qxl", "hw-display-qxl" }, { "-device", "qxl-vga", "hw-display-qxl" },
+	{ "-device", "usb-host", "hw-usb-host" }, { "-device", "usb-redir", "hw-usb-redirect" },
+};
+
+static bool
+help_has_module(const char *module)
+{
+	const char *dir = getenv("QEMU_MODULE_DIR");
+	if (module == NULL || dir == NULL || *dir == '\0')
+		return true;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s.so", dir, module);
+	return access(path, F_OK) == 0;
+}
+
+static void __attribute__((noreturn))
+print_help(const char *flag)
+{
+	if (strcmp(flag, "-spice") == 0) {
+		if (!help_has_module("ui-spice-core")) {
+			fprintf(stderr, "qemu-system-x86_64: -spice help: spice support is disabled\n");
+			exit(1);
+		}
+		printf("spice options:\n  addr=<str>\n  disable-ticketing=<bool (on/off)>\n  unix=<bool (on/off)>\n");
+		exit(0);
+	}
+	if (strcmp(flag, "-audiodev") == 0)
+		printf("Available audio drivers:\n");
+	else if (strcmp(flag, "-display") == 0)
+		printf("Available display backend types:\n");
+	for (size_t i = 0; i < sizeof(help_names) / sizeof(help_names[0]); i++) {
+		if (strcmp(help_names[i].flag, flag) != 0 || !help_has_module(help_names[i].module))
+			continue;
+		if (strcmp(flag, "-device") == 0)
+			printf("name \"%s\"\n", help_names[i].name);
+		else
+			printf("%s\n", help_names[i].name);
+	}
+	exit(0);
+}
+
 static void
 parse_args(int argc, char **argv)
 {
@@ -224,6 +284,9 @@ parse_args(int argc, char **argv)
 			continue;
 		}
 		const char *val = argv[++i];
+		if (strcmp(val, "help") == 0 && (strcmp(opt, "-audiodev") == 0 || strcmp(opt, "-display") == 0 ||
+		    strcmp(opt, "-device") == 0 || strcmp(opt, "-spice") == 0))
+			print_help(opt);
 		if (strcmp(opt, "-chardev") == 0)
 			parse_chardev(val);
 		else if (strcmp(opt, "-mon") == 0) {
