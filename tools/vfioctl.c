@@ -447,8 +447,9 @@ main(int argc, char **argv)
 		name = argv[i++];
 		if (i >= argc)
 			vfioctl_usage();
-		if (strchr(name, '/') != NULL || strcmp(name, "..") == 0 || strcmp(name, ".") == 0) {
-			fprintf(stderr, "vfioctl: \"%s\" is not a guest name\n", name);
+		struct verr nerr = { 0 };
+		if (rundir_check_name(name, &nerr) < 0) {
+			fprintf(stderr, "vfioctl: %s\n", nerr.msg);
 			return VFIOCTL_EXIT_ERROR;
 		}
 	}

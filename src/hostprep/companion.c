@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "hostroot.h"
+#include "hostcmd.h"
 #include "log.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -71,29 +72,6 @@ companion_proc_stat(pid_t pid, unsigned long long *starttime, char *state)
 	return 0;
 }
 
-/* argv[0] as a path to execute: as given when it has a slash, else the first
- * executable in $PATH. */
-static char *
-find_program(const char *prog)
-{
-	if (strchr(prog, '/') != NULL)
-		return access(prog, X_OK) == 0 ? xstrdup(prog) : NULL;
-	const char *path = getenv("PATH");
-	if (path == NULL || *path == '\0')
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	char *dup = xstrdup(path), *save = NULL, *found = NULL;
-	for (char *dir = strtok_r(dup, ":", &save); dir != NULL && found == NULL; dir = strtok_r(NULL, ":", &save)) {
-		char *cand = xasprintf("%s/%s", *dir ? dir : ".", prog);
-		struct stat st;
-		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
-			found = cand;
-		else
-			free(cand);
-	}
-	free(dup);
-	return found;
-}
-
 /* The environment a companion gets: the caller's entries, then the basics of
  * a login for its user; nothing of root's own environment leaks in. */
 static bool
@@ -139,7 +117,7 @@ spawn(const struct companion_spec *spec, struct companion_proc *proc, struct ver
 {
 	if (spec->argv == NULL || spec->argv[0] == NULL)
 		return verr_set(err, -EINVAL, "%s: no program to run", spec->name);
-	char *prog = find_program(spec->argv[0]);
+	char *prog = hostcmd_find(spec->argv[0]);
 	if (prog == NULL)
 		return verr_set(err, -ENOENT, "%s: program '%s' not found or not executable; install it or check $PATH",
 		    spec->name, spec->argv[0]);
@@ -612,7 +590,7 @@ companion_prepare(const json_t *change, json_t **saved, struct verr *err)
 	struct spec_buf sb;
 	int r = spec_from_change(change, &sb, err);
 	if (r == 0) {
-		char *prog = find_program(sb.argv.v[0]);
+		char *prog = hostcmd_find(sb.argv.v[0]);
 		if (prog == NULL)
 			r = verr_set(err, -ENOENT, "%s: program '%s' not found or not executable; install it or check $PATH",
 			    sb.spec.name, sb.argv.v[0]);

@@ -12,4 +12,10 @@
  * with err set when it could not be started. */
 int hostcmd_run(char *const argv[], char **errout, struct verr *err);
 
+/* A program as execvp would find it, without its shell fallback: name as
+ * given when it has a slash, else the first executable regular file of
+ * that name in $PATH (a default PATH when unset). Allocated; NULL when
+ * there is none. */
+char *hostcmd_find(const char *name);
+
 #endif

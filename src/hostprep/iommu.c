@@ -143,11 +143,17 @@ vfio_pci_module_exists(const char *release)
 	return found;
 }
 
+bool
+iommu_active(void)
+{
+	return dir_entries("/sys/class/iommu") > 0;
+}
+
 int
 iommu_scan(struct host_snapshot *snap, struct verr *err)
 {
 	char path[PATH_MAX];
-	snap->iommu_enabled = dir_entries("/sys/class/iommu") > 0;
+	snap->iommu_enabled = iommu_active();
 	snap->n_iommu_groups = dir_entries("/sys/kernel/iommu_groups");
 
 	if (host_path(path, sizeof(path), "/proc/cmdline") != NULL)

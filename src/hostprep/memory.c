@@ -1,12 +1,16 @@
 /* Memory: totals from /proc/meminfo, hugepage pools from
- * /sys/kernel/mm/hugepages, and hugetlbfs mounts from /proc/mounts (the mount
- * a guest's memory-backend-file lives on, with the page size it serves). */
+ * /sys/kernel/mm/hugepages, hugetlbfs mounts from /proc/mounts (the mount
+ * a guest's memory-backend-file lives on, with the page size it serves),
+ * the room in /dev/shm (Looking Glass), and the locked-memory limit QEMU
+ * inherits (VFIO pins all guest RAM). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <linux/capability.h>
 
 #include "hostroot.h"
 #include "log.h"
@@ -161,9 +165,50 @@ hugemounts_scan(struct host_snapshot *snap)
 	free(text);
 }
 
+/* The supervisor's own RLIMIT_MEMLOCK, which QEMU inherits, and whether it
+ * may raise it (CAP_SYS_RESOURCE; root without it may not), read from
+ * /proc/self under the host root like every other fact (so a fixture can
+ * stand for a confined supervisor). */
+static void
+memlock_scan(struct host_snapshot *snap)
+{
+	char path[PATH_MAX];
+	bool capped = false;
+	char *text = host_path(path, sizeof(path), "/proc/self/limits") ? host_read(path, NULL) : NULL;
+	/* "Max locked memory         8388608              8388608              bytes" */
+	const char *line = text ? strstr(text, "Max locked memory") : NULL;
+	char soft[32], hard[32];
+	if (line != NULL && sscanf(line + strlen("Max locked memory"), "%31s %31s", soft, hard) == 2 &&
+	    strcmp(hard, "unlimited") != 0) {
+		snap->memlock_max = strtoull(hard, NULL, 10);
+		capped = true;
+	}
+	free(text);
+	text = host_path(path, sizeof(path), "/proc/self/status") ? host_read(path, NULL) : NULL;
+	line = text ? strstr(text, "\nCapEff:") : NULL;
+	if (line != NULL) {
+		unsigned long long caps = strtoull(line + strlen("\nCapEff:"), NULL, 16);
+		snap->memlock_capped = capped && !((caps >> CAP_SYS_RESOURCE) & 1);
+	}
+	free(text);
+}
+
+static void
+shm_scan(struct host_snapshot *snap)
+{
+	char path[PATH_MAX];
+	struct statvfs sv;
+	if (host_path(path, sizeof(path), "/dev/shm") == NULL || statvfs(path, &sv) < 0)
+		return;
+	snap->shm_total_kib = (uint64_t)sv.f_blocks * sv.f_frsize / 1024;
+	snap->shm_avail_kib = (uint64_t)sv.f_bavail * sv.f_frsize / 1024;
+}
+
 int
 memory_scan(struct host_snapshot *snap, struct verr *err)
 {
+	memlock_scan(snap);
+	shm_scan(snap);
 	meminfo_scan(snap);
 	if (snap->mem_total_kib == 0)
 		return verr_set(err, -EIO, "cannot read the host's memory size from %s/proc/meminfo; check that /proc is mounted",

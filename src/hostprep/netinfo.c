@@ -1,5 +1,6 @@
 /* Network interfaces from /sys/class/net: which exist, their MAC, whether one
- * is a bridge or a tap, which bridge it is enslaved to, and whether it is up.
+ * is a bridge or a tap, which bridge it is enslaved to, and whether it is up;
+ * and the ports the host already uses (a -portforward QEMU could not bind).
  * Read-only; creating bridges and taps is the net area's (libnl). */
 #include <dirent.h>
 #include <errno.h>
@@ -65,9 +66,53 @@ iface_fill(const char *dir, struct net_iface *n)
 	free(state);
 }
 
+/* /proc/net/{tcp,tcp6,udp,udp6}: "sl local_address rem_address st ...",
+ * local_address "0100007F:0016" (hex, port last). A listening TCP socket
+ * (state 0A) or any bound UDP socket holds its port. */
+static void
+ports_scan(struct host_snapshot *snap)
+{
+	static const struct {
+		const char *file, *proto;
+	} files[] = { { "/proc/net/tcp", "tcp" }, { "/proc/net/tcp6", "tcp" }, { "/proc/net/udp", "udp" },
+		{ "/proc/net/udp6", "udp" } };
+	size_t cap = 0;
+	for (size_t f = 0; f < nitems(files); f++) {
+		char path[PATH_MAX];
+		char *text = host_path(path, sizeof(path), "%s", files[f].file) ? host_read(path, NULL) : NULL;
+		bool tcp = files[f].proto[0] == 't';
+		for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+		    line = strtok_r(NULL, "\n", &save)) {
+			char local[64];
+			unsigned state, port;
+			if (sscanf(line, " %*u: %63s %*s %x", local, &state) != 2)
+				continue;
+			const char *colon = strrchr(local, ':');
+			if (colon == NULL || sscanf(colon + 1, "%x", &port) != 1 || port == 0 || (tcp && state != 0x0a))
+				continue;
+			bool dup = false;
+			for (size_t i = 0; i < snap->n_ports && !dup; i++)
+				dup = snap->ports[i].port == port && strcmp(snap->ports[i].proto, files[f].proto) == 0;
+			if (dup)
+				continue;
+			struct host_port *p = snap_grow(&snap->ports, &snap->n_ports, &cap, sizeof(*p));
+			snap_copy(p->proto, sizeof(p->proto), files[f].proto);
+			p->port = port;
+		}
+		free(text);
+	}
+	unsigned long long start;
+	char path[PATH_MAX];
+	snap->unprivileged_port_start = 1024;
+	if (host_path(path, sizeof(path), "/proc/sys/net/ipv4/ip_unprivileged_port_start") != NULL &&
+	    snap_read_ulong(path, 10, &start) && start <= 65536)
+		snap->unprivileged_port_start = (unsigned)start;
+}
+
 int
 netinfo_scan(struct host_snapshot *snap, struct verr *err)
 {
+	ports_scan(snap);
 	char dir[PATH_MAX];
 	if (host_path(dir, sizeof(dir), "/sys/class/net") == NULL)
 		return 0;

@@ -131,6 +131,20 @@ pci_fill_device(struct pci_names *names, struct pci_dev *p, struct pci_device *d
 		free(group);
 	}
 
+	/* reset_method (5.15+) lists the methods in the order the kernel tries
+	 * them; it and `reset` exist only when the device has one. Empty: the
+	 * user disabled them all. An older kernel has only `reset`. */
+	if (host_path(path, sizeof(path), "/sys/bus/pci/devices/%s/reset_method", d->address) != NULL) {
+		char *methods = host_read_line(path);
+		if (methods != NULL) {
+			snap_copy(d->reset_method, sizeof(d->reset_method), methods);
+			d->no_reset = *methods == '\0';
+			free(methods);
+		} else if (host_path(path, sizeof(path), "/sys/bus/pci/devices/%s/reset", d->address) != NULL) {
+			d->no_reset = !host_exists(path);
+		}
+	}
+
 	unsigned cls16 = p->device_class;
 	d->is_display = (cls16 >> 8) == 0x03;
 	d->is_bridge = pci_class_bridges(cls16);

@@ -13,6 +13,7 @@
 
 #include "hostroot.h"
 #include "log.h"
+#include "qemucaps.h"
 #include "snapshot-priv.h"
 #include "util.h"
 
@@ -264,7 +265,8 @@ int
 snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr *err)
 {
 	static int (*const readers[])(struct host_snapshot *, struct verr *) = {
-		pci_scan, iommu_scan, usb_scan, cpu_scan, memory_scan, firmware_scan, netinfo_scan,
+		pci_scan, iommu_scan, intremap_scan, usb_scan, cpu_scan, memory_scan, firmware_scan, netinfo_scan,
+		hostneeds_scan,
 	};
 	memset(snap, 0, sizeof(*snap));
 	for (size_t i = 0; i < nitems(readers); i++) {
@@ -283,6 +285,14 @@ snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr 
 	return 0;
 }
 
+int
+snapshot_device_facts(struct host_snapshot *snap, struct verr *err)
+{
+	snap->iommu_enabled = iommu_active();
+	int r = intremap_scan(snap, err);
+	return r < 0 ? r : hostneeds_scan(snap, err);
+}
+
 void
 snapshot_free(struct host_snapshot *snap)
 {
@@ -295,6 +305,9 @@ snapshot_free(struct host_snapshot *snap)
 	free(snap->hugemounts);
 	free(snap->ifaces);
 	free(snap->firmware);
+	free(snap->needs);
+	free(snap->ports);
+	qemucaps_free(&snap->qemu);
 	for (size_t i = 0; i < snap->n_files; i++)
 		free(snap->files[i].path);
 	free(snap->files);

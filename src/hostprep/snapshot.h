@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
 #include "verr.h"
 
 struct pci_device {
@@ -24,6 +25,12 @@ struct pci_device {
 	bool boot_vga;
 	bool is_bridge;          /* class 0x0604 (or any 0x06xx that bridges) */
 	bool is_display;         /* class 0x03xx */
+	/* How the kernel can reset it (sysfs reset_method, kernel 5.15+): the
+	 * methods in the order it tries them ("flr bus"); "" on a kernel older
+	 * than 5.15, which has only `reset`. no_reset when it has none: neither
+	 * file exists, or reset_method is empty (the user disabled them). */
+	bool no_reset;
+	char reset_method[64];
 };
 
 struct usb_device {
@@ -90,6 +97,50 @@ struct firmware_file {
 	bool is_4m;              /* 4 MiB flash layout (preferred over the 2 MiB one) */
 };
 
+/* Something the host itself needs that hangs off a PCI device (the device
+ * or one of its bridges): a mounted filesystem or active swap (its block
+ * device's sysfs path, through dm/md/partitions), the interface of the
+ * default route, a keyboard. One entry per (PCI device, thing). */
+enum host_need_kind {
+	HOST_NEED_STORAGE,       /* a mounted filesystem or swap: losing it breaks the host */
+	HOST_NEED_ROUTE,         /* carries the default route */
+	HOST_NEED_KEYBOARD,      /* a keyboard (index: which one of n_keyboards) */
+};
+
+struct host_need {
+	char pci[16];            /* "0000:02:00.0" */
+	enum host_need_kind kind;
+	int index;               /* HOST_NEED_KEYBOARD: the keyboard's number */
+	char what[160];          /* "/ (nvme0n1p2)", "swap /dev/sda3", "enp3s0", "Ducky One2 Mini (input5)" */
+};
+
+/* A socket some process listens on (or a bound UDP port), from
+ * /proc/net/{tcp,tcp6,udp,udp6}: a -portforward host port QEMU cannot bind. */
+struct host_port {
+	char proto[4];           /* "tcp" or "udp" */
+	unsigned port;
+};
+
+/* What the QEMU binary offers, asked once per binary and kept in a cache
+ * (qemucaps.c): its audio drivers, display types, devices (modules
+ * included) and whether SPICE works. */
+enum qemu_caps_state {
+	QEMU_CAPS_UNKNOWN = 0,   /* not asked (tests, -iommugroups) or QEMU would not say */
+	QEMU_CAPS_KNOWN,
+	QEMU_CAPS_NO_BINARY,     /* the binary is not there or not executable */
+};
+
+struct qemu_caps {
+	enum qemu_caps_state state;
+	char *path;              /* the binary as found (PATH resolved), NULL when not found */
+	bool audiodevs_known, displays_known, devices_known;
+	struct strv audiodevs;   /* -audiodev help */
+	struct strv displays;    /* -display help */
+	struct strv devices;     /* -device help: every device name, modules loaded */
+	int spice;               /* -spice help: 1 works, 0 "spice support is disabled", -1 unknown */
+	bool from_cache;
+};
+
 struct host_snapshot {
 	struct pci_device *pci;          /* sorted by address, as lspci lists them */
 	size_t n_pci;
@@ -130,6 +181,34 @@ struct host_snapshot {
 	char machine_id[33];             /* /etc/machine-id, "" when the host has none */
 	bool network_manager;            /* NetworkManager runs: /run/NetworkManager/NetworkManager.pid
 					  * names a live /proc/PID whose comm is NetworkManager */
+
+	/* Interrupt remapping: vfio_iommu_type1 refuses a device unless the
+	 * kernel remaps interrupts or allow_unsafe_interrupts is set (QEMU:
+	 * "Failed to set iommu for container: Operation not permitted"). */
+	int intremap;                    /* 1: the kernel remaps interrupts (an "IR-" irq chip), -1: it does
+					  * not, 0: unknown (no /sys/kernel/irq) */
+	int intremap_hw;                 /* Intel VT-d: 1 every DMAR unit offers it (ecap bit 3), -1 one does
+					  * not, 0 unknown (AMD, no DMAR units) */
+	bool unsafe_interrupts;          /* allow_unsafe_interrupts is on (vfio_iommu_type1 or iommufd,
+					  * loaded or set for loading: cmdline, modprobe.d) */
+	char unsafe_interrupts_from[128]; /* where it is set, for the rundown */
+
+	/* Things the host needs, by the PCI devices they hang off. */
+	struct host_need *needs;
+	size_t n_needs;
+	size_t n_keyboards;              /* keyboards found (/sys/class/input) */
+
+	/* Limits QEMU inherits from the supervisor: VFIO locks guest RAM. */
+	bool memlock_capped;             /* the supervisor may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE)
+					  * and its hard limit is finite: */
+	uint64_t memlock_max;            /* that hard limit, bytes */
+	uint64_t shm_total_kib, shm_avail_kib; /* /dev/shm (Looking Glass); 0 when unknown */
+
+	struct host_port *ports;         /* in use on the host, by protocol and port */
+	size_t n_ports;
+	unsigned unprivileged_port_start; /* net.ipv4.ip_unprivileged_port_start (default 1024) */
+
+	struct qemu_caps qemu;           /* filled by qemucaps_read(), not by snapshot_take() */
 
 	/* The environment, captured here so the plan stays pure. */
 	char *display;                   /* $DISPLAY, NULL when unset or empty */
@@ -180,7 +259,17 @@ int usb_scan(struct host_snapshot *snap, struct verr *err);
 int cpu_scan(struct host_snapshot *snap, struct verr *err);
 int memory_scan(struct host_snapshot *snap, struct verr *err);
 int iommu_scan(struct host_snapshot *snap, struct verr *err);
+/* iommu.c: an IOMMU is active (/sys/class/iommu has an entry). */
+bool iommu_active(void);
 int firmware_scan(struct host_snapshot *snap, struct verr *err);
 int netinfo_scan(struct host_snapshot *snap, struct verr *err);
+/* intremap.c: interrupt remapping and allow_unsafe_interrupts. */
+int intremap_scan(struct host_snapshot *snap, struct verr *err);
+/* hostneeds.c: mounted filesystems, swap, the default route, keyboards. */
+int hostneeds_scan(struct host_snapshot *snap, struct verr *err);
+/* What the device rules (preflight.h) need beyond the PCI devices: a
+ * hot-add that scanned only its device's group calls this, so the rules
+ * see the same host the plan saw. */
+int snapshot_device_facts(struct host_snapshot *snap, struct verr *err);
 
 #endif

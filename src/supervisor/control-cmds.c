@@ -19,6 +19,7 @@
 #include "log.h"
 #include "net.h"
 #include "passthrough.h"
+#include "preflight.h"
 #include "qmp.h"
 #include "snapshot.h"
 #include "usbwatch.h"
@@ -662,6 +663,17 @@ control_cmd_pci_add(struct control_req *req)
 		    peer->line, peer->driver, peer->address, peer->driver);
 		goto refuse;
 	}
+	/* The plan's device rules (interrupt remapping, a device the host
+	 * needs, reset), with `force` as the plan's -force. */
+	struct strv warns = { 0 };
+	if (snapshot_device_facts(&snap, &err) < 0 || preflight_pci_check(&snap, d, req->force, &warns, &err) < 0) {
+		strv_free(&warns);
+		verr_prefix(&err, "pci add");
+		goto refuse;
+	}
+	for (size_t i = 0; i < warns.n; i++)
+		log_warnx("pci add: %s", warns.v[i]);
+	strv_free(&warns);
 	if (control_take_port(req) == NULL) {
 		verr_set(&err, -ENOSPC, "pci add: every root port of the guest is in use (%d); remove a device "
 		    "first (pci del / net del)", c->h.devs->n_ports);
@@ -798,7 +810,7 @@ control_cmd_usb_del(struct control_req *req)
 	{ .info = { .name = n, .usage = u, .help = h, .flags = flg }, .min_args = mn, .max_args = mx, .exec = fn }
 
 const struct control_cmd_entry control_cmd_table[] = {
-	CMD("pci add", "REGEX|ADDRESS", CONTROL_CMD_GUEST, 1, 1, control_cmd_pci_add,
+	CMD("pci add", "REGEX|ADDRESS [force]", CONTROL_CMD_GUEST | CONTROL_CMD_FORCE, 1, 1, control_cmd_pci_add,
 	    "bind a host PCI device to vfio-pci and hot-add it"),
 	CMD("pci del", "ID|ADDRESS [force]", CONTROL_CMD_GUEST | CONTROL_CMD_FORCE, 1, 1, control_cmd_pci_del,
 	    "hot-remove a PCI device and give it back to its driver"),

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "options.h"
 #include "plan.h"
+#include "qemucaps.h"
 #include "report.h"
 #include "restore.h"
 #include "session.h"
@@ -30,8 +31,8 @@
 static void
 main_qemu_groups(struct options *opts, const struct host_snapshot *snap)
 {
-	int uid = opts->user_uid >= 0 ? opts->user_uid : snap->sudo_uid;
-	int gid = opts->user_uid >= 0 ? opts->user_gid : snap->sudo_gid >= 0 ? snap->sudo_gid : uid;
+	int uid, gid;
+	plan_qemu_user_of(opts, snap, &uid, &gid);
 	struct passwd *pw = uid > 0 ? getpwuid((uid_t)uid) : NULL;
 	if (pw == NULL)
 		return;
@@ -47,47 +48,6 @@ main_qemu_groups(struct options *opts, const struct host_snapshot *snap)
 		opts->qemu_groups[i] = (unsigned)groups[i];
 	opts->n_qemu_groups = (size_t)n;
 	free(groups);
-}
-
-/* -hostaudio prefers PipeWire when this QEMU has the driver (QEMU 8.1 and
- * later), else PulseAudio, which pipewire-pulse also serves. Asked here, not
- * in the plan, because it runs QEMU. */
-static char *
-main_audiodev(const char *qemu)
-{
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return xstrdup("pa");
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(fds[1], 1);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 2);
-		}
-		char *argv[] = { (char *)qemu, "-audiodev", "help", NULL };
-		execvp(qemu, argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	struct strbuf out = { 0 };
-	char buf[1024];
-	ssize_t n;
-	while (pid > 0 && (n = read(fds[0], buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || out.len > 65536)
-			break;
-		strbuf_add(&out, buf, (size_t)n);
-	}
-	close(fds[0]);
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	bool pipewire = out.s != NULL && strstr(out.s, "\npipewire\n") != NULL;
-	strbuf_free(&out);
-	return xstrdup(pipewire ? "pipewire" : "pa");
 }
 
 static int
@@ -153,8 +113,6 @@ main(int argc, char **argv)
 	/* The console goes to the terminal vfio runs on, else to console.log:
 	 * the plan says which, so the dry run shows what -run does. */
 	opts.console_tty = isatty(STDIN_FILENO) == 1;
-	if (opts.hostaudio)
-		opts.audiodev = main_audiodev(opts.qemu);
 
 	hostroot_init(NULL);
 	struct host_snapshot snap;
@@ -171,13 +129,22 @@ main(int argc, char **argv)
 	}
 
 	main_qemu_groups(&opts, &snap);
-	if (opts.hostaudio) {
-		/* Whose sound server: QEMU's user (-user, else the sudo caller). */
-		int uid = opts.user_uid >= 0 ? opts.user_uid : snap.sudo_uid >= 0 ? snap.sudo_uid : 0;
-		audio_probe(uid, &opts.audio_pipewire, &opts.audio_pulse);
-	}
-
 	bool color = report_want_color(&opts, stdout);
+	if (!opts.iommugroups && !opts.cputhreads) {
+		/* What this QEMU offers (asked as QEMU's user, cached per binary),
+		 * so the plan can refuse what QEMU would. */
+		int uid, gid;
+		plan_qemu_user_of(&opts, &snap, &uid, &gid);
+		qemucaps_read(&snap.qemu, opts.qemu, uid, gid);
+		if (opts.hostaudio) {
+			/* PipeWire when this QEMU has the driver (8.1 and later),
+			 * else PulseAudio, which pipewire-pulse also serves; whose
+			 * sound server: QEMU's user's. */
+			bool pw = snap.qemu.audiodevs_known && qemucaps_has(&snap.qemu.audiodevs, "pipewire");
+			opts.audiodev = xstrdup(pw ? "pipewire" : "pa");
+			audio_probe(uid, &opts.audio_pipewire, &opts.audio_pulse);
+		}
+	}
 	if (opts.iommugroups || opts.cputhreads) {
 		if (opts.iommugroups)
 			report_iommugroups(stdout, &snap, color);

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "passthrough.h"
+#include "rundir.h"
 #include "util.h"
 
 enum opt_arg {
@@ -143,6 +144,17 @@ set_image(struct options *o, const struct opt_entry *e, const char *v, struct ve
 	} else {
 		path = xstrdup(v);
 	}
+	/* QEMU write-locks an image: the same one twice fails at start
+	 * ("Failed to get \"write\" lock"). */
+	for (size_t i = 0; i < o->n_images; i++) {
+		if (strcmp(o->images[i].path, path) == 0) {
+			verr_set(err, -EINVAL, "-image %s is given twice; QEMU cannot open one image as two disks "
+			    "(it locks it for writing): give it once", path);
+			free(path);
+			free(fmt);
+			return -EINVAL;
+		}
+	}
 	o->images = xreallocarray(o->images, o->n_images + 1, sizeof(*o->images));
 	o->images[o->n_images].path = path;
 	o->images[o->n_images].format = fmt;
@@ -192,6 +204,10 @@ set_lgsize(struct options *o, const struct opt_entry *e, const char *v, struct v
 	if ((mib & (mib - 1)) != 0)
 		return verr_set(err, -EINVAL, "-%s %s: the shared memory size must be a power of two "
 		    "(32M, 64M, 128M, ...)", e->info.name, v);
+	if (mib > OPT_LGSIZE_MAX_MIB)
+		return verr_set(err, -EINVAL, "-%s %s: at most %dM; Looking Glass needs width x height x 4 x 2 "
+		    "bytes plus 10M, rounded up to a power of two: 64M for 1080p, 128M for 4K, 1024M even for "
+		    "8K HDR", e->info.name, v, OPT_LGSIZE_MAX_MIB);
 	o->lgsize_mib = mib;
 	o->looking_glass = true;
 	return 0;
@@ -281,6 +297,15 @@ add_portfwd(struct options *o, const struct opt_entry *e, const char *v, struct 
 			goto bad;
 		p = end;
 	}
+	/* QEMU refuses a second rule for the same host port, naming the first
+	 * (after the host was changed): name the duplicate here. */
+	for (size_t i = 0; i < o->n_portfwds; i++) {
+		const struct opt_portfwd *old = &o->portfwds[i];
+		if (strcmp(old->proto, proto) == 0 && old->host_port == ports[0])
+			return verr_set(err, -EINVAL, "-%s '%s': host port %s %lu is already forwarded (to guest port %u); "
+			    "each host port forwards to one guest port: pick another host port", e->info.name, v, proto,
+			    ports[0], old->guest_port);
+	}
 	o->portfwds = xreallocarray(o->portfwds, o->n_portfwds + 1, sizeof(*o->portfwds));
 	struct opt_portfwd *pf = &o->portfwds[o->n_portfwds++];
 	memcpy(pf->proto, proto, 4);         /* "tcp" or "udp" and its NUL */
@@ -295,12 +320,8 @@ bad:
 static int
 set_name(struct options *o, const struct opt_entry *e, const char *v, struct verr *err)
 {
-	size_t n = strlen(v);
-	/* The name becomes /run/vfio/NAME and socket names: keep it a plain word. */
-	if (n < 1 || n > 64 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != n ||
-	    strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
-		return verr_set(err, -EINVAL, "-%s '%s': a guest name is 1-64 letters, digits, '_', '.' or '-'",
-		    e->info.name, v);
+	if (rundir_check_name(v, err) < 0)
+		return verr_prefix(err, "-%s", e->info.name);
 	free(o->name);
 	o->name = xstrdup(v);
 	return 0;
@@ -484,7 +505,7 @@ static const struct opt_entry opt_table[] = {
 	SWITCH("hostaudio", "", hostaudio, "Guest audio through the host's PipeWire or PulseAudio (ich9-intel-hda)."),
 	SWITCH("looking-glass", "lookingglass lg", looking_glass,
 	    "Add a Looking Glass shared memory device and a SPICE server for input."),
-	VALUE("lgsize", "", "SIZE", set_lgsize, lgsize_mib, "Looking Glass shared memory size (default 64M)."),
+	VALUE("lgsize", "", "SIZE", set_lgsize, lgsize_mib, "Looking Glass shared memory size (default 64M, at most 1024M)."),
 	SWITCH("spice", "", spice, "Add a SPICE server on a UNIX socket with vdagent, a qxl display and USB redirection."),
 	SWITCH("qemu-agent", "qemuagent qemu", qemu_agent, "Add a virtio-serial port for the QEMU guest agent."),
 	CALL("agents", "", set_agents, "Both -qemu-agent and -spice."),
@@ -499,7 +520,7 @@ static const struct opt_entry opt_table[] = {
 	    "How long the guest gets to power down before QEMU is stopped (default 60)."),
 	OPTIONAL("restore", "", "NAME", set_restore,
 	    "Undo the host changes a crashed run left behind (all names, or NAME) and exit."),
-	SWITCH("force", "", force, "Start even when pre-flight checks found problems."),
+	SWITCH("force", "", force, "Start even when pre-flight checks found problems (they become warnings)."),
 	SWITCH("quiet", "q silence s", quiet, "Print only errors."),
 	SWITCH("nocolor", "nocolors", nocolor, "No colour in the output (NO_COLOR is honoured too)."),
 	SWITCH("colortest", "", colortest, "Print a terminal colour test and exit."),

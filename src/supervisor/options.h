@@ -12,6 +12,9 @@
 #include "util.h"
 #include "verr.h"
 
+/* The largest -lgsize: what Looking Glass needs for 8K HDR. */
+#define OPT_LGSIZE_MAX_MIB 1024
+
 struct opt_image {
 	char *path;
 	char *format;            /* NULL: let QEMU probe (refused for raw, as QEMU does) */

@@ -11,6 +11,7 @@
 #include "devown.h"
 #include "passthrough.h"
 #include "plan-priv.h"
+#include "preflight.h"
 #include "vfio_bind.h"
 
 static bool
@@ -163,6 +164,13 @@ plan_match_pci(struct plan_ctx *c)
 		    "the kernel was upgraded since boot, reboot into the new one (the running kernel's modules are "
 		    "gone), else install a kernel with VFIO", snap->kernel_release[0] ? snap->kernel_release : "");
 	plan_pci_viability(c);
+	/* What the kernel and QEMU would refuse for each device, the same
+	 * rules `pci add` applies (preflight.c). */
+	for (size_t i = 0; i < c->n_pci; i++) {
+		struct preflight_findings f = { 0 };
+		preflight_pci_device(snap, c->pci[i].dev, &f);
+		plan_findings(c, "-pci: ", &f);
+	}
 	plan_pci_placement(c);
 
 	json_t *list = json_object_get(c->plan->devices, "pci");

@@ -9,6 +9,7 @@
 #include "devargs.h"
 #include "net.h"
 #include "plan-priv.h"
+#include "preflight.h"
 
 /* Three bytes that stay the same for one guest name on one host and differ
  * between guests and hosts: FNV-1a over the machine-id and the name, mixed
@@ -115,6 +116,13 @@ plan_net_prepare(struct plan_ctx *c)
 			    o->portfwds[i].host_port, o->portfwds[i].guest_port);
 		plan_say_later(c, "Network: user-mode NAT%s%s", fw.len ? "; forwarding host " : "", fw.len ? fw.s : "");
 		strbuf_free(&fw);
+		/* QEMU binds each host port as its user when the netdev is added. */
+		int uid, gid;
+		plan_qemu_user(c, &uid, &gid);
+		struct preflight_findings f = { 0 };
+		for (size_t i = 0; i < o->n_portfwds; i++)
+			preflight_host_port(c->snap, o->portfwds[i].proto, o->portfwds[i].host_port, uid, &f);
+		plan_findings(c, "", &f);
 	} else {
 		c->net_tap = true;
 		if (o->n_portfwds > 0)

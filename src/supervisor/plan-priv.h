@@ -11,6 +11,8 @@
 #define PLAN_SPARE_PORTS 4
 /* The q35 built-in AHCI controller has six ports (ide.0 - ide.5). */
 #define PLAN_AHCI_PORTS 6
+/* QEMU 7.2's q35 machine (pc-q35-7.2) takes at most 288 vCPUs. */
+#define PLAN_MAX_VCPUS 288
 
 struct plan_pci {
 	const struct pci_device *dev;
@@ -40,6 +42,7 @@ struct plan_ctx {
 	/* Rundown lines of passthrough and network, decided first but told
 	 * after the machine. */
 	struct strv later;
+	struct strv told;        /* pre-flight rules told once for the whole host */
 };
 
 /* Pre-flight problems: errors, or warnings under -force. */
@@ -65,6 +68,12 @@ const struct pci_device *plan_pci_lookup(const struct host_snapshot *snap, const
 const struct cpu_thread *plan_cpu_lookup(const struct host_snapshot *snap, int cpu);
 const struct net_iface *plan_iface_lookup(const struct host_snapshot *snap, const char *name);
 const struct host_file *plan_file_lookup(const struct host_snapshot *snap, const char *path);
+
+/* plan.c: pre-flight findings (preflight.h) as errors (-force: warnings)
+ * and warnings, each prefixed (e.g. "-pci: "); a rule for the whole host
+ * is told once. */
+struct preflight_findings;
+void plan_findings(struct plan_ctx *c, const char *prefix, struct preflight_findings *f);
 
 /* plan.c: a file the user named must exist and be readable. */
 const struct host_file *plan_need_file(struct plan_ctx *c, const char *flag, const char *path);

@@ -9,6 +9,7 @@
 #include "companion.h"
 #include "hostroot.h"
 #include "plan-priv.h"
+#include "spawn.h"
 #include "tpm.h"
 
 /* NVMe serials are at most 20 printable characters, and commas would end
@@ -152,11 +153,16 @@ plan_display(struct plan_ctx *c)
 	c->plan->console_tty = o->console_tty;
 	char *log = o->console_tty ? NULL : plan_run_path(c, "console.log");
 	const char *where = o->console_tty ? "serial console on this terminal" : "serial console in ";
-	plan_arg(c, "-serial");
-	if (log != NULL)
-		plan_argf(c, "file:%s", log);
-	else
+	if (log != NULL) {
+		/* session_spawn() opens the log and QEMU gets it as an fd. */
+		plan_arg(c, "-add-fd");
+		plan_argf(c, "fd=%d,set=%d,opaque=console", SPAWN_CONSOLE_FD, SPAWN_CONSOLE_FDSET);
+		plan_arg(c, "-serial");
+		plan_argf(c, "file:/dev/fdset/%d", SPAWN_CONSOLE_FDSET);
+	} else {
+		plan_arg(c, "-serial");
 		plan_arg(c, "mon:stdio");
+	}
 
 	if (o->spice) {
 		if (!o->looking_glass) {
@@ -289,17 +295,23 @@ plan_companions(struct plan_ctx *c)
 
 
 void
-plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid)
+plan_qemu_user_of(const struct options *o, const struct host_snapshot *snap, int *uid, int *gid)
 {
-	if (c->opts->user_uid >= 0) {
-		*uid = c->opts->user_uid;
-		*gid = c->opts->user_gid;
-	} else if (c->snap->sudo_uid >= 0) {
-		*uid = c->snap->sudo_uid;
-		*gid = c->snap->sudo_gid >= 0 ? c->snap->sudo_gid : c->snap->sudo_uid;
+	if (o->user_uid >= 0) {
+		*uid = o->user_uid;
+		*gid = o->user_gid;
+	} else if (snap->sudo_uid >= 0) {
+		*uid = snap->sudo_uid;
+		*gid = snap->sudo_gid >= 0 ? snap->sudo_gid : snap->sudo_uid;
 	} else {
 		*uid = *gid = 0;
 	}
+}
+
+void
+plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid)
+{
+	plan_qemu_user_of(c->opts, c->snap, uid, gid);
 }
 
 /* The host changes of the companions (mem area's actions): -isolate's three,

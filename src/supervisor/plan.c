@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "hugepages.h"
+#include "preflight.h"
 #include "plan-priv.h"
+#include "spawn.h"
 
 static const char *const hyperv_flags[] = {
 	"hv-frequencies", "hv-relaxed", "hv-reset", "hv-runtime", "hv-spinlocks=0x1fff",
@@ -140,6 +142,30 @@ plan_qemu_escape(const char *s)
 			strbuf_add(&sb, s, 1);
 	}
 	return strbuf_steal(&sb);
+}
+
+void
+plan_findings(struct plan_ctx *c, const char *prefix, struct preflight_findings *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const struct preflight_finding *x = &f->v[i];
+		/* The same finding for several devices (a module two devices
+		 * need) is told once. */
+		bool told = false;
+		for (size_t k = 0; k < i && !told; k++)
+			told = strcmp(f->v[k].msg, x->msg) == 0;
+		for (size_t k = 0; x->host_wide && k < c->told.n && !told; k++)
+			told = strcmp(c->told.v[k], x->rule) == 0;
+		if (told)
+			continue;
+		if (x->host_wide)
+			strv_push(&c->told, x->rule);
+		if (x->level == PREFLIGHT_REFUSE)
+			plan_check_failed(c, "%s%s", prefix, x->msg);
+		else
+			plan_warn(c, "%s%s", prefix, x->msg);
+	}
+	preflight_findings_free(f);
 }
 
 int
@@ -302,8 +328,14 @@ plan_cpu(struct plan_ctx *c)
 	} else {
 		size_t online = plan_online_cpus(snap);
 		vcpus = online / 2 > 0 ? online / 2 : 1;
-		plan_say(c, "vCPUs: %zu (half of the host's %zu)", vcpus, online);
+		if (vcpus > PLAN_MAX_VCPUS)
+			vcpus = PLAN_MAX_VCPUS;
+		plan_say(c, "vCPUs: %zu (half of the host's %zu%s)", vcpus, online,
+		    vcpus == PLAN_MAX_VCPUS ? ", at most what q35 takes" : "");
 	}
+	if (vcpus > PLAN_MAX_VCPUS)
+		plan_refuse(c, "-pinvcpus lists %zu CPUs, but QEMU's q35 machine takes at most %d vCPUs (\"Invalid SMP "
+		    "CPUs\"); list fewer", vcpus, PLAN_MAX_VCPUS);
 	plan_arg(c, "-smp");
 	plan_argf(c, "%zu,sockets=1,cores=%zu,threads=%zu", vcpus, vcpus / threads, threads);
 }
@@ -484,6 +516,81 @@ plan_preflight(struct plan_ctx *c)
 		    "Looking Glass to capture");
 	if (o->tpm && o->nobios)
 		plan_warn(c, "-tpm with -noBios: Windows 11 needs UEFI; the TPM is attached anyway");
+	struct preflight_findings f = { 0 };
+	if (c->n_pci > 0)
+		preflight_memlock(c->snap, c->plan->memory_mib, &f);
+	if (o->looking_glass)
+		preflight_lgsize(c->snap, o->lgsize_mib, &f);
+	plan_findings(c, "", &f);
+}
+
+/* What the QEMU binary must offer for this command line, and the vfio flag
+ * that asked for it. */
+static const struct {
+	const char *device, *flag;
+} plan_device_flags[] = {
+	{ "vfio-pci", "-pci" }, { "usb-host", "-usb" }, { "qxl-vga", "-spice" }, { "qxl", "-spice" },
+	{ "usb-redir", "-spice" }, { "ivshmem-plain", "-looking-glass" }, { "tpm-tis", "-tpm" },
+	{ "ich9-intel-hda", "-hostaudio" }, { "hda-output", "-hostaudio" }, { "nvme", "-nvme" },
+	{ "ide-hd", "-noVirtio" }, { "e1000e", "-noVirtio" }, { "virtio-serial-pci", "-qemu-agent" },
+};
+
+static const char *
+plan_flag_of_device(const char *driver)
+{
+	for (size_t i = 0; i < nitems(plan_device_flags); i++)
+		if (strcmp(plan_device_flags[i].device, driver) == 0)
+			return plan_device_flags[i].flag;
+	return "the guest";
+}
+
+static void
+plan_qemu_device(struct plan_ctx *c, const char *driver, struct preflight_findings *f)
+{
+	preflight_qemu_has(c->snap, plan_flag_of_device(driver), "device", driver, f);
+}
+
+/* The QEMU binary: there, and with every module the argv and the QMP
+ * commands need (checked against what it said it has: qemucaps.c). */
+static void
+plan_qemu_binary(struct plan_ctx *c)
+{
+	const struct qemu_caps *q = &c->snap->qemu;
+	const char *want = c->opts->qemu ? c->opts->qemu : "qemu-system-x86_64";
+	if (q->state == QEMU_CAPS_NO_BINARY) {
+		plan_check_failed(c, "cannot find the QEMU binary \"%s\"%s; install qemu-system-x86 (Debian) or point "
+		    "$VFIO_QEMU at it", want, strchr(want, '/') ? "" : " in PATH");
+		return;
+	}
+	if (q->state != QEMU_CAPS_KNOWN)
+		return;
+	struct preflight_findings f = { 0 };
+	const struct strv *argv = &c->plan->argv;
+	for (size_t i = 1; i + 1 < argv->n; i++) {
+		const char *opt = argv->v[i], *val = argv->v[i + 1];
+		size_t n = strcspn(val, ",");
+		char *first = xstrndup(val, n);
+		if (strcmp(opt, "-device") == 0)
+			plan_qemu_device(c, first, &f);
+		else if (strcmp(opt, "-audiodev") == 0)
+			preflight_qemu_has(c->snap, "-hostaudio", "audiodev", first, &f);
+		else if (strcmp(opt, "-display") == 0)
+			preflight_qemu_has(c->snap, "-display", "display", first, &f);
+		else if (strcmp(opt, "-spice") == 0)
+			preflight_qemu_has(c->snap, c->opts->spice ? "-spice" : "-looking-glass", "spice", NULL, &f);
+		free(first);
+	}
+	size_t i;
+	json_t *cmd;
+	json_array_foreach(c->plan->qmp, i, cmd) {
+		const char *drv = json_string_value(json_object_get(json_object_get(cmd, "arguments"), "driver"));
+		if (drv != NULL && strcmp(json_string_value(json_object_get(cmd, "execute")), "device_add") == 0)
+			plan_qemu_device(c, drv, &f);
+	}
+	/* -usb attaches matches plugged in later, with usb-host too. */
+	if (c->opts->usb_re_set)
+		plan_qemu_device(c, "usb-host", &f);
+	plan_findings(c, "", &f);
 }
 
 void
@@ -516,7 +623,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_arg(&c, "-nodefaults");
 	plan_arg(&c, "-S");
 	plan_arg(&c, "-chardev");
-	plan_arg(&c, "socket,id=qmp,fd=3");
+	plan_argf(&c, "socket,id=qmp,fd=%d", SPAWN_QMP_FD);
 	plan_arg(&c, "-mon");
 	plan_arg(&c, "chardev=qmp,mode=control");
 	plan_cpu(&c);
@@ -542,10 +649,12 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 
 	plan_devices_qmp(&c);
 	plan_net_qmp(&c);
+	plan_qemu_binary(&c);
 
 	free(c.pci);
 	free(c.passed);
 	free(c.usb);
+	strv_free(&c.told);
 }
 
 void

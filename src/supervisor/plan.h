@@ -43,5 +43,7 @@ struct plan {
 /* Fill plan from opts and snap. Never fails: problems go into plan->errors. */
 void plan_build(struct plan *plan, const struct options *opts, const struct host_snapshot *snap);
 void plan_free(struct plan *plan);
+/* The user QEMU runs as: -user, else the one behind sudo, else root (0). */
+void plan_qemu_user_of(const struct options *opts, const struct host_snapshot *snap, int *uid, int *gid);
 
 #endif

@@ -26,6 +26,8 @@ int
 rundir_check_name(const char *name, struct verr *err)
 {
 	size_t n = name ? strlen(name) : 0;
+	/* A leading '-' would read as a flag to vfioctl, a leading '.' hides
+	 * the directory (and "." and ".." are not names at all). */
 	bool ok = n > 0 && n <= 64 && name[0] != '.' && name[0] != '-';
 	for (size_t i = 0; ok && i < n; i++) {
 		char c = name[i];
@@ -33,9 +35,8 @@ rundir_check_name(const char *name, struct verr *err)
 		    c == '-' || c == '_' || c == '.';
 	}
 	if (!ok)
-		return verr_set(err, -EINVAL, "-name \"%s\": a guest name may only hold letters, digits, "
-		    "'-', '_' and '.' (at most 64, not starting with '.' or '-'); choose another name",
-		    name ? name : "");
+		return verr_set(err, -EINVAL, "\"%s\" is not a guest name: a guest name is 1-64 letters, digits, "
+		    "'-', '_' and '.', not starting with '.' or '-'; choose another name", name ? name : "");
 	return 0;
 }
 
@@ -211,7 +212,7 @@ rundir_create(struct rundir *rd, const char *name, struct verr *err)
 {
 	int r = rundir_check_name(name, err);
 	if (r < 0)
-		return r;
+		return verr_prefix(err, "-name");
 	rundir_init(rd, name);
 	for (int tries = 0; tries < 5; tries++) {
 		r = rundir_mkdirs(rd, err);
@@ -243,7 +244,7 @@ rundir_claim(struct rundir *rd, const char *name, struct verr *err)
 {
 	int r = rundir_check_name(name, err);
 	if (r < 0)
-		return r;
+		return verr_prefix(err, "-restore");
 	rundir_init(rd, name);
 	struct stat st;
 	if (stat(rd->path, &st) < 0 || !S_ISDIR(st.st_mode)) {

@@ -14,7 +14,10 @@ struct rundir {
 	int lockfd;              /* the pid file, flock()ed while we own NAME */
 };
 
-/* Guest names become directory names: letters, digits, '-', '_', '.'. */
+/* The one rule for guest names (options, the runtime directory, vfioctl):
+ * they become directory and socket names and vfioctl's first word, so 1-64
+ * letters, digits, '-', '_', '.', not starting with '.' or '-'. The
+ * message names the name; callers prefix the flag. */
 int rundir_check_name(const char *name, struct verr *err);
 
 /* For a new run: create the directory and own it. Refuses (-EBUSY) when a

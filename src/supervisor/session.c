@@ -689,9 +689,26 @@ session_spawn(struct session *s)
 	struct verr err = { 0 };
 	int r;
 	int sv[2];
+	/* Without a terminal the console goes to console.log, opened here: QEMU
+	 * dropped to the user could not open it in the root-only directory. */
+	int console_fd = -1;
+	if (!s->plan->console_tty) {
+		char *path = rundir_file(&s->rd, "console.log");
+		console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (console_fd < 0) {
+			r = -errno;
+			s->failure = xasprintf("cannot create the guest console log %s: %s", path, strerror(-r));
+			free(path);
+			return r;
+		}
+		free(path);
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		s->failure = xasprintf("cannot create the QMP socket pair: %s", strerror(errno));
-		return -errno;
+		r = -errno;
+		s->failure = xasprintf("cannot create the QMP socket pair: %s", strerror(-r));
+		if (console_fd >= 0)
+			close(console_fd);
+		return r;
 	}
 	/* Guest RAM is pinned for DMA: lift the memlock limit (unlimited as root,
 	 * as the original's prlimit; else the most the hard limit allows). */
@@ -701,10 +718,13 @@ session_spawn(struct session *s)
 		.qmp_fd = sv[1],
 		.user = &s->user,
 		.console_is_tty = s->plan->console_tty,
+		.console_fd = console_fd,
 		.memlock = spawn_memlock_limit(s->plan->memory_mib),
 	};
 	r = spawn_qemu(&req, &s->qemu_pid, &err);
 	close(sv[1]);
+	if (console_fd >= 0)
+		close(console_fd);
 	if (r < 0) {
 		close(sv[0]);
 		s->failure = xstrdup(err.msg);

@@ -17,10 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hostcmd.h"
+#include "preflight.h"
 #include "log.h"
 #include "vfioenv.h"
 
-#define SPAWN_QMP_FD 3
 
 int
 spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err)
@@ -83,33 +84,11 @@ spawn_user_free(struct spawn_user *u)
 
 /* A name without '/' is looked up in PATH, as execvp would, but here so that
  * a missing QEMU is an error message and not a failed child. */
-static char *
-spawn_find_binary(const char *name)
-{
-	if (strchr(name, '/') != NULL)
-		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
-	const char *path = getenv("PATH");
-	if (path == NULL || *path == '\0')
-		path = "/usr/local/bin:/usr/bin:/bin";
-	char *copy = xstrdup(path), *save = NULL, *found = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-		char *cand = xasprintf("%s/%s", *dir ? dir : ".", name);
-		struct stat st;
-		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) {
-			found = cand;
-			break;
-		}
-		free(cand);
-	}
-	free(copy);
-	return found;
-}
-
 int
 spawn_binary(const char *argv0, char **path, struct verr *err)
 {
 	const char *env = vfioenv_get("VFIO_QEMU");
-	*path = spawn_find_binary(argv0);
+	*path = hostcmd_find(argv0);
 	if (*path == NULL)
 		return verr_set(err, -ENOENT, "cannot find the QEMU binary \"%s\"%s; install "
 		    "qemu-system-x86 or point $VFIO_QEMU at it", argv0,
@@ -120,7 +99,7 @@ spawn_binary(const char *argv0, char **path, struct verr *err)
 rlim_t
 spawn_memlock_limit(uint64_t memory_mib)
 {
-	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)(memory_mib + 256) << 20;
+	rlim_t want = geteuid() == 0 ? RLIM_INFINITY : (rlim_t)preflight_memlock_need(memory_mib);
 	struct rlimit cur;
 	if (getrlimit(RLIMIT_MEMLOCK, &cur) < 0)
 		return want;
@@ -240,8 +219,9 @@ static void __attribute__((noreturn))
 spawn_child(const struct spawn_req *req, char *const *envp, int errpipe, int maxfd)
 {
 	int e = 0;
-	/* The QMP socket becomes fd 3: the error pipe must not be there. */
-	if (errpipe == SPAWN_QMP_FD && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, SPAWN_QMP_FD + 1)) < 0)
+	/* The QMP socket becomes fd 3 and the console fd 4: the error pipe
+	 * must not be there. */
+	if (errpipe <= SPAWN_CONSOLE_FD && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 10)) < 0)
 		_exit(127);
 	sigset_t none;
 	sigemptyset(&none);
@@ -257,17 +237,29 @@ spawn_child(const struct spawn_req *req, char *const *envp, int errpipe, int max
 			close(null);
 		}
 	}
+	/* The console fd first out of the way of fds 3 and 4 (close-on-exec,
+	 * as the pipe and sockets it may have been numbered after are). */
+	int console = -1;
+	if (req->console_fd >= 0 && (console = fcntl(req->console_fd, F_DUPFD_CLOEXEC, 10)) < 0) {
+		e = errno;
+		goto fail;
+	}
 	if (req->qmp_fd == SPAWN_QMP_FD) {
 		fcntl(SPAWN_QMP_FD, F_SETFD, 0);
 	} else if (dup2(req->qmp_fd, SPAWN_QMP_FD) < 0) {
 		e = errno;
 		goto fail;
 	}
+	if (console >= 0 && dup2(console, SPAWN_CONSOLE_FD) < 0) {
+		e = errno;
+		goto fail;
+	}
 	/* Nothing else of ours reaches QEMU (whatever started the supervisor
 	 * left open, its journal, the control FIFO): all close at the exec,
 	 * the error pipe too, once it is no longer needed. */
-	if (syscall(SYS_close_range, SPAWN_QMP_FD + 1U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int fd = SPAWN_QMP_FD + 1; fd < maxfd; fd++)
+	int keep = console >= 0 ? SPAWN_CONSOLE_FD : SPAWN_QMP_FD;
+	if (syscall(SYS_close_range, keep + 1U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = keep + 1; fd < maxfd; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 	struct rlimit rl = { req->memlock, req->memlock };

@@ -48,6 +48,14 @@ rlim_t spawn_memlock_limit(uint64_t memory_mib);
  * XDG_RUNTIME_DIR. Names listed in $VFIO_TEST_QEMU_ENV (a test hook,
  * vfioenv.h) are passed too. */
 void spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *user);
+/* The descriptors QEMU is born with, which the plan's argv names: the QMP
+ * monitor (-chardev socket,fd=3) and, without a terminal, the console log
+ * (-add-fd fd=4,set=1 and -serial file:/dev/fdset/1). The supervisor opens
+ * the log: QEMU, dropped to the user, could not open it in the root-only
+ * runtime directory. */
+#define SPAWN_QMP_FD 3
+#define SPAWN_CONSOLE_FD 4
+#define SPAWN_CONSOLE_FDSET 1
 
 struct spawn_req {
 	const char *path;                /* from spawn_binary() */
@@ -56,6 +64,8 @@ struct spawn_req {
 	int qmp_fd;                      /* becomes fd 3 in QEMU */
 	const struct spawn_user *user;
 	bool console_is_tty;             /* else stdin is /dev/null and QEMU gets its own process group */
+	int console_fd;                  /* -1 on a terminal, else console.log open for writing:
+	                                  * QEMU gets it as SPAWN_CONSOLE_FD */
 	rlim_t memlock;                  /* bytes */
 };
 

@@ -328,7 +328,7 @@ several-writers-at-once)
 	;;
 unknown-command) bad_input '@u1 frobnicate now\n' u1 'unknown command "frobnicate"' ;;
 unknown-subcommand) bad_input '@u2 pci attach 1\n' u2 'pci attach: unknown; pci takes add or del' ;;
-missing-argument) bad_input '@m1 pci add\n' m1 'pci add takes REGEX|ADDRESS (missing argument)' ;;
+missing-argument) bad_input '@m1 pci add\n' m1 'pci add takes REGEX|ADDRESS [force] (missing argument)' ;;
 too-many-arguments) bad_input '@m2 status now\n' m2 'status takes no arguments' ;;
 invalid-regex) bad_input "@r1 pci add 'NVMe(('\n" r1 "'NVMe((' is not a valid extended regular expression" ;;
 regex-that-would-exhaust-memory)
@@ -453,6 +453,35 @@ pci-add-bind-failure-gives-the-device-back)
 	stop
 	[ $rc -eq 0 ] || fail "exit $rc"
 	expect_not_in "$T/out" "could not be restored"
+	;;
+pci-add-refuses-the-root-disk-controller-unless-forced)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	# The host's / is on the NVMe drive behind 0000:02:00.0: the plan's rule.
+	echo '{"disks": [{"name": "nvme0n1", "pci": "0000:02:00.0", "partitions": [1, 2],
+		"mounts": {"2": "/"}, "dev": false}]}' > "$T/spec.json"
+	python3 "$MKHOST" --preset desktop --spec "$T/spec.json" "$HOST" || fail "mkhost"
+	LD_PRELOAD=$DRVCORE start
+	ctl_err "$NAME" pci add 0000:02:00.0
+	expect_in "$T/verr" "holds what the host runs on: / (nvme0n1p2)"
+	expect_in "$T/verr" "force"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "the host changed"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	ctl_ok "$NAME" pci add 0000:02:00.0 force
+	expect_in "$T/vout" "hostdev-0000-02-00-0 attached"
+	expect_in "$T/out" "pci add: 0000:02:00.0 Non-Volatile memory controller"
+	stop
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not given back"
+	;;
+pci-add-refuses-without-interrupt-remapping)
+	echo '{"intremap": false}' > "$T/spec.json"
+	python3 "$MKHOST" --preset desktop --spec "$T/spec.json" "$HOST" || fail "mkhost"
+	start
+	ctl_err "$NAME" pci add 0000:00:17.0
+	expect_in "$T/verr" "the kernel does not remap interrupts"
+	expect_in "$T/verr" "allow_unsafe_interrupts"
+	[ "$(driver_of 0000:00:17.0)" = ahci ] || fail "the host changed"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	stop
 	;;
 pci-add-refusals)
 	start

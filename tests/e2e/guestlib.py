@@ -26,6 +26,10 @@ class Failure(Exception):
     pass
 
 
+class Skip(Exception):
+    """The guest cannot run here; the message says why."""
+
+
 def skip(reason):
     print(f"SKIP: {reason}")
     sys.exit(SKIP)
@@ -33,34 +37,45 @@ def skip(reason):
 
 def guest_dir():
     """Build the guest into $VFIO_GUEST_DIR (default BUILDDIR/guest), or skip."""
+    try:
+        return build_guest()
+    except Skip as e:
+        skip(str(e))
+
+
+def build_guest():
+    """Build the guest into $VFIO_GUEST_DIR (default BUILDDIR/guest); raises
+    Skip when QEMU or the guest's packages are not to be had here."""
     src = os.environ.get("VFIO_SRCDIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     build = os.environ.get("VFIO_BUILDDIR") or os.path.join(src, "build")
     gdir = os.environ.get("VFIO_GUEST_DIR") or os.path.join(build, "guest")
     if shutil.which("qemu-system-x86_64") is None:
-        skip("qemu-system-x86_64 is not installed: run tools/install-deps as root")
+        raise Skip("qemu-system-x86_64 is not installed: run tools/install-deps as root")
     r = subprocess.run([os.path.join(src, "tools", "build-test-guest"), gdir],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     print(r.stdout, end="")
     if r.returncode == 2:
-        skip("the test guest cannot be built here, apt cannot provide its packages (see above)")
+        raise Skip("the test guest cannot be built here, apt cannot provide its packages (see above)")
     if r.returncode != 0:
         raise Failure(f"tools/build-test-guest {gdir} failed with status {r.returncode}")
     return gdir
 
 
 class Qemu:
-    """qemu-system-x86_64 -accel tcg -machine q35 booting the test guest."""
+    """qemu-system-x86_64 -accel tcg -machine q35 booting the test guest (or,
+    with initrd="kernel-host.img", the kernel host: tools/kernel-host)."""
 
-    def __init__(self, gdir, append, extra=(), qmp=False):
+    def __init__(self, gdir, append, extra=(), qmp=False, machine="q35", memory="256",
+                 initrd="initrd.img"):
         self.lines = []          # console lines, without line ends
         self.cond = threading.Condition()
         self.events = []         # QMP events not yet waited for
         self.qmp_sock = None
         self.qmp_buf = b""
         self.stderr = tempfile.TemporaryFile()
-        argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-nodefaults",
-                "-m", "256", "-display", "none", "-no-reboot",
-                "-kernel", os.path.join(gdir, "vmlinuz"), "-initrd", os.path.join(gdir, "initrd.img"),
+        argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", machine, "-nodefaults",
+                "-m", memory, "-display", "none", "-no-reboot",
+                "-kernel", os.path.join(gdir, "vmlinuz"), "-initrd", os.path.join(gdir, initrd),
                 "-append", f"console=ttyS0 panic=-1 {append}", "-serial", "stdio"]
         pass_fds = ()
         if qmp:

@@ -151,3 +151,20 @@ fixture_cached(const char *preset)
 	snprintf(cached_name, sizeof(cached_name), "%s", preset);
 	return &cached_snap;
 }
+
+void
+fixture_remove_under(const char *root, const char *path)
+{
+	char *cmd = xasprintf("rm -rf '%s%s'", root, path);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+void
+fixture_retake(struct host_snapshot *snap)
+{
+	struct verr err = { 0 };
+	snapshot_free(snap);
+	if (snapshot_take(snap, NULL, &err) < 0)
+		fail_msg("snapshot_take: %s", err.msg);
+}

@@ -20,6 +20,12 @@ void fixture_write(const char *root, const char *path, const char *content);
  * on a snapshot error. */
 char *fixture_snapshot(const char *preset, const char *spec_json, struct host_snapshot *snap);
 
+/* Remove path (a host path) under root, whatever it is. */
+void fixture_remove_under(const char *root, const char *path);
+/* Take snap again from the current host root (after the test changed the
+ * tree), freeing the old one; fails the test on a snapshot error. */
+void fixture_retake(struct host_snapshot *snap);
+
 /* A snapshot of an unchanged preset, built once per test program and shared
  * by the tests that only read it (the tree itself is removed at once: a
  * snapshot does not refer back to it). Freed at exit. */

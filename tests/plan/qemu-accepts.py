@@ -69,11 +69,15 @@ def run_case(tmp, root, name, args):
     argv[0] = QEMU
     parent, child = socket.socketpair()
 
-    # As the supervisor's spawn does: the monitor socket is fd 3 in QEMU.
-    wrap = ["/bin/sh", "-c", 'fd=$1; shift; exec "$@" 3<&"$fd"', "sh", str(child.fileno())]
+    # As the supervisor's spawn does: the monitor socket is fd 3 in QEMU,
+    # and without a terminal the console log is fd 4 (the plan's -add-fd).
+    console = os.open(os.path.join(root, "run/vfio/qtest/console.log"), os.O_WRONLY | os.O_CREAT, 0o600)
+    wrap = ["/bin/sh", "-c", 'fd=$1; con=$2; shift 2; exec "$@" 3<&"$fd" 4>&"$con"', "sh",
+            str(child.fileno()), str(console)]
     q = subprocess.Popen(wrap + argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, pass_fds=(child.fileno(),))
+                         stderr=subprocess.PIPE, pass_fds=(child.fileno(), console))
     child.close()
+    os.close(console)
     parent.settimeout(60)
     try:
         m = Qmp(parent)

@@ -39,6 +39,25 @@ expect 2 "$d" "stacks quantifiers: '+' at position 14" -- -pci 'NVIDIA Corpo++++
 expect 2 "$d" "-extras '-daemonize': QEMU would detach" -- -force -run -extras -daemonize
 expect 2 "$d" "-extras '-qmp'" -- -extras '-qmp unix:/tmp/q,server=on,wait=off'
 expect 2 "$d" "stacks quantifiers" -- -usb 'Logitech+++++++++++++++++++++++++++|046d'
+# What -run would refuse later, refused by the dry run already.
+expect 2 "$d" "-name: \".hidden\" is not a guest name" -- -name .hidden
+expect 2 "$d" "-name: \"-x\" is not a guest name" -- -name -x
+expect 2 "$d" "host port tcp 2222 is already forwarded" -- -portforward tcp:2222:22 -portforward tcp:2222:80
+expect 2 "$d" "-lgsize 8T: at most 1024M" -- -lgsize 8T
+# A host without interrupt remapping: -run refuses before any change, -force warns.
+python3 "$MKHOST" --preset desktop --spec /dev/stdin "$tmp/noir" >/dev/null <<'JSON' || exit 1
+{"intremap": false}
+JSON
+expect 1 "$tmp/noir" "the kernel does not remap interrupts" -- -run -pci 0000:02:00.0 -nonet -noBios
+[ ! -e "$tmp/noir/run/vfio" ] || { echo "FAIL: -run made its runtime directory"; failed=1; }
+expect 0 "$tmp/noir" "-force: -pci: 0000:02:00.0: the kernel does not remap interrupts" -- -force -pci 0000:02:00.0 -nonet
+# QEMU's modules, asked once and cached per binary and module directory:
+# the fake QEMU with no modules lacks SPICE, qxl and usb-redir for -spice.
+mkdir -p "$tmp/mods"
+VFIO_QEMU=$QEMU_MOCK QEMU_MODULE_DIR=$tmp/mods expect 1 "$d" "its module ui-spice-core is not installed" -- -spice -nonet
+grep -qF "has no device 'qxl-vga': its module hw-display-qxl" "$tmp/err" || { echo "FAIL: qxl not named"; failed=1; }
+touch "$tmp/mods/ui-spice-core.so" "$tmp/mods/hw-display-qxl.so" "$tmp/mods/hw-usb-redirect.so"
+VFIO_QEMU=$QEMU_MOCK QEMU_MODULE_DIR=$tmp/mods expect 0 "$d" "" -- -spice -nonet
 expect 0 "$d" "" -- -help
 expect 0 "$d" "" -- -version
 expect 0 "$d" "" -- -colortest

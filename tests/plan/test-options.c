@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "options.h"
+#include "rundir.h"
 #include "util.h"
 
 /* Parse a NULL-terminated list of words after "vfio". */
@@ -358,6 +359,58 @@ test_name_is_validated(void **state)
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL);
 }
 
+/* The runtime directory refused a hidden name that the options let through,
+ * so the dry run passed and -run failed: one rule (rundir_check_name). */
+static void
+test_name_starting_with_a_dot_is_refused_as_rundir_would(void **state)
+{
+	expect_error("not starting with '.' or '-'", "-name", ".hidden", NULL);
+	struct verr err = { 0 };
+	assert_int_equal(rundir_check_name(".hidden", &err), -EINVAL);
+}
+
+/* vfioctl takes a first word starting with '-' as its own option: such a
+ * guest could never be addressed. */
+static void
+test_name_starting_with_a_dash_is_refused(void **state)
+{
+	expect_error("-name: \"-x\" is not a guest name", "-name", "-x", NULL);
+}
+
+/* QEMU fails the second hostfwd for one host port naming the first rule;
+ * the duplicate is named here instead. */
+static void
+test_duplicate_portforward_host_port_names_the_duplicate(void **state)
+{
+	expect_error("-portforward 'tcp:2222:80': host port tcp 2222 is already forwarded (to guest port 22)",
+	    "-portforward", "tcp:2222:22", "-portforward", "tcp:2222:80", NULL);
+	struct options o;
+	struct verr err;
+	/* the same port number over the other protocol is another socket */
+	assert_int_equal(parse(&o, &err, "-portforward", "tcp:2222:22", "-portforward", "udp:2222:22", NULL), 0);
+	assert_int_equal(o.n_portfwds, 2);
+	options_free(&o);
+}
+
+static void
+test_lgsize_is_bounded(void **state)
+{
+	expect_error("at most 1024M", "-lgsize", "8T", NULL);
+	expect_error("at most 1024M", "-lgsize", "2G", NULL);
+	struct options o;
+	struct verr err;
+	assert_int_equal(parse(&o, &err, "-lgsize", "1G", NULL), 0);
+	assert_int_equal(o.lgsize_mib, 1024);
+	options_free(&o);
+}
+
+/* QEMU write-locks each image: the same one twice fails at start. */
+static void
+test_same_image_twice_is_refused(void **state)
+{
+	expect_error("-image /vm/a.img is given twice", "-image", "/vm/a.img", "-image", "/vm/a.img,format=raw", NULL);
+}
+
 static void
 test_accel_seconds_user_and_restore(void **state)
 {
@@ -496,6 +549,11 @@ main(void)
 		cmocka_unit_test(test_old_bridge_comma_form_is_refused),
 		cmocka_unit_test(test_mac_must_be_a_unicast_address),
 		cmocka_unit_test(test_name_is_validated),
+		cmocka_unit_test(test_name_starting_with_a_dot_is_refused_as_rundir_would),
+		cmocka_unit_test(test_name_starting_with_a_dash_is_refused),
+		cmocka_unit_test(test_duplicate_portforward_host_port_names_the_duplicate),
+		cmocka_unit_test(test_lgsize_is_bounded),
+		cmocka_unit_test(test_same_image_twice_is_refused),
 		cmocka_unit_test(test_accel_seconds_user_and_restore),
 		cmocka_unit_test(test_win11_and_agents_imply_their_parts),
 		cmocka_unit_test(test_extras_split_like_a_shell_without_one),

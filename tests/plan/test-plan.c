@@ -324,11 +324,13 @@ test_console_without_a_terminal_goes_to_console_log(void **state)
 	opts_parse(&o, words);
 	o.console_tty = false;
 	plan_build(&p, &o, &h.snap);
-	char *want = xasprintf("file:%s/run/vfio/win10/console.log", hostroot_get());
-	assert_string_equal(arg_after(&p, "-serial"), want);
+	/* The session opens the log and hands it to QEMU as fd 4. */
+	assert_string_equal(arg_after(&p, "-serial"), "file:/dev/fdset/1");
+	assert_string_equal(arg_after(&p, "-add-fd"), "fd=4,set=1,opaque=console");
+	char *want = xasprintf("%s/run/vfio/win10/console.log", hostroot_get());
 	assert_false(p.console_tty);
 	assert_true(strv_contains(&p.rundown, "serial console in "));
-	assert_true(strv_contains(&p.rundown, "/run/vfio/win10/console.log"));
+	assert_true(strv_contains(&p.rundown, want));
 	free(want);
 	done(&p, &o);
 }
@@ -1833,6 +1835,285 @@ test_command_line_pastes_into_a_shell_as_the_same_words(void **state)
 	done(&p, &o);
 }
 
+
+/* ---- pre-flight: what the kernel and QEMU would refuse ---- */
+
+static void
+test_no_interrupt_remapping_is_an_error_naming_the_fix_and_force_warns(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	h.snap.intremap = -1;
+	h.snap.intremap_hw = -1;
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0|0000:00:14.0");
+	expect_error_containing(&p, "0000:00:14.0: the kernel does not remap interrupts");
+	expect_error_containing(&p, "Failed to set iommu for container: Operation not permitted");
+	expect_error_containing(&p, "enable interrupt remapping in the firmware setup");
+	expect_error_containing(&p, "allow_unsafe_interrupts=1");
+	/* the host's, not the device's: told once */
+	assert_int_equal(p.errors.n, 1);
+	done(&p, &o);
+	h.snap.intremap_hw = 1;
+	h.snap.kernel_cmdline = (char *)"quiet intremap=off";
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	expect_error_containing(&p, "remove intremap=off");
+	done(&p, &o);
+	h.snap.kernel_cmdline = NULL;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0", "-force");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-force: -pci: 0000:02:00.0: the kernel does not remap"));
+	done(&p, &o);
+	/* allow_unsafe_interrupts on: it works, unisolated */
+	h.snap.unsafe_interrupts = true;
+	snprintf(h.snap.unsafe_interrupts_from, sizeof(h.snap.unsafe_interrupts_from), "/etc/modprobe.d/vfio.conf");
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "allow_unsafe_interrupts is on (/etc/modprobe.d/vfio.conf)"));
+	done(&p, &o);
+}
+
+static void
+test_device_without_reset_method_warns(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	h.pci[6].no_reset = true;      /* the NVMe */
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "-pci: 0000:02:00.0 Non-Volatile memory controller [0108]: Samsung "
+	    "Electronics Co Ltd NVMe SSD Controller [144d:a808] cannot be reset"));
+	assert_true(strv_contains(&p.warnings, "no available reset mechanism"));
+	done(&p, &o);
+}
+
+static void
+test_amd_gpu_with_the_reset_bug_names_vendor_reset_and_the_kernels_method(void **state)
+{
+	struct host h;
+	host_init(&h, 4, 2, 16 * 1024 * 1024);
+	struct pci_device *gpu = host_pci(&h, "0000:0b:00.0", 0x030000, "amdgpu", 20,
+	    "VGA compatible controller [0300]: Advanced Micro Devices, Inc. [AMD/ATI] Navi 10 [Radeon RX 5600 OEM/5600 XT / 5700/5700 XT] [1002:731f]");
+	gpu->vendor = 0x1002;
+	gpu->device = 0x731f;
+	snprintf(gpu->reset_method, sizeof(gpu->reset_method), "bus");
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:0b:00.0");
+	assert_true(strv_contains(&p.warnings, "is an AMD GPU with the reset bug: the kernel would reset it with 'bus'"));
+	assert_true(strv_contains(&p.warnings, "vendor-reset"));
+	assert_true(strv_contains(&p.warnings, "echo device_specific > /sys/bus/pci/devices/0000:0b:00.0/reset_method"));
+	done(&p, &o);
+	/* vendor-reset selected: nothing to say */
+	snprintf(gpu->reset_method, sizeof(gpu->reset_method), "device_specific bus");
+	PLAN(&h, p, o, "-pci", "0000:0b:00.0");
+	assert_false(strv_contains(&p.warnings, "vendor-reset"));
+	done(&p, &o);
+}
+
+static void
+test_controller_of_a_mounted_filesystem_is_refused_unless_forced(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	struct host_need needs[3] = {
+		{ .pci = "0000:02:00.0", .kind = HOST_NEED_STORAGE, .what = "/ (nvme0n1p2)" },
+		{ .pci = "0000:02:00.0", .kind = HOST_NEED_STORAGE, .what = "swap /dev/nvme0n1p3" },
+		{ .pci = "0000:00:14.0", .kind = HOST_NEED_KEYBOARD, .index = 0, .what = "Ducky One2 Mini (input5)" },
+	};
+	h.snap.needs = needs;
+	h.snap.n_needs = 3;
+	h.snap.n_keyboards = 1;
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	expect_error_containing(&p, "-pci: 0000:02:00.0 Non-Volatile memory controller");
+	expect_error_containing(&p, "holds what the host runs on: / (nvme0n1p2), swap /dev/nvme0n1p3");
+	done(&p, &o);
+	PLAN(&h, p, o, "-pci", "0000:02:00.0", "-force");
+	expect_no_errors(&p);
+	done(&p, &o);
+	/* the only keyboard's controller: a warning */
+	PLAN(&h, p, o, "-pci", "0000:00:14.0");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "is the USB controller of every keyboard the host has (Ducky One2 Mini (input5))"));
+	done(&p, &o);
+	/* with a second keyboard elsewhere it is not the only one */
+	h.snap.n_keyboards = 2;
+	PLAN(&h, p, o, "-pci", "0000:00:14.0");
+	assert_false(strv_contains(&p.warnings, "every keyboard"));
+	done(&p, &o);
+}
+
+static void
+test_nic_of_the_default_route_warns(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	host_pci(&h, "0000:03:00.0", 0x020000, "igb", 9, "Ethernet controller [0200]: Intel Corporation I211 [8086:1539]");
+	struct host_need need = { .pci = "0000:03:00.0", .kind = HOST_NEED_ROUTE, .what = "br0" };
+	h.snap.needs = &need;
+	h.snap.n_needs = 1;
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:03:00.0");
+	expect_no_errors(&p);
+	assert_true(strv_contains(&p.warnings, "carries the host's default route (br0)"));
+	done(&p, &o);
+}
+
+static void
+test_memlock_that_cannot_be_raised_is_an_error_with_vfio_only(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	h.snap.memlock_capped = true;
+	h.snap.memlock_max = 64 * 1024;
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0", "-m", "4G");
+	expect_error_containing(&p, "VFIO makes QEMU lock all guest memory (4096 MiB + 256 MiB)");
+	expect_error_containing(&p, "the locked-memory limit is 64 KiB");
+	expect_error_containing(&p, "at least 4456448 KiB");
+	done(&p, &o);
+	PLAN(&h, p, o, "-m", "4G");
+	expect_no_errors(&p);
+	done(&p, &o);
+	h.snap.memlock_max = (uint64_t)8 << 30;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0", "-m", "4G");
+	expect_no_errors(&p);
+	done(&p, &o);
+}
+
+static void
+qemu_caps(struct host *h)
+{
+	struct qemu_caps *q = &h->snap.qemu;
+	q->state = QEMU_CAPS_KNOWN;
+	q->path = (char *)"/usr/bin/qemu-system-x86_64";
+	q->audiodevs_known = q->displays_known = q->devices_known = true;
+	q->spice = 1;
+	static const char *const devs[] = { "pcie-root-port", "vfio-pci", "qemu-xhci", "virtio-net-pci", "ich9-intel-hda",
+		"hda-output", "virtio-serial-pci", "virtserialport", "ivshmem-plain", "usb-redir", "tpm-tis" };
+	for (size_t i = 0; i < nitems(devs); i++)
+		strv_push(&q->devices, devs[i]);
+	strv_push(&q->audiodevs, "none");
+	strv_push(&q->audiodevs, "alsa");
+	strv_push(&q->displays, "none");
+}
+
+static void
+qemu_caps_free(struct host *h)
+{
+	strv_free(&h->snap.qemu.devices);
+	strv_free(&h->snap.qemu.audiodevs);
+	strv_free(&h->snap.qemu.displays);
+}
+
+static void
+test_qemu_without_a_module_the_flags_need_is_an_error_naming_the_package(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	qemu_caps(&h);
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-hostaudio", "-nonet");
+	expect_error_containing(&p, "-hostaudio: this QEMU (/usr/bin/qemu-system-x86_64) has no audio driver 'pa': "
+	    "its module audio-pa is not installed; install it (Debian: apt install qemu-system-gui)");
+	done(&p, &o);
+	/* qxl for -spice, usb-host for -usb (matched later too): each told once */
+	PLAN(&h, p, o, "-spice", "-usb", "Logitech", "-nonet");
+	expect_error_containing(&p, "-spice: this QEMU (/usr/bin/qemu-system-x86_64) has no device 'qxl-vga': its "
+	    "module hw-display-qxl");
+	expect_error_containing(&p, "-usb: this QEMU (/usr/bin/qemu-system-x86_64) has no device 'usb-host'");
+	assert_int_equal(p.errors.n, 2);
+	done(&p, &o);
+	h.snap.qemu.spice = 0;
+	strv_push(&h.snap.qemu.devices, "qxl-vga");
+	PLAN(&h, p, o, "-spice", "-nonet");
+	expect_error_containing(&p, "-spice: this QEMU (/usr/bin/qemu-system-x86_64) has no SPICE support 'spice': its "
+	    "module ui-spice-core is not installed");
+	done(&p, &o);
+	/* unknown answers are no reason to refuse */
+	h.snap.qemu.spice = -1;
+	h.snap.qemu.audiodevs_known = false;
+	PLAN(&h, p, o, "-spice", "-hostaudio", "-nonet");
+	expect_no_errors(&p);
+	done(&p, &o);
+	qemu_caps_free(&h);
+	h.snap.qemu.state = QEMU_CAPS_NO_BINARY;
+	PLAN(&h, p, o, "-nonet");
+	expect_error_containing(&p, "cannot find the QEMU binary \"qemu-system-x86_64\" in PATH");
+	done(&p, &o);
+}
+
+static void
+test_portforward_of_a_port_in_use_or_privileged_is_an_error(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	struct host_port ports[1] = { { .proto = "tcp", .port = 2222 } };
+	h.snap.ports = ports;
+	h.snap.n_ports = 1;
+	h.snap.unprivileged_port_start = 1024;
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-portforward", "tcp:2222:22");
+	expect_error_containing(&p, "-portforward tcp:2222: host port 2222/tcp is already in use on the host");
+	done(&p, &o);
+	PLAN(&h, p, o, "-portforward", "udp:2222:22");
+	expect_no_errors(&p);
+	done(&p, &o);
+	/* QEMU as the sudo user cannot bind port 80 */
+	h.snap.sudo_uid = h.snap.sudo_gid = 1000;
+	PLAN(&h, p, o, "-portforward", "tcp:80:80");
+	expect_error_containing(&p, "QEMU runs as uid 1000, which may not bind ports below 1024");
+	done(&p, &o);
+}
+
+static void
+test_vcpus_are_bounded_by_what_q35_takes(void **state)
+{
+	struct host h;
+	host_init(&h, 32, 2, 16 * 1024 * 1024);
+	/* 64 threads here; a 640-thread host is simulated by the count */
+	struct cpu_thread many[640];
+	for (int i = 0; i < 640; i++)
+		many[i] = (struct cpu_thread){ .cpu = i, .core_id = i, .sibling = -1, .online = true };
+	h.snap.cpus = many;
+	h.snap.n_cpus = 640;
+	struct plan p;
+	struct options o;
+	PLAN0(&h, p, o);
+	assert_string_equal(arg_after(&p, "-smp"), "288,sockets=1,cores=288,threads=1");
+	expect_no_errors(&p);
+	done(&p, &o);
+	PLAN(&h, p, o, "-pinvcpus", "0-299");
+	expect_error_containing(&p, "-pinvcpus lists 300 CPUs, but QEMU's q35 machine takes at most 288 vCPUs");
+	done(&p, &o);
+}
+
+static void
+test_lgsize_larger_than_dev_shm_is_an_error(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	h.snap.shm_total_kib = 512 * 1024;
+	h.snap.shm_avail_kib = 100 * 1024;
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-lgsize", "128M", "-nonet");
+	expect_error_containing(&p, "-lgsize 128M: /dev/shm has only 100 MiB free (of 512 MiB)");
+	done(&p, &o);
+	PLAN(&h, p, o, "-lgsize", "64M", "-nonet");
+	expect_no_errors(&p);
+	done(&p, &o);
+}
+
 int
 main(void)
 {
@@ -1920,6 +2201,16 @@ main(void)
 		cmocka_unit_test(test_existing_tap_on_another_bridge_is_refused),
 		cmocka_unit_test(test_port_forwards_with_a_bridge_warn),
 		cmocka_unit_test(test_looking_glass_without_a_gpu_warns),
+		cmocka_unit_test(test_no_interrupt_remapping_is_an_error_naming_the_fix_and_force_warns),
+		cmocka_unit_test(test_device_without_reset_method_warns),
+		cmocka_unit_test(test_amd_gpu_with_the_reset_bug_names_vendor_reset_and_the_kernels_method),
+		cmocka_unit_test(test_controller_of_a_mounted_filesystem_is_refused_unless_forced),
+		cmocka_unit_test(test_nic_of_the_default_route_warns),
+		cmocka_unit_test(test_memlock_that_cannot_be_raised_is_an_error_with_vfio_only),
+		cmocka_unit_test(test_qemu_without_a_module_the_flags_need_is_an_error_naming_the_package),
+		cmocka_unit_test(test_portforward_of_a_port_in_use_or_privileged_is_an_error),
+		cmocka_unit_test(test_lgsize_larger_than_dev_shm_is_an_error),
+		cmocka_unit_test(test_vcpus_are_bounded_by_what_q35_takes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

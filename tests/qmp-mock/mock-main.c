@@ -40,6 +40,8 @@ static char *monitor_chardev;
 static char *qmp_unix_path;
 static char *vm_name;
 static char *serial_file;        /* -serial file:PATH */
+static struct { int fd, set; } add_fds[8];   /* -add-fd fd=N,set=M */
+static size_t n_add_fds;
 
 static bool
 is_flag(const char *opt)
@@ -192,6 +194,66 @@ write_argv(int argc, char **argv)
 	json_decref(a);
 }
 
+
+/* "-audiodev help", "-display help", "-device help", "-spice help" as QEMU
+ * 7.2 answers them (vfio asks once per binary: qemucaps.c). Names that come
+ * from a loadable module are listed only when the module is there: with
+ * QEMU_MODULE_DIR set, the mock's modules are the .so files in it (real
+ * QEMU also has its built-in directory); unset, all of them. */
+static const struct {
+	const char *flag, *name, *module;
+} help_names[] = {
+	{ "-audiodev", "none", NULL }, { "-audiodev", "alsa", "audio-alsa" }, { "-audiodev", "oss", "audio-oss" },
+	{ "-audiodev", "pa", "audio-pa" }, { "-audiodev", "sdl", "audio-sdl" }, { "-audiodev", "spice", "audio-spice" },
+	{ "-audiodev", "wav", NULL },
+	{ "-display", "none", NULL }, { "-display", "gtk", "ui-gtk" }, { "-display", "sdl", "ui-sdl" },
+	{ "-display", "spice-app", "ui-spice-app" },
+	{ "-device", "pcie-root-port", NULL }, { "-device", "qemu-xhci", NULL }, { "-device", "vfio-pci", NULL },
+	{ "-device", "virtio-net-pci", NULL }, { "-device", "e1000e", NULL }, { "-device", "virtio-blk-pci", NULL },
+	{ "-device", "nvme", NULL }, { "-device", "ide-hd", NULL }, { "-device", "ide-cd", NULL },
+	{ "-device", "virtio-serial-pci", NULL }, { "-device", "virtserialport", NULL },
+	{ "-device", "ich9-intel-hda", NULL }, { "-device", "hda-output", NULL }, { "-device", "ivshmem-plain", NULL },
+	{ "-device", "tpm-tis", NULL }, { "-device", "qxl", "hw-display-qxl" }, { "-device", "qxl-vga", "hw-display-qxl" },
+	{ "-device", "usb-host", "hw-usb-host" }, { "-device", "usb-redir", "hw-usb-redirect" },
+};
+
+static bool
+help_has_module(const char *module)
+{
+	const char *dir = getenv("QEMU_MODULE_DIR");
+	if (module == NULL || dir == NULL || *dir == '\0')
+		return true;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s.so", dir, module);
+	return access(path, F_OK) == 0;
+}
+
+static void __attribute__((noreturn))
+print_help(const char *flag)
+{
+	if (strcmp(flag, "-spice") == 0) {
+		if (!help_has_module("ui-spice-core")) {
+			fprintf(stderr, "qemu-system-x86_64: -spice help: spice support is disabled\n");
+			exit(1);
+		}
+		printf("spice options:\n  addr=<str>\n  disable-ticketing=<bool (on/off)>\n  unix=<bool (on/off)>\n");
+		exit(0);
+	}
+	if (strcmp(flag, "-audiodev") == 0)
+		printf("Available audio drivers:\n");
+	else if (strcmp(flag, "-display") == 0)
+		printf("Available display backend types:\n");
+	for (size_t i = 0; i < sizeof(help_names) / sizeof(help_names[0]); i++) {
+		if (strcmp(help_names[i].flag, flag) != 0 || !help_has_module(help_names[i].module))
+			continue;
+		if (strcmp(flag, "-device") == 0)
+			printf("name \"%s\"\n", help_names[i].name);
+		else
+			printf("%s\n", help_names[i].name);
+	}
+	exit(0);
+}
+
 static void
 parse_args(int argc, char **argv)
 {
@@ -226,6 +288,9 @@ parse_args(int argc, char **argv)
 			continue;
 		}
 		const char *val = argv[++i];
+		if (strcmp(val, "help") == 0 && (strcmp(opt, "-audiodev") == 0 || strcmp(opt, "-display") == 0 ||
+		    strcmp(opt, "-device") == 0 || strcmp(opt, "-spice") == 0))
+			print_help(opt);
 		if (strcmp(opt, "-chardev") == 0)
 			parse_chardev(val);
 		else if (strcmp(opt, "-mon") == 0) {
@@ -245,6 +310,15 @@ parse_args(int argc, char **argv)
 			parse_device(val);
 		else if (strcmp(opt, "-serial") == 0 && strncmp(val, "file:", 5) == 0 && serial_file == NULL)
 			serial_file = strdup(val + 5);
+		else if (strcmp(opt, "-add-fd") == 0 && n_add_fds < sizeof(add_fds) / sizeof(add_fds[0])) {
+			json_t *o = parse_opts(val, NULL);
+			const char *fd = opt_str(o, "fd"), *set = opt_str(o, "set");
+			if (fd != NULL && set != NULL) {
+				add_fds[n_add_fds].fd = atoi(fd);
+				add_fds[n_add_fds++].set = atoi(set);
+			}
+			json_decref(o);
+		}
 		else if (strcmp(opt, "-name") == 0) {
 			json_t *o = parse_opts(val, "guest");
 			if (opt_str(o, "guest"))
@@ -396,7 +470,16 @@ write_console(void)
 	const char *text = json_string_value(json_object_get(json_object_get(mock.scenario, "guest"), "console"));
 	if (text == NULL || serial_file == NULL)
 		return;
-	FILE *f = fopen(serial_file, "w");
+	/* file:/dev/fdset/M is the descriptor -add-fd put in set M, as QEMU has it. */
+	FILE *f = NULL;
+	if (strncmp(serial_file, "/dev/fdset/", 11) == 0) {
+		for (size_t i = 0; i < n_add_fds && f == NULL; i++) {
+			if (add_fds[i].set == atoi(serial_file + 11))
+				f = fdopen(dup(add_fds[i].fd), "w");
+		}
+	} else {
+		f = fopen(serial_file, "w");
+	}
 	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
 		mock_die("-serial file:%s: cannot write the console: %s", serial_file, strerror(errno));
 }

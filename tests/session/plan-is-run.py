@@ -131,8 +131,12 @@ def run_case(case, terminal, flags, sudo):
         if terminal:
             check(case, serial == "mon:stdio", "with a terminal the console is %s" % serial)
         else:
-            check(case, serial == "file:%s/run/vfio/%s/console.log" % (host, name),
+            # console.log, opened by the supervisor, reaches QEMU as fd 4.
+            check(case, serial == "file:/dev/fdset/1" and
+                  plan["argv"][plan["argv"].index("-add-fd") + 1] == "fd=4,set=1,opaque=console",
                   "without a terminal the console is %s" % serial)
+            check(case, "%s/run/vfio/%s/console.log" % (host, name) in " ".join(plan["rundown"]),
+                  "the dry run does not say where the console log goes")
         if sudo:
             chowns = [c["target"] for c in plan["host_changes"] if c["action"] == "dev-chown"]
             check(case, "/dev/kvm" in chowns, "the plan does not give /dev/kvm to QEMU's user: %s" % chowns)

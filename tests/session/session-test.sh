@@ -48,7 +48,7 @@ plan() {
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "qemu-xhci,id=xhci,bus=pcie.0",
-  "-serial", "file:$HOST/run/vfio/$NAME/console.log" ${EXTRA_ARGV:-}],
+  "-add-fd", "fd=4,set=1,opaque=console", "-serial", "file:/dev/fdset/1" ${EXTRA_ARGV:-}],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -333,17 +333,39 @@ qemu-gets-the-display-only-when-it-opens-a-window)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	! grep -q 'DISPLAY=' "$T/env.json" || fail "the display given to QEMU without a window: $(cat "$T/env.json")"
 	;;
-qemu-keeps-only-stdio-and-its-monitor)
+qemu-keeps-only-stdio-its-monitor-and-its-console)
 	# Whatever started the supervisor left open (fds 7 and 9 here) stays with it.
 	plan; scenario "$GUEST_POWEROFF"
 	QMP_MOCK_ENV=$T/env.json run 7<"$TREESNAP" 9>"$T/stray"
 	[ $rc -eq 0 ] || fail "exit status $rc"
-	python3 - "$T/env.json" <<'PY2' || fail "QEMU's descriptors: $(cat "$T/env.json")"
+	python3 - "$T/env.json" "$HOST/run/vfio/$NAME/console.log" <<'PY2' || fail "QEMU's descriptors: $(cat "$T/env.json")"
 import json, sys
 fds = json.load(open(sys.argv[1]))["fds"]
-assert sorted(fds, key=int) == ["0", "1", "2", "3"], fds
+assert sorted(fds, key=int) == ["0", "1", "2", "3", "4"], fds
 assert fds["3"].startswith("socket:"), fds
+assert fds["4"] == sys.argv[2], fds
 PY2
+serial-goes-to-console-log-without-tty)
+	# Without a terminal the console is console.log, which QEMU gets already
+	# open as fd 4: QEMU dropped to the user could not open it in the
+	# root-only runtime directory.
+	plan; scenario "$GUEST_RUNS"
+	SUDO_UID=1000 SUDO_GID=1000 start
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(readlink "/proc/$qpid/fd/4")" = "$HOST/run/vfio/$NAME/console.log" ] ||
+		fail "QEMU's fd 4 is $(readlink "/proc/$qpid/fd/4"), not the console log"
+	python3 - "$T/argv" <<'PY' || fail "QEMU argv"
+import json, sys
+argv = json.load(open(sys.argv[1]))
+i = argv.index("-serial")
+assert argv[i + 1] == "file:/dev/fdset/1", argv
+assert argv[argv.index("-add-fd") + 1] == "fd=4,set=1,opaque=console", argv
+assert argv.count("-serial") == 1 and "-S" in argv, argv
+assert "mon:stdio" not in argv, argv
+PY
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
 	;;
 qemu-runs-as-the-sudo-user-with-memlock-raised)
 	plan; scenario "$GUEST_RUNS"

@@ -76,7 +76,7 @@ start_mock(struct fixture *f, const char *scenario)
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	struct spawn_req req = { .path = argv.v[0], .argv = &argv, .qmp_fd = sv[1], .console_is_tty = false,
-		.memlock = spawn_memlock_limit(64) };
+		.console_fd = -1, .memlock = spawn_memlock_limit(64) };
 	struct verr err = { 0 };
 	assert_int_equal(spawn_qemu(&req, &f->pid, &err), 0);
 	close(sv[1]);

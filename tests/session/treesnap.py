@@ -2,7 +2,9 @@
 """Prints one line per path under DIR: type, mode, owner, and the content
 hash or link target, so two runs can be compared byte for byte. The drvcore
 mock's private state (DIR/.drvcore: what the kernel keeps in memory) is left
-out.
+out, and so is the cache of what the QEMU binary offers
+(DIR/var/cache/vfio, src/hostprep/qemucaps.c): the dry run and -run
+keep it like a package cache, it is no host change to give back.
 
     treesnap.py DIR
 """
@@ -18,6 +20,8 @@ def main():
     for dirpath, dirnames, filenames in os.walk(root):
         if dirpath == root and ".drvcore" in dirnames:
             dirnames.remove(".drvcore")
+        if os.path.relpath(dirpath, root) == os.path.join("var", "cache") and "vfio" in dirnames:
+            dirnames.remove("vfio")
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
