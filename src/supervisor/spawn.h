@@ -69,8 +69,8 @@ struct spawn_req {
 	rlim_t memlock;                  /* bytes */
 };
 
-/* fork + execve. QEMU keeps stdin, stdout, stderr and the QMP socket
- * (fd 3), nothing else of ours. Returns 0 with *pid set once QEMU's image
+/* fork + execve. QEMU keeps stdin, stdout, stderr, the QMP socket (fd 3)
+ * and the console log (fd 4, when given), nothing else of ours. Returns 0 with *pid set once QEMU's image
  * is running, or -errno with err filled when the exec failed (the child is
  * then reaped). */
 int spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err);
