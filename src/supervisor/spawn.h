@@ -70,9 +70,9 @@ struct spawn_req {
 };
 
 /* fork + execve. QEMU keeps stdin, stdout, stderr, the QMP socket (fd 3)
- * and the console log (fd 4, when given), nothing else of ours. Returns 0 with *pid set once QEMU's image
- * is running, or -errno with err filled when the exec failed (the child is
- * then reaped). */
+ * and the console log (fd 4, when given), nothing else of ours. Returns 0
+ * with *pid set once QEMU's image is running, or -errno with err filled
+ * when the exec failed (the child is then reaped). */
 int spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err);
 
 #endif
