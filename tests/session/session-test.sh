@@ -345,6 +345,7 @@ assert sorted(fds, key=int) == ["0", "1", "2", "3", "4"], fds
 assert fds["3"].startswith("socket:"), fds
 assert fds["4"] == sys.argv[2], fds
 PY2
+	;;
 serial-goes-to-console-log-without-tty)
 	# Without a terminal the console is console.log, which QEMU gets already
 	# open as fd 4: QEMU dropped to the user could not open it in the
