@@ -194,7 +194,10 @@ class Supervisor:
             # the terminal never hangs up under QEMU.
             self.pty, stdin = pty.openpty()
         try:
-            self.proc = subprocess.Popen(argv, stdin=stdin, stdout=self.out, stderr=subprocess.STDOUT)
+            # The -qmp of -extras is this test's own view of QEMU: vfio refuses
+            # a second monitor unless a test says so (src/supervisor/options-extras.c).
+            env = dict(os.environ, VFIO_TEST_EXTRAS_UNCHECKED="1")
+            self.proc = subprocess.Popen(argv, stdin=stdin, stdout=self.out, stderr=subprocess.STDOUT, env=env)
         finally:
             if tty:
                 os.close(stdin)
