@@ -38,7 +38,9 @@
 #include "util.h"
 
 /* How long QEMU gets to print its help, all four questions together. */
-#define QEMUCAPS_DEADLINE_MS 10000
+/* QEMU answers in well under a second; a slow machine (software emulation
+ * inside a guest, a loaded host) gets its time once, then the cache. */
+#define QEMUCAPS_DEADLINE_MS 30000
 #define QEMUCAPS_MAX_OUTPUT (1 << 20)
 #define QEMUCAPS_FORMAT 1
 
@@ -182,7 +184,16 @@ struct qemucaps_job {
 	pid_t pid;
 	int fd;
 	struct strbuf out;
+	bool whole;              /* read to its end: an answer, not a part of one */
 };
+
+static int qemucaps_deadline_ms = QEMUCAPS_DEADLINE_MS;
+
+void
+qemucaps_set_deadline_ms(int ms)
+{
+	qemucaps_deadline_ms = ms > 0 ? ms : QEMUCAPS_DEADLINE_MS;
+}
 
 static pid_t
 qemucaps_spawn(const char *path, const char *flag, int uid, int gid, int *fd)
@@ -236,7 +247,7 @@ qemucaps_ask(struct qemu_caps *caps, int uid, int gid)
 		jobs[i].fd = -1;
 		jobs[i].pid = qemucaps_spawn(caps->path, qemucaps_flags[i], uid, gid, &jobs[i].fd);
 	}
-	long long deadline = time_now_ms() + QEMUCAPS_DEADLINE_MS;
+	long long deadline = time_now_ms() + qemucaps_deadline_ms;
 	for (;;) {
 		struct pollfd pfd[Q_N];
 		int map[Q_N], n = 0;
@@ -263,6 +274,7 @@ qemucaps_ask(struct qemu_caps *caps, int uid, int gid)
 			if (got < 0 && errno == EINTR)
 				continue;
 			if (got <= 0 || j->out.len > QEMUCAPS_MAX_OUTPUT) {
+				j->whole = got == 0;
 				close(j->fd);
 				j->fd = -1;
 				continue;
@@ -276,12 +288,20 @@ qemucaps_ask(struct qemu_caps *caps, int uid, int gid)
 		qemucaps_reap(&jobs[i], jobs[i].fd >= 0);
 	}
 	if (timed_out)
-		log_warnx("%s did not answer its -help questions within %d s; its modules are not checked", caps->path,
-		    QEMUCAPS_DEADLINE_MS / 1000);
-	caps->audiodevs_known = qemucaps_parse_list(jobs[Q_AUDIO].out.s, QEMUCAPS_AUDIO_HEADER, &caps->audiodevs);
-	caps->displays_known = qemucaps_parse_list(jobs[Q_DISPLAY].out.s, QEMUCAPS_DISPLAY_HEADER, &caps->displays);
-	caps->devices_known = qemucaps_parse_devices(jobs[Q_DEVICE].out.s, &caps->devices);
-	caps->spice = qemucaps_parse_spice(jobs[Q_SPICE].out.s);
+		log_warnx("%s did not answer all its -help questions within %d s; what it did not say is not "
+		    "checked", caps->path, qemucaps_deadline_ms / 1000);
+	/* Only a whole answer says what QEMU has: the first half of a device
+	 * list would make every device after the cut look missing. */
+	if (jobs[Q_AUDIO].whole)
+		caps->audiodevs_known = qemucaps_parse_list(jobs[Q_AUDIO].out.s, QEMUCAPS_AUDIO_HEADER,
+		    &caps->audiodevs);
+	if (jobs[Q_DISPLAY].whole)
+		caps->displays_known = qemucaps_parse_list(jobs[Q_DISPLAY].out.s, QEMUCAPS_DISPLAY_HEADER,
+		    &caps->displays);
+	if (jobs[Q_DEVICE].whole)
+		caps->devices_known = qemucaps_parse_devices(jobs[Q_DEVICE].out.s, &caps->devices);
+	if (jobs[Q_SPICE].whole)
+		caps->spice = qemucaps_parse_spice(jobs[Q_SPICE].out.s);
 	for (int i = 0; i < Q_N; i++)
 		strbuf_free(&jobs[i].out);
 	return !timed_out;

@@ -27,6 +27,9 @@ bool qemucaps_parse_list(const char *text, const char *header, struct strv *out)
 bool qemucaps_parse_devices(const char *text, struct strv *out);
 int qemucaps_parse_spice(const char *text);
 
+/* Tests: how long QEMU gets to answer (<= 0: the default, 30 s). */
+void qemucaps_set_deadline_ms(int ms);
+
 /* Where a name QEMU lacks comes from: its module and the Debian 12 package
  * that ships it ("audio-pa", "qemu-system-gui"), NULL when built in. kind is
  * "audiodev", "display", "device" or "spice". */
