@@ -540,3 +540,17 @@ vfio_bind_change_new(const char *addr, const char *driver, int group, bool displ
 	return json_pack("{ss ss ss ss s{si sb}}", "action", "pci-bind-vfio", "target", addr,
 	    "from", driver, "to", VFIO_DRIVER, "args", "group", group, "display", display);
 }
+
+json_t *
+vfio_bind_module_change_new(bool vfio_pci_loaded)
+{
+	if (vfio_pci_loaded)
+		return NULL;
+	return json_pack("{ss ss}", "action", "module-load", "target", VFIO_DRIVER);
+}
+
+bool
+vfio_bind_driver_loaded(void)
+{
+	return driver_loaded(VFIO_DRIVER);
+}

@@ -622,6 +622,26 @@ control_pci_bound(const struct journal_result *res, void *arg)
 	control_device_add(req);
 }
 
+/* vfio-pci is loaded: now the bind. */
+static void
+control_pci_module_loaded(const struct journal_result *res, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	req->job = NULL;
+	control_changed(c);
+	if (res->code < 0) {
+		control_reply(req, false, "pci add: %s; nothing changed: %s stays with its own driver", res->err.msg,
+		    req->addr);
+		return;
+	}
+	struct verr err = { 0 };
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	req->job = journal_apply_start(c->h.journal, c->h.base, req->bind, &o, control_pci_bound, req, &err);
+	if (req->job == NULL)
+		control_reply(req, false, "pci add: %s", err.msg);
+}
+
 static void
 control_cmd_pci_add(struct control_req *req)
 {
@@ -688,11 +708,17 @@ control_cmd_pci_add(struct control_req *req)
 		control_device_add(req);
 		return;
 	}
-	json_t *change = vfio_bind_change_new(d->address, d->driver, d->iommu_group, false);
+	req->bind = vfio_bind_change_new(d->address, d->driver, d->iommu_group, false);
 	snapshot_free(&snap);
+	/* The plan's rule: vfio-pci is loaded (journaled) before the first bind. */
+	json_t *module = vfio_bind_module_change_new(vfio_bind_driver_loaded());
 	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
-	req->job = journal_apply_start(c->h.journal, c->h.base, change, &o, control_pci_bound, req, &err);
-	json_decref(change);
+	if (module != NULL)
+		req->job = journal_apply_start(c->h.journal, c->h.base, module, &o, control_pci_module_loaded, req,
+		    &err);
+	else
+		req->job = journal_apply_start(c->h.journal, c->h.base, req->bind, &o, control_pci_bound, req, &err);
+	json_decref(module);
 	if (req->job == NULL) {
 		control_reply(req, false, "pci add: %s", err.msg);
 		return;

@@ -362,6 +362,25 @@ bad-input-then-good-input)
 	grep -q '^error .*not UTF-8' "$REPLIES" || fail "no error for the garbage"
 	stop
 	;;
+pci-add-loads-vfio-pci-first)
+	# A guest started without -pci: vfio-pci may not be loaded yet. pci add
+	# loads it (journaled before the bind, as the plan does), then binds.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	rm -rf "$HOST/sys/bus/pci/drivers/vfio-pci"
+	LD_PRELOAD=$DRVCORE VFIO_MODPROBE=$VFIO_SRCDIR/tests/drvcore/fake-modprobe start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	expect_in "$T/vout" "hostdev-0000-02-00-0 attached (0000:02:00.0 on rp2)"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "not on vfio-pci"
+	expect_in "$HOST/.drvcore/modprobe.log" vfio-pci
+	python3 - "$RUN/journal" <<'PY' || fail "the journal does not load vfio-pci before the bind"
+import json, sys
+begun = [json.loads(l)["change"]["action"] for l in open(sys.argv[1]) if '"begin"' in l]
+assert begun.index("module-load") < begun.index("pci-bind-vfio"), begun
+PY
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
 pci-add-binds-and-del-gives-back)
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
 	# QEMU runs as the sudo user: it gets the group's node.
