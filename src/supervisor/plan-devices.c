@@ -176,11 +176,23 @@ plan_match_pci(struct plan_ctx *c)
 	json_t *list = json_object_get(c->plan->devices, "pci");
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct plan_pci *p = &c->pci[i];
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:s}", "address", p->dev->address,
-		    "line", p->dev->line, "driver", p->dev->driver, "iommu_group", p->dev->iommu_group,
-		    "attach", p->cold ? "cmdline" : "qmp"));
-		plan_say_later(c, "PCI: %s [%s, IOMMU group %d, %s%s]", p->dev->line,
-		    p->dev->driver[0] ? p->dev->driver : "no driver", p->dev->iommu_group,
+		const struct pci_device *d = p->dev;
+		/* reset_method: the kernel's methods in the order it tries them
+		 * (QEMU resets the device through them at every guest reset);
+		 * null on a kernel older than 5.15, which does not say. */
+		bool unknown = !d->no_reset && d->reset_method[0] == '\0';
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:o, s:s}", "address", d->address,
+		    "line", d->line, "driver", d->driver, "iommu_group", d->iommu_group, "reset_method",
+		    unknown ? json_null() : json_string(d->reset_method), "attach", p->cold ? "cmdline" : "qmp"));
+		char reset[96];
+		if (d->no_reset)
+			snprintf(reset, sizeof(reset), "no reset method");
+		else if (unknown)
+			snprintf(reset, sizeof(reset), "resettable");
+		else
+			snprintf(reset, sizeof(reset), "reset_method %s", d->reset_method);
+		plan_say_later(c, "PCI: %s [%s, IOMMU group %d, %s, %s%s]", d->line,
+		    d->driver[0] ? d->driver : "no driver", d->iommu_group, reset,
 		    p->cold ? "on the command line" : "attached over QMP", p->xvga ? ", x-vga" : "");
 	}
 }
