@@ -532,11 +532,23 @@ const struct change_ops vfio_bind_pci_ops = {
 	.deadline_ms = bind_deadline_ms,
 };
 
-/* ---- the constructor ---- */
+/* ---- the constructors ---- */
 
 json_t *
 vfio_bind_change_new(const char *addr, const char *driver, int group, bool display)
 {
 	return json_pack("{ss ss ss ss s{si sb}}", "action", "pci-bind-vfio", "target", addr,
 	    "from", driver, "to", VFIO_DRIVER, "args", "group", group, "display", display);
+}
+
+json_t *
+vfio_bind_module_change_new(void)
+{
+	return json_pack("{ss ss}", "action", "module-load", "target", VFIO_DRIVER);
+}
+
+bool
+vfio_bind_driver_loaded(void)
+{
+	return driver_loaded(VFIO_DRIVER);
 }

@@ -46,4 +46,9 @@ bool vfio_bind_addr_valid(const char *addr);
  * one constructor of the kind, for the plan and the control FIFO alike. */
 json_t *vfio_bind_change_new(const char *addr, const char *driver, int group, bool display);
 
+/* The module-load change for vfio-pci (the plan's when it passes a device,
+ * pci add's for a guest that had none), and whether vfio-pci is loaded. */
+json_t *vfio_bind_module_change_new(void);
+bool vfio_bind_driver_loaded(void);
+
 #endif

@@ -622,6 +622,35 @@ control_pci_bound(const struct journal_result *res, void *arg)
 	control_device_add(req);
 }
 
+/* The bind pci add planned (req->change's "bind"), in a child. */
+static void
+control_pci_bind(struct control_req *req)
+{
+	struct control *c = req->c;
+	struct verr err = { 0 };
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	req->job = journal_apply_start(c->h.journal, c->h.base, json_object_get(req->change, "bind"), &o,
+	    control_pci_bound, req, &err);
+	if (req->job == NULL) {
+		control_reply(req, false, "pci add: %s", err.msg);
+		return;
+	}
+	control_changed(c);
+}
+
+static void
+control_pci_module_loaded(const struct journal_result *res, void *arg)
+{
+	struct control_req *req = arg;
+	req->job = NULL;
+	control_changed(req->c);
+	if (res->code < 0) {
+		control_reply(req, false, "pci add: %s; nothing changed", res->err.msg);
+		return;
+	}
+	control_pci_bind(req);
+}
+
 static void
 control_cmd_pci_add(struct control_req *req)
 {
@@ -688,11 +717,18 @@ control_cmd_pci_add(struct control_req *req)
 		control_device_add(req);
 		return;
 	}
-	json_t *change = vfio_bind_change_new(d->address, d->driver, d->iommu_group, false);
+	json_object_set_new(req->change, "bind", vfio_bind_change_new(d->address, d->driver, d->iommu_group, false));
 	snapshot_free(&snap);
-	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
-	req->job = journal_apply_start(c->h.journal, c->h.base, change, &o, control_pci_bound, req, &err);
-	json_decref(change);
+	if (vfio_bind_driver_loaded()) {
+		control_pci_bind(req);
+		return;
+	}
+	/* A guest started without -pci, on a host that has not loaded vfio-pci
+	 * since boot: load it first, journaled, as -pci's plan does. */
+	json_t *load = vfio_bind_module_change_new();
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms };
+	req->job = journal_apply_start(c->h.journal, c->h.base, load, &o, control_pci_module_loaded, req, &err);
+	json_decref(load);
 	if (req->job == NULL) {
 		control_reply(req, false, "pci add: %s", err.msg);
 		return;

@@ -280,7 +280,7 @@ plan_devices_changes(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
 	if (c->n_pci > 0 && !snap->vfio_pci_loaded)
-		plan_change(c, "module-load", "vfio-pci", NULL, NULL, NULL);
+		plan_change_add(c, vfio_bind_module_change_new());
 	plan_killx_changes(c);
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct pci_device *d = c->pci[i].dev;

@@ -472,6 +472,41 @@ pci-add-refuses-the-root-disk-controller-unless-forced)
 	stop
 	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not given back"
 	;;
+pci-add-loads-vfio-pci-for-a-guest-started-without-one)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	# A guest started without -pci, on a host that has not loaded vfio-pci
+	# since boot (the real-kernel suite found it: "the vfio-pci driver is
+	# not loaded"): pci add loads it, as -pci's plan does, journaled.
+	rm -rf "$HOST"
+	echo '{"vfio_pci": false}' > "$T/spec.json"
+	python3 "$MKHOST" --preset desktop --spec "$T/spec.json" "$HOST" || fail "mkhost"
+	VFIO_MODPROBE=$VFIO_SRCDIR/tests/drvcore/fake-modprobe LD_PRELOAD=$DRVCORE start
+	[ ! -d "$HOST/sys/bus/pci/drivers/vfio-pci" ] || fail "vfio-pci is loaded before the pci add"
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	expect_in "$T/vout" "hostdev-0000-02-00-0 attached (0000:02:00.0 on rp2)"
+	expect_in "$HOST/.drvcore/modprobe.log" "vfio-pci"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "not on vfio-pci"
+	grep -q '"module-load"' "$RUN/journal" || fail "the module load is not journaled"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
+pci-add-says-why-vfio-pci-cannot-load)
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	rm -rf "$HOST"
+	echo '{"vfio_pci": false}' > "$T/spec.json"
+	python3 "$MKHOST" --preset desktop --spec "$T/spec.json" "$HOST" || fail "mkhost"
+	mkdir -p "$HOST/.drvcore" && echo "modprobe-fail vfio-pci" > "$HOST/.drvcore/faults"
+	VFIO_MODPROBE=$VFIO_SRCDIR/tests/drvcore/fake-modprobe LD_PRELOAD=$DRVCORE start
+	ctl_err "$NAME" pci add 0000:02:00.0
+	expect_in "$T/verr" "cannot load vfio-pci: modprobe vfio-pci failed"
+	expect_in "$T/verr" "nothing changed"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "the device left nvme"
+	[ "$(nrecorded device_add)" = 1 ] || fail "device_add sent"
+	ctl_ok "$NAME" status
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
 pci-add-refuses-without-interrupt-remapping)
 	echo '{"intremap": false}' > "$T/spec.json"
 	python3 "$MKHOST" --preset desktop --spec "$T/spec.json" "$HOST" || fail "mkhost"
