@@ -693,9 +693,11 @@ control_cmd_pci_add(struct control_req *req)
 		goto refuse;
 	}
 	/* The plan's device rules (interrupt remapping, a device the host
-	 * needs, reset), with `force` as the plan's -force. */
+	 * needs, reset) and its locked-memory limit, with `force` as the
+	 * plan's -force. */
 	struct strv warns = { 0 };
-	if (snapshot_device_facts(&snap, &err) < 0 || preflight_pci_check(&snap, d, req->force, &warns, &err) < 0) {
+	if (snapshot_device_facts(&snap, &err) < 0 || preflight_pci_check(&snap, d, c->h.memory_mib, req->force, &warns,
+	    &err) < 0) {
 		strv_free(&warns);
 		verr_prefix(&err, "pci add");
 		goto refuse;
