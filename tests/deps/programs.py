@@ -25,6 +25,7 @@ NEEDED = [
     ("scdoc", "scdoc", "the man pages"),
     ("python3", "python3-minimal", "test helpers, tests/fixtures/mkhost.py"),
     ("qemu-system-x86_64", "qemu-system-x86", "the end-to-end and real-kernel tests, tools/demo"),
+    ("qemu-img", "qemu-utils", "tests/plan/qemu-accepts.py (a qcow2 disk)"),
     ("modprobe", "kmod", "vfio (module-load), tools/build-test-guest"),
     ("depmod", "kmod", "tools/build-test-guest"),
     ("cpio", "cpio", "tools/build-test-guest"),
