@@ -169,8 +169,8 @@ hugemounts_scan(struct host_snapshot *snap)
  * may raise it (CAP_SYS_RESOURCE; root without it may not), read from
  * /proc/self under the host root like every other fact (so a fixture can
  * stand for a confined supervisor). */
-static void
-memlock_scan(struct host_snapshot *snap)
+void
+memory_memlock_scan(struct host_snapshot *snap)
 {
 	char path[PATH_MAX];
 	bool capped = false;
@@ -207,7 +207,7 @@ shm_scan(struct host_snapshot *snap)
 int
 memory_scan(struct host_snapshot *snap, struct verr *err)
 {
-	memlock_scan(snap);
+	memory_memlock_scan(snap);
 	shm_scan(snap);
 	meminfo_scan(snap);
 	if (snap->mem_total_kib == 0)

@@ -189,11 +189,12 @@ preflight_pci_device(const struct host_snapshot *snap, const struct pci_device *
 }
 
 int
-preflight_pci_check(const struct host_snapshot *snap, const struct pci_device *dev, bool force, struct strv *warnings,
-    struct verr *err)
+preflight_pci_check(const struct host_snapshot *snap, const struct pci_device *dev, uint64_t memory_mib, bool force,
+    struct strv *warnings, struct verr *err)
 {
 	struct preflight_findings f = { 0 };
 	preflight_pci_device(snap, dev, &f);
+	preflight_memlock(snap, memory_mib, &f);
 	int r = 0;
 	for (size_t i = 0; i < f.n && r == 0; i++) {
 		if (f.v[i].level == PREFLIGHT_REFUSE && !force)

@@ -52,11 +52,13 @@ void preflight_host_needs(const struct host_snapshot *snap, const struct pci_dev
 /* Every device rule, in order. */
 void preflight_pci_device(const struct host_snapshot *snap, const struct pci_device *dev,
     struct preflight_findings *out);
-/* The device rules for a caller with a force switch (`pci add ... force`):
- * returns 0 with the warnings (forced refusals among them) appended to
- * warnings, or -EPERM with the first refusal in err. */
-int preflight_pci_check(const struct host_snapshot *snap, const struct pci_device *dev, bool force,
-    struct strv *warnings, struct verr *err);
+/* The device rules and the locked-memory limit for a guest of memory_mib
+ * (preflight_memlock(): the device makes QEMU lock it all), for a caller
+ * with a force switch (`pci add ... force`): returns 0 with the warnings
+ * (forced refusals among them) appended to warnings, or -EPERM with the
+ * first refusal in err. */
+int preflight_pci_check(const struct host_snapshot *snap, const struct pci_device *dev, uint64_t memory_mib,
+    bool force, struct strv *warnings, struct verr *err);
 
 /* --- guest rules --------------------------------------------------------------- */
 

@@ -289,6 +289,7 @@ int
 snapshot_device_facts(struct host_snapshot *snap, struct verr *err)
 {
 	snap->iommu_enabled = iommu_active();
+	memory_memlock_scan(snap);
 	int r = intremap_scan(snap, err);
 	return r < 0 ? r : hostneeds_scan(snap, err);
 }

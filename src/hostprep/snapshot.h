@@ -258,6 +258,8 @@ void pci_group_peers(const char *addr, struct strv *out);
 int usb_scan(struct host_snapshot *snap, struct verr *err);
 int cpu_scan(struct host_snapshot *snap, struct verr *err);
 int memory_scan(struct host_snapshot *snap, struct verr *err);
+/* Its part for the locked-memory limit only (memlock_max, memlock_capped). */
+void memory_memlock_scan(struct host_snapshot *snap);
 int iommu_scan(struct host_snapshot *snap, struct verr *err);
 /* iommu.c: an IOMMU is active (/sys/class/iommu has an entry). */
 bool iommu_active(void);
@@ -267,9 +269,9 @@ int netinfo_scan(struct host_snapshot *snap, struct verr *err);
 int intremap_scan(struct host_snapshot *snap, struct verr *err);
 /* hostneeds.c: mounted filesystems, swap, the default route, keyboards. */
 int hostneeds_scan(struct host_snapshot *snap, struct verr *err);
-/* What the device rules (preflight.h) need beyond the PCI devices: a
- * hot-add that scanned only its device's group calls this, so the rules
- * see the same host the plan saw. */
+/* What the device rules (preflight.h) need beyond the PCI devices, and the
+ * locked-memory limit: a hot-add that scanned only its device's group calls
+ * this, so the rules see the same host the plan saw. */
 int snapshot_device_facts(struct host_snapshot *snap, struct verr *err);
 
 #endif

@@ -532,7 +532,7 @@ const struct change_ops vfio_bind_pci_ops = {
 	.deadline_ms = bind_deadline_ms,
 };
 
-/* ---- the constructor ---- */
+/* ---- the constructors ---- */
 
 json_t *
 vfio_bind_change_new(const char *addr, const char *driver, int group, bool display)
@@ -542,10 +542,8 @@ vfio_bind_change_new(const char *addr, const char *driver, int group, bool displ
 }
 
 json_t *
-vfio_bind_module_change_new(bool vfio_pci_loaded)
+vfio_bind_module_change_new(void)
 {
-	if (vfio_pci_loaded)
-		return NULL;
 	return json_pack("{ss ss}", "action", "module-load", "target", VFIO_DRIVER);
 }
 

@@ -46,11 +46,9 @@ bool vfio_bind_addr_valid(const char *addr);
  * one constructor of the kind, for the plan and the control FIFO alike. */
 json_t *vfio_bind_change_new(const char *addr, const char *driver, int group, bool display);
 
-/* The module-load change that must come before the first pci-bind-vfio
- * when vfio-pci is not loaded (vfio_pci_loaded: /sys/bus/pci/drivers/vfio-pci
- * exists, as the snapshot read it), else NULL: for the plan and `pci add`. */
-json_t *vfio_bind_module_change_new(bool vfio_pci_loaded);
-/* Whether vfio-pci is loaded now (under the host root). */
+/* The module-load change for vfio-pci (the plan's when it passes a device,
+ * pci add's for a guest that had none), and whether vfio-pci is loaded. */
+json_t *vfio_bind_module_change_new(void);
 bool vfio_bind_driver_loaded(void);
 
 #endif

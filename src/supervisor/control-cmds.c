@@ -622,24 +622,33 @@ control_pci_bound(const struct journal_result *res, void *arg)
 	control_device_add(req);
 }
 
-/* vfio-pci is loaded: now the bind. */
+/* The bind pci add planned (req->change's "bind"), in a child. */
+static void
+control_pci_bind(struct control_req *req)
+{
+	struct control *c = req->c;
+	struct verr err = { 0 };
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	req->job = journal_apply_start(c->h.journal, c->h.base, json_object_get(req->change, "bind"), &o,
+	    control_pci_bound, req, &err);
+	if (req->job == NULL) {
+		control_reply(req, false, "pci add: %s", err.msg);
+		return;
+	}
+	control_changed(c);
+}
+
 static void
 control_pci_module_loaded(const struct journal_result *res, void *arg)
 {
 	struct control_req *req = arg;
-	struct control *c = req->c;
 	req->job = NULL;
-	control_changed(c);
+	control_changed(req->c);
 	if (res->code < 0) {
-		control_reply(req, false, "pci add: %s; nothing changed: %s stays with its own driver", res->err.msg,
-		    req->addr);
+		control_reply(req, false, "pci add: %s; nothing changed", res->err.msg);
 		return;
 	}
-	struct verr err = { 0 };
-	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
-	req->job = journal_apply_start(c->h.journal, c->h.base, req->bind, &o, control_pci_bound, req, &err);
-	if (req->job == NULL)
-		control_reply(req, false, "pci add: %s", err.msg);
+	control_pci_bind(req);
 }
 
 static void
@@ -684,9 +693,11 @@ control_cmd_pci_add(struct control_req *req)
 		goto refuse;
 	}
 	/* The plan's device rules (interrupt remapping, a device the host
-	 * needs, reset), with `force` as the plan's -force. */
+	 * needs, reset) and its locked-memory limit, with `force` as the
+	 * plan's -force. */
 	struct strv warns = { 0 };
-	if (snapshot_device_facts(&snap, &err) < 0 || preflight_pci_check(&snap, d, req->force, &warns, &err) < 0) {
+	if (snapshot_device_facts(&snap, &err) < 0 || preflight_pci_check(&snap, d, c->h.memory_mib, req->force, &warns,
+	    &err) < 0) {
 		strv_free(&warns);
 		verr_prefix(&err, "pci add");
 		goto refuse;
@@ -708,17 +719,18 @@ control_cmd_pci_add(struct control_req *req)
 		control_device_add(req);
 		return;
 	}
-	req->bind = vfio_bind_change_new(d->address, d->driver, d->iommu_group, false);
+	json_object_set_new(req->change, "bind", vfio_bind_change_new(d->address, d->driver, d->iommu_group, false));
 	snapshot_free(&snap);
-	/* The plan's rule: vfio-pci is loaded (journaled) before the first bind. */
-	json_t *module = vfio_bind_module_change_new(vfio_bind_driver_loaded());
-	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
-	if (module != NULL)
-		req->job = journal_apply_start(c->h.journal, c->h.base, module, &o, control_pci_module_loaded, req,
-		    &err);
-	else
-		req->job = journal_apply_start(c->h.journal, c->h.base, req->bind, &o, control_pci_bound, req, &err);
-	json_decref(module);
+	if (vfio_bind_driver_loaded()) {
+		control_pci_bind(req);
+		return;
+	}
+	/* A guest started without -pci, on a host that has not loaded vfio-pci
+	 * since boot: load it first, journaled, as -pci's plan does. */
+	json_t *load = vfio_bind_module_change_new();
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms };
+	req->job = journal_apply_start(c->h.journal, c->h.base, load, &o, control_pci_module_loaded, req, &err);
+	json_decref(load);
 	if (req->job == NULL) {
 		control_reply(req, false, "pci add: %s", err.msg);
 		return;

@@ -24,7 +24,6 @@ struct control_req {
 	struct journal_job *job;         /* a host change (a bind, its undo) under way */
 	char *id, *netdev, *port, *addr, *fdname;
 	json_t *change;                  /* {"device_add": ARGS} */
-	json_t *bind;                    /* pci add: the pci-bind-vfio to make once vfio-pci is loaded */
 	char *why;                       /* pci add failed: why (given back before the reply) */
 	ssize_t jidx;                    /* the journal entry it made (a bind, a tap), -1: none */
 	int fd;

@@ -170,7 +170,6 @@ control_req_free(struct control_req *req)
 	free(req->addr);
 	free(req->fdname);
 	json_decref(req->change);
-	json_decref(req->bind);
 	free(req->why);
 	free(req);
 }

@@ -28,6 +28,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 #include "verr.h"
@@ -93,6 +94,7 @@ struct control_host {
 	const json_t *plan_qmp;      /* the plan's QMP commands: ids already used */
 	int bindtimeout_ms;
 	bool has_disk_image;         /* the guest boots from a virtual disk (-image) */
+	uint64_t memory_mib;         /* guest RAM, which QEMU locks for a VFIO device */
 	int qemu_uid, qemu_gid;      /* QEMU's user when it is not root, else -1 */
 	void *arg;
 	bool (*running)(void *arg);              /* the guest is up (after cont) */

@@ -176,11 +176,23 @@ plan_match_pci(struct plan_ctx *c)
 	json_t *list = json_object_get(c->plan->devices, "pci");
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct plan_pci *p = &c->pci[i];
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:s}", "address", p->dev->address,
-		    "line", p->dev->line, "driver", p->dev->driver, "iommu_group", p->dev->iommu_group,
-		    "attach", p->cold ? "cmdline" : "qmp"));
-		plan_say_later(c, "PCI: %s [%s, IOMMU group %d, %s%s]", p->dev->line,
-		    p->dev->driver[0] ? p->dev->driver : "no driver", p->dev->iommu_group,
+		const struct pci_device *d = p->dev;
+		/* reset_method: the kernel's methods in the order it tries them
+		 * (QEMU resets the device through them at every guest reset);
+		 * null on a kernel older than 5.15, which does not say. */
+		bool unknown = !d->no_reset && d->reset_method[0] == '\0';
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:o, s:s}", "address", d->address,
+		    "line", d->line, "driver", d->driver, "iommu_group", d->iommu_group, "reset_method",
+		    unknown ? json_null() : json_string(d->reset_method), "attach", p->cold ? "cmdline" : "qmp"));
+		char reset[96];
+		if (d->no_reset)
+			snprintf(reset, sizeof(reset), "no reset method");
+		else if (unknown)
+			snprintf(reset, sizeof(reset), "resettable");
+		else
+			snprintf(reset, sizeof(reset), "reset_method %s", d->reset_method);
+		plan_say_later(c, "PCI: %s [%s, IOMMU group %d, %s, %s%s]", d->line,
+		    d->driver[0] ? d->driver : "no driver", d->iommu_group, reset,
 		    p->cold ? "on the command line" : "attached over QMP", p->xvga ? ", x-vga" : "");
 	}
 }
@@ -267,9 +279,8 @@ void
 plan_devices_changes(struct plan_ctx *c)
 {
 	const struct host_snapshot *snap = c->snap;
-	json_t *module = c->n_pci > 0 ? vfio_bind_module_change_new(snap->vfio_pci_loaded) : NULL;
-	if (module != NULL)
-		plan_change_add(c, module);
+	if (c->n_pci > 0 && !snap->vfio_pci_loaded)
+		plan_change_add(c, vfio_bind_module_change_new());
 	plan_killx_changes(c);
 	for (size_t i = 0; i < c->n_pci; i++) {
 		const struct pci_device *d = c->pci[i].dev;

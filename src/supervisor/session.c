@@ -796,6 +796,7 @@ session_control_open(struct session *s)
 		.plan_qmp = s->plan->qmp,
 		.bindtimeout_ms = s->opts->bindtimeout_s * 1000,
 		.has_disk_image = s->opts->n_images > 0,
+		.memory_mib = s->plan->memory_mib,
 		.qemu_uid = s->user.drop ? (int)s->user.uid : -1,
 		.qemu_gid = s->user.drop ? (int)s->user.gid : -1,
 		.arg = s,

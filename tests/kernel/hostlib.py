@@ -177,14 +177,16 @@ class Supervisor:
     """`vfio -run` in the background; its output (and, with a terminal, the
     guest's serial console) in a file, its state from /run/vfio/NAME/status.json.
     With tty (the default) it runs as from a terminal, `sudo vfio -run`: its
-    stdin is a pseudo-terminal; without, as from systemd or a script."""
+    stdin is a pseudo-terminal; without, as from systemd or a script. wrap
+    is a command that runs vfio (prlimit, setpriv, ...), as a user's shell
+    or unit would."""
 
-    def __init__(self, tools, name, args, tty=True):
+    def __init__(self, tools, name, args, tty=True, wrap=()):
         self.tools, self.name = tools, name
         self.rundir = f"/run/vfio/{name}"
         self.qmp_path = f"/tmp/{name}.qmp"
         self.out = tempfile.TemporaryFile(mode="w+")
-        argv = [tools.vfio, "-run", "-name", name] + tools.base_args + [
+        argv = list(wrap) + [tools.vfio, "-run", "-name", name] + tools.base_args + [
             "-extras", f"-qmp unix:{self.qmp_path},server=on,wait=off"] + list(args)
         self.argv = argv
         self.pty = None

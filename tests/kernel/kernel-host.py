@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(src, "tests", "e2e"))
 import guestlib  # noqa: E402
 
 sys.path.insert(0, os.path.join(src, "tests", "kernel"))
-from scenarios import MACS  # noqa: E402
+from scenarios import HOSTDISK_MIB, HOSTDISK_SERIAL, MACS  # noqa: E402
 
 BOOT_S = 300        # to "VFIO-HOST: ready" (15 s on an idle machine, 70 s seen under load)
 LINE_S = 180        # between two TAP lines: one scenario's longest wait, with room
@@ -71,6 +71,15 @@ def machine(config, gdir, rundir):
         a += ["-device", f"pcie-root-port,id=rp{chassis},chassis={chassis},addr={slot}"]
         for role, where in nics:
             a += ["-device", f"e1000e,bus=rp{chassis},mac={MACS[role]}{where}"]
+    # What the host itself needs (the pre-flight scenarios): a disk on an
+    # NVMe controller, which the scenarios partition, mount and swap on, and
+    # the host's only keyboard on an xHCI controller (no i8042: -machine).
+    disk = os.path.join(rundir, "hostdisk.img")
+    with open(disk, "wb") as f:
+        f.truncate(HOSTDISK_MIB << 20)
+    a += ["-drive", f"if=none,id=hostdisk,format=raw,file={disk}",
+          "-device", f"nvme,serial={HOSTDISK_SERIAL},drive=hostdisk,addr=07.0",
+          "-device", "qemu-xhci,id=xhci,addr=08.0", "-device", "usb-kbd,bus=xhci.0"]
     return a
 
 
@@ -108,7 +117,7 @@ def main():
                     "while :; do :; done\n")
         boot = time.monotonic()
         kh = guestlib.Qemu(gdir, "intel_iommu=on iommu=pt quiet", extra=machine(config, gdir, rundir),
-                           machine="q35,kernel-irqchip=split", memory="1536", initrd="kernel-host.img")
+                           machine="q35,kernel-irqchip=split,i8042=off", memory="1536", initrd="kernel-host.img")
         planned = done = 0
         try:
             at = 0

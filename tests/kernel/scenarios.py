@@ -10,7 +10,11 @@ usage: scenarios.py --config intremap|no-intremap --builddir DIR [NAME...]
 
 import argparse
 import contextlib
+import fcntl
+import glob
 import os
+import re
+import shutil
 import signal
 import sys
 import time
@@ -24,6 +28,8 @@ from hostlib import fail  # noqa: E402
 MACS = {"a": "52:54:00:12:34:01", "b": "52:54:00:12:34:02",
         "mf0": "52:54:00:12:34:03", "mf1": "52:54:00:12:34:04"}
 NOBODY = 65534
+# The NVMe disk tests/kernel/kernel-host.py gives the kernel host (sparse).
+HOSTDISK_MIB, HOSTDISK_SERIAL = 64, "vfiohostdisk"
 
 
 class ExpectedFailure(Exception):
@@ -64,9 +70,9 @@ class Context:
         finally:
             diag(f"{self.name}: {what}: {time.monotonic() - t0:.2f} s")
 
-    def start(self, *args, timeout=90, tty=True):
+    def start(self, *args, timeout=90, tty=True, wrap=()):
         """vfio -run with these flags until its guest runs."""
-        sup = hostlib.Supervisor(self.tools, self.name, args, tty=tty)
+        sup = hostlib.Supervisor(self.tools, self.name, args, tty=tty, wrap=wrap)
         self.sups.append(sup)
         with self.step("vfio -run until the guest runs"):
             sup.wait_running(timeout)
@@ -81,9 +87,10 @@ class Context:
         if rc != 0:
             fail(f"vfio -run exited {rc} after quit, want 0")
 
-    def vfio(self, *args):
-        """vfio (dry run or -run) to its end: (status, output)."""
-        return hostlib.run([self.tools.vfio, "-name", self.name] + self.tools.base_args + list(args))
+    def vfio(self, *args, wrap=()):
+        """vfio (dry run or -run) to its end, run by the command wrap if
+        given: (status, output)."""
+        return hostlib.run(list(wrap) + [self.tools.vfio, "-name", self.name] + self.tools.base_args + list(args))
 
     def same_state(self, before, when):
         with self.step(f"compare the host state {when}"):
@@ -378,6 +385,305 @@ def no_interrupt_remapping_refused(c):
          f"dry run names it: {dry_named}, -run refused before any change: {run_refused}")
 
 
+# --- pre-flight on the real kernel (issue 14: every refusal before the host changes) ---
+
+def bind_events(events, *addrs):
+    """The kernel's bind and unbind uevents on the PCI devices addrs so far."""
+    return [e for e in events.read()
+            if e.split("@")[0] in ("bind", "unbind") and e.endswith(tuple("/" + a for a in addrs))]
+
+
+def expect_dry_run(c, args, rc_want, wants, wrap=()):
+    """The dry run with args exits rc_want and says every text of wants; its output."""
+    with c.step("dry run " + " ".join(args)):
+        rc, out = c.vfio(*args, wrap=wrap)
+    missing = [w for w in wants if w not in out]
+    if rc != rc_want or missing:
+        fail(f"the dry run {' '.join(args)} exited {rc} (want {rc_want}) without {missing}:\n{out}")
+    return out
+
+
+def expect_refused_before_any_change(c, args, addrs, wants, wrap=()):
+    """-run with args exits 1 saying every text of wants before any host
+    change: no host change reported, no bind or unbind of addrs seen by the
+    kernel, no runtime directory made."""
+    with hostlib.KernelEvents() as events:
+        with c.step("vfio -run until it refuses"):
+            rc, out = c.vfio("-run", *args, wrap=wrap)
+        touched = bind_events(events, *addrs)
+    missing = [w for w in wants if w not in out]
+    changed = [l for l in out.splitlines() if l.startswith("host: ")]
+    if rc != 1 or missing:
+        fail(f"vfio -run {' '.join(args)} exited {rc} (want 1, a refusal) without {missing}:\n{out}")
+    if touched or changed:
+        fail(f"vfio -run refused only after changing the host: kernel events {touched}, changes {changed}")
+    if os.path.exists(f"/run/vfio/{c.name}"):
+        fail(f"vfio -run refused, but made /run/vfio/{c.name}")
+
+
+def no_reset_method_warned(c):
+    """The standard VGA has no reset method (QEMU: "Cannot reset device
+    0000:00:02.0, no available reset mechanism"): the dry run warns naming
+    it, before any change. An e1000e's method, as sysfs lists it, is named."""
+    vga, a = c.layout.vga, c.layout.addr["a"]
+    methods = hostlib.read(f"{hostlib.PCI}/{vga}/reset_method")
+    if methods:
+        fail(f"the kernel host's VGA {vga} has the reset methods {methods!r}; the scenario needs one without")
+    before = hostlib.state()
+    expect_dry_run(c, ["-pci", hostlib.regex_of(vga)], 0,
+                   [f"warning: -pci: {vga} VGA compatible controller", "cannot be reset",
+                    "no available reset mechanism", "IOMMU group %d, no reset method" % c.layout.group["vga"]])
+    methods = hostlib.read(f"{hostlib.PCI}/{a}/reset_method")
+    if not methods:
+        fail(f"the e1000e {a} has no reset method; the scenario needs one with")
+    diag(f"{a} reset_method: {methods}")
+    out = expect_dry_run(c, ["-pci", hostlib.regex_of(a)], 0, [f"reset_method {methods},"])
+    if "cannot be reset" in out:
+        fail(f"the dry run warns that {a} (reset_method {methods}) cannot be reset:\n{out}")
+    c.same_state(before, "after the dry runs")
+
+
+class HostDisk:
+    """The NVMe disk kernel-host.py gives the host (blank, found by its
+    serial), made into what a host runs on: a partition with an ext4
+    filesystem mounted, and a swap partition in use."""
+
+    MOUNT = "/mnt/vfio-hostdisk"
+    BLKRRPART = 0x125f
+
+    def __init__(self):
+        self.addr = None
+        for n in os.listdir("/sys/class/nvme"):
+            if hostlib.read(f"/sys/class/nvme/{n}/serial") == HOSTDISK_SERIAL:
+                self.addr = os.path.basename(os.path.realpath(f"/sys/class/nvme/{n}/device"))
+        if self.addr is None:
+            fail(f"no NVMe controller with the serial {HOSTDISK_SERIAL}: the kernel host has no disk")
+        self.disk = next((b for b in sorted(os.listdir("/sys/class/block"))
+                          if f"/{self.addr}/" in os.path.realpath(f"/sys/class/block/{b}")), None)
+        if self.disk is None:
+            fail(f"the NVMe controller {self.addr} has no namespace")
+        self.part = [f"{self.disk}p1", f"{self.disk}p2"]
+
+    def prepare(self):
+        # An MBR: a Linux partition of half the disk from 1 MiB, swap after it.
+        half = (HOSTDISK_MIB << 20) // 512 // 2
+        mbr = bytearray(512)
+        for i, (kind, start, count) in enumerate(((0x83, 2048, half - 2048), (0x82, half, half))):
+            mbr[446 + 16 * i + 4] = kind
+            mbr[446 + 16 * i + 8:446 + 16 * i + 16] = start.to_bytes(4, "little") + count.to_bytes(4, "little")
+        mbr[510:512] = b"\x55\xaa"
+        fd = os.open(f"/dev/{self.disk}", os.O_RDWR)
+        try:
+            os.write(fd, bytes(mbr))
+            os.fsync(fd)
+            fcntl.ioctl(fd, self.BLKRRPART)
+        finally:
+            os.close(fd)
+        hostlib.settle()
+        for p in self.part:
+            hostlib.wait_until(f"/dev/{p}", lambda p=p: os.path.exists(f"/dev/{p}"), 10)
+        os.makedirs(self.MOUNT, exist_ok=True)
+        for argv in (["mkfs.ext4", "-q", "-F", f"/dev/{self.part[0]}"], ["mount", f"/dev/{self.part[0]}", self.MOUNT],
+                     ["mkswap", f"/dev/{self.part[1]}"], ["swapon", f"/dev/{self.part[1]}"]):
+            rc, out = hostlib.run(argv, timeout=60)
+            if rc != 0:
+                fail(f"{' '.join(argv)} exited {rc}: {out}")
+
+    def swapped(self):
+        return f"/dev/{self.part[1]}" in (hostlib.read("/proc/swaps") or "")
+
+    def mounted(self):
+        return f" {self.MOUNT} " in (hostlib.read("/proc/mounts") or "")
+
+    def release(self):
+        if self.swapped():
+            hostlib.run(["swapoff", f"/dev/{self.part[1]}"], timeout=30)
+        if self.mounted():
+            rc, _ = hostlib.run(["umount", self.MOUNT], timeout=30)
+            if rc != 0:
+                hostlib.run(["umount", "-l", self.MOUNT], timeout=30)
+
+
+def host_disk_refused_unless_forced(c):
+    """The NVMe controller of a mounted filesystem and an active swap: -pci
+    is refused naming both (-run before any change), -force makes it a
+    warning; vfioctl pci add is refused unless `force`, which attaches it."""
+    disk = HostDisk()
+    with c.step("partition, format, mount and swap on the NVMe disk"):
+        disk.prepare()
+    nvme, mnt, swap = disk.addr, f"{disk.MOUNT} ({disk.part[0]})", f"swap /dev/{disk.part[1]}"
+    pci = ["-pci", hostlib.regex_of(nvme)]
+    before = hostlib.state()
+    try:
+        expect_dry_run(c, pci, 1, [f"error: -pci: {nvme} Non-Volatile memory controller", "holds what the host "
+                                   "runs on", mnt, swap])
+        expect_refused_before_any_change(c, pci, [nvme], [mnt, swap])
+        expect_dry_run(c, pci + ["-force"], 0, [f"warning: -force: -pci: {nvme}", "holds what the host runs on",
+                                                mnt, swap])
+        sup = c.start()
+        with hostlib.KernelEvents() as events:
+            with c.step("vfioctl pci add until refused"):
+                rc, out = sup.vfioctl("pci", "add", nvme)
+            touched = bind_events(events, nvme)
+        if rc == 0 or mnt not in out or "force" not in out:
+            fail(f"vfioctl pci add {nvme} exited {rc}, want a refusal naming {mnt} and `force`:\n{out}")
+        if touched:
+            fail(f"pci add refused only after the kernel saw {touched}")
+        expect_driver(nvme, "nvme")
+        # What force takes from the host goes with it: a swap partition on a
+        # disk that is gone cannot be switched off any more, so off it goes
+        # first; the filesystem stays mounted.
+        hostlib.run(["swapoff", f"/dev/{disk.part[1]}"], timeout=30)
+        with c.step("vfioctl pci add force"):
+            rc, out = sup.vfioctl("pci", "add", nvme, "force")
+        if rc != 0:
+            fail(f"vfioctl pci add {nvme} force exited {rc}: {out}")
+        expect_driver(nvme, "vfio-pci")
+        expect_in_guest(sup, nvme)
+        c.quit(sup)
+        expect_driver(nvme, "nvme")
+    finally:
+        disk.release()
+    c.same_state(before, "after quit")
+
+
+def default_route_nic_warned(c):
+    """The NIC the host's default route goes through: -pci warns naming its
+    interface (the host loses its network), the dry run still passes."""
+    b, iface = c.layout.addr["b"], c.layout.iface["b"]
+    before = hostlib.state()
+    ip = [["ip", "link", "set", iface, "up"], ["ip", "addr", "add", "192.0.2.2/24", "dev", iface],
+          ["ip", "route", "add", "default", "via", "192.0.2.1", "dev", iface]]
+    try:
+        for argv in ip:
+            rc, out = hostlib.run(argv)
+            if rc != 0:
+                fail(f"{' '.join(argv)} exited {rc}: {out}")
+        expect_dry_run(c, ["-pci", hostlib.regex_of(b)], 0,
+                       [f"warning: -pci: {b} Ethernet controller", f"carries the host's default route ({iface})"])
+    finally:
+        hostlib.run(["ip", "route", "del", "default", "via", "192.0.2.1", "dev", iface])
+        hostlib.run(["ip", "addr", "flush", "dev", iface])
+        hostlib.run(["ip", "link", "set", iface, "down"])
+    c.same_state(before, "after the dry run")
+
+
+def only_keyboard_controller_warned(c):
+    """The xHCI controller of the host's only keyboard (QEMU's usb-kbd; the
+    kernel host has no i8042): -pci warns that the host has no keyboard
+    while the guest runs."""
+    kbds = []
+    for n in sorted(os.listdir("/sys/class/input")):
+        caps = (hostlib.read(f"/sys/class/input/{n}/capabilities/key") or "0").split()[-1]
+        if n.startswith("input") and int(caps, 16) & 0xfffffffe == 0xfffffffe:
+            pcis = [p for p in os.path.realpath(f"/sys/class/input/{n}").split("/")
+                    if re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", p)]
+            kbds.append((hostlib.read(f"/sys/class/input/{n}/name"), n, pcis[-1] if pcis else None))
+    if len(kbds) != 1 or kbds[0][2] is None:
+        fail(f"the kernel host has the keyboards {kbds}; the scenario needs one, on a PCI USB controller")
+    name, inp, xhci = kbds[0]
+    diag(f"the host's only keyboard: {name} ({inp}) on {xhci}")
+    before = hostlib.state()
+    expect_dry_run(c, ["-pci", hostlib.regex_of(xhci)], 0,
+                   [f"warning: -pci: {xhci} USB controller", "is the USB controller of every keyboard the host has",
+                    f"{name} ({inp})"])
+    c.same_state(before, "after the dry run")
+
+
+# The supervisor confined as a unit with LimitMEMLOCK=16M and
+# CapabilityBoundingSet=~CAP_SYS_RESOURCE would be: root, but held to a hard
+# limit it may not raise.
+MEMLOCK_KIB = 16384
+MEMLOCK_CAPPED = ["prlimit", f"--memlock={MEMLOCK_KIB << 10}:{MEMLOCK_KIB << 10}",
+                  "setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--"]
+
+
+def memlock_limit_refused(c):
+    """A locked-memory limit below guest RAM that the supervisor may not
+    raise: -pci is refused naming the limit to set, -run before any change."""
+    a = c.layout.addr["a"]
+    before = hostlib.state()
+    args = ["-pci", hostlib.regex_of(a)]
+    wants = [f"the locked-memory limit is {MEMLOCK_KIB} KiB", "CAP_SYS_RESOURCE", "ulimit -l"]
+    expect_dry_run(c, args, 1, wants, wrap=MEMLOCK_CAPPED)
+    expect_refused_before_any_change(c, args, [a], wants, wrap=MEMLOCK_CAPPED)
+    c.same_state(before, "after the refusal")
+
+
+def memlock_limit_refused_on_pci_add(c):
+    """The same limit, for a guest started without a device: vfioctl pci add
+    is refused naming the limit before the device is bound (QEMU would fail
+    to map guest memory: "VFIO_MAP_DMA failed: Cannot allocate memory")."""
+    a = c.layout.addr["a"]
+    before = hostlib.state()
+    sup = c.start(wrap=MEMLOCK_CAPPED)
+    with hostlib.KernelEvents() as events:
+        with c.step("vfioctl pci add until refused"):
+            rc, out = sup.vfioctl("pci", "add", a)
+        touched = bind_events(events, a)
+    if rc == 0 or f"the locked-memory limit is {MEMLOCK_KIB} KiB" not in out:
+        fail(f"vfioctl pci add {a} exited {rc}, want a refusal naming the locked-memory limit:\n{out}")
+    if touched:
+        fail(f"pci add refused only after the kernel saw {touched}")
+    expect_driver(a, "e1000e")
+    c.quit(sup)
+    c.same_state(before, "after quit")
+
+
+def qemu_modules_dir():
+    """The directory QEMU loads its modules from (Debian: /usr/lib/ARCH/qemu)."""
+    qemu = os.path.realpath(shutil.which("qemu-system-x86_64") or fail("no qemu-system-x86_64"))
+    top = os.path.dirname(os.path.dirname(qemu))
+    for d in sorted(glob.glob(f"{top}/lib/*/qemu")) + [f"{top}/lib/qemu"]:
+        if os.path.exists(f"{d}/ui-spice-core.so"):
+            return d
+    fail(f"{qemu} has no ui-spice-core module to take away")
+
+
+def qemu_module_missing_refused(c):
+    """QEMU without the module a flag needs (-spice: ui-spice-core, hidden in
+    a private mount namespace, as on a machine without it): refused naming
+    the module and its Debian package, before any change."""
+    a = c.layout.addr["a"]
+    moddir = qemu_modules_dir()
+    copy = "/tmp/qemu-modules-without-spice"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(moddir, copy, symlinks=True)
+    os.unlink(f"{copy}/ui-spice-core.so")
+    hidden = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+              'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", copy, moddir]
+    before = hostlib.state()
+    args = ["-spice", "-pci", hostlib.regex_of(a)]
+    wants = ["-spice: this QEMU", "its module ui-spice-core is not installed", "apt install qemu-system-common"]
+    try:
+        expect_dry_run(c, args, 1, wants, wrap=hidden)
+        expect_refused_before_any_change(c, args, [a], wants, wrap=hidden)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    c.same_state(before, "after the refusal")
+
+
+def pci_add_without_interrupt_remapping_refused(c):
+    """Without interrupt remapping, vfioctl pci add is refused naming it,
+    before the device is bound; the guest runs on."""
+    a = c.layout.addr["a"]
+    before = hostlib.state()
+    sup = c.start()
+    with hostlib.KernelEvents() as events:
+        with c.step("vfioctl pci add until refused"):
+            rc, out = sup.vfioctl("pci", "add", a)
+        touched = bind_events(events, a)
+    if rc == 0 or "does not remap interrupts" not in out or "allow_unsafe_interrupts" not in out:
+        fail(f"vfioctl pci add {a} exited {rc}, want a refusal naming the missing interrupt remapping:\n{out}")
+    if touched:
+        fail(f"pci add refused only after the kernel saw {touched}")
+    expect_driver(a, "e1000e")
+    if sup.attached():
+        fail(f"the supervisor's status lists {sup.attached()} after the refusal")
+    c.quit(sup)
+    c.same_state(before, "after quit")
+
+
 SCENARIOS = {
     "intremap": [
         ("passthrough-at-start", passthrough_at_start),
@@ -389,9 +695,17 @@ SCENARIOS = {
         ("usb-gadget-plug-unplug", usb_gadget_plug_unplug),
         ("qemu-as-user-without-terminal", qemu_as_user_without_terminal),
         ("console-log-kept-after-the-run", console_log_kept_after_the_run),
+        ("no-reset-method-warned", no_reset_method_warned),
+        ("host-disk-refused-unless-forced", host_disk_refused_unless_forced),
+        ("default-route-nic-warned", default_route_nic_warned),
+        ("only-keyboard-controller-warned", only_keyboard_controller_warned),
+        ("memlock-limit-refused", memlock_limit_refused),
+        ("memlock-limit-refused-on-pci-add", memlock_limit_refused_on_pci_add),
+        ("qemu-module-missing-refused", qemu_module_missing_refused),
     ],
     "no-intremap": [
         ("no-interrupt-remapping-refused", no_interrupt_remapping_refused),
+        ("pci-add-without-interrupt-remapping-refused", pci_add_without_interrupt_remapping_refused),
     ],
 }
 

@@ -1891,6 +1891,33 @@ test_device_without_reset_method_warns(void **state)
 }
 
 static void
+test_rundown_names_each_devices_reset_method(void **state)
+{
+	struct host h;
+	host_desktop(&h);
+	snprintf(h.pci[6].reset_method, sizeof(h.pci[6].reset_method), "pm bus");    /* the NVMe */
+	struct plan p;
+	struct options o;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	assert_true(strv_contains(&p.rundown, "[nvme, IOMMU group 11, reset_method pm bus, attached over QMP]"));
+	json_t *dev = json_array_get(json_object_get(p.devices, "pci"), 0);
+	assert_string_equal(json_string_value(json_object_get(dev, "reset_method")), "pm bus");
+	done(&p, &o);
+	/* none: said beside the warning; a kernel before 5.15 does not say */
+	h.pci[6].no_reset = true;
+	h.pci[6].reset_method[0] = '\0';
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	assert_true(strv_contains(&p.rundown, "IOMMU group 11, no reset method, attached over QMP]"));
+	done(&p, &o);
+	h.pci[6].no_reset = false;
+	PLAN(&h, p, o, "-pci", "0000:02:00.0");
+	assert_true(strv_contains(&p.rundown, "IOMMU group 11, resettable, attached over QMP]"));
+	dev = json_array_get(json_object_get(p.devices, "pci"), 0);
+	assert_true(json_is_null(json_object_get(dev, "reset_method")));
+	done(&p, &o);
+}
+
+static void
 test_amd_gpu_with_the_reset_bug_names_vendor_reset_and_the_kernels_method(void **state)
 {
 	struct host h;
@@ -2203,6 +2230,7 @@ main(void)
 		cmocka_unit_test(test_looking_glass_without_a_gpu_warns),
 		cmocka_unit_test(test_no_interrupt_remapping_is_an_error_naming_the_fix_and_force_warns),
 		cmocka_unit_test(test_device_without_reset_method_warns),
+		cmocka_unit_test(test_rundown_names_each_devices_reset_method),
 		cmocka_unit_test(test_amd_gpu_with_the_reset_bug_names_vendor_reset_and_the_kernels_method),
 		cmocka_unit_test(test_controller_of_a_mounted_filesystem_is_refused_unless_forced),
 		cmocka_unit_test(test_nic_of_the_default_route_warns),
