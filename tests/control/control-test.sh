@@ -67,12 +67,13 @@ unset SUDO_UID SUDO_GID
 # A guest with a user-mode NIC in rp1, three spare root ports and an xhci.
 cat > "$T/plan.json" <<JSON
 {"argv": ["qemu-system-x86_64", "-name", "$NAME", "-machine", "q35", "-nodefaults", "-S",
-  "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control", "-m", "512",
+  "-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control", "-m", "512",
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "pcie-root-port,id=rp3,bus=pcie.0,chassis=3,port=3,addr=0x1c.2",
   "-device", "pcie-root-port,id=rp4,bus=pcie.0,chassis=4,port=4,addr=0x1c.3",
-  "-device", "qemu-xhci,id=xhci,bus=pcie.0", "-serial", "mon:stdio"],
+  "-device", "qemu-xhci,id=xhci,bus=pcie.0", "-add-fd", "fd=4,set=1,opaque=console-log",
+  "-chardev", "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1", "-serial", "chardev:console"],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -208,7 +209,7 @@ status-table-and-json)
 	start
 	ctl_ok "$NAME" status
 	expect_in "$T/vout" "guest $NAME: running"
-	grep -Eq '^nic0 +virtio-net-pci +rp1$' "$T/vout" || fail "no nic0 row"
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +attached$' "$T/vout" || fail "no nic0 row"
 	expect_in "$T/vout" "free root ports: rp2 rp3 rp4"
 	ctl_ok -json "$NAME" status
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["devices"]["attached"][0]["id"]=="nic0", s' "$T/vout" || fail "json"
@@ -291,8 +292,12 @@ commands-run-while-a-device-del-waits)
 	wait_for "device_del to reach QEMU" grep -q device_del "$T/record"
 	ctl_ok "$NAME" status
 	expect_in "$T/vout" "in progress: net del nic0"
-	ctl_err "$NAME" net del nic0
-	expect_in "$T/verr" "already being removed"
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +removing$' "$T/vout" || fail "nic0 not shown as removing"
+	# A second del of the same device joins the first: one device_del.
+	"$VFIOCTL" "$NAME" net del nic0 > "$T/del2.out" 2>&1 &
+	del2pid=$!
+	children+=("$del2pid")
+	wait_for "the second net del to arrive" sh -c "[ \$(grep -c 'control: @[^ ]* net del nic0\$' '$T/out') -ge 2 ]"
 	ctl_ok "$NAME" net add user
 	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp2)"
 	# A reset completes the pending unplug, as in QEMU.
@@ -300,14 +305,33 @@ commands-run-while-a-device-del-waits)
 	wait "$delpid"; drc=$?
 	[ $drc -eq 0 ] || { cat "$T/del.out"; fail "net del exited $drc"; }
 	expect_in "$T/del.out" "nic0 removed"
+	wait "$del2pid"; drc=$?
+	[ $drc -eq 0 ] || { cat "$T/del2.out"; fail "the second net del exited $drc"; }
+	expect_in "$T/del2.out" "nic0 removed"
+	[ "$(nrecorded device_del)" = 1 ] || fail "$(nrecorded device_del) device_del sent, want 1"
 	stop
 	;;
-device-del-timeout-is-an-error)
+device-del-the-guest-ignores-is-pending-and-completes-later)
+	# The guest does not ack the unplug within the wait: the reply says the
+	# removal is pending (vfioctl exits 3), status shows it, and when the
+	# DEVICE_DELETED comes later the backend goes and the device is gone.
 	scenario '{"guest": {"ignore_unplug": true}}'
-	start
-	ctl_err -timeout 1 "$NAME" net del nic0
-	expect_in "$T/verr" "no reply from \"$NAME\" within 1 s"
+	VFIO_TEST_DETACH_TIMEOUT_MS=300 start
+	ctl "$NAME" net del nic0
+	[ $vrc -eq 3 ] || fail "vfioctl net del exited $vrc, want 3 (pending)"
+	expect_in "$T/vout" "nic0: removal pending"
+	ctl_ok "$NAME" status
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +removing$' "$T/vout" || fail "nic0 not shown as removing"
+	grep -q '"device-del":"nic0"' "$RUN/journal" || fail "the pending removal is not journaled"
+	[ "$(nrecorded netdev_del)" = 0 ] || fail "netdev_del before the guest let go"
+	ctl_ok "$NAME" reset
+	wait_for "nic0 to leave status.json" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["devices"]["attached"] == [] else 1)' "$RUN/status.json"
+	wait_for "netdev_del net0" grep -q '"netdev_del","arguments":{"id":"net0"}' "$T/record"
+	grep -q '"device-gone":"nic0"' "$RUN/journal" || fail "the removal is not closed in the journal"
 	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
 	;;
 several-writers-at-once)
 	start
@@ -385,6 +409,32 @@ pci-add-binds-and-del-gives-back)
 	stop
 	[ $rc -eq 0 ] || fail "exit $rc"
 	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
+pci-del-pending-gives-the-device-back-when-the-guest-lets-go)
+	# A late DEVICE_DELETED still gives the device back to its driver, and
+	# the journal entry of its bind is closed.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	scenario '{"guest": {"ignore_unplug": true}}'
+	LD_PRELOAD=$DRVCORE VFIO_TEST_DETACH_TIMEOUT_MS=300 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "given back before the guest let go"
+	ctl "$NAME" pci del 0000:02:00.0 force
+	[ $vrc -eq 3 ] || fail "a second pci del exited $vrc, want 3 (joined the pending one)"
+	[ "$(nrecorded device_del)" = 1 ] || fail "$(nrecorded device_del) device_del sent, want 1"
+	ctl_ok "$NAME" reset
+	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	python3 - "$RUN/journal" <<'PY' || fail "the bind is not closed in the journal: $(cat "$RUN/journal")"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+binds = [r["seq"] for r in recs if r.get("state") == "begin" and r["change"]["action"] == "pci-bind-vfio"]
+undone = [r["seq"] for r in recs if r.get("state") == "undone"]
+assert binds and all(b in undone for b in binds), (binds, undone)
+assert {"device-gone": "hostdev-0000-02-00-0"} in recs
+PY
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
 	;;
 pci-del-gives-back-a-device-the-plan-attached)
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }

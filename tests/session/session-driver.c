@@ -8,7 +8,7 @@
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...], "viewers": [...],
  *             "errors": ["..."], "n_root_ports": N, "memory_mib": M,
- *             "console_tty": false, "has_xhci": false}
+ *             "console_tty": false, "has_xhci": false, "has_disk_image": false}
  * The host root is $VFIO_HOST_ROOT; argv[0] becomes $VFIO_QEMU when it is
  * set, as main puts it into a real plan. Cases that play the sudo caller set
  * SUDO_UID, so the driver honours the VFIO_* variables regardless
@@ -60,6 +60,7 @@ load_plan(struct plan *plan, const char *path)
 	plan->memory_mib = (uint64_t)json_integer_value(json_object_get(j, "memory_mib"));
 	plan->console_tty = json_is_true(json_object_get(j, "console_tty"));
 	plan->has_xhci = json_is_true(json_object_get(j, "has_xhci"));
+	plan->has_disk_image = json_is_true(json_object_get(j, "has_disk_image"));
 	json_decref(j);
 	return 0;
 }
