@@ -38,6 +38,7 @@
 #include "release.h"
 #include "restore.h"
 #include "rundir.h"
+#include "service.h"
 #include "spawn.h"
 #include "status.h"
 #include "threads.h"
@@ -336,6 +337,21 @@ session_adopted_exit(evutil_socket_t fd, short events, void *arg)
 }
 
 static void
+session_service_answer(bool restarting, void *arg)
+{
+	struct session *s = arg;
+	if (s->qemu_gone || s->n_signals > 1 || s->state != SESSION_RUNNING)
+		return;      /* overtaken: a second signal, or the guest ended */
+	if (!restarting) {
+		session_powerdown(s, "the service is stopped");
+		return;
+	}
+	log_info("the service restarts: the guest keeps running for its next start to adopt");
+	s->detached = true;
+	event_base_loopbreak(s->base);
+}
+
+static void
 session_signal(int signo, void *arg)
 {
 	struct session *s = arg;
@@ -353,6 +369,13 @@ session_signal(int signo, void *arg)
 	}
 	s->n_signals++;
 	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
+		/* systemd's SIGTERM: a restart leaves the guest to the next start. */
+		char unit[256];
+		if (signo == SIGTERM && service_unit(unit, sizeof(unit)) &&
+		    service_restarting(s->base, unit, session_service_answer, s)) {
+			log_info("%s from the service manager: asking whether %s restarts", strsignal(signo), unit);
+			return;
+		}
 		session_powerdown(s, strsignal(signo));
 		return;
 	}

@@ -860,6 +860,39 @@ sys.exit(0 if s["devices"]["attached"] == [] and s["devices"]["free_root_ports"]
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	;;
+systemd-restart-leaves-the-guest-to-the-next-start-and-stop-powers-it-down)
+	# As vfio@.service runs it: $INVOCATION_ID set, the unit in
+	# /proc/self/cgroup, systemd's SIGTERM for both `systemctl restart` and
+	# `systemctl stop`; the unit's job (systemctl list-jobs) tells them apart.
+	mkdir -p "$HOST/.drvcore"
+	cgroup=$HOST/proc/self/cgroup
+	echo "0::/system.slice/system-vfio.slice/vfio@$NAME.service" > "$cgroup"
+	export VFIO_SYSTEMCTL=$VFIO_SRCDIR/tests/drvcore/fake-systemctl INVOCATION_ID=0123456789abcdef
+	plan; scenario "$GUEST_RUNS"
+	echo "4711 vfio@$NAME.service restart running" > "$HOST/.drvcore/jobs"
+	start
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	echo "$qpid" > "$T/qemu.pid"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "restart: exit status $rc, want 0"
+	expect_in "$T/out" "the service restarts: the guest keeps running for its next start to adopt"
+	expect_in "$HOST/.drvcore/systemctl.log" "list-jobs --no-legend --plain vfio@$NAME.service"
+	! recorded system_powerdown || fail "a restart powered the guest down"
+	kill -0 "$qpid" || fail "QEMU did not survive the restart"
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "the host was given back on a restart"
+	# The unit starts again: the guest is adopted; then `systemctl stop`.
+	echo "4712 vfio@$NAME.service stop running" > "$HOST/.drvcore/jobs"
+	start
+	wait_for "the guest to be adopted" grep -q '"adopted": true' "$HOST/run/vfio/$NAME/status.json"
+	wait_for "the guest to run" running
+	grep -q "\"qemu_pid\": $qpid," "$HOST/run/vfio/$NAME/status.json" || fail "another QEMU"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "stop: exit status $rc, want 0"
+	recorded system_powerdown || fail "stop did not power the guest down"
+	rm "$cgroup"
+	restored
+	;;
 qemu-that-never-greets-is-stopped)
 	plan; scenario '{"start": [{"hang": true}]}'
 	VFIO_TEST_GREETING_TIMEOUT_S=1 run
