@@ -1239,6 +1239,7 @@ session_adopt(struct session *s)
 	devices_init(&s->devs, s->plan->n_root_ports);
 	s->devs.journal = &s->j;
 	s->devs.release = release_device;
+	s->devs.release_arg = s->release;
 	s->qemu_pidfd = proc_pidfd(s->j.qemu_pid, s->j.qemu_start);
 	if (s->qemu_pidfd < 0) {
 		log_error("QEMU (pid %d) of the guest \"%s\" is gone after all; run this again", (int)s->qemu_pid,

@@ -91,6 +91,15 @@ start() {	# start the supervisor in the background and wait until the guest runs
 	[ -p "$FIFO" ] || fail "no control FIFO at $FIFO"
 }
 finish() { wait "$sup"; rc=$?; sup=; }
+# adopt [driver args]: the same run again over a guest whose supervisor was
+# killed: waits until this supervisor (its pid in status.json) runs it.
+adopt() {
+	"$DRIVER" run "$T/plan.json" -name "$NAME" "$@" < /dev/null > "$T/out" 2>&1 &
+	sup=$!
+	wait_for "the guest to be adopted" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["pid"] == int(sys.argv[2]) and s["state"] == "running" and s.get("adopted") else 1)' "$RUN/status.json" "$sup"
+}
 stop() { kill -TERM "$sup" 2>/dev/null; finish; }
 
 wait_for() {	# wait_for DESCRIPTION COMMAND...: up to 30 s
@@ -628,6 +637,117 @@ powerdown-ends-the-run-cleanly)
 	expect_in "$T/out" "control FIFO: asking the guest to power down"
 	[ "$(nrecorded system_powerdown)" = 1 ] || fail "no system_powerdown"
 	[ ! -e "$RUN" ] || fail "runtime dir left"
+	;;
+adopted-guest-keeps-its-devices-and-takes-commands)
+	# SIGKILL the supervisor: the guest runs on (same QEMU); the same run
+	# adopts it: what was attached is listed, commands work, quit ends it
+	# with the host put back and no runtime directory left.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$RUN/status.json")
+	kill -9 "$sup"; finish
+	kill -0 "$qpid" || fail "QEMU died with its supervisor"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "the device left vfio-pci without a supervisor"
+	adopt
+	expect_in "$T/out" "adopting it"
+	grep -q "\"qemu_pid\": $qpid," "$RUN/status.json" || fail "not the same QEMU: $(cat "$RUN/status.json")"
+	ctl_ok "$NAME" status
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +attached$' "$T/vout" || fail "nic0 not adopted"
+	grep -Eq '^hostdev-0000-02-00-0 +vfio-pci +rp2 +attached$' "$T/vout" || fail "the hot-added device not adopted"
+	ctl_ok "$NAME" net add user
+	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp3)"
+	ctl_ok "$NAME" pci del hostdev-0000-02-00-0 force
+	expect_in "$T/vout" "0000:02:00.0 is back with its driver"
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ ! -e "$RUN" ] || fail "the runtime directory was left"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
+device-the-guest-let-go-while-no-supervisor-ran-is-given-back-on-adoption)
+	# pci del goes pending, the supervisor is killed, the guest lets go
+	# meanwhile (nobody hears DEVICE_DELETED): the adopter finds the device
+	# gone from QEMU and gives it back to its driver.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	scenario '{"guest": {"ignore_unplug": true}}'
+	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	kill -9 "$sup"; finish
+	# The guest lets go while nobody watches: a reset completes the pending
+	# unplug (as in QEMU 7.2), asked on QEMU's monitor socket directly.
+	python3 - "$RUN/qmp.sock" <<'PY' || fail "resetting the guest"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+f.readline()
+for cmd in ("qmp_capabilities", "system_reset"):
+    f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+    f.flush()
+    while "return" not in json.loads(f.readline()):
+        pass
+PY
+	adopt
+	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	expect_in "$T/out" "hostdev-0000-02-00-0 removed; 0000:02:00.0 is back with its driver (it left the guest while no supervisor ran)"
+	ctl_ok "$NAME" status -json
+	expect_not_in "$T/vout" hostdev
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+removal-pending-across-adoption-completes-when-the-guest-lets-go)
+	# The guest acks only after a new supervisor adopted it: the adopter
+	# shows the removal as pending (the journal said so) and gives the
+	# device back when DEVICE_DELETED comes.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	scenario '{"guest": {"ignore_unplug": true}}'
+	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	kill -9 "$sup"; finish
+	adopt
+	ctl_ok "$NAME" status
+	grep -Eq '^hostdev-0000-02-00-0 +vfio-pci +rp2 +removing$' "$T/vout" || fail "the pending removal was not adopted"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "given back before the guest let go"
+	ctl_ok "$NAME" reset
+	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	[ "$(nrecorded device_del)" = 1 ] || fail "the adopter asked again: $(nrecorded device_del) device_del"
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+adoption-resyncs-usb-with-what-came-and-went)
+	# -usb matches two devices; one is plugged in at the start, the other
+	# only while no supervisor runs, when the first is unplugged: the
+	# adopter removes the first and attaches the second.
+	usbdev=$HOST/sys/bus/usb/devices
+	mkdir -p "$T/unplugged"
+	mv "$usbdev/1-6" "$T/unplugged/"
+	SUDO_UID=1000 SUDO_GID=1000 start -usb 'SteelSeries|Controller'
+	wait_for "usb-1-3 attached" grep -q '"id": "usb-1-3"' "$RUN/status.json"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/002")" = 1000 ] || fail "usb-1-3's node not given to QEMU's user"
+	kill -9 "$sup"; finish
+	mv "$usbdev/1-3" "$T/unplugged/" && mv "$T/unplugged/1-6" "$usbdev/"
+	SUDO_UID=1000 SUDO_GID=1000 adopt -usb 'SteelSeries|Controller'
+	wait_for "usb-1-6 attached" grep -q '"id": "usb-1-6"' "$RUN/status.json"
+	wait_for "usb-1-3 removed" sh -c "! grep -q '\"id\": \"usb-1-3\"' $RUN/status.json"
+	grep -q '"device_del","arguments":{"id":"usb-1-3"}' "$T/record" || fail "usb-1-3 was not removed from QEMU"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/002")" = 0 ] || fail "usb-1-3's node not given back"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/005")" = 1000 ] || fail "usb-1-6's node not given to QEMU's user"
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	mv "$T/unplugged/1-3" "$usbdev/"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/005")" = 0 ] || fail "usb-1-6's node not given back"
 	;;
 quit-stops-qemu)
 	start

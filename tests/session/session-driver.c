@@ -4,6 +4,7 @@
  *
  *   session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S]
  *                                [-pinvcpus 0,2] [-user NAME] [-bindtimeout S]
+ *                                [-usb REGEX]
  *   session-driver restore [NAME]
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...], "viewers": [...],
@@ -20,6 +21,7 @@
 #include "hostroot.h"
 #include "log.h"
 #include "options.h"
+#include "passthrough.h"
 #include "plan.h"
 #include "restore.h"
 #include "session.h"
@@ -29,7 +31,7 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S] "
-	    "[-pinvcpus 0,1] [-user NAME] [-bindtimeout S]\n       session-driver restore [NAME]\n");
+	    "[-pinvcpus 0,1] [-user NAME] [-bindtimeout S] [-usb REGEX]\n       session-driver restore [NAME]\n");
 	exit(2);
 }
 
@@ -95,6 +97,11 @@ main(int argc, char **argv)
 			opts.bindtimeout_s = atoi(argv[++i]);
 		} else if (strcmp(a, "-user") == 0 && val) {
 			opts.user = argv[++i];
+		} else if (strcmp(a, "-usb") == 0 && val) {
+			opts.usb_regex = argv[++i];
+			if (passthrough_regex(&opts.usb_re, "-usb", opts.usb_regex, NULL) < 0)
+				usage();
+			opts.usb_re_set = true;
 		} else if (strcmp(a, "-pinvcpus") == 0 && val) {
 			char *copy = strdup(argv[++i]), *save = NULL;
 			for (char *t = strtok_r(copy, ",", &save); t && opts.n_pinvcpus < 64; t = strtok_r(NULL, ",", &save))

@@ -893,6 +893,53 @@ systemd-restart-leaves-the-guest-to-the-next-start-and-stop-powers-it-down)
 	rm "$cgroup"
 	restored
 	;;
+journal-of-the-previous-vfio-is-restored-and-its-live-guest-not-adopted)
+	# A journal the vfio before adoption wrote (format 1, no version record:
+	# tests/session/fixtures/journal-v1, from that binary, killed after it
+	# spawned QEMU). Its QEMU's monitor was a socketpair that died with it:
+	# a live one cannot be adopted; -run says so and changes nothing,
+	# -restore stops it and gives the host back. Once its QEMU is gone, -run
+	# gives the changes back first and starts.
+	old_run() {	# old_run PID START: the journal and the changes it lists, in force
+		mkdir -p "$HOST/run/vfio/$NAME" && chmod 700 "$HOST/run/vfio/$NAME"
+		: > "$HOST/run/vfio/.created-by-vfio"    # that vfio made /run/vfio, as this one does
+		sed -e "s/@PID@/$1/" -e "s/@START@/$2/" "$VFIO_SRCDIR/tests/session/fixtures/journal-v1" \
+		    > "$HOST/run/vfio/$NAME/journal"
+		chown 1000:1000 "$HOST/dev/kvm" "$HOST/dev/vhost-net"
+	}
+	scenario '{}'
+	qpid=$(python3 - "$MOCK" <<'PY'
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "-S", "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control"],
+                     pass_fds=(3,), preexec_fn=lambda: __import__("os").dup2(b.fileno(), 3),
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+a.recv(4096)    # its greeting: it runs; then its supervisor "dies"
+print(p.pid)
+PY
+)
+	echo "$qpid" > "$T/qemu.pid"
+	old_run "$qpid" "$(awk '{print $22}' /proc/$qpid/stat)"
+	plan; scenario "$GUEST_POWEROFF"
+	QMP_MOCK_ARGV=$T/argv2 run
+	[ $rc -eq 2 ] || fail "-run over a live format-1 guest: exit status $rc, want 2"
+	expect_in "$T/out" "started by an earlier vfio"
+	expect_in "$T/out" "vfio -restore $NAME"
+	[ ! -e "$T/argv2" ] || fail "a QEMU was started"
+	kill -0 "$qpid" || fail "the old guest was stopped by -run"
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "-run changed the host"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore: exit status $?"
+	expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
+	restored
+	# Its QEMU gone (a pid that never started at that tick):
+	old_run 1 1
+	run
+	[ $rc -eq 0 ] || fail "-run over a dead format-1 run: exit status $rc, want 0"
+	expect_in "$T/out" "giving back what it left on the host first"
+	expect_in "$T/out" "restored: dev-chown /dev/vhost-net"
+	restored
+	;;
 qemu-that-never-greets-is-stopped)
 	plan; scenario '{"start": [{"hang": true}]}'
 	VFIO_TEST_GREETING_TIMEOUT_S=1 run
