@@ -426,15 +426,10 @@ assert b"guest: hello there" in log, log
 sup.kill()
 sup.wait()
 os.close(master)
-time.sleep(0.5)
-try:
-    os.kill(qpid, 0)
-except ProcessLookupError:
-    raise SystemExit("QEMU died with the terminal")
-state = open("/proc/%d/stat" % qpid).read().split(")")[1].split()[0]
-assert state != "Z", "QEMU is a zombie"
 PY
+	# QEMU was not in it: -restore finds it still running.
 	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore"
+	expect_in "$T/out" "QEMU (pid $(cat "$T/qemu.pid")) from the previous run is still running"
 	rm -r "$HOST/var/lib/vfio"    # the console log of the run is kept there, by design
 	restored
 	;;
