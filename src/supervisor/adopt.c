@@ -74,13 +74,13 @@ adopt_strv_json(const struct strv *v)
 json_t *
 adopt_run_record(const struct options *opts, const struct plan *plan, const struct spawn_user *user)
 {
-	json_t *rec = json_pack("{s:s, s:o, s:{s:o, s:O, s:O, s:i, s:b, s:b, s:I}, s:{s:s?, s:i, s:i, s:s?}}",
+	json_t *rec = json_pack("{s:s, s:o, s:{s:o, s:o, s:o, s:i, s:b, s:b, s:I}, s:{s:s?, s:i, s:i, s:s?}}",
 	    "name", opts->name ? opts->name : "vfio",
 	    "flags", adopt_strv_json(&opts->flags),
 	    "plan",
 	    "argv", adopt_strv_json(&plan->argv),
-	    "qmp", plan->qmp ? plan->qmp : json_array(),
-	    "devices", plan->devices ? plan->devices : json_object(),
+	    "qmp", plan->qmp ? json_incref(plan->qmp) : json_array(),
+	    "devices", plan->devices ? json_incref(plan->devices) : json_object(),
 	    "n_root_ports", plan->n_root_ports,
 	    "has_xhci", plan->has_xhci,
 	    "has_disk_image", plan->has_disk_image,
