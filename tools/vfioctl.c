@@ -6,7 +6,8 @@
  * Writes one tagged command line to /run/vfio/NAME/control, waits for the
  * reply with that tag in /run/vfio/NAME/replies (inotify, no polling), prints
  * it and exits 0 on ok, 1 on error (or timeout), 2 when no supervisor NAME
- * runs. Paths are under $VFIO_HOST_ROOT like everything vfio touches. Like
+ * runs, 3 when the command is pending (a removal the guest has not acked:
+ * it completes when the guest lets go). Paths are under $VFIO_HOST_ROOT like everything vfio touches. Like
  * vfio it needs root: the FIFO and the runtime directory are root's alone.
  *
  * The supervisor may replace the replies file with a new one (it keeps it
@@ -34,6 +35,7 @@
 #define VFIOCTL_EXIT_OK      0
 #define VFIOCTL_EXIT_ERROR   1
 #define VFIOCTL_EXIT_NOSUP   2
+#define VFIOCTL_EXIT_PENDING 3
 #define VFIOCTL_TIMEOUT_S    60
 
 /* The commands come from the supervisor's own table (control_cmd_info()). */
@@ -140,13 +142,14 @@ vfioctl_print_status(const char *name, const char *js, bool as_json)
 	}
 	const json_t *devs = json_object_get(st, "devices");
 	printf("guest %s: %s\n", name, json_string_value(json_object_get(st, "state")) ?: "?");
-	printf("%-24s %-18s %s\n", "ID", "DRIVER", "BUS");
+	printf("%-24s %-18s %-8s %s\n", "ID", "DRIVER", "BUS", "STATE");
 	size_t i;
 	json_t *d;
 	json_array_foreach(json_object_get(devs, "attached"), i, d)
-		printf("%-24s %-18s %s\n", json_string_value(json_object_get(d, "id")) ?: "",
+		printf("%-24s %-18s %-8s %s\n", json_string_value(json_object_get(d, "id")) ?: "",
 		    json_string_value(json_object_get(d, "driver")) ?: "",
-		    json_string_value(json_object_get(d, "bus")) ?: "");
+		    json_string_value(json_object_get(d, "bus")) ?: "",
+		    json_string_value(json_object_get(d, "state")) ?: "attached");
 	printf("free root ports:");
 	json_array_foreach(json_object_get(devs, "free_root_ports"), i, d)
 		printf(" %s", json_string_value(d));
@@ -376,6 +379,9 @@ vfioctl_command(const char *name, char **words, int n, int timeout_s, bool as_js
 			printf("%s\n", msg);
 		}
 		code = VFIOCTL_EXIT_OK;
+	} else if (str_startswith(reply, "pending")) {
+		printf("%s\n", reply[7] == ' ' ? reply + 8 : reply + 7);
+		code = VFIOCTL_EXIT_PENDING;
 	} else {
 		fprintf(stderr, "vfioctl: %s: %s\n", name, reply);
 		code = VFIOCTL_EXIT_ERROR;

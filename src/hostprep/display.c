@@ -241,16 +241,8 @@ display_describe_holders(const char *addr)
 static int
 systemctl_path(const char **out, const char *unit, struct verr *err)
 {
-	const char *p = vfioenv_get("VFIO_SYSTEMCTL");
-	if (p != NULL && *p != '\0') {
-		*out = p;
-		return 0;
-	}
-	if (*hostroot_get() != '\0')
-		return verr_set(err, -ENOTSUP, "cannot manage %s on the host root %s with the real systemctl: "
-		    "set VFIO_SYSTEMCTL to a systemctl for that root", unit, hostroot_get());
-	*out = "/usr/bin/systemctl";
-	return 0;
+	*out = hostcmd_systemctl(unit, err);
+	return *out != NULL ? 0 : err != NULL ? err->code : -ENOTSUP;
 }
 
 static int

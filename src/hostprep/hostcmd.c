@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hostroot.h"
 #include "util.h"
+#include "vfioenv.h"
 
 extern char **environ;
 
@@ -36,9 +38,30 @@ hostcmd_find(const char *name)
 	return found;
 }
 
+const char *
+hostcmd_systemctl(const char *unit, struct verr *err)
+{
+	const char *p = vfioenv_get("VFIO_SYSTEMCTL");
+	if (p != NULL && *p != '\0')
+		return p;
+	if (*hostroot_get() != '\0') {
+		verr_set(err, -ENOTSUP, "cannot manage %s on the host root %s with the real systemctl: "
+		    "set VFIO_SYSTEMCTL to a systemctl for that root", unit, hostroot_get());
+		return NULL;
+	}
+	return "/usr/bin/systemctl";
+}
+
 int
 hostcmd_run(char *const argv[], char **errout, struct verr *err)
 {
+	return hostcmd_capture(argv, STDERR_FILENO, errout, err);
+}
+
+int
+hostcmd_capture(char *const argv[], int which, char **text, struct verr *err)
+{
+	char **errout = text;
 	int p[2];
 	if (errout != NULL)
 		*errout = NULL;
@@ -64,9 +87,9 @@ hostcmd_run(char *const argv[], char **errout, struct verr *err)
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
 			dup2(devnull, 0);
-			dup2(devnull, 1);
+			dup2(devnull, which == STDOUT_FILENO ? 2 : 1);
 		}
-		dup2(p[1], 2);
+		dup2(p[1], which);
 		signal(SIGPIPE, SIG_DFL);
 		execve(argv[0], argv, environ);
 		int e = errno;

@@ -11,6 +11,14 @@
  * (allocated, stripped, "" when silent; may be NULL to discard), or -errno
  * with err set when it could not be started. */
 int hostcmd_run(char *const argv[], char **errout, struct verr *err);
+/* The same, collecting what it says on which (STDOUT_FILENO or
+ * STDERR_FILENO; the other goes to /dev/null) into *text. */
+int hostcmd_capture(char *const argv[], int which, char **text, struct verr *err);
+
+/* The systemctl to run for unit: $VFIO_SYSTEMCTL, else /usr/bin/systemctl
+ * on the real host; NULL with err set under another host root (tests give
+ * one for that root). */
+const char *hostcmd_systemctl(const char *unit, struct verr *err);
 
 /* A program as execvp would find it, without its shell fallback: name as
  * given when it has a slash, else the first executable regular file of

@@ -79,8 +79,10 @@ control_id_used(struct control *c, const char *id)
 		if ((r->id && strcmp(r->id, id) == 0) || (r->netdev && strcmp(r->netdev, id) == 0))
 			return true;
 	}
-	for (size_t k = 0; k < c->n_origins; k++) {
-		if (c->origins[k].netdev && strcmp(c->origins[k].netdev, id) == 0)
+	/* the backends of the NICs attached */
+	for (size_t k = 0; k < c->h.devs->n; k++) {
+		const char *nd = json_string_value(json_object_get(c->h.devs->v[k].args, "netdev"));
+		if (nd != NULL && strcmp(nd, id) == 0)
 			return true;
 	}
 	return false;
@@ -92,40 +94,28 @@ control_changed(struct control *c)
 	c->h.changed(c->h.arg);
 }
 
-/* Journal and apply a change that cannot block (dev-chown, tap-create);
- * a failure is given back at once. *idx is the journal entry. */
+/* Journal and apply a change that cannot block (dev-chown, tap-create) for
+ * the device id (given back with it: release.h); a failure is given back
+ * at once. *idx is the journal entry. */
 static int
-control_change_now(struct control *c, const json_t *change, size_t *idx, struct verr *err)
+control_change_now(struct control *c, const json_t *change, const char *id, size_t *idx, struct verr *err)
 {
-	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true,
+		.for_id = id };
 	return journal_apply(c->h.journal, change, &o, idx, err);
 }
 
 /* QEMU running as another user opens the node itself: give it to that user. */
 static int
-control_chown(struct control *c, const char *path, struct verr *err)
+control_chown(struct control *c, const char *path, const char *id, struct verr *err)
 {
 	if (c->h.qemu_uid < 0)
 		return 0;
 	json_t *change = devown_change_new(path, c->h.qemu_uid, c->h.qemu_gid);
 	size_t idx;
-	int r = control_change_now(c, change, &idx, err);
+	int r = control_change_now(c, change, id, &idx, err);
 	json_decref(change);
 	return r;
-}
-
-/* The last in-force journal entry for action on target, or -1. */
-static ssize_t
-control_journal_find(struct control *c, const char *action, const char *target)
-{
-	struct journal *j = c->h.journal;
-	for (size_t i = j->n; i-- > 0;) {
-		const json_t *ch = j->entries[i].change;
-		if (j->entries[i].state != JOURNAL_UNDONE && strcmp(change_str(ch, "action"), action) == 0 &&
-		    strcmp(change_str(ch, "target"), target) == 0)
-			return (ssize_t)i;
-	}
-	return -1;
 }
 
 /* --- status, help, powerdown, reset, quit ------------------------------------ */
@@ -188,7 +178,28 @@ control_cmd_reset(struct control_req *req)
 
 /* --- device_add, shared by pci, usb and net -------------------------------- */
 
-static void control_pci_added(struct control_req *req, bool ok, const char *msg);
+/* A device QEMU does not have after all: what was made for it goes back
+ * (release.h), then the reply says why it failed and how giving back went. */
+static void
+control_given_back(const char *id, int result, const char *msg, void *arg)
+{
+	struct control_req *req = arg;
+	control_changed(req->c);
+	if (result < 0)
+		control_reply(req, false, "%s; giving it back failed too: %s", req->why, msg);
+	else if (req->addr != NULL)
+		control_reply(req, false, "%s; nothing changed: %s is back with its own driver", req->why, req->addr);
+	else
+		control_reply(req, false, "%s", req->why);
+}
+
+static void
+control_add_failed(struct control_req *req, const char *why)
+{
+	req->why = xstrdup(why);
+	json_t *args = json_object_get(req->change, "device_add");
+	devices_give_back(req->c->h.devs, req->id, args, control_given_back, req);
+}
 
 static void
 control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
@@ -198,36 +209,31 @@ control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error 
 	json_t *args = json_object_get(req->change, "device_add");
 	if (err != NULL) {
 		char *msg = xasprintf("QEMU refused to add %s: %s", req->id, err->desc);
-		if (req->netdev != NULL && control_qmp(c) != NULL)
-			qmp_send(control_qmp(c), "netdev_del", json_pack("{s:s}", "id", req->netdev), -1,
-			    CONTROL_CMD_TIMEOUT_MS, NULL, NULL);
-		if (req->addr != NULL)
-			control_pci_added(req, false, msg);
-		else
-			control_reply(req, false, "%s", msg);
+		control_add_failed(req, msg);
 		free(msg);
 		return;
 	}
 	devices_attached(c->h.devs, args);
 	control_changed(c);
-	if (req->addr != NULL) {
-		control_pci_added(req, true, NULL);
-		return;
-	}
-	control_origin_add(c, req->id, req->netdev, req->jidx);
-	control_reply(req, true, "%s attached (%s%s%s)", req->id,
-	    json_string_value(json_object_get(args, "driver")), req->port ? " on " : "",
-	    req->port ? req->port : "");
+	if (req->addr != NULL)
+		control_reply(req, true, "%s attached (%s on %s)", req->id, req->addr, req->port);
+	else
+		control_reply(req, true, "%s attached (%s%s%s)", req->id,
+		    json_string_value(json_object_get(args, "driver")), req->port ? " on " : "",
+		    req->port ? req->port : "");
 }
 
-/* req->change holds {"device_add": ARGS, ...}. */
+/* req->change holds {"device_add": ARGS, ...}: journaled, then sent. */
 static void
 control_device_add(struct control_req *req)
 {
-	json_t *args = json_deep_copy(json_object_get(req->change, "device_add"));
-	if (qmp_send(control_qmp(req->c), "device_add", args, -1, CONTROL_CMD_TIMEOUT_MS,
-	    control_device_reply, req) < 0)
-		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+	struct verr err = { 0 };
+	if (devices_add(req->c->h.devs, control_qmp(req->c), json_object_get(req->change, "device_add"),
+	    CONTROL_CMD_TIMEOUT_MS, control_device_reply, req, &err) < 0) {
+		char *msg = xasprintf("%s was not added: %s", req->id, err.msg);
+		control_add_failed(req, msg);
+		free(msg);
+	}
 }
 
 /* --- net ------------------------------------------------------------------------ */
@@ -237,7 +243,9 @@ control_netdev_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error 
 {
 	struct control_req *req = arg;
 	if (err != NULL) {
-		control_reply(req, false, "QEMU refused the network backend %s: %s", req->netdev, err->desc);
+		char *msg = xasprintf("QEMU refused the network backend %s: %s", req->netdev, err->desc);
+		control_add_failed(req, msg);
+		free(msg);
 		return;
 	}
 	control_device_add(req);
@@ -250,13 +258,15 @@ control_getfd_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *
 	close(req->fd);
 	req->fd = -1;
 	if (err != NULL) {
-		control_reply(req, false, "QEMU did not take the tap's file descriptor: %s", err->desc);
+		char *msg = xasprintf("QEMU did not take the tap's file descriptor: %s", err->desc);
+		control_add_failed(req, msg);
+		free(msg);
 		return;
 	}
 	json_t *nargs = devargs_netdev_tap(req->netdev, req->fdname, NULL);
 	if (qmp_send(control_qmp(req->c), "netdev_add", nargs, -1, CONTROL_CMD_TIMEOUT_MS,
 	    control_netdev_reply, req) < 0)
-		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+		control_add_failed(req, "QEMU's monitor closed: it was not added");
 }
 
 /* "tcp::2222-:22": [proto]:[hostaddr]:hostport-[guestaddr]:guestport */
@@ -365,89 +375,54 @@ control_cmd_net_add(struct control_req *req)
 		}
 		json_t *ch = net_change_tap(tapname, bridge, c->h.qemu_uid, c->h.qemu_gid);
 		size_t idx;
-		r = control_change_now(c, ch, &idx, &err);
+		r = control_change_now(c, ch, req->id, &idx, &err);
 		json_decref(ch);
 		if (r < 0) {
 			control_reply(req, false, "net add: cannot create a tap on %s: %s", bridge, err.msg);
 			return;
 		}
-		req->jidx = (ssize_t)idx;
 		tap = tapname;
 		control_changed(c);
 	}
 	if (net_tap_open(tap, &req->fd, &err) < 0) {
-		control_reply(req, false, "net add: %s", err.msg);
+		char *msg = xasprintf("net add: %s", err.msg);
+		control_add_failed(req, msg);
+		free(msg);
 		return;
 	}
 	req->fdname = xasprintf("ctlfd%u", c->next_fd++);
 	if (qmp_send(control_qmp(c), "getfd", json_pack("{s:s}", "fdname", req->fdname), req->fd,
 	    CONTROL_CMD_TIMEOUT_MS, control_getfd_reply, req) < 0)
-		control_reply(req, false, "QEMU's monitor is closed: %s was not added", req->id);
+		control_add_failed(req, "QEMU's monitor closed: it was not added");
 }
 
 /* --- del, shared ------------------------------------------------------------- */
 
-static void
-control_netdev_del_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
-{
-	struct control_req *req = arg;
-	struct control *c = req->c;
-	if (err != NULL)
-		log_warnx("QEMU did not remove the network backend %s: %s", req->netdev, err->desc);
-	struct control_origin *o = control_origin_find(c, req->id);
-	if (o != NULL && o->jidx >= 0) {
-		struct verr uerr = { 0 };
-		const char *tap = change_str(c->h.journal->entries[o->jidx].change, "target");
-		if (journal_undo(c->h.journal, (size_t)o->jidx, c->h.bindtimeout_ms, &uerr) < 0) {
-			control_reply(req, false, "%s removed, but its tap %s stays: %s", req->id, tap, uerr.msg);
-			return;
-		}
-		control_changed(c);
-	}
-	control_origin_remove(c, req->id);
-	control_reply(req, true, "%s removed", req->id);
-}
-
-static void control_pci_give_back(struct control_req *req);
-
+/* The device is gone and given back (release.h), or the guest has not let
+ * go yet: then the removal stays pending and the reply says so. */
 static void
 control_detached(const char *id, int result, const char *msg, void *arg)
 {
 	struct control_req *req = arg;
-	struct control *c = req->c;
-	if (result < 0) {
-		control_reply(req, false, "%s", msg);
-		return;
-	}
-	control_changed(c);
-	if (req->netdev != NULL) {
-		if (control_qmp(c) == NULL ||
-		    qmp_send(control_qmp(c), "netdev_del", json_pack("{s:s}", "id", req->netdev), -1,
-		    CONTROL_CMD_TIMEOUT_MS, control_netdev_del_reply, req) < 0)
-			control_reply(req, false, "%s removed, but QEMU's monitor closed before its backend %s",
-			    req->id, req->netdev);
-		return;
-	}
-	if (req->addr != NULL) {
-		control_pci_give_back(req);
-		return;
-	}
-	control_origin_remove(c, req->id);
-	control_reply(req, true, "%s removed", req->id);
+	control_changed(req->c);
+	if (result == -EINPROGRESS)
+		control_reply_pending(req, "%s", msg);
+	else
+		control_reply(req, result == 0, "%s", msg);
 }
 
 static void
 control_detach(struct control_req *req)
 {
 	struct control *c = req->c;
-	int r = devices_detach(c->h.devs, control_qmp(c), c->h.base, req->id, DEVICES_DETACH_TIMEOUT_MS,
+	int r = devices_detach(c->h.devs, control_qmp(c), c->h.base, req->id, devices_detach_wait_ms(), false,
 	    control_detached, req);
-	if (r == -EALREADY)
-		control_reply(req, false, "%s is already being removed; wait for that to finish", req->id);
-	else if (r == -ENOENT)
+	if (r == -ENOENT)
 		control_reply(req, false, "no device %s is attached; `status` lists them", req->id);
 	else if (r < 0)
 		control_reply(req, false, "QEMU's monitor is closed: %s was not removed", req->id);
+	else
+		control_changed(c);
 }
 
 static void
@@ -532,64 +507,6 @@ control_pci_pick(const struct host_snapshot *snap, const char *arg, struct verr 
 }
 
 static void
-control_pci_released(const struct journal_result *res, void *arg)
-{
-	struct control_req *req = arg;
-	struct control *c = req->c;
-	req->job = NULL;
-	if (res->undone)
-		control_changed(c);
-	if (req->why != NULL) {
-		if (res->code < 0)
-			control_reply(req, false, "%s; giving it back failed too: %s; the end of the run "
-			    "retries", req->why, res->err.msg);
-		else
-			control_reply(req, false, "%s; nothing changed: %s is back with its own driver", req->why,
-			    req->addr);
-		return;
-	}
-	control_origin_remove(c, req->id);
-	if (res->code < 0)
-		control_reply(req, false, "%s removed from the guest, but %s could not be given back: %s; "
-		    "`vfio -restore` at the end retries", req->id, req->addr, res->err.msg);
-	else
-		control_reply(req, true, "%s removed; %s is back with its driver%s%s", req->id, req->addr,
-		    res->err.msg[0] ? ": " : "", res->err.msg);
-}
-
-/* Hand the device back to its driver: undo the journaled bind, in a child. */
-static void
-control_pci_release(struct control_req *req)
-{
-	struct control *c = req->c;
-	struct verr err = { 0 };
-	req->job = journal_undo_start(c->h.journal, c->h.base, (size_t)req->jidx, c->h.bindtimeout_ms,
-	    control_pci_released, req, &err);
-	if (req->job == NULL) {
-		struct journal_result res = { .code = err.code < 0 ? err.code : -EIO, .err = err,
-		    .idx = (size_t)req->jidx };
-		control_pci_released(&res, req);
-	}
-}
-
-static void
-control_pci_added(struct control_req *req, bool ok, const char *msg)
-{
-	struct control *c = req->c;
-	if (!ok) {
-		if (req->jidx >= 0) {
-			req->why = xstrdup(msg);
-			control_pci_release(req);
-		} else {
-			control_reply(req, false, "%s", msg);
-		}
-		return;
-	}
-	control_origin_add(c, req->id, NULL, req->jidx);
-	control_reply(req, true, "%s attached (%s on %s)", req->id, req->addr, req->port);
-}
-
-static void
 control_pci_bound(const struct journal_result *res, void *arg)
 {
 	struct control_req *req = arg;
@@ -606,17 +523,16 @@ control_pci_bound(const struct journal_result *res, void *arg)
 			    "retries", req->addr, res->err.msg);
 		return;
 	}
-	req->jidx = (ssize_t)res->idx;
 	int group = (int)change_arg_int(c->h.journal->entries[res->idx].change, "group", -1);
 	char node[64];
 	passthrough_vfio_group_node(node, sizeof(node), group);
 	struct verr jerr = { 0 };
-	if (control_chown(c, node, &jerr) < 0) {
-		control_pci_added(req, false, jerr.msg);
+	if (control_chown(c, node, req->id, &jerr) < 0) {
+		control_add_failed(req, jerr.msg);
 		return;
 	}
 	if (control_qmp(c) == NULL) {
-		control_pci_added(req, false, "QEMU's monitor closed during the bind");
+		control_add_failed(req, "QEMU's monitor closed during the bind");
 		return;
 	}
 	control_device_add(req);
@@ -628,7 +544,8 @@ control_pci_bind(struct control_req *req)
 {
 	struct control *c = req->c;
 	struct verr err = { 0 };
-	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true };
+	struct journal_apply_opts o = { .bindtimeout_ms = c->h.bindtimeout_ms, .undo_on_failure = true,
+		.for_id = req->id };
 	req->job = journal_apply_start(c->h.journal, c->h.base, json_object_get(req->change, "bind"), &o,
 	    control_pci_bound, req, &err);
 	if (req->job == NULL) {
@@ -743,21 +660,6 @@ refuse:
 }
 
 static void
-control_pci_give_back(struct control_req *req)
-{
-	struct control *c = req->c;
-	ssize_t idx = control_journal_find(c, "pci-bind-vfio", req->addr);
-	if (idx < 0) {
-		control_origin_remove(c, req->id);
-		control_reply(req, true, "%s removed; %s stays on vfio-pci (vfio did not bind it)", req->id,
-		    req->addr);
-		return;
-	}
-	req->jidx = idx;
-	control_pci_release(req);
-}
-
-static void
 control_cmd_pci_del(struct control_req *req)
 {
 	struct control *c = req->c;
@@ -805,7 +707,10 @@ control_cmd_pci_del(struct control_req *req)
 static void
 control_usb_done(int result, const char *msg, void *arg)
 {
-	control_reply(arg, result == 0, "%s", msg ? msg : "");
+	if (result == -EINPROGRESS)
+		control_reply_pending(arg, "%s", msg ? msg : "");
+	else
+		control_reply(arg, result == 0, "%s", msg ? msg : "");
 }
 
 static struct usbwatch *

@@ -24,8 +24,7 @@ struct control_req {
 	struct journal_job *job;         /* a host change (a bind, its undo) under way */
 	char *id, *netdev, *port, *addr, *fdname;
 	json_t *change;                  /* {"device_add": ARGS} */
-	char *why;                       /* pci add failed: why (given back before the reply) */
-	ssize_t jidx;                    /* the journal entry it made (a bind, a tap), -1: none */
+	char *why;                       /* an add failed: why (given back before the reply) */
 	int fd;
 };
 
@@ -35,13 +34,6 @@ struct control_cmd_entry {
 	struct control_cmd_info info;
 	int min_args, max_args;          /* arguments after the name, "force" not counted */
 	void (*exec)(struct control_req *req);
-};
-
-/* A device the FIFO attached and what giving it back takes. */
-struct control_origin {
-	char *id;
-	char *netdev;                    /* net: netdev_del after DEVICE_DELETED */
-	ssize_t jidx;                    /* the journal entry to undo (pci-bind-vfio, tap-create), -1: none */
 };
 
 struct control {
@@ -56,8 +48,6 @@ struct control {
 	size_t overflow_len;
 	struct control_req *pending;
 	struct strv reserved_ports;      /* root ports of adds in flight */
-	struct control_origin *origins;
-	size_t n_origins;
 	unsigned next_fd;                /* getfd names */
 };
 
@@ -71,12 +61,11 @@ const struct control_cmd_entry *control_cmd_find(char **words, size_t n, size_t 
 /* The reply, one line to the replies file and the log; frees req. */
 void control_reply(struct control_req *req, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* "pending": accepted, not done yet (a removal the guest has not acked). */
+void control_reply_pending(struct control_req *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* A reply for a line that never became a request (bad input). */
 void control_reply_bad(struct control *c, const char *tag, const char *msg);
-
-struct control_origin *control_origin_find(struct control *c, const char *id);
-void control_origin_add(struct control *c, const char *id, const char *netdev, ssize_t jidx);
-void control_origin_remove(struct control *c, const char *id);
 
 /* The session's QMP connection when it can take commands, else NULL. */
 struct qmp *control_qmp(struct control *c);

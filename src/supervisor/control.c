@@ -98,12 +98,13 @@ control_replies_append(struct control *c, const char *s, size_t len)
 }
 
 static void
-control_write_reply(struct control *c, const char *tag, bool ok, const char *msg)
+control_write_reply(struct control *c, const char *tag, const char *kind, const char *msg)
 {
+	bool ok = strcmp(kind, "error") != 0;
 	struct strbuf sb = { 0 };
 	if (tag != NULL)
 		strbuf_printf(&sb, "@%s ", tag);
-	strbuf_puts(&sb, ok ? "ok" : "error");
+	strbuf_puts(&sb, kind);
 	if (msg != NULL && msg[0] != '\0') {
 		strbuf_puts(&sb, " ");
 		size_t at = sb.len;
@@ -181,7 +182,19 @@ control_reply(struct control_req *req, bool ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	control_write_reply(req->c, req->tag, ok, msg);
+	control_write_reply(req->c, req->tag, ok ? "ok" : "error", msg);
+	free(msg);
+	control_req_free(req);
+}
+
+void
+control_reply_pending(struct control_req *req, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	control_write_reply(req->c, req->tag, "pending", msg);
 	free(msg);
 	control_req_free(req);
 }
@@ -189,50 +202,7 @@ control_reply(struct control_req *req, bool ok, const char *fmt, ...)
 void
 control_reply_bad(struct control *c, const char *tag, const char *msg)
 {
-	control_write_reply(c, tag, false, msg);
-}
-
-/* --- origins: what giving a device back takes ------------------------------ */
-
-struct control_origin *
-control_origin_find(struct control *c, const char *id)
-{
-	for (size_t i = 0; i < c->n_origins; i++) {
-		if (strcmp(c->origins[i].id, id) == 0)
-			return &c->origins[i];
-	}
-	return NULL;
-}
-
-void
-control_origin_add(struct control *c, const char *id, const char *netdev, ssize_t jidx)
-{
-	c->origins = xreallocarray(c->origins, c->n_origins + 1, sizeof(*c->origins));
-	c->origins[c->n_origins++] = (struct control_origin){
-		.id = xstrdup(id),
-		.netdev = netdev ? xstrdup(netdev) : NULL,
-		.jidx = jidx,
-	};
-}
-
-static void
-control_origin_free(struct control_origin *o)
-{
-	free(o->id);
-	free(o->netdev);
-}
-
-void
-control_origin_remove(struct control *c, const char *id)
-{
-	for (size_t i = 0; i < c->n_origins; i++) {
-		if (strcmp(c->origins[i].id, id) == 0) {
-			control_origin_free(&c->origins[i]);
-			memmove(&c->origins[i], &c->origins[i + 1], (c->n_origins - i - 1) * sizeof(*c->origins));
-			c->n_origins--;
-			return;
-		}
-	}
+	control_write_reply(c, tag, "error", msg);
 }
 
 /* --- lines ------------------------------------------------------------------ */
@@ -250,7 +220,6 @@ control_run_line(struct control *c, struct control_line *l)
 	struct control_req *req = xcalloc(1, sizeof(*req));
 	req->c = c;
 	req->fd = -1;
-	req->jidx = -1;
 	req->entry = e;
 	req->tag = l->tag;
 	l->tag = NULL;
@@ -469,9 +438,6 @@ control_close(struct control *c)
 		close(c->replies_fd);
 		unlink(c->replies_path);
 	}
-	for (size_t i = 0; i < c->n_origins; i++)
-		control_origin_free(&c->origins[i]);
-	free(c->origins);
 	strv_free(&c->reserved_ports);
 	free(c->fifo_path);
 	free(c->replies_path);
@@ -486,6 +452,6 @@ control_status_json(struct control *c)
 		if (r->job != NULL || r->id != NULL)   /* a long command, not this status */
 			json_array_append_new(pending, json_string(r->line));
 	}
-	return json_pack("{s:s, s:s, s:o, s:o}", "name", c->h.name, "state", c->h.state(c->h.arg),
-	    "devices", devices_json(c->h.devs), "pending", pending);
+	return json_pack("{s:i, s:s, s:s, s:o, s:o}", "version", CONTROL_STATUS_VERSION, "name", c->h.name,
+	    "state", c->h.state(c->h.arg), "devices", devices_json(c->h.devs), "pending", pending);
 }

@@ -1,6 +1,7 @@
 /* The control FIFO: /run/vfio/NAME/control takes one command per line while
  * the guest runs (pci/usb/net add|del, status, powerdown, reset, quit,
- * help); each result is one line, "@TAG ok ..." or "@TAG error ...",
+ * help); each result is one line, "@TAG ok ...", "@TAG error ..." or
+ * "@TAG pending ..." (accepted, not done: a removal the guest has not acked),
  * appended to /run/vfio/NAME/replies and logged. tools/vfioctl is the client.
  *
  * The replies file stays small: when a reply would take it past
@@ -111,7 +112,11 @@ struct control *control_open(const struct control_host *h, struct verr *err);
 /* Stop: pending commands get an error reply, the FIFO and replies go. */
 void control_close(struct control *c);
 
-/* The status object a `status` command answers with (new reference). */
+/* The status object a `status` command answers with (new reference):
+ * {"version": CONTROL_STATUS_VERSION, "name", "state", "devices":
+ * devices_json(), "pending": [the long commands in flight]}. Version 2
+ * added "version" and the devices' "state" ("removing": pending). */
+#define CONTROL_STATUS_VERSION 2
 json_t *control_status_json(struct control *c);
 
 #endif

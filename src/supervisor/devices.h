@@ -1,7 +1,15 @@
 /* What is attached to the guest over QMP: device ids, their drivers and the
  * root ports they sit in, so status.json can show it and hot-add can find a
- * free root port; and detaching, which is only over when QEMU says
- * DEVICE_DELETED for exactly that id. */
+ * free root port; and removing, which is over only when QEMU says
+ * DEVICE_DELETED for exactly that id, however late.
+ *
+ * Every device_add is journaled before it is sent (devices_add(): a
+ * supervisor that adopts the guest reads back what it attached), and so is
+ * a device_del QEMU accepted: until the guest lets go, the removal is
+ * pending (status shows it), and whoever asked hears so after the wait
+ * they gave. When DEVICE_DELETED comes, even minutes later or for a device
+ * the guest ejected by itself, the release hook gives back what the device
+ * held on the host (release.h), and only then are the waiters answered. */
 #ifndef VFIO_DEVICES_H
 #define VFIO_DEVICES_H
 
@@ -10,52 +18,89 @@
 #include <stdbool.h>
 
 #include "qmp.h"
+#include "verr.h"
+
+struct journal;
 
 struct device_entry {
 	char *id;
 	char *driver;
 	char *bus;               /* "rp3", "xhci.0", ... ("" when QEMU chose) */
 	json_t *args;            /* the device_add arguments */
+	bool removing;           /* QEMU took device_del: waiting for the guest to let go */
 };
 
-struct devices_detach;
+struct devices_waiter;
+struct devices;
+
+/* Give back what the device held on the host, then call devices_released()
+ * (from the loop, later or at once). args is only valid during the call. */
+typedef void (*devices_release_fn)(void *arg, struct devices *d, const char *id, const json_t *args);
 
 struct devices {
 	struct device_entry *v;
 	size_t n, cap;
 	int n_ports;             /* root ports rp1..rpN on the command line */
-	struct devices_detach *detaching;   /* device_del in flight */
+	struct devices_waiter *waiters;   /* who waits for a removal */
+	struct journal *journal; /* where device_add and device_del are recorded; NULL: nowhere */
+	devices_release_fn release;
+	void *release_arg;
 };
 
 void devices_init(struct devices *d, int n_root_ports);
 void devices_free(struct devices *d);
 
-/* A device_add with these arguments succeeded. */
+/* Journal the device (when d has a journal), then send device_add with
+ * args; cb gets QEMU's answer (call devices_attached() on success). 0, or
+ * -errno with err set when nothing was sent (the journal or the monitor
+ * failed; cb is not called). */
+int devices_add(struct devices *d, struct qmp *qmp, const json_t *args, int timeout_ms, qmp_reply_cb cb,
+    void *arg, struct verr *err);
+/* A device_add with these arguments succeeded (or, adopting, QEMU has it). */
 void devices_attached(struct devices *d, const json_t *device_add_args);
 /* QEMU let go of the device. Returns 0, or -ENOENT when it was not attached. */
 int devices_removed(struct devices *d, const char *id);
 const struct device_entry *devices_find(const struct devices *d, const char *id);
 /* The first root port "rpN" no attached device sits in, or NULL. */
 const char *devices_free_port(const struct devices *d, char *buf, size_t len);
-/* {"attached": [{"id","driver","bus"}...], "free_root_ports": ["rp3", ...]} */
+/* {"attached": [{"id","driver","bus","state"}...], "free_root_ports": ["rp3", ...]};
+ * state is "attached" or "removing" (device_del pending). */
 json_t *devices_json(const struct devices *d);
 
-/* Called once: result 0 when QEMU deleted the device (it is gone from d), or
- * -errno with a message naming the device. */
+/* How a removal went: result 0 (msg: what was given back), -EINPROGRESS
+ * when the guest had not let go within the wait (the removal stays
+ * pending), or -errno with a message naming the device. */
 typedef void (*devices_detach_cb)(const char *id, int result, const char *msg, void *arg);
 
 #define DEVICES_DETACH_TIMEOUT_MS 20000
+/* DEVICES_DETACH_TIMEOUT_MS, or $VFIO_TEST_DETACH_TIMEOUT_MS (a test hook:
+ * pending removals in seconds). */
+int devices_detach_wait_ms(void);
 
-/* device_del ID, then wait for DEVICE_DELETED naming exactly ID (not a child
- * path) for at most timeout_ms. Returns 0 when under way (cb will be called),
- * -ENOENT when ID is not attached, -EALREADY when it is already being removed.
- * The event reaches devices_deleted() through the session's event table. */
+/* device_del ID (once: a removal already under way or pending is joined),
+ * then wait for DEVICE_DELETED naming exactly ID (not a child path). cb is
+ * called once: with the result, or with -EINPROGRESS after timeout_ms (and,
+ * when follow is true, once more with the result when it comes). Returns 0
+ * when under way, -ENOENT when ID is not attached, -ENOTCONN when the
+ * monitor is closed. The event reaches devices_deleted() through the
+ * session's event table. */
 int devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, const char *id,
-    int timeout_ms, devices_detach_cb cb, void *arg);
+    int timeout_ms, bool follow, devices_detach_cb cb, void *arg);
+/* A device the journal says a removed supervisor asked QEMU to remove
+ * (adoption): pending, as if this one had asked. */
+void devices_mark_removing(struct devices *d, const char *id);
 
-/* QEMU's DEVICE_DELETED with its data: a device_del in flight for exactly
- * that id completes (its callback runs), and a device the guest ejected by
- * itself leaves the list. Returns true when it named an attached device. */
+/* A device QEMU does not have after all (its device_add failed): what was
+ * made for it is released as for a removed one, then cb hears how that
+ * went (once, from the loop or at once). */
+void devices_give_back(struct devices *d, const char *id, const json_t *args, devices_detach_cb cb, void *arg);
+
+/* QEMU's DEVICE_DELETED with its data: the device leaves the list and is
+ * released (the release hook, then devices_released()). Returns true when
+ * it named an attached device. */
 bool devices_deleted(struct devices *d, const json_t *data);
+/* The release hook is done with id: its waiters hear result and msg (NULL:
+ * "ID removed"). */
+void devices_released(struct devices *d, const char *id, int result, const char *msg);
 
 #endif

@@ -65,6 +65,8 @@ journal_whole_end(int fd, off_t end)
 static int
 journal_append(struct journal *j, json_t *rec, struct verr *err)
 {
+	if (j->read_only)
+		fatalx("journal: a record for %s, which was loaded to be read only", j->path);
 	char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(rec);
 	if (line == NULL)
@@ -110,15 +112,76 @@ journal_find(struct journal *j, int seq)
 	return NULL;
 }
 
+static void
+journal_entries_grow(struct journal *j)
+{
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 8;
+		j->entries = xreallocarray(j->entries, j->cap, sizeof(*j->entries));
+	}
+}
+
+/* The records that are not host changes: the run, QEMU, devices, the
+ * guest's start, adoptions. Returns 1 when rec was none of them. */
+static int
+journal_parse_note(struct journal *j, json_t *rec, size_t lineno, struct verr *err)
+{
+	json_t *v;
+	if ((v = json_object_get(rec, "version")) != NULL) {
+		if (!json_is_integer(v) || lineno != 1)
+			return -EINVAL;
+		j->version = (int)json_integer_value(v);
+		if (j->version > JOURNAL_VERSION)
+			return verr_set(err, -EPROTONOSUPPORT, "the journal %s was written by a newer vfio (format %d, "
+			    "this one reads up to %d); run that vfio's -restore or -run for this guest", j->path,
+			    j->version, JOURNAL_VERSION);
+		if (j->version < 2)
+			return -EINVAL;
+		json_decref(j->run);
+		j->run = json_incref(json_object_get(rec, "run"));
+		return 0;
+	}
+	if (json_is_object(v = json_object_get(rec, "qemu"))) {
+		j->qemu_pid = (pid_t)json_integer_value(json_object_get(v, "pid"));
+		j->qemu_start = (unsigned long long)json_integer_value(json_object_get(v, "start"));
+		return 0;
+	}
+	if (json_is_object(v = json_object_get(rec, "device"))) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		if (id == NULL)
+			return -EINVAL;
+		json_object_set_new(j->devices, id, json_pack("{s:O, s:b}", "args", v, "del", 0));
+		return 0;
+	}
+	if (json_is_string(v = json_object_get(rec, "device-del"))) {
+		json_t *d = json_object_get(j->devices, json_string_value(v));
+		if (d != NULL)
+			json_object_set_new(d, "del", json_true());
+		return 0;
+	}
+	if (json_is_string(v = json_object_get(rec, "device-gone"))) {
+		json_object_del(j->devices, json_string_value(v));
+		return 0;
+	}
+	if (json_object_get(rec, "started") != NULL) {
+		j->started = true;
+		return 0;
+	}
+	if (json_object_get(rec, "adopted") != NULL) {
+		j->n_adopted++;
+		return 0;
+	}
+	return 1;
+}
+
 static int
 journal_parse_record(struct journal *j, json_t *rec, size_t lineno, struct verr *err)
 {
-	json_t *qemu = json_object_get(rec, "qemu");
-	if (json_is_object(qemu)) {
-		j->qemu_pid = (pid_t)json_integer_value(json_object_get(qemu, "pid"));
-		j->qemu_start = (unsigned long long)json_integer_value(json_object_get(qemu, "start"));
-		return 0;
-	}
+	int r = journal_parse_note(j, rec, lineno, err);
+	if (r == -EINVAL)
+		goto bad;
+	if (r <= 0)
+		return r;
 	json_t *seqv = json_object_get(rec, "seq");
 	const char *state = json_string_value(json_object_get(rec, "state"));
 	if (!json_is_integer(seqv) || state == NULL)
@@ -128,16 +191,15 @@ journal_parse_record(struct journal *j, json_t *rec, size_t lineno, struct verr 
 		json_t *change = json_object_get(rec, "change");
 		if (!json_is_object(change) || journal_find(j, seq) != NULL)
 			goto bad;
-		if (j->n == j->cap) {
-			j->cap = j->cap ? j->cap * 2 : 8;
-			j->entries = xreallocarray(j->entries, j->cap, sizeof(*j->entries));
-		}
+		journal_entries_grow(j);
 		json_t *saved = json_object_get(rec, "saved");
+		const char *for_id = json_string_value(json_object_get(rec, "for"));
 		j->entries[j->n++] = (struct journal_entry){
 			.seq = seq,
 			.change = json_incref(change),
 			.saved = saved ? json_incref(saved) : json_null(),
 			.state = JOURNAL_BEGIN,
+			.for_id = for_id ? xstrdup(for_id) : NULL,
 		};
 		return 0;
 	}
@@ -215,7 +277,7 @@ journal_read(struct journal *j, struct verr *err)
 		good = pos;
 	}
 	free(data);
-	if (r == 0 && good < len) {
+	if (r == 0 && good < len && !j->read_only) {
 		if (ftruncate(j->fd, (off_t)good) < 0 || fsync(j->fd) < 0)
 			return verr_set(err, -errno, "cannot cut the torn record off the journal %s: %s",
 			    j->path, strerror(errno));
@@ -223,12 +285,20 @@ journal_read(struct journal *j, struct verr *err)
 	return r;
 }
 
-int
-journal_open(struct journal *j, const char *dir, struct verr *err)
+static void
+journal_init(struct journal *j, const char *dir)
 {
 	memset(j, 0, sizeof(*j));
 	j->fd = j->dirfd = -1;
+	j->version = 1;
+	j->devices = json_object();
 	j->path = xasprintf("%s/journal", dir);
+}
+
+int
+journal_open(struct journal *j, const char *dir, struct verr *err)
+{
+	journal_init(j, dir);
 	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0) {
 		int r = verr_set(err, -errno, "cannot open the runtime directory %s: %s", dir, strerror(errno));
@@ -249,6 +319,25 @@ journal_open(struct journal *j, const char *dir, struct verr *err)
 	return 0;
 }
 
+int
+journal_load(struct journal *j, const char *dir, struct verr *err)
+{
+	journal_init(j, dir);
+	j->read_only = true;
+	j->fd = open(j->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (j->fd < 0) {
+		int r = -errno;
+		if (r != -ENOENT)
+			verr_set(err, r, "cannot read the journal %s: %s", j->path, strerror(-r));
+		journal_close(j);
+		return r;
+	}
+	int r = journal_read(j, err);
+	if (r < 0)
+		journal_close(j);
+	return r;
+}
+
 void
 journal_close(struct journal *j)
 {
@@ -259,9 +348,12 @@ journal_close(struct journal *j)
 	for (size_t i = 0; i < j->n; i++) {
 		json_decref(j->entries[i].change);
 		json_decref(j->entries[i].saved);
+		free(j->entries[i].for_id);
 	}
 	free(j->entries);
 	free(j->path);
+	json_decref(j->run);
+	json_decref(j->devices);
 	memset(j, 0, sizeof(*j));
 	j->fd = j->dirfd = -1;
 }
@@ -272,8 +364,8 @@ journal_state_record(int seq, enum journal_state state)
 	return json_pack("{s:i, s:s}", "seq", seq, "state", journal_state_names[state]);
 }
 
-int
-journal_begin(struct journal *j, const json_t *change, const json_t *saved, size_t *idx,
+static int
+journal_begin_for(struct journal *j, const json_t *change, const json_t *saved, const char *for_id, size_t *idx,
     struct verr *err)
 {
 	int seq = j->n > 0 ? j->entries[j->n - 1].seq + 1 : 1;
@@ -281,21 +373,28 @@ journal_begin(struct journal *j, const json_t *change, const json_t *saved, size
 	    "change", change, "saved", saved ? saved : json_null());
 	if (rec == NULL)
 		fatalx("journal: cannot build a record");
+	if (for_id != NULL)
+		json_object_set_new(rec, "for", json_string(for_id));
 	int r = journal_append(j, rec, err);
 	if (r < 0)
 		return r;
-	if (j->n == j->cap) {
-		j->cap = j->cap ? j->cap * 2 : 8;
-		j->entries = xreallocarray(j->entries, j->cap, sizeof(*j->entries));
-	}
+	journal_entries_grow(j);
 	j->entries[j->n] = (struct journal_entry){
 		.seq = seq,
 		.change = json_deep_copy(change),
 		.saved = saved ? json_deep_copy(saved) : json_null(),
 		.state = JOURNAL_BEGIN,
+		.for_id = for_id ? xstrdup(for_id) : NULL,
 	};
 	*idx = j->n++;
 	return 0;
+}
+
+int
+journal_begin(struct journal *j, const json_t *change, const json_t *saved, size_t *idx,
+    struct verr *err)
+{
+	return journal_begin_for(j, change, saved, NULL, idx, err);
 }
 
 int
@@ -330,6 +429,67 @@ journal_record_qemu(struct journal *j, pid_t pid, unsigned long long start, stru
 	return r;
 }
 
+int
+journal_record_run(struct journal *j, const json_t *run, struct verr *err)
+{
+	int r = journal_append(j, json_pack("{s:i, s:O}", "version", JOURNAL_VERSION, "run", run), err);
+	if (r == 0) {
+		j->version = JOURNAL_VERSION;
+		json_decref(j->run);
+		j->run = json_deep_copy(run);
+	}
+	return r;
+}
+
+int
+journal_record_device(struct journal *j, const json_t *args, struct verr *err)
+{
+	const char *id = json_string_value(json_object_get(args, "id"));
+	if (id == NULL)
+		return 0;        /* nothing can address it later; nothing to adopt */
+	int r = journal_append(j, json_pack("{s:O}", "device", args), err);
+	if (r == 0)
+		json_object_set_new(j->devices, id, json_pack("{s:O, s:b}", "args", args, "del", 0));
+	return r;
+}
+
+int
+journal_record_device_del(struct journal *j, const char *id, struct verr *err)
+{
+	int r = journal_append(j, json_pack("{s:s}", "device-del", id), err);
+	json_t *d = json_object_get(j->devices, id);
+	if (r == 0 && d != NULL)
+		json_object_set_new(d, "del", json_true());
+	return r;
+}
+
+int
+journal_record_device_gone(struct journal *j, const char *id, struct verr *err)
+{
+	int r = journal_append(j, json_pack("{s:s}", "device-gone", id), err);
+	if (r == 0)
+		json_object_del(j->devices, id);
+	return r;
+}
+
+int
+journal_record_started(struct journal *j, struct verr *err)
+{
+	int r = journal_append(j, json_pack("{s:b}", "started", 1), err);
+	if (r == 0)
+		j->started = true;
+	return r;
+}
+
+int
+journal_record_adopted(struct journal *j, pid_t supervisor, struct verr *err)
+{
+	int r = journal_append(j, json_pack("{s:{s:I}}", "adopted", "pid", (json_int_t)supervisor), err);
+	if (r == 0)
+		j->n_adopted++;
+	return r;
+}
+
 bool
 journal_in_force(const struct journal *j)
 {
@@ -338,6 +498,21 @@ journal_in_force(const struct journal *j)
 			return true;
 	}
 	return false;
+}
+
+size_t *
+journal_entries_for(const struct journal *j, const char *id, size_t *n)
+{
+	size_t *v = NULL;
+	*n = 0;
+	for (size_t i = j->n; i-- > 0;) {
+		const struct journal_entry *e = &j->entries[i];
+		if (e->state == JOURNAL_UNDONE || e->for_id == NULL || strcmp(e->for_id, id) != 0)
+			continue;
+		v = xreallocarray(v, *n + 1, sizeof(*v));
+		v[(*n)++] = i;
+	}
+	return v;
 }
 
 json_t *
@@ -396,8 +571,8 @@ journal_ops(const json_t *change, const char *doing, struct verr *err)
 
 /* Prepare and record "begin": nothing is changed on the host yet. */
 static int
-journal_prepare_begin(struct journal *j, const json_t *change, const struct change_ops **ops, size_t *idx,
-    struct verr *err)
+journal_prepare_begin(struct journal *j, const json_t *change, const char *for_id, const struct change_ops **ops,
+    size_t *idx, struct verr *err)
 {
 	*idx = (size_t)-1;
 	*ops = journal_ops(change, "make", err);
@@ -406,7 +581,7 @@ journal_prepare_begin(struct journal *j, const json_t *change, const struct chan
 	json_t *saved = NULL;
 	int r = (*ops)->prepare != NULL ? (*ops)->prepare(change, &saved, err) : 0;
 	if (r == 0)
-		r = journal_begin(j, change, saved, idx, err);
+		r = journal_begin_for(j, change, saved, for_id, idx, err);
 	json_decref(saved);
 	return r;
 }
@@ -425,7 +600,7 @@ journal_apply(struct journal *j, const json_t *change, const struct journal_appl
     struct verr *err)
 {
 	const struct change_ops *ops;
-	int r = journal_prepare_begin(j, change, &ops, idx, err);
+	int r = journal_prepare_begin(j, change, o->for_id, &ops, idx, err);
 	if (r < 0)
 		return r;
 	r = journal_run(ops, false, &j->entries[*idx], o->bindtimeout_ms, err);
@@ -617,7 +792,7 @@ journal_apply_start(struct journal *j, struct event_base *base, const json_t *ch
 {
 	const struct change_ops *ops;
 	size_t idx;
-	if (journal_prepare_begin(j, change, &ops, &idx, err) < 0)
+	if (journal_prepare_begin(j, change, o->for_id, &ops, &idx, err) < 0)
 		return NULL;
 	struct journal_job *job = journal_job_new(j, base, ops, idx, o->bindtimeout_ms, cb, arg);
 	job->undo_on_failure = o->undo_on_failure;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "adopt.h"
 #include "argsfile.h"
 #include "audio.h"
 #include "hostroot.h"
@@ -129,6 +130,9 @@ main(int argc, char **argv)
 	}
 
 	main_qemu_groups(&opts, &snap);
+	/* A guest of this name may run already (a killed supervisor's): the
+	 * plan says what -run will do with it, as the run will decide. */
+	adopt_probe(opts.name, &opts.running);
 	bool color = report_want_color(&opts, stdout);
 	if (!opts.iommugroups && !opts.cputhreads) {
 		/* What this QEMU offers (asked as QEMU's user, cached per binary),

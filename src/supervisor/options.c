@@ -554,6 +554,15 @@ opt_listed(const struct option_info *in, const char *const *list, size_t n)
 	return false;
 }
 
+static const struct opt_entry *opt_lookup(const char *word);
+
+const struct option_info *
+options_find(const char *name)
+{
+	const struct opt_entry *e = opt_lookup(name);
+	return e != NULL ? &e->info : NULL;
+}
+
 bool
 options_is_mode(const struct option_info *in)
 {
@@ -676,6 +685,10 @@ options_parse(struct options *opts, int argc, char **argv, struct verr *err)
 		}
 		if (e->handler(opts, e, value, err) < 0)
 			return -EINVAL;
+		if (value != NULL)
+			strv_pushf(&opts->flags, "-%s %s", e->info.name, value);
+		else
+			strv_pushf(&opts->flags, "-%s", e->info.name);
 	}
 	return 0;
 }
@@ -705,6 +718,9 @@ options_free(struct options *opts)
 	free(opts->portfwds);
 	free(opts->qemu_groups);
 	strv_free(&opts->extras_words);
+	strv_free(&opts->flags);
+	json_decref(opts->running.flags);
+	free(opts->running.why);
 	memset(opts, 0, sizeof(*opts));
 }
 

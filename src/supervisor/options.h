@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "util.h"
 #include "verr.h"
 
@@ -29,6 +31,22 @@ enum opt_accel {
 	OPT_ACCEL_AUTO = 0,      /* kvm, falling back to tcg with a warning */
 	OPT_ACCEL_KVM,
 	OPT_ACCEL_TCG,
+};
+
+/* What a -run would find of an earlier run of -name (adopt.h). */
+enum opt_running_how {
+	OPT_RUN_FRESH = 0,       /* nothing: start */
+	OPT_RUN_ADOPT,           /* the guest runs without a supervisor: adopt it */
+	OPT_RUN_RESTORE_FIRST,   /* host changes left behind: give them back, then start */
+	OPT_RUN_SUPERVISED,      /* a live supervisor runs it: refuse */
+	OPT_RUN_UNREACHABLE,     /* QEMU runs but cannot be adopted: refuse, -restore */
+};
+
+struct opt_running {
+	enum opt_running_how how;
+	int qemu_pid, supervisor_pid;
+	json_t *flags;           /* the running guest's flags (ADOPT), NULL otherwise */
+	char *why;               /* for a refusal */
 };
 
 struct options {
@@ -85,6 +103,8 @@ struct options {
 	int shutdowntimeout_s;           /* default 60 */
 	bool force, quiet, nocolor;
 	int user_uid, user_gid;          /* -user resolved at parse time, -1 when not given */
+	struct strv flags;               /* every flag as given, canonical: "-memory 4G", "-run" (-args
+	                                  * expanded): a running guest's are compared with them (adopt.h) */
 
 	/* Inputs main fills in so the plan stays pure and deterministic. */
 	char *qemu;                      /* QEMU binary: $VFIO_QEMU, default "qemu-system-x86_64" */
@@ -96,6 +116,7 @@ struct options {
 	char *audiodev;                  /* -hostaudio backend: "pipewire" or "pa" (NULL: "pa",
 	                                  * what QEMU 7.2 has; main may pick pipewire when QEMU has it) */
 	bool audio_pipewire, audio_pulse; /* -hostaudio: the user's sockets exist (audio_probe()) */
+	struct opt_running running;      /* what is left of an earlier run of -name (adopt_probe()) */
 };
 
 /* Parse argv (argv[0] is the program). Usage errors return -EINVAL with a
@@ -135,6 +156,8 @@ struct option_info {
 	const char *help;
 };
 const struct option_info *options_info(size_t i);
+/* The flag with that name or alias (no dash), or NULL. */
+const struct option_info *options_find(const char *name);
 /* A flag that says what vfio does this time (-run, -restore, -json, -help,
  * ...), not how the guest is made: args files refuse it. */
 bool options_is_mode(const struct option_info *in);

@@ -148,21 +148,20 @@ plan_display(struct plan_ctx *c)
 	bool gpu = plan_gpu_passed(c);
 	bool session = c->snap->display != NULL || c->snap->wayland_display != NULL;
 
-	/* The console is the terminal vfio runs on; without one (systemd, a
-	 * script) QEMU writes it to the runtime directory. */
+	/* The serial console is a socket QEMU serves (console.sock, made by
+	 * the session like the monitor's) and logs to console.log itself; the
+	 * supervisor relays it to the terminal vfio runs on, when there is one.
+	 * QEMU never holds the terminal: it outlives it, and the supervisor. */
 	c->plan->console_tty = o->console_tty;
-	char *log = o->console_tty ? NULL : plan_run_path(c, "console.log");
-	const char *where = o->console_tty ? "serial console on this terminal" : "serial console in ";
-	if (log != NULL) {
-		/* session_spawn() opens the log and QEMU gets it as an fd. */
-		plan_arg(c, "-add-fd");
-		plan_argf(c, "fd=%d,set=%d,opaque=console", SPAWN_CONSOLE_FD, SPAWN_CONSOLE_FDSET);
-		plan_arg(c, "-serial");
-		plan_argf(c, "file:/dev/fdset/%d", SPAWN_CONSOLE_FDSET);
-	} else {
-		plan_arg(c, "-serial");
-		plan_arg(c, "mon:stdio");
-	}
+	char *log = plan_run_path(c, "console.log");
+	const char *where = o->console_tty ? "serial console on this terminal, logged in " : "serial console in ";
+	plan_arg(c, "-add-fd");
+	plan_argf(c, "fd=%d,set=%d,opaque=console-log", SPAWN_CONSOLE_FD, SPAWN_CONSOLE_FDSET);
+	plan_arg(c, "-chardev");
+	plan_argf(c, "socket,id=console,fd=%d,server=on,wait=off,logfile=/dev/fdset/%d", SPAWN_CONSOLE_SOCK_FD,
+	    SPAWN_CONSOLE_FDSET);
+	plan_arg(c, "-serial");
+	plan_arg(c, "chardev:console");
 
 	if (o->spice) {
 		if (!o->looking_glass) {
@@ -179,7 +178,7 @@ plan_display(struct plan_ctx *c)
 		plan_arg(c, "none");
 		plan_arg(c, "-display");
 		plan_arg(c, "none");
-		plan_say(c, "Display: the passed-through GPU; %s%s", where, log ? log : "");
+		plan_say(c, "Display: the passed-through GPU; %s%s", where, log);
 	} else if (session) {
 		plan_arg(c, "-vga");
 		plan_arg(c, "std");
@@ -189,7 +188,7 @@ plan_display(struct plan_ctx *c)
 		plan_arg(c, "-nographic");
 		plan_arg(c, "-vga");
 		plan_arg(c, "none");
-		plan_say(c, "Display: none ($DISPLAY is not set); %s%s", where, log ? log : "");
+		plan_say(c, "Display: none ($DISPLAY is not set); %s%s", where, log);
 	}
 	free(log);
 }

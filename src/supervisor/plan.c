@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adopt.h"
 #include "hugepages.h"
 #include "preflight.h"
 #include "plan-priv.h"
@@ -593,6 +594,45 @@ plan_qemu_binary(struct plan_ctx *c)
 	plan_findings(c, "", &f);
 }
 
+/* What -run does with an earlier run of the same -name (main.c read it
+ * into opts->running, adopt_probe()). Adopting, the plan above is the next
+ * start's: its problems are that start's, not the adoption's. */
+static void
+plan_running(struct plan_ctx *c)
+{
+	const struct opt_running *r = &c->opts->running;
+	const char *name = c->opts->name ? c->opts->name : "vfio";
+	c->plan->running = r->how;
+	c->plan->running_qemu_pid = r->qemu_pid;
+	switch (r->how) {
+	case OPT_RUN_FRESH:
+		return;
+	case OPT_RUN_ADOPT:
+		plan_say(c, "Running: the guest %s runs already (QEMU pid %d) with no supervisor; -run adopts it as "
+		    "it was started, and what follows is for its next start", name, r->qemu_pid);
+		adopt_differences(r->flags, &c->opts->flags, &c->plan->differences);
+		for (size_t i = 0; i < c->plan->differences.n; i++)
+			plan_say(c, "Differs from the running guest (applies at its next start): %s",
+			    c->plan->differences.v[i]);
+		for (size_t i = 0; i < c->plan->errors.n; i++)
+			strv_pushf(&c->plan->warnings, "at the next start: %s", c->plan->errors.v[i]);
+		strv_free(&c->plan->errors);
+		return;
+	case OPT_RUN_RESTORE_FIRST:
+		plan_say(c, "Leftovers: an earlier run of %s did not finish; -run gives back the host changes it left "
+		    "first%s", name, r->qemu_pid > 0 ? " (stopping its QEMU, which never ran the guest)" : "");
+		return;
+	case OPT_RUN_SUPERVISED:
+		plan_refuse(c, "the guest \"%s\" is already run by the supervisor with pid %d; stop it first (`kill "
+		    "%d` powers the guest down) or choose another -name", name, r->supervisor_pid, r->supervisor_pid);
+		return;
+	case OPT_RUN_UNREACHABLE:
+		plan_refuse(c, "the guest \"%s\" is still running: %s; `vfio -restore %s` stops it and puts the "
+		    "host back, then start it again", name, r->why ? r->why : "it cannot be adopted", name);
+		return;
+	}
+}
+
 void
 plan_build(struct plan *plan, const struct options *opts, const struct host_snapshot *snap)
 {
@@ -603,6 +643,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan->devices = json_pack("{s:[], s:[]}", "pci", "usb");
 
 	struct plan_ctx c = { .plan = plan, .opts = opts, .snap = snap };
+	plan->has_disk_image = opts->n_images > 0;
 	plan_say(&c, "Guest: %s%s", opts->name, opts->run ? "" : " (dry run: nothing is changed; add -run to start it)");
 
 	/* Decide first what is passed through and how the network attaches:
@@ -622,8 +663,11 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_arg(&c, c.tcg ? "tcg" : "kvm");
 	plan_arg(&c, "-nodefaults");
 	plan_arg(&c, "-S");
+	/* QEMU listens on the monitor socket the supervisor made (qmp.sock):
+	 * whichever supervisor runs the guest connects, this one or a later
+	 * one that adopts it. */
 	plan_arg(&c, "-chardev");
-	plan_argf(&c, "socket,id=qmp,fd=%d", SPAWN_QMP_FD);
+	plan_argf(&c, "socket,id=qmp,fd=%d,server=on,wait=off", SPAWN_QMP_FD);
 	plan_arg(&c, "-mon");
 	plan_arg(&c, "chardev=qmp,mode=control");
 	plan_cpu(&c);
@@ -650,6 +694,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_devices_qmp(&c);
 	plan_net_qmp(&c);
 	plan_qemu_binary(&c);
+	plan_running(&c);
 
 	free(c.pci);
 	free(c.passed);
@@ -668,6 +713,7 @@ plan_free(struct plan *plan)
 	strv_free(&plan->rundown);
 	strv_free(&plan->warnings);
 	strv_free(&plan->errors);
+	strv_free(&plan->differences);
 	free(plan->tap);
 	memset(plan, 0, sizeof(*plan));
 }

@@ -38,6 +38,14 @@ struct plan {
 	bool console_tty;        /* the serial console is this terminal (-serial mon:stdio); else
 	                          * it is /run/vfio/NAME/console.log and QEMU gets no terminal */
 	bool has_xhci;           /* a qemu-xhci "xhci" is on the command line */
+	bool has_disk_image;     /* the guest boots from a virtual disk (-image): pci del of a
+	                          * storage controller is then not taking its root away */
+	/* What -run does with what an earlier run of -name left (adopt.h):
+	 * start, adopt the running guest (everything above is then for its
+	 * next start), give the leftovers back first, or refuse. */
+	enum opt_running_how running;
+	int running_qemu_pid;
+	struct strv differences; /* adopting: the flags that differ from the running guest's */
 };
 
 /* Fill plan from opts and snap. Never fails: problems go into plan->errors. */

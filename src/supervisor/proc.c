@@ -117,6 +117,28 @@ proc_wait_exit(int pidfd, pid_t pid, unsigned long long start, int timeout_ms)
 }
 
 int
+proc_pidfd(pid_t pid, unsigned long long start)
+{
+	if (pid <= 0)
+		return -ESRCH;
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return -ESRCH;
+	if (!proc_matches(pid, start)) {
+		close(fd);
+		return -ESRCH;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
+int
+proc_pidfd_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
+}
+
+int
 proc_terminate(pid_t pid, unsigned long long start, int term_ms, int kill_ms, struct verr *err)
 {
 	if (pid <= 0)

@@ -28,6 +28,12 @@ int proc_start_time(pid_t pid, unsigned long long *start);
 /* True when pid runs and started at start: the same process we recorded. */
 bool proc_matches(pid_t pid, unsigned long long start);
 
+/* A pidfd for pid when it is the process that started at start (checked
+ * after the pidfd is held: no reused pid), or -ESRCH. It turns readable
+ * when the process exits; proc_pidfd_signal() signals it. */
+int proc_pidfd(pid_t pid, unsigned long long start);
+int proc_pidfd_signal(int pidfd, int sig);
+
 /* Make a process that is not our child go away: SIGTERM, wait up to term_ms
  * for it to exit, then SIGKILL and wait up to kill_ms. Does nothing when pid
  * is gone or is another process (start time differs). Waits on a pidfd, no

@@ -132,6 +132,15 @@ report_json(FILE *out, const struct plan *plan)
 	json_object_set_new(o, "warnings", report_strv_json(&plan->warnings));
 	json_object_set_new(o, "errors", report_strv_json(&plan->errors));
 	json_object_set_new(o, "rundown", report_strv_json(&plan->rundown));
+	static const char *const running[] = {
+		[OPT_RUN_FRESH] = "start", [OPT_RUN_ADOPT] = "adopt", [OPT_RUN_RESTORE_FIRST] = "restore-first",
+		[OPT_RUN_SUPERVISED] = "refuse", [OPT_RUN_UNREACHABLE] = "refuse",
+	};
+	json_t *r = json_pack("{s:s}", "run", running[plan->running]);
+	if (plan->running == OPT_RUN_ADOPT)
+		json_object_set_new(r, "qemu_pid", json_integer(plan->running_qemu_pid));
+	json_object_set_new(r, "differences", report_strv_json(&plan->differences));
+	json_object_set_new(o, "running", r);
 	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fprintf(out, "%s\n", s);
 	free(s);

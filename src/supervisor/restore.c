@@ -16,6 +16,18 @@
 #define RESTORE_KILL_MS 10000
 
 int
+restore_journal(struct journal *j, int bindtimeout_ms, struct strv *failed, struct verr *err)
+{
+	/* QEMU must be gone before any device goes back to the host. */
+	if (j->qemu_pid > 0) {
+		int r = proc_terminate(j->qemu_pid, j->qemu_start, RESTORE_TERM_MS, RESTORE_KILL_MS, err);
+		if (r < 0)
+			return r;
+	}
+	return (int)journal_undo_all(j, bindtimeout_ms, failed);
+}
+
+int
 restore_name(const char *name, int bindtimeout_ms, struct strv *failed, struct verr *err)
 {
 	struct rundir rd;
@@ -28,17 +40,12 @@ restore_name(const char *name, int bindtimeout_ms, struct strv *failed, struct v
 		rundir_close(&rd);
 		return r;
 	}
-	/* QEMU must be gone before any device goes back to the host. */
-	if (j.qemu_pid > 0) {
-		r = proc_terminate(j.qemu_pid, j.qemu_start, RESTORE_TERM_MS, RESTORE_KILL_MS, err);
-		if (r < 0) {
-			journal_close(&j);
-			rundir_close(&rd);
-			return r;
-		}
-	}
-	size_t n_failed = journal_undo_all(&j, bindtimeout_ms, failed);
+	int n_failed = restore_journal(&j, bindtimeout_ms, failed, err);
 	journal_close(&j);
+	if (n_failed < 0) {
+		rundir_close(&rd);
+		return n_failed;
+	}
 	if (n_failed == 0) {
 		struct verr rerr = { 0 };
 		if (rundir_remove(&rd, &rerr) < 0)

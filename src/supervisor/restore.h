@@ -19,4 +19,11 @@ int restore_run(const struct options *opts);
  * the name cannot be restored at all (a live supervisor owns it). */
 int restore_name(const char *name, int bindtimeout_ms, struct strv *failed, struct verr *err);
 
+struct journal;
+/* What both do with a journal: stop the QEMU it names (pid and start time
+ * must match), then undo every change in force, newest first. Returns the
+ * number of changes that could not be undone (each a line in failed), or
+ * -errno with err set when QEMU would not go (nothing was undone). */
+int restore_journal(struct journal *j, int bindtimeout_ms, struct strv *failed, struct verr *err);
+
 #endif

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "hostroot.h"
@@ -20,6 +22,7 @@
 /* Files the supervisor may leave in the directory, removed at the end. */
 static const char *const rundir_files[] = {
 	"journal", "status.json", "status.json.tmp", "control", "replies", "replies.new", "console.log",
+	RUNDIR_QMP_SOCK, RUNDIR_CONSOLE_SOCK,
 };
 
 int
@@ -46,11 +49,82 @@ rundir_file(const struct rundir *rd, const char *file)
 	return xasprintf("%s/%s", rd->path, file);
 }
 
+/* dir/file as a socket address. A path longer than sun_path (a deep host
+ * root in tests) is reached through the directory's descriptor instead:
+ * /proc/self/fd/N/file names the same file. *dirfd is then open. */
+static int
+rundir_sockaddr(const char *dir, const char *file, struct sockaddr_un *sa, int *dirfd, struct verr *err)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	*dirfd = -1;
+	if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", dir, file) < sizeof(sa->sun_path))
+		return 0;
+	*dirfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*dirfd < 0)
+		return verr_set(err, -errno, "cannot open %s: %s", dir, strerror(errno));
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", *dirfd, file);
+	return 0;
+}
+
+int
+rundir_listen(const struct rundir *rd, const char *file, int *fd, struct verr *err)
+{
+	struct sockaddr_un sa;
+	int dirfd, r = rundir_sockaddr(rd->path, file, &sa, &dirfd, err);
+	if (r < 0)
+		return r;
+	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*fd < 0) {
+		r = verr_set(err, -errno, "cannot create the socket %s/%s: %s", rd->path, file, strerror(errno));
+		goto out;
+	}
+	unlink(sa.sun_path);
+	/* Private from birth: the umask decides the mode bind() creates. */
+	mode_t old = umask(0177);
+	int b = bind(*fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (b < 0 || listen(*fd, 4) < 0) {
+		r = verr_set(err, -errno, "cannot listen on %s/%s: %s", rd->path, file, strerror(errno));
+		close(*fd);
+		*fd = -1;
+	}
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	return r;
+}
+
+int
+rundir_connect(const char *dir, const char *file, int *fd, struct verr *err)
+{
+	struct sockaddr_un sa;
+	int dirfd, r = rundir_sockaddr(dir, file, &sa, &dirfd, err);
+	if (r < 0)
+		return r;
+	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (*fd < 0 || connect(*fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = verr_set(err, -errno, "cannot connect to %s/%s: %s", dir, file, strerror(errno));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	return r;
+}
+
+char *
+rundir_path(const char *name)
+{
+	return host_pathdup("/run/vfio/%s", name);
+}
+
 static void
 rundir_init(struct rundir *rd, const char *name)
 {
 	rd->name = xstrdup(name);
-	rd->path = host_pathdup("/run/vfio/%s", name);
+	rd->path = rundir_path(name);
 	rd->lockfd = -1;
 }
 
@@ -76,6 +150,32 @@ rundir_owner_pid(int fd)
 	return (pid_t)strtol(buf, NULL, 10);
 }
 
+/* The owner named in the pid file holds it open (its lock): alive. */
+static bool
+rundir_owner_alive(int fd, pid_t owner)
+{
+	pid_t holders[16];
+	size_t n = proc_holding(fd, holders, nitems(holders));
+	bool live = owner == getpid();  /* proc_holding() leaves this process out */
+	for (size_t i = 0; i < n; i++)
+		live = live || holders[i] == owner;
+	return live;
+}
+
+pid_t
+rundir_supervisor(const char *name)
+{
+	char *path = host_pathdup("/run/vfio/%s/pid", name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return 0;
+	pid_t owner = rundir_owner_pid(fd);
+	bool live = owner > 0 && rundir_owner_alive(fd, owner);
+	close(fd);
+	return live ? owner : 0;
+}
+
 /* How long the processes of a dead supervisor get to let go of its lock:
  * they die with it (child.c), unless stuck in the kernel. */
 #define RUNDIR_ORPHAN_WAIT_MS 10000
@@ -89,14 +189,11 @@ static int
 rundir_lock_held(struct rundir *rd, int fd, struct verr *err)
 {
 	pid_t owner = rundir_owner_pid(fd), holders[16];
-	size_t n = proc_holding(fd, holders, nitems(holders));
-	bool live = owner == getpid();  /* proc_holding() leaves this process out */
-	for (size_t i = 0; i < n; i++)
-		live = live || holders[i] == owner;
-	if (live)
+	if (rundir_owner_alive(fd, owner))
 		return verr_set(err, -EBUSY, "the guest \"%s\" is already run by the supervisor with pid %d; "
 		    "stop it first (`kill %d` powers the guest down) or choose another -name",
 		    rd->name, (int)owner, (int)owner);
+	size_t n = proc_holding(fd, holders, nitems(holders));
 	log_info("the supervisor of the guest \"%s\" (pid %d) is gone; waiting for the %zu process%s it "
 	    "started to end", rd->name, (int)owner, n, n == 1 ? "" : "es");
 	proc_wait_gone(holders, n, RUNDIR_ORPHAN_WAIT_MS);
@@ -183,30 +280,6 @@ rundir_mkdirs(struct rundir *rd, struct verr *err)
 	return r;
 }
 
-/* A journal with nothing in force and no QEMU alive is what a finished
- * run that could not remove its directory leaves: safe to clear. */
-static int
-rundir_check_stale(struct rundir *rd, struct verr *err)
-{
-	char *jpath = rundir_file(rd, "journal");
-	bool exists = access(jpath, F_OK) == 0;
-	free(jpath);
-	if (!exists)
-		return 0;
-	struct journal j;
-	int r = journal_open(&j, rd->path, err);
-	if (r < 0)
-		return verr_prefix(err, "the guest \"%s\" has a journal from an earlier run that "
-		    "cannot be read", rd->name);
-	bool stale = journal_in_force(&j) || proc_matches(j.qemu_pid, j.qemu_start);
-	journal_close(&j);
-	if (stale)
-		return verr_set(err, -EEXIST, "an earlier run of the guest \"%s\" did not finish: its "
-		    "journal %s/journal lists host changes still in force; run `vfio -restore %s` "
-		    "first to put the host back", rd->name, rd->path, rd->name);
-	return 0;
-}
-
 int
 rundir_create(struct rundir *rd, const char *name, struct verr *err)
 {
@@ -224,19 +297,19 @@ rundir_create(struct rundir *rd, const char *name, struct verr *err)
 	if (r == -ENOENT)
 		r = verr_set(err, r, "the runtime directory %s keeps disappearing; is another "
 		    "vfio removing it?", rd->path);
-	if (r == 0)
-		r = rundir_check_stale(rd, err);
-	if (r == 0) {
-		/* Leftovers of a finished run (nothing in force) go. */
-		for (size_t i = 0; i < nitems(rundir_files); i++) {
-			char *p = rundir_file(rd, rundir_files[i]);
-			unlink(p);
-			free(p);
-		}
-		return 0;
-	}
-	rundir_close(rd);
+	if (r < 0)
+		rundir_close(rd);
 	return r;
+}
+
+void
+rundir_clear(struct rundir *rd)
+{
+	for (size_t i = 0; i < nitems(rundir_files); i++) {
+		char *p = rundir_file(rd, rundir_files[i]);
+		unlink(p);
+		free(p);
+	}
 }
 
 int

@@ -1,7 +1,12 @@
 /* The supervised run. One libevent loop serves QMP (replies and events), the
  * signals and the QEMU child; the host is changed before QEMU starts and put
  * back only after QEMU is gone. Every way out (a failed change, a failed
- * attach, a crash, SHUTDOWN, a signal) ends in the same teardown. */
+ * attach, a crash, SHUTDOWN, a signal) ends in the same teardown.
+ *
+ * A run may also begin with a guest already running: one a killed
+ * supervisor left behind is adopted (adopt.h): its monitor reconnected, what
+ * is attached read back, and from then on it is as if this supervisor had
+ * started it. */
 #include "session.h"
 
 #include <errno.h>
@@ -14,10 +19,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "change.h"
 #include "child.h"
+#include "console.h"
 #include "control.h"
 #include "devices.h"
 #include "hostroot.h"
@@ -27,7 +35,10 @@
 #include "notify.h"
 #include "proc.h"
 #include "qmp.h"
+#include "release.h"
+#include "restore.h"
 #include "rundir.h"
+#include "service.h"
 #include "spawn.h"
 #include "status.h"
 #include "threads.h"
@@ -46,6 +57,7 @@
 enum session_state {
 	SESSION_PREPARING,       /* changing the host */
 	SESSION_STARTING,        /* QEMU spawned, waiting for the QMP greeting */
+	SESSION_ADOPTING,        /* reconnected to a running QEMU, reading back its devices */
 	SESSION_ATTACHING,       /* sending the plan's QMP commands */
 	SESSION_PINNING,         /* query-cpus-fast, then cont */
 	SESSION_RUNNING,
@@ -56,6 +68,7 @@ enum session_state {
 static const char *const session_state_names[] = {
 	[SESSION_PREPARING] = "preparing",
 	[SESSION_STARTING] = "starting",
+	[SESSION_ADOPTING] = "adopting",
 	[SESSION_ATTACHING] = "attaching",
 	[SESSION_PINNING] = "pinning",
 	[SESSION_RUNNING] = "running",
@@ -63,10 +76,24 @@ static const char *const session_state_names[] = {
 	[SESSION_RESTORING] = "restoring",
 };
 
+/* The status.json format (and the control FIFO's status): 2 has "version",
+ * devices' "state", "adopted". */
+#define SESSION_STATUS_VERSION 2
+
 struct session {
-	const struct options *opts;
+	const struct options *opts;   /* what the run reads: the start's, or the adopted guest's */
 	const struct plan *plan;
 	const char *name;
+	bool console_tty;             /* relay the console to this invocation's terminal */
+	bool adopted;                 /* the guest was running when this run began */
+	struct options adopted_opts;  /* an adopted guest's, from its run record */
+	struct plan adopted_plan;
+	int qemu_pidfd;               /* an adopted QEMU is not our child: its exit shows here */
+	struct event *qemu_exit_ev;
+	bool powerdown_when_adopted;  /* a signal came while adopting */
+	bool detached;                /* leave the guest running for a later supervisor */
+	struct console *console;
+	struct release *release;
 	struct event_base *base;
 	struct proc_signals sigs;
 	struct rundir rd;
@@ -103,12 +130,14 @@ session_status(struct session *s)
 {
 	if (s->rd.path == NULL)
 		return;
-	json_t *st = json_pack("{s:s, s:s, s:i, s:i, s:b, s:o, s:o}",
+	json_t *st = json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:b, s:o, s:o}",
+	    "version", SESSION_STATUS_VERSION,
 	    "name", s->name,
 	    "state", session_state_names[s->state],
 	    "pid", (int)getpid(),
 	    "qemu_pid", (int)s->qemu_pid,
 	    "guest_ran", s->guest_ran,
+	    "adopted", s->adopted,
 	    "devices", devices_json(&s->devs),
 	    "host_changes", journal_changes_in_force(&s->j));
 	struct verr err = { 0 };
@@ -156,6 +185,17 @@ session_fail(struct session *s, const char *fmt, ...)
 
 /* --- stopping QEMU ------------------------------------------------------ */
 
+/* A spawned QEMU is our child (its pid cannot be reused before we reap
+ * it); an adopted one is signalled through its pidfd. */
+static void
+session_kill(struct session *s, int sig)
+{
+	if (s->qemu_pidfd >= 0)
+		proc_pidfd_signal(s->qemu_pidfd, sig);
+	else if (s->qemu_pid > 0)
+		kill(s->qemu_pid, sig);
+}
+
 static void
 session_kill_timeout(evutil_socket_t fd, short events, void *arg)
 {
@@ -165,7 +205,7 @@ session_kill_timeout(evutil_socket_t fd, short events, void *arg)
 	log_warnx("QEMU (pid %d) did not exit within %d s: killing it", (int)s->qemu_pid,
 	    SESSION_KILL_TIMEOUT_S);
 	s->killed = true;
-	kill(s->qemu_pid, SIGKILL);
+	session_kill(s, SIGKILL);
 }
 
 static void
@@ -174,7 +214,7 @@ session_quit_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 	struct session *s = arg;
 	if (err != NULL && !s->qemu_gone && strcmp(err->class, QMP_ERR_DISCONNECTED) != 0) {
 		log_warnx("QEMU did not accept quit (%s): terminating it", err->desc);
-		kill(s->qemu_pid, SIGTERM);
+		session_kill(s, SIGTERM);
 	}
 }
 
@@ -190,7 +230,7 @@ session_quit_now(struct session *s)
 		log_info("telling QEMU to quit");
 	} else {
 		log_info("stopping QEMU (pid %d)", (int)s->qemu_pid);
-		kill(s->qemu_pid, SIGTERM);
+		session_kill(s, SIGTERM);
 	}
 	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
 }
@@ -244,24 +284,16 @@ session_describe_exit(int status)
 	return xstrdup("stopped");
 }
 
+/* QEMU is gone: why, as far as we can tell. An adopted QEMU is not our
+ * child: its exit status is its new parent's (init), so a SHUTDOWN event
+ * or our own quit is what tells a clean end from a crash. */
 static void
-session_child(struct session *s)
+session_qemu_gone(struct session *s, int status, bool known)
 {
-	int status;
-	pid_t r;
-	/* Only QEMU: other children (the child runner's) are reaped by whoever
-	 * started them, and waitpid(0) would steal them. */
-	if (s->qemu_pid <= 0 || s->qemu_gone)
-		return;
-	do
-		r = waitpid(s->qemu_pid, &status, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r != s->qemu_pid)
-		return;
 	s->qemu_gone = true;
 	s->qemu_status = status;
-	char *how = session_describe_exit(status);
-	bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	char *how = known ? session_describe_exit(status) : xstrdup("exit status unknown: not our child");
+	bool clean = known ? WIFEXITED(status) && WEXITSTATUS(status) == 0 : s->shutdown_event || s->quit_sent;
 	if (s->state < SESSION_RUNNING && s->failure == NULL) {
 		s->failure = xasprintf("QEMU exited while %s (%s); its messages above say why",
 		    session_state_names[s->state], how);
@@ -280,6 +312,46 @@ session_child(struct session *s)
 }
 
 static void
+session_child(struct session *s)
+{
+	int status;
+	pid_t r;
+	/* Only QEMU: other children (the child runner's) are reaped by whoever
+	 * started them, and waitpid(0) would steal them. */
+	if (s->qemu_pid <= 0 || s->qemu_gone || s->adopted)
+		return;
+	do
+		r = waitpid(s->qemu_pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r != s->qemu_pid)
+		return;
+	session_qemu_gone(s, status, true);
+}
+
+static void
+session_adopted_exit(evutil_socket_t fd, short events, void *arg)
+{
+	struct session *s = arg;
+	if (!s->qemu_gone)
+		session_qemu_gone(s, 0, false);
+}
+
+static void
+session_service_answer(bool restarting, void *arg)
+{
+	struct session *s = arg;
+	if (s->qemu_gone || s->n_signals > 1 || s->state != SESSION_RUNNING)
+		return;      /* overtaken: a second signal, or the guest ended */
+	if (!restarting) {
+		session_powerdown(s, "the service is stopped");
+		return;
+	}
+	log_info("the service restarts: the guest keeps running for its next start to adopt");
+	s->detached = true;
+	event_base_loopbreak(s->base);
+}
+
+static void
 session_signal(int signo, void *arg)
 {
 	struct session *s = arg;
@@ -289,8 +361,21 @@ session_signal(int signo, void *arg)
 	}
 	if (s->qemu_gone)
 		return;
+	if (s->state == SESSION_ADOPTING && !s->powerdown_when_adopted) {
+		/* The guest runs: once it is ours, it is asked to power down. */
+		log_info("%s while adopting the guest: it is asked to power down once adopted", strsignal(signo));
+		s->powerdown_when_adopted = true;
+		return;
+	}
 	s->n_signals++;
 	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
+		/* systemd's SIGTERM: a restart leaves the guest to the next start. */
+		char unit[256];
+		if (signo == SIGTERM && service_unit(unit, sizeof(unit)) &&
+		    service_restarting(s->base, unit, session_service_answer, s)) {
+			log_info("%s from the service manager: asking whether %s restarts", strsignal(signo), unit);
+			return;
+		}
 		session_powerdown(s, strsignal(signo));
 		return;
 	}
@@ -371,6 +456,26 @@ session_greeting_timeout_s(void)
 	return v > 0 ? v : SESSION_GREETING_TIMEOUT_S;
 }
 
+/* An adopted guest is left as it was found, running: this supervisor
+ * could not take it over, and the next one may. */
+static void
+session_give_up_adopting(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+session_give_up_adopting(struct session *s, const char *fmt, ...)
+{
+	if (s->failure == NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		s->failure = xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	log_error("%s; the guest keeps running, untouched: run this again to adopt it, or `vfio -restore %s` "
+	    "to stop it and put the host back", s->failure, s->name);
+	s->detached = true;
+	event_base_loopbreak(s->base);
+}
+
 static void
 session_greeting_timeout(evutil_socket_t fd, short events, void *arg)
 {
@@ -378,7 +483,12 @@ session_greeting_timeout(evutil_socket_t fd, short events, void *arg)
 	if (s->state == SESSION_STARTING)
 		session_fail(s, "QEMU did not answer on its monitor within %d s; it may be stuck "
 		    "(its messages above may say why)", session_greeting_timeout_s());
+	else if (s->state == SESSION_ADOPTING)
+		session_give_up_adopting(s, "QEMU (pid %d) did not answer on its monitor within %d s",
+		    (int)s->qemu_pid, session_greeting_timeout_s());
 }
+
+static void session_adopt_read_back(struct session *s);
 
 static void
 session_ready(struct qmp *qmp, void *arg)
@@ -386,6 +496,10 @@ session_ready(struct qmp *qmp, void *arg)
 	struct session *s = arg;
 	if (s->greeting_timer != NULL)
 		evtimer_del(s->greeting_timer);
+	if (s->state == SESSION_ADOPTING) {
+		session_adopt_read_back(s);
+		return;
+	}
 	if (s->state != SESSION_STARTING)
 		return;
 	session_set_state(s, SESSION_ATTACHING);
@@ -400,6 +514,10 @@ session_closed(struct qmp *qmp, const char *why, void *arg)
 	log_debug("QMP connection closed: %s", why);
 	if (s->qemu_gone)
 		return;
+	if (s->state == SESSION_ADOPTING) {
+		session_give_up_adopting(s, "QEMU's monitor closed while the guest was being adopted (%s)", why);
+		return;
+	}
 	/* A QEMU without its monitor is on its way out, or must be; its exit
 	 * status (session_child) says why the start failed. */
 	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
@@ -436,6 +554,11 @@ session_usb_start(struct session *s)
 		else
 			log_debug("%s", err.msg);
 	}
+	/* An adopted guest: USB devices came and went while nobody watched;
+	 * those `usb add` attached and that left go too (with -usb, start
+	 * resynced already). */
+	if (s->adopted && !s->opts->usb_re_set)
+		usbwatch_resync(s->usb);
 }
 
 /* The user's viewers (plan->viewers, companion-start changes) need QEMU's
@@ -459,6 +582,23 @@ session_start_viewers(struct session *s)
 	session_status(s);
 }
 
+/* The guest runs, started or adopted: tell the service manager (vfio@.service
+ * is Type=notify: it counts as started only now), and serve USB hotplug. */
+static void
+session_running(struct session *s)
+{
+	session_set_state(s, SESSION_RUNNING);
+	struct verr nerr = { 0 };
+	if (notify_sendf(&nerr, "READY=1\nSTATUS=guest %s running (QEMU pid %d)%s", s->name, (int)s->qemu_pid,
+	    s->adopted ? ", adopted" : "") < 0)
+		log_warnx("telling the service manager the guest runs: %s", nerr.msg);
+	if (!s->adopted)
+		session_start_viewers(s);
+	session_usb_start(s);
+	if (s->powerdown_when_adopted)
+		session_powerdown(s, "a signal while adopting");
+}
+
 static void
 session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
@@ -470,14 +610,12 @@ session_cont_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 		return;
 	}
 	s->guest_ran = true;
+	/* From here a supervisor that dies leaves a guest to adopt. */
+	struct verr jerr = { 0 };
+	if (journal_record_started(&s->j, &jerr) < 0)
+		log_warnx("%s; if this supervisor dies, the guest cannot be adopted", jerr.msg);
 	log_info("the guest \"%s\" is running (QEMU pid %d)", s->name, (int)s->qemu_pid);
-	session_set_state(s, SESSION_RUNNING);
-	/* vfio@.service is Type=notify: it counts as started only now. */
-	struct verr nerr = { 0 };
-	if (notify_sendf(&nerr, "READY=1\nSTATUS=guest %s running (QEMU pid %d)", s->name, (int)s->qemu_pid) < 0)
-		log_warnx("telling the service manager the guest runs: %s", nerr.msg);
-	session_start_viewers(s);
-	session_usb_start(s);
+	session_running(s);
 }
 
 /* vCPU i runs on the i-th -pinvcpus CPU, at SCHED_FIFO priority 20 as the
@@ -632,6 +770,13 @@ session_send_next(struct session *s)
 		s->cmd_fd = fd;
 	}
 	log_debug("QMP: %s", exec);
+	struct verr err = { 0 };
+	if (strcmp(exec, "device_add") == 0 && args != NULL) {
+		/* journaled first: a supervisor that adopts the guest reads it back */
+		if (devices_add(&s->devs, s->qmp, args, SESSION_CMD_TIMEOUT_MS, session_cmd_reply, s, &err) < 0)
+			session_fail(s, "cannot send device_add: %s", err.msg);
+		return;
+	}
 	if (qmp_send(s->qmp, exec, args ? json_deep_copy(args) : NULL, s->cmd_fd,
 	    SESSION_CMD_TIMEOUT_MS, session_cmd_reply, s) < 0)
 		session_fail(s, "QEMU's monitor closed before %s could be sent", exec);
@@ -683,67 +828,97 @@ session_find_qemu(struct session *s)
 	return r;
 }
 
+/* The guest's console on this terminal, when vfio runs on one; either
+ * way QEMU logs it to console.log. */
+static void
+session_console(struct session *s)
+{
+	if (!s->console_tty)
+		return;
+	struct verr err = { 0 };
+	s->console = console_relay_open(s->base, s->rd.path, STDIN_FILENO, STDOUT_FILENO, &err);
+	if (s->console == NULL)
+		log_warnx("%s; the guest's console is in %s/console.log", err.msg, s->rd.path);
+}
+
+/* Connect to QEMU's monitor socket and start the conversation. */
+static int
+session_connect(struct session *s, struct verr *err)
+{
+	int fd;
+	int r = rundir_connect(s->rd.path, RUNDIR_QMP_SOCK, &fd, err);
+	if (r < 0)
+		return r;
+	s->qmp = qmp_new(s->base, fd, &session_qmp_callbacks, s);
+	qmp_subscribe(s->qmp, NULL, session_event, s);
+	session_arm(s, &s->greeting_timer, session_greeting_timeout_s(), session_greeting_timeout);
+	return 0;
+}
+
 static int
 session_spawn(struct session *s)
 {
 	struct verr err = { 0 };
 	int r;
-	int sv[2];
-	/* Without a terminal the console goes to console.log, opened here: QEMU
-	 * dropped to the user could not open it in the root-only directory. */
-	int console_fd = -1;
-	if (!s->plan->console_tty) {
-		char *path = rundir_file(&s->rd, "console.log");
-		console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (console_fd < 0) {
-			r = -errno;
-			s->failure = xasprintf("cannot create the guest console log %s: %s", path, strerror(-r));
-			free(path);
-			return r;
-		}
-		free(path);
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	/* The console log, the monitor's and the console's sockets, made here
+	 * and handed over: QEMU dropped to the user could not create them in the
+	 * root-only directory, and they outlive this supervisor. */
+	int qmp_fd = -1, con_fd = -1;
+	char *path = rundir_file(&s->rd, "console.log");
+	int log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (log_fd < 0) {
 		r = -errno;
-		s->failure = xasprintf("cannot create the QMP socket pair: %s", strerror(-r));
-		if (console_fd >= 0)
-			close(console_fd);
+		s->failure = xasprintf("cannot create the guest console log %s: %s", path, strerror(-r));
+		free(path);
 		return r;
+	}
+	free(path);
+	if ((r = rundir_listen(&s->rd, RUNDIR_QMP_SOCK, &qmp_fd, &err)) < 0 ||
+	    (r = rundir_listen(&s->rd, RUNDIR_CONSOLE_SOCK, &con_fd, &err)) < 0) {
+		s->failure = xstrdup(err.msg);
+		log_error("%s", err.msg);
+		goto out;
 	}
 	/* Guest RAM is pinned for DMA: lift the memlock limit (unlimited as root,
 	 * as the original's prlimit; else the most the hard limit allows). */
 	struct spawn_req req = {
 		.path = s->qemu_path,
 		.argv = &s->plan->argv,
-		.qmp_fd = sv[1],
+		.qmp_fd = qmp_fd,
 		.user = &s->user,
-		.console_is_tty = s->plan->console_tty,
-		.console_fd = console_fd,
+		.console_fd = log_fd,
+		.console_sock_fd = con_fd,
 		.memlock = spawn_memlock_limit(s->plan->memory_mib),
 	};
 	r = spawn_qemu(&req, &s->qemu_pid, &err);
-	close(sv[1]);
-	if (console_fd >= 0)
-		close(console_fd);
 	if (r < 0) {
-		close(sv[0]);
 		s->failure = xstrdup(err.msg);
 		log_error("%s", err.msg);
-		return r;
+		goto out;
 	}
 	unsigned long long start = 0;
 	if (proc_start_time(s->qemu_pid, &start) < 0)
 		log_debug("QEMU (pid %d) exited before its start time could be read", (int)s->qemu_pid);
-	r = journal_record_qemu(&s->j, s->qemu_pid, start, &err);
-	if (r < 0)
+	int jr = journal_record_qemu(&s->j, s->qemu_pid, start, &err);
+	if (jr < 0)
 		log_error("%s", err.msg);
-	s->qmp = qmp_new(s->base, sv[0], &session_qmp_callbacks, s);
-	qmp_subscribe(s->qmp, NULL, session_event, s);
 	session_set_state(s, SESSION_STARTING);
-	session_arm(s, &s->greeting_timer, session_greeting_timeout_s(), session_greeting_timeout);
-	if (r < 0)
+	/* QEMU listens already (the socket was listening when handed over):
+	 * the connection waits in its backlog until QEMU accepts it. */
+	if (session_connect(s, &err) < 0)
+		session_fail(s, "%s", err.msg);
+	else if (jr < 0)
 		session_fail(s, "stopping: QEMU's pid could not be journaled");
-	return 0;
+	else
+		session_console(s);
+	r = 0;
+out:
+	close(log_fd);
+	if (qmp_fd >= 0)
+		close(qmp_fd);
+	if (con_fd >= 0)
+		close(con_fd);
+	return r;
 }
 
 /* --- the control FIFO's view of the session ------------------------------ */
@@ -795,7 +970,7 @@ session_control_open(struct session *s)
 		.usb = &s->usb,
 		.plan_qmp = s->plan->qmp,
 		.bindtimeout_ms = s->opts->bindtimeout_s * 1000,
-		.has_disk_image = s->opts->n_images > 0,
+		.has_disk_image = s->plan->has_disk_image,
 		.memory_mib = s->plan->memory_mib,
 		.qemu_uid = s->user.drop ? (int)s->user.uid : -1,
 		.qemu_gid = s->user.drop ? (int)s->user.gid : -1,
@@ -845,28 +1020,55 @@ session_validate(struct session *s)
 	return 0;
 }
 
+/* Stop everything that serves the guest: USB, QMP (its pending callbacks
+ * run while their owners still exist), releases under way, the control
+ * FIFO, the console relay. */
+static void
+session_stop_serving(struct session *s)
+{
+	usbwatch_free(s->usb);
+	s->usb = NULL;
+	release_free(s->release);
+	s->release = NULL;
+	s->devs.release = NULL;
+	if (s->qmp != NULL) {
+		qmp_free(s->qmp);
+		s->qmp = NULL;
+	}
+	devices_free(&s->devs);
+	control_close(s->control);
+	s->control = NULL;
+	console_relay_close(s->console);
+	s->console = NULL;
+	/* The idle bind child holds copies of the journal and the lock. */
+	child_spare_drop();
+	if (s->cmd_fd >= 0)
+		close(s->cmd_fd);
+	s->cmd_fd = -1;
+}
+
+/* Leave the guest running, for a later supervisor to adopt: nothing goes
+ * back to the host, the journal and the sockets stay, the name's lock is
+ * let go. */
+static int
+session_detach(struct session *s)
+{
+	session_stop_serving(s);
+	session_status(s);
+	journal_close(&s->j);
+	if (s->failure == NULL)
+		log_info("the guest \"%s\" keeps running (QEMU pid %d) for the next supervisor: `vfio -run` "
+		    "with -name %s adopts it", s->name, (int)s->qemu_pid, s->name);
+	return s->failure != NULL ? SESSION_EXIT_FAILED : SESSION_EXIT_OK;
+}
+
 static int
 session_teardown(struct session *s)
 {
 	struct verr nerr = { 0 };
 	if (notify_send("STOPPING=1\nSTATUS=stopping the guest and restoring the host", &nerr) < 0)
 		log_warnx("telling the service manager the guest stops: %s", nerr.msg);
-	usbwatch_free(s->usb);
-	s->usb = NULL;
-	if (s->qmp != NULL) {
-		/* The client first: its pending callbacks (a device_del, a control
-		 * command) run while their owners still exist. */
-		qmp_free(s->qmp);
-		s->qmp = NULL;
-		devices_free(&s->devs);
-	}
-	control_close(s->control);
-	s->control = NULL;
-	/* The idle bind child holds copies of the journal and the lock. */
-	child_spare_drop();
-	if (s->cmd_fd >= 0)
-		close(s->cmd_fd);
-	s->cmd_fd = -1;
+	session_stop_serving(s);
 	s->state = SESSION_RESTORING;
 	struct strv failed = { 0 };
 	bool had_changes = s->j.n > 0;
@@ -912,16 +1114,249 @@ session_free(struct session *s)
 		event_free(s->powerdown_timer);
 	if (s->kill_timer)
 		event_free(s->kill_timer);
+	if (s->qemu_exit_ev)
+		event_free(s->qemu_exit_ev);
+	if (s->qemu_pidfd >= 0)
+		close(s->qemu_pidfd);
 	proc_signals_free(&s->sigs);
+	release_free(s->release);
 	devices_free(&s->devs);
 	if (s->j.path != NULL)
 		journal_close(&s->j);
 	rundir_close(&s->rd);
 	spawn_user_free(&s->user);
+	if (s->adopted) {
+		options_free(&s->adopted_opts);
+		adopt_plan_free(&s->adopted_plan);
+	}
 	free(s->qemu_path);
 	free(s->failure);
 	if (s->base)
 		event_base_free(s->base);
+}
+
+/* --- adopting a running guest ------------------------------------------- */
+
+/* A device the journal lists that QEMU no longer has: the guest let go of
+ * it while nobody watched (or its device_add never reached QEMU). */
+static void
+session_adopt_released(const char *id, int result, const char *msg, void *arg)
+{
+	struct session *s = arg;
+	if (result < 0)
+		log_warnx("%s (it left the guest while no supervisor ran)", msg);
+	else
+		log_info("%s (it left the guest while no supervisor ran)", msg);
+	session_status(s);
+}
+
+static bool
+session_id_in(const json_t *ids, const char *id)
+{
+	return json_object_get(ids, id) != NULL;
+}
+
+/* qom-list /machine/peripheral: the devices QEMU has, by id. The journal
+ * says which of them we attached (and with what); whatever the journal
+ * lists that QEMU no longer has is given back now, and so is every host
+ * change made for a device that is not there (a hot-add killed halfway). */
+static void
+session_adopt_devices(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct session *s = arg;
+	if (s->state != SESSION_ADOPTING || session_qmp_lost(err))
+		return;
+	if (err != NULL || !json_is_array(ret)) {
+		session_give_up_adopting(s, "QEMU did not list its devices (qom-list): %s",
+		    err != NULL ? err->desc : "not a list");
+		return;
+	}
+	json_t *present = json_object();
+	size_t i;
+	json_t *p;
+	json_array_foreach(ret, i, p) {
+		const char *name = json_string_value(json_object_get(p, "name"));
+		const char *type = json_string_value(json_object_get(p, "type"));
+		if (name != NULL && type != NULL && str_startswith(type, "child<"))
+			json_object_set_new(present, name, json_true());
+	}
+	json_t *gone = json_object();
+	const char *id;
+	json_t *rec;
+	json_object_foreach(s->j.devices, id, rec) {
+		json_t *args = json_object_get(rec, "args");
+		if (session_id_in(present, id)) {
+			devices_attached(&s->devs, args);
+			if (json_is_true(json_object_get(rec, "del")))
+				devices_mark_removing(&s->devs, id);
+			log_info("adopted %s (%s)%s", id, json_string_value(json_object_get(args, "driver")) ?: "?",
+			    json_is_true(json_object_get(rec, "del")) ? ", its removal pending" : "");
+		} else {
+			json_object_set(gone, id, args);
+		}
+	}
+	/* Host changes for a device QEMU does not have and the journal has no
+	 * record of: the supervisor died in the middle of adding it. */
+	for (size_t k = 0; k < s->j.n; k++) {
+		const struct journal_entry *e = &s->j.entries[k];
+		if (e->state != JOURNAL_UNDONE && e->for_id != NULL && !session_id_in(present, e->for_id) &&
+		    !session_id_in(gone, e->for_id))
+			json_object_set_new(gone, e->for_id, json_object());
+	}
+	session_set_state(s, SESSION_RUNNING);
+	session_control_open(s);
+	json_object_foreach(gone, id, rec)
+		devices_give_back(&s->devs, id, rec, session_adopt_released, s);
+	json_decref(gone);
+	json_decref(present);
+	log_info("the guest \"%s\" is adopted (QEMU pid %d)", s->name, (int)s->qemu_pid);
+	session_running(s);
+}
+
+static void
+session_adopt_read_back(struct session *s)
+{
+	if (qmp_send(s->qmp, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1,
+	    SESSION_CMD_TIMEOUT_MS, session_adopt_devices, s) < 0)
+		session_give_up_adopting(s, "QEMU's monitor closed while the guest was being adopted");
+}
+
+/* The guest a killed supervisor left running becomes ours: as it was
+ * started (the run record), watched through a pidfd (not our child),
+ * reached over its monitor socket. */
+static int
+session_adopt(struct session *s)
+{
+	struct verr err = { 0 };
+	s->qemu_pid = s->j.qemu_pid;
+	if (adopt_run_load(s->j.run, &s->adopted_opts, &s->adopted_plan, &s->user, &err) < 0) {
+		log_error("%s; `vfio -restore %s` stops the guest and puts the host back", err.msg, s->name);
+		return -EINVAL;
+	}
+	s->adopted = true;
+	s->opts = &s->adopted_opts;
+	s->plan = &s->adopted_plan;
+	s->guest_ran = true;
+	devices_init(&s->devs, s->plan->n_root_ports);
+	s->devs.journal = &s->j;
+	s->devs.release = release_device;
+	s->devs.release_arg = s->release;
+	s->qemu_pidfd = proc_pidfd(s->j.qemu_pid, s->j.qemu_start);
+	if (s->qemu_pidfd < 0) {
+		log_error("QEMU (pid %d) of the guest \"%s\" is gone after all; run this again", (int)s->qemu_pid,
+		    s->name);
+		return -ESRCH;
+	}
+	int fd;
+	if (rundir_connect(s->rd.path, RUNDIR_QMP_SOCK, &fd, &err) < 0) {
+		log_error("the guest \"%s\" runs (QEMU pid %d) but its monitor cannot be reached: %s; `vfio "
+		    "-restore %s` stops it and puts the host back", s->name, (int)s->qemu_pid, err.msg, s->name);
+		return -ENOTCONN;
+	}
+	if (journal_record_adopted(&s->j, getpid(), &err) < 0) {
+		close(fd);
+		log_error("%s", err.msg);
+		return -EIO;
+	}
+	log_info("the guest \"%s\" runs without a supervisor (QEMU pid %d): adopting it", s->name, (int)s->qemu_pid);
+	s->qemu_exit_ev = event_new(s->base, s->qemu_pidfd, EV_READ, session_adopted_exit, s);
+	event_add(s->qemu_exit_ev, NULL);
+	session_set_state(s, SESSION_ADOPTING);
+	s->qmp = qmp_new(s->base, fd, &session_qmp_callbacks, s);
+	qmp_subscribe(s->qmp, NULL, session_event, s);
+	session_arm(s, &s->greeting_timer, session_greeting_timeout_s(), session_greeting_timeout);
+	session_console(s);
+	return 0;
+}
+
+/* The differences between the flags given now and the running guest's:
+ * said, never dropped silently. */
+static void
+session_adopt_report(struct session *s, const struct options *now)
+{
+	struct strv diff = { 0 };
+	adopt_differences(json_object_get(s->j.run, "flags"), &now->flags, &diff);
+	if (diff.n > 0)
+		log_warnx("the guest \"%s\" keeps the flags it was started with; these differ and apply at its "
+		    "next start:", s->name);
+	for (size_t i = 0; i < diff.n; i++)
+		fprintf(stderr, "  %s\n", diff.v[i]);
+	strv_free(&diff);
+}
+
+/* An earlier run left host changes in force and no guest to adopt: give
+ * them back (stopping its QEMU, if it never let the guest run), and start
+ * from a clean directory. Returns 0, or an exit status. */
+static int
+session_restore_first(struct session *s)
+{
+	if (s->j.n > 0 || s->j.qemu_pid > 0)
+		log_info("an earlier run of the guest \"%s\" did not finish: giving back what it left on the host "
+		    "first", s->name);
+	struct strv failed = { 0 };
+	struct verr err = { 0 };
+	int n = restore_journal(&s->j, s->opts->bindtimeout_s * 1000, &failed, &err);
+	journal_close(&s->j);
+	if (n < 0)
+		log_error("%s", err.msg);
+	if (n > 0) {
+		log_error("%d host change%s of the earlier run could not be restored:", n, n == 1 ? "" : "s");
+		for (size_t i = 0; i < failed.n; i++)
+			fprintf(stderr, "  - %s\n", failed.v[i]);
+		log_error("nothing was started; `vfio -restore %s` retries", s->name);
+	}
+	strv_free(&failed);
+	if (n != 0)
+		return n < 0 ? SESSION_EXIT_REFUSED : SESSION_EXIT_UNRESTORED;
+	rundir_clear(&s->rd);
+	if (journal_open(&s->j, s->rd.path, &err) < 0) {
+		log_error("%s", err.msg);
+		return SESSION_EXIT_REFUSED;
+	}
+	return 0;
+}
+
+/* --- the run --------------------------------------------------------------- */
+
+/* A fresh start: the host changes, QEMU, the plan's commands. */
+static void
+session_start(struct session *s)
+{
+	struct verr err = { 0 };
+	json_t *run = adopt_run_record(s->opts, s->plan, &s->user);
+	int r = journal_record_run(&s->j, run, &err);
+	json_decref(run);
+	if (r < 0) {
+		s->failure = xstrdup(err.msg);
+		log_error("%s", err.msg);
+		return;
+	}
+	s->devs.journal = &s->j;
+	s->devs.release = release_device;
+	session_set_state(s, SESSION_PREPARING);
+	if (session_apply_changes(s) == 0 && session_spawn(s) == 0) {
+		session_control_open(s);
+		event_base_dispatch(s->base);
+	}
+}
+
+/* QEMU must be gone before anything goes back to the host. */
+static void
+session_wait_qemu(struct session *s)
+{
+	if (s->qemu_pid <= 0 || s->qemu_gone)
+		return;
+	session_kill(s, SIGKILL);
+	if (s->adopted) {
+		struct pollfd pfd = { .fd = s->qemu_pidfd, .events = POLLIN };
+		while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+			;
+	} else {
+		int st;
+		while (waitpid(s->qemu_pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	s->qemu_gone = true;
 }
 
 int
@@ -931,7 +1366,9 @@ session_run(const struct options *opts, const struct plan *plan)
 		.opts = opts,
 		.plan = plan,
 		.name = opts->name ? opts->name : "vfio",
+		.console_tty = plan->console_tty,
 		.cmd_fd = -1,
+		.qemu_pidfd = -1,
 	};
 	s.j.fd = s.j.dirfd = -1;
 	s.rd.lockfd = -1;
@@ -943,40 +1380,74 @@ session_run(const struct options *opts, const struct plan *plan)
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (session_validate(&s) < 0)
+	/* A guest to adopt runs as it was started: the plan's problems are
+	 * its next start's. Anything else is refused here, changing nothing. */
+	struct opt_running probe;
+	adopt_probe(s.name, &probe);
+	bool adopting = probe.how == OPT_RUN_ADOPT;
+	json_decref(probe.flags);
+	free(probe.why);
+	if (!adopting && session_validate(&s) < 0)
 		goto out;
 	if (rundir_create(&s.rd, s.name, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_find_qemu(&s) < 0) {
-		if (err.msg[0] != '\0')
-			log_error("%s", err.msg);
-		if (s.j.path != NULL)
-			journal_close(&s.j);
-		rundir_remove(&s.rd, NULL);
+	if (journal_open(&s.j, s.rd.path, &err) < 0) {
+		log_error("%s; `vfio -restore %s` after fixing it, or remove %s", err.msg, s.name, s.rd.path);
 		goto out;
 	}
+	char *why = NULL;
+	enum opt_running_how how = adopt_decide(&s.j, &why);
+	if (how == OPT_RUN_UNREACHABLE) {
+		log_error("the guest \"%s\" is still running: %s; `vfio -restore %s` stops it and puts the host "
+		    "back, then start it again", s.name, why, s.name);
+		free(why);
+		goto out;
+	}
+	free(why);
+	if (how != OPT_RUN_ADOPT && adopting && session_validate(&s) < 0)
+		goto out;    /* it ended meanwhile: a start after all */
 	s.base = event_base_new();
 	if (s.base == NULL)
 		fatalx("cannot create the event loop");
 	/* Before the fork, so QEMU's exit cannot be missed. */
 	proc_signals_add(&s.sigs, s.base, session_signal, &s);
-	session_set_state(&s, SESSION_PREPARING);
+	s.release = release_new(&(struct release_env){ .base = s.base, .qmp = &s.qmp, .journal = &s.j,
+	    .bindtimeout_ms = opts->bindtimeout_s * 1000, .changed = session_usb_changed, .arg = &s });
+	s.devs.release_arg = s.release;
 
-	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0) {
-		session_control_open(&s);
+	if (how == OPT_RUN_ADOPT) {
+		if (session_adopt(&s) < 0)
+			goto out;
+		session_adopt_report(&s, opts);
 		event_base_dispatch(s.base);
+	} else {
+		if (how == OPT_RUN_RESTORE_FIRST && (status = session_restore_first(&s)) != 0)
+			goto out;
+		if (how == OPT_RUN_FRESH) {
+			journal_close(&s.j);
+			rundir_clear(&s.rd);
+			if (journal_open(&s.j, s.rd.path, &err) < 0) {
+				log_error("%s", err.msg);
+				status = SESSION_EXIT_REFUSED;
+				goto out;
+			}
+		}
+		if (session_find_qemu(&s) < 0) {
+			journal_close(&s.j);
+			rundir_remove(&s.rd, NULL);
+			status = SESSION_EXIT_REFUSED;
+			goto out;
+		}
+		session_start(&s);
 	}
 
-	/* QEMU must be gone before anything goes back to the host. */
-	if (s.qemu_pid > 0 && !s.qemu_gone) {
-		kill(s.qemu_pid, SIGKILL);
-		int st;
-		while (waitpid(s.qemu_pid, &st, 0) < 0 && errno == EINTR)
-			;
-		s.qemu_gone = true;
+	if (s.detached) {
+		status = session_detach(&s);
+		goto out;
 	}
+	session_wait_qemu(&s);
 	status = session_teardown(&s);
 out:
 	session_free(&s);

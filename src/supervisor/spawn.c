@@ -219,47 +219,49 @@ static void __attribute__((noreturn))
 spawn_child(const struct spawn_req *req, char *const *envp, int errpipe, int maxfd)
 {
 	int e = 0;
-	/* The QMP socket becomes fd 3 and the console fd 4: the error pipe
-	 * must not be there. */
-	if (errpipe <= SPAWN_CONSOLE_FD && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 10)) < 0)
+	/* fds 3 to 5 are QEMU's: the error pipe must not be there. */
+	if (errpipe <= SPAWN_CONSOLE_SOCK_FD && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 10)) < 0)
 		_exit(127);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	if (!req->console_is_tty) {
-		/* Signals meant for the supervisor (a ^C in its terminal) must not
-		 * reach QEMU directly: the supervisor decides how QEMU stops. */
-		setpgid(0, 0);
-		int null = open("/dev/null", O_RDONLY);
-		if (null >= 0 && null != 0) {
-			dup2(null, 0);
-			close(null);
+	/* A session of its own: the terminal the supervisor may relay the
+	 * console to is not QEMU's, so neither its ^C nor its hangup (SIGHUP
+	 * when it closes) reaches QEMU; the supervisor decides how QEMU stops,
+	 * and QEMU outlives a supervisor that dies. */
+	setsid();
+	int null = open("/dev/null", O_RDONLY);
+	if (null >= 0 && null != 0) {
+		dup2(null, 0);
+		close(null);
+	}
+	/* Each of ours first out of the way of fds 3 to 5 (close-on-exec, as
+	 * the pipe and sockets they may have been numbered after are), then
+	 * into place. */
+	const int want[] = { req->qmp_fd, req->console_fd, req->console_sock_fd };
+	const int at[] = { SPAWN_QMP_FD, SPAWN_CONSOLE_FD, SPAWN_CONSOLE_SOCK_FD };
+	int moved[3];
+	for (int i = 0; i < 3; i++) {
+		moved[i] = -1;
+		if (want[i] >= 0 && (moved[i] = fcntl(want[i], F_DUPFD_CLOEXEC, 10)) < 0) {
+			e = errno;
+			goto fail;
 		}
 	}
-	/* The console fd first out of the way of fds 3 and 4 (close-on-exec,
-	 * as the pipe and sockets it may have been numbered after are). */
-	int console = -1;
-	if (req->console_fd >= 0 && (console = fcntl(req->console_fd, F_DUPFD_CLOEXEC, 10)) < 0) {
-		e = errno;
-		goto fail;
-	}
-	if (req->qmp_fd == SPAWN_QMP_FD) {
-		fcntl(SPAWN_QMP_FD, F_SETFD, 0);
-	} else if (dup2(req->qmp_fd, SPAWN_QMP_FD) < 0) {
-		e = errno;
-		goto fail;
-	}
-	if (console >= 0 && dup2(console, SPAWN_CONSOLE_FD) < 0) {
-		e = errno;
-		goto fail;
+	for (int i = 0; i < 3; i++) {
+		if (moved[i] < 0)
+			close(at[i]);      /* none given (tests): nothing of ours there */
+		else if (dup2(moved[i], at[i]) < 0) {
+			e = errno;
+			goto fail;
+		}
 	}
 	/* Nothing else of ours reaches QEMU (whatever started the supervisor
 	 * left open, its journal, the control FIFO): all close at the exec,
 	 * the error pipe too, once it is no longer needed. */
-	int keep = console >= 0 ? SPAWN_CONSOLE_FD : SPAWN_QMP_FD;
-	if (syscall(SYS_close_range, keep + 1U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int fd = keep + 1; fd < maxfd; fd++)
+	if (syscall(SYS_close_range, SPAWN_CONSOLE_SOCK_FD + 1U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = SPAWN_CONSOLE_SOCK_FD + 1; fd < maxfd; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 	struct rlimit rl = { req->memlock, req->memlock };

@@ -1,7 +1,8 @@
 /* Starting QEMU: fork + execve with the plan's argv exactly (never a shell),
- * the QMP socketpair end as fd 3, the memlock limit raised, running as the
- * invoking user; without a terminal for the console (the plan then put it
- * in console.log) QEMU gets /dev/null and a process group of its own. */
+ * its monitor's and console's listening sockets and the console log as
+ * fds 3, 5 and 4, the memlock limit raised, running as the invoking user,
+ * in a session of its own with /dev/null for stdin: no terminal's hangup
+ * or ^C reaches it, and it outlives its supervisor. */
 #ifndef VFIO_SPAWN_H
 #define VFIO_SPAWN_H
 
@@ -49,28 +50,31 @@ rlim_t spawn_memlock_limit(uint64_t memory_mib);
  * vfioenv.h) are passed too. */
 void spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *user);
 /* The descriptors QEMU is born with, which the plan's argv names: the QMP
- * monitor (-chardev socket,fd=3) and, without a terminal, the console log
- * (-add-fd fd=4,set=1 and -serial file:/dev/fdset/1). The supervisor opens
- * the log: QEMU, dropped to the user, could not open it in the root-only
- * runtime directory. */
+ * monitor's listening socket (-chardev socket,fd=3,server=on), the console
+ * log (-add-fd fd=4,set=1, the console chardev's logfile=/dev/fdset/1) and
+ * the serial console's listening socket (fd=5). The supervisor makes them
+ * all (rundir_listen()): QEMU, dropped to the user, could not create
+ * anything in the root-only runtime directory, and sockets QEMU listens on
+ * let any later supervisor reconnect (adoption). */
 #define SPAWN_QMP_FD 3
 #define SPAWN_CONSOLE_FD 4
 #define SPAWN_CONSOLE_FDSET 1
+#define SPAWN_CONSOLE_SOCK_FD 5
 
 struct spawn_req {
 	const char *path;                /* from spawn_binary() */
 	const struct strv *argv;         /* the plan's, exactly */
 	const struct strv *env;          /* from spawn_env(); NULL: spawn_qemu makes it */
-	int qmp_fd;                      /* becomes fd 3 in QEMU */
+	int qmp_fd;                      /* the monitor's listening socket: fd 3 in QEMU */
 	const struct spawn_user *user;
-	bool console_is_tty;             /* else stdin is /dev/null and QEMU gets its own process group */
-	int console_fd;                  /* -1 on a terminal, else console.log open for writing:
-	                                  * QEMU gets it as SPAWN_CONSOLE_FD */
+	int console_fd;                  /* console.log open for writing: SPAWN_CONSOLE_FD */
+	int console_sock_fd;             /* the console's listening socket: SPAWN_CONSOLE_SOCK_FD
+	                                  * (either may be -1: nothing there) */
 	rlim_t memlock;                  /* bytes */
 };
 
-/* fork + execve. QEMU keeps stdin, stdout, stderr, the QMP socket (fd 3)
- * and the console log (fd 4, when given), nothing else of ours. Returns 0
+/* fork + execve. QEMU keeps stdin (/dev/null), stdout, stderr and fds 3-5,
+ * nothing else of ours. Returns 0
  * with *pid set once QEMU's image is running, or -errno with err filled
  * when the exec failed (the child is then reaped). */
 int spawn_qemu(const struct spawn_req *req, pid_t *pid, struct verr *err);

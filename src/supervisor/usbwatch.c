@@ -110,7 +110,8 @@ uw_op_done(struct usbwatch *uw, struct uw_op *op, int result, const char *msg)
 	if (sb->s != NULL)
 		strbuf_puts(sb, "; ");
 	strbuf_puts(sb, msg);
-	if (result < 0 && op->result == 0)
+	/* an error outweighs a removal still pending, which outweighs success */
+	if (result < 0 && (op->result == 0 || (op->result == -EINPROGRESS && result != -EINPROGRESS)))
 		op->result = result;
 	if (--op->pending == 0 && event_base_once(uw->env.base, -1, EV_TIMEOUT, uw_op_deliver, op, NULL) < 0)
 		fatalx("cannot schedule a command's reply");
@@ -283,11 +284,11 @@ uw_xhci_add(struct usbwatch *uw)
 	struct uw_req *r = uw_req_new(uw, NULL, args);
 	uw->xhci_adding = true;
 	log_info("adding a USB controller (qemu-xhci) into %s", port);
-	if (qmp_send(uw->env.qmp, "device_add", json_deep_copy(args), -1, USBWATCH_CMD_TIMEOUT_MS,
-	    uw_xhci_reply, r) < 0) {
+	struct verr err = { 0 };
+	if (devices_add(uw->env.devs, uw->env.qmp, args, USBWATCH_CMD_TIMEOUT_MS, uw_xhci_reply, r, &err) < 0) {
 		uw->xhci_adding = false;
 		uw_req_free(r);
-		uw_fail_waiting(uw, "QEMU's monitor is closed");
+		uw_fail_waiting(uw, err.msg);
 	}
 }
 
@@ -303,7 +304,8 @@ uw_chown_node(struct usbwatch *uw, const struct uw_entry *e, struct verr *err)
 	char target[48];
 	passthrough_usb_node(target, sizeof(target), e->dev.bus, e->dev.devnum);
 	json_t *change = devown_change_new(target, uw->env.uid, uw->env.gid);
-	struct journal_apply_opts o = { .undo_on_failure = true };
+	/* given back when the device leaves the guest (release.h) */
+	struct journal_apply_opts o = { .undo_on_failure = true, .for_id = e->id };
 	size_t idx;
 	int r = journal_apply(uw->env.journal, change, &o, &idx, err);
 	if (r == 0)
@@ -376,9 +378,8 @@ uw_attach(struct usbwatch *uw, struct uw_entry *e)
 	e->state = UW_ATTACHING;
 	uw->stats.attach_sent++;
 	log_debug("USB: device_add usb-host %s (bus %u address %u)", e->id, e->dev.bus, e->dev.devnum);
-	if (qmp_send(uw->env.qmp, "device_add", json_deep_copy(args), -1, USBWATCH_CMD_TIMEOUT_MS,
-	    uw_attach_reply, r) < 0) {
-		char *msg = xasprintf("cannot attach %s: QEMU's monitor is closed", e->id);
+	if (devices_add(uw->env.devs, uw->env.qmp, args, USBWATCH_CMD_TIMEOUT_MS, uw_attach_reply, r, &err) < 0) {
+		char *msg = xasprintf("cannot attach %s: %s", e->id, err.msg);
 		uw_op_done(uw, e->op, -ENOTCONN, msg);
 		free(msg);
 		uw_req_free(r);
@@ -399,6 +400,15 @@ uw_detach_done(const char *id, int result, const char *msg, void *arg)
 		return;
 	}
 	struct uw_op *op = e ? e->op : NULL;
+	if (result == -EINPROGRESS) {
+		/* The guest has not let go yet: the command hears so; the entry
+		 * waits for the removal (this callback comes again then). */
+		log_warnx("USB: %s", msg);
+		uw_op_done(uw, op, result, msg);
+		if (e != NULL)
+			e->op = NULL;
+		return;
+	}
 	if (result == 0) {
 		uw->stats.removed++;
 		char *ok = xasprintf("removed %s", id);
@@ -442,7 +452,7 @@ uw_entry_remove(struct usbwatch *uw, struct uw_entry *e, const char *why)
 	log_info("USB: removing %s (%s): %s", e->id, e->dev.line, why);
 	struct uw_req *r = uw_req_new(uw, e, NULL);
 	e->state = UW_DETACHING;
-	int rc = devices_detach(uw->env.devs, uw->env.qmp, uw->env.base, e->id, DEVICES_DETACH_TIMEOUT_MS,
+	int rc = devices_detach(uw->env.devs, uw->env.qmp, uw->env.base, e->id, devices_detach_wait_ms(), true,
 	    uw_detach_done, r);
 	if (rc == -ENOENT) {
 		/* QEMU already let go of it (the guest ejected it). */

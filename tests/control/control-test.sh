@@ -67,12 +67,13 @@ unset SUDO_UID SUDO_GID
 # A guest with a user-mode NIC in rp1, three spare root ports and an xhci.
 cat > "$T/plan.json" <<JSON
 {"argv": ["qemu-system-x86_64", "-name", "$NAME", "-machine", "q35", "-nodefaults", "-S",
-  "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control", "-m", "512",
+  "-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control", "-m", "512",
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "pcie-root-port,id=rp3,bus=pcie.0,chassis=3,port=3,addr=0x1c.2",
   "-device", "pcie-root-port,id=rp4,bus=pcie.0,chassis=4,port=4,addr=0x1c.3",
-  "-device", "qemu-xhci,id=xhci,bus=pcie.0", "-serial", "mon:stdio"],
+  "-device", "qemu-xhci,id=xhci,bus=pcie.0", "-add-fd", "fd=4,set=1,opaque=console-log",
+  "-chardev", "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1", "-serial", "chardev:console"],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -90,6 +91,15 @@ start() {	# start the supervisor in the background and wait until the guest runs
 	[ -p "$FIFO" ] || fail "no control FIFO at $FIFO"
 }
 finish() { wait "$sup"; rc=$?; sup=; }
+# adopt [driver args]: the same run again over a guest whose supervisor was
+# killed: waits until this supervisor (its pid in status.json) runs it.
+adopt() {
+	"$DRIVER" run "$T/plan.json" -name "$NAME" "$@" < /dev/null > "$T/out" 2>&1 &
+	sup=$!
+	wait_for "the guest to be adopted" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["pid"] == int(sys.argv[2]) and s["state"] == "running" and s.get("adopted") else 1)' "$RUN/status.json" "$sup"
+}
 stop() { kill -TERM "$sup" 2>/dev/null; finish; }
 
 wait_for() {	# wait_for DESCRIPTION COMMAND...: up to 30 s
@@ -208,7 +218,7 @@ status-table-and-json)
 	start
 	ctl_ok "$NAME" status
 	expect_in "$T/vout" "guest $NAME: running"
-	grep -Eq '^nic0 +virtio-net-pci +rp1$' "$T/vout" || fail "no nic0 row"
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +attached$' "$T/vout" || fail "no nic0 row"
 	expect_in "$T/vout" "free root ports: rp2 rp3 rp4"
 	ctl_ok -json "$NAME" status
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["devices"]["attached"][0]["id"]=="nic0", s' "$T/vout" || fail "json"
@@ -291,8 +301,12 @@ commands-run-while-a-device-del-waits)
 	wait_for "device_del to reach QEMU" grep -q device_del "$T/record"
 	ctl_ok "$NAME" status
 	expect_in "$T/vout" "in progress: net del nic0"
-	ctl_err "$NAME" net del nic0
-	expect_in "$T/verr" "already being removed"
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +removing$' "$T/vout" || fail "nic0 not shown as removing"
+	# A second del of the same device joins the first: one device_del.
+	"$VFIOCTL" "$NAME" net del nic0 > "$T/del2.out" 2>&1 &
+	del2pid=$!
+	children+=("$del2pid")
+	wait_for "the second net del to arrive" sh -c "[ \$(grep -c 'control: @[^ ]* net del nic0\$' '$T/out') -ge 2 ]"
 	ctl_ok "$NAME" net add user
 	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp2)"
 	# A reset completes the pending unplug, as in QEMU.
@@ -300,14 +314,33 @@ commands-run-while-a-device-del-waits)
 	wait "$delpid"; drc=$?
 	[ $drc -eq 0 ] || { cat "$T/del.out"; fail "net del exited $drc"; }
 	expect_in "$T/del.out" "nic0 removed"
+	wait "$del2pid"; drc=$?
+	[ $drc -eq 0 ] || { cat "$T/del2.out"; fail "the second net del exited $drc"; }
+	expect_in "$T/del2.out" "nic0 removed"
+	[ "$(nrecorded device_del)" = 1 ] || fail "$(nrecorded device_del) device_del sent, want 1"
 	stop
 	;;
-device-del-timeout-is-an-error)
+device-del-the-guest-ignores-is-pending-and-completes-later)
+	# The guest does not ack the unplug within the wait: the reply says the
+	# removal is pending (vfioctl exits 3), status shows it, and when the
+	# DEVICE_DELETED comes later the backend goes and the device is gone.
 	scenario '{"guest": {"ignore_unplug": true}}'
-	start
-	ctl_err -timeout 1 "$NAME" net del nic0
-	expect_in "$T/verr" "no reply from \"$NAME\" within 1 s"
+	VFIO_TEST_DETACH_TIMEOUT_MS=300 start
+	ctl "$NAME" net del nic0
+	[ $vrc -eq 3 ] || fail "vfioctl net del exited $vrc, want 3 (pending)"
+	expect_in "$T/vout" "nic0: removal pending"
+	ctl_ok "$NAME" status
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +removing$' "$T/vout" || fail "nic0 not shown as removing"
+	grep -q '"device-del":"nic0"' "$RUN/journal" || fail "the pending removal is not journaled"
+	[ "$(nrecorded netdev_del)" = 0 ] || fail "netdev_del before the guest let go"
+	ctl_ok "$NAME" reset
+	wait_for "nic0 to leave status.json" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["devices"]["attached"] == [] else 1)' "$RUN/status.json"
+	wait_for "netdev_del net0" grep -q '"netdev_del","arguments":{"id":"net0"}' "$T/record"
+	grep -q '"device-gone":"nic0"' "$RUN/journal" || fail "the removal is not closed in the journal"
 	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
 	;;
 several-writers-at-once)
 	start
@@ -385,6 +418,32 @@ pci-add-binds-and-del-gives-back)
 	stop
 	[ $rc -eq 0 ] || fail "exit $rc"
 	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
+pci-del-pending-gives-the-device-back-when-the-guest-lets-go)
+	# A late DEVICE_DELETED still gives the device back to its driver, and
+	# the journal entry of its bind is closed.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	scenario '{"guest": {"ignore_unplug": true}}'
+	LD_PRELOAD=$DRVCORE VFIO_TEST_DETACH_TIMEOUT_MS=300 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "given back before the guest let go"
+	ctl "$NAME" pci del 0000:02:00.0 force
+	[ $vrc -eq 3 ] || fail "a second pci del exited $vrc, want 3 (joined the pending one)"
+	[ "$(nrecorded device_del)" = 1 ] || fail "$(nrecorded device_del) device_del sent, want 1"
+	ctl_ok "$NAME" reset
+	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	python3 - "$RUN/journal" <<'PY' || fail "the bind is not closed in the journal: $(cat "$RUN/journal")"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+binds = [r["seq"] for r in recs if r.get("state") == "begin" and r["change"]["action"] == "pci-bind-vfio"]
+undone = [r["seq"] for r in recs if r.get("state") == "undone"]
+assert binds and all(b in undone for b in binds), (binds, undone)
+assert {"device-gone": "hostdev-0000-02-00-0"} in recs
+PY
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
 	;;
 pci-del-gives-back-a-device-the-plan-attached)
 	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
@@ -631,6 +690,117 @@ powerdown-ends-the-run-cleanly)
 	expect_in "$T/out" "control FIFO: asking the guest to power down"
 	[ "$(nrecorded system_powerdown)" = 1 ] || fail "no system_powerdown"
 	[ ! -e "$RUN" ] || fail "runtime dir left"
+	;;
+adopted-guest-keeps-its-devices-and-takes-commands)
+	# SIGKILL the supervisor: the guest runs on (same QEMU); the same run
+	# adopts it: what was attached is listed, commands work, quit ends it
+	# with the host put back and no runtime directory left.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$RUN/status.json")
+	kill -9 "$sup"; finish
+	kill -0 "$qpid" || fail "QEMU died with its supervisor"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "the device left vfio-pci without a supervisor"
+	adopt
+	expect_in "$T/out" "adopting it"
+	grep -q "\"qemu_pid\": $qpid," "$RUN/status.json" || fail "not the same QEMU: $(cat "$RUN/status.json")"
+	ctl_ok "$NAME" status
+	grep -Eq '^nic0 +virtio-net-pci +rp1 +attached$' "$T/vout" || fail "nic0 not adopted"
+	grep -Eq '^hostdev-0000-02-00-0 +vfio-pci +rp2 +attached$' "$T/vout" || fail "the hot-added device not adopted"
+	ctl_ok "$NAME" net add user
+	expect_in "$T/vout" "nic1 attached (virtio-net-pci on rp3)"
+	ctl_ok "$NAME" pci del hostdev-0000-02-00-0 force
+	expect_in "$T/vout" "0000:02:00.0 is back with its driver"
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ ! -e "$RUN" ] || fail "the runtime directory was left"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
+device-the-guest-let-go-while-no-supervisor-ran-is-given-back-on-adoption)
+	# pci del goes pending, the supervisor is killed, the guest lets go
+	# meanwhile (nobody hears DEVICE_DELETED): the adopter finds the device
+	# gone from QEMU and gives it back to its driver.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	scenario '{"guest": {"ignore_unplug": true}}'
+	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	kill -9 "$sup"; finish
+	# The guest lets go while nobody watches: a reset completes the pending
+	# unplug (as in QEMU 7.2), asked on QEMU's monitor socket directly.
+	python3 - "$RUN/qmp.sock" <<'PY' || fail "resetting the guest"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+f.readline()
+for cmd in ("qmp_capabilities", "system_reset"):
+    f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+    f.flush()
+    while "return" not in json.loads(f.readline()):
+        pass
+PY
+	adopt
+	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	expect_in "$T/out" "hostdev-0000-02-00-0 removed; 0000:02:00.0 is back with its driver (it left the guest while no supervisor ran)"
+	ctl_ok "$NAME" status -json
+	expect_not_in "$T/vout" hostdev
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+removal-pending-across-adoption-completes-when-the-guest-lets-go)
+	# The guest acks only after a new supervisor adopted it: the adopter
+	# shows the removal as pending (the journal said so) and gives the
+	# device back when DEVICE_DELETED comes.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	scenario '{"guest": {"ignore_unplug": true}}'
+	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	kill -9 "$sup"; finish
+	adopt
+	ctl_ok "$NAME" status
+	grep -Eq '^hostdev-0000-02-00-0 +vfio-pci +rp2 +removing$' "$T/vout" || fail "the pending removal was not adopted"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "given back before the guest let go"
+	ctl_ok "$NAME" reset
+	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	[ "$(nrecorded device_del)" = 1 ] || fail "the adopter asked again: $(nrecorded device_del) device_del"
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+adoption-resyncs-usb-with-what-came-and-went)
+	# -usb matches two devices; one is plugged in at the start, the other
+	# only while no supervisor runs, when the first is unplugged: the
+	# adopter removes the first and attaches the second.
+	usbdev=$HOST/sys/bus/usb/devices
+	mkdir -p "$T/unplugged"
+	mv "$usbdev/1-6" "$T/unplugged/"
+	SUDO_UID=1000 SUDO_GID=1000 start -usb 'SteelSeries|Controller'
+	wait_for "usb-1-3 attached" grep -q '"id": "usb-1-3"' "$RUN/status.json"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/002")" = 1000 ] || fail "usb-1-3's node not given to QEMU's user"
+	kill -9 "$sup"; finish
+	mv "$usbdev/1-3" "$T/unplugged/" && mv "$T/unplugged/1-6" "$usbdev/"
+	SUDO_UID=1000 SUDO_GID=1000 adopt -usb 'SteelSeries|Controller'
+	wait_for "usb-1-6 attached" grep -q '"id": "usb-1-6"' "$RUN/status.json"
+	wait_for "usb-1-3 removed" sh -c "! grep -q '\"id\": \"usb-1-3\"' $RUN/status.json"
+	grep -q '"device_del","arguments":{"id":"usb-1-3"}' "$T/record" || fail "usb-1-3 was not removed from QEMU"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/002")" = 0 ] || fail "usb-1-3's node not given back"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/005")" = 1000 ] || fail "usb-1-6's node not given to QEMU's user"
+	ctl_ok "$NAME" quit
+	finish
+	[ $rc -eq 0 ] || fail "exit $rc"
+	mv "$T/unplugged/1-3" "$usbdev/"
+	[ "$(stat -c %u "$HOST/dev/bus/usb/001/005")" = 0 ] || fail "usb-1-6's node not given back"
 	;;
 quit-stops-qemu)
 	start

@@ -242,6 +242,51 @@ def sigkill_then_restore(c):
     c.same_state(before, "after -restore")
 
 
+def sigkill_then_same_run_adopts(c):
+    """SIGKILL of the supervisor of a guest with a NIC passed through: QEMU
+    lives on holding the group; the same vfio -run adopts it (the same QEMU,
+    the device listed), vfioctl pci add gives it another NIC, quit gives both
+    back and the host state is what it was."""
+    a, b, g = c.layout.addr["a"], c.layout.addr["b"], c.layout.group["a"]
+    before = hostlib.state()
+    args = ("-pci", hostlib.regex_of(a))
+    sup = c.start(*args)
+    pid = sup.qemu_pid()
+    ids = sup.attached()
+    with c.step("SIGKILL the supervisor"):
+        sup.proc.send_signal(signal.SIGKILL)
+        sup.wait_exit(30)
+    if not hostlib.alive(pid):
+        fail("QEMU died with its supervisor; the guest must outlive it")
+    expect_holds(pid, f"/dev/vfio/{g}", f"IOMMU group {g}")
+    expect_driver(a, "vfio-pci")
+    adopter = hostlib.Supervisor(c.tools, c.name, args)
+    c.sups.append(adopter)
+    with c.step("the same vfio -run until it adopted the guest"):
+        def adopted():
+            if adopter.proc.poll() is not None:
+                fail(f"vfio -run exited with {adopter.proc.returncode} instead of adopting the guest")
+            st = adopter.status()
+            return st if st and st.get("pid") == adopter.proc.pid and st.get("adopted") and \
+                st.get("state") == "running" else None
+        hostlib.wait_until(f"{c.name} to be adopted", adopted, 90)
+    if adopter.qemu_pid() != pid:
+        fail(f"the adopter runs QEMU {adopter.qemu_pid()}, not the guest's QEMU {pid}")
+    if adopter.attached() != ids:
+        fail(f"the adopter lists {adopter.attached()}, the guest had {ids}")
+    expect_in_guest(adopter, a)
+    with c.step("vfioctl pci add after adoption"):
+        rc, out = adopter.vfioctl("pci", "add", b)
+    if rc != 0:
+        fail(f"vfioctl {c.name} pci add {b} after adoption exited {rc}: {out}")
+    expect_driver(b, "vfio-pci")
+    expect_in_guest(adopter, b)
+    c.quit(adopter)
+    if hostlib.alive(pid):
+        fail(f"QEMU (pid {pid}) still runs after quit")
+    c.same_state(before, "after quit")
+
+
 def fb_on(addr):
     """The framebuffers on the PCI device addr."""
     g = "/sys/class/graphics"
@@ -691,6 +736,7 @@ SCENARIOS = {
         ("half-group-refused", half_group_refused),
         ("quit-gives-every-device-back", quit_gives_every_device_back),
         ("sigkill-then-restore", sigkill_then_restore),
+        ("sigkill-then-same-run-adopts", sigkill_then_same_run_adopts),
         ("single-gpu-handoff", single_gpu_handoff),
         ("usb-gadget-plug-unplug", usb_gadget_plug_unplug),
         ("qemu-as-user-without-terminal", qemu_as_user_without_terminal),

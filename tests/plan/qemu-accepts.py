@@ -5,6 +5,7 @@ monitor on fd 3, the guest is stopped (-S, "prelaunch"), and every planned
 QMP command succeeds. Catches option strings QEMU 7.2 does not accept.
 Exit 77 (skip) when QEMU is not installed.
 """
+import fcntl
 import json
 import os
 import shutil
@@ -67,19 +68,35 @@ def run_case(tmp, root, name, args):
     os.makedirs(os.path.join(root, "run/vfio/qtest"), exist_ok=True)
     argv = [a.replace("/dev/shm/looking-glass", tmp + "/lg") for a in plan["argv"]]
     argv[0] = QEMU
-    parent, child = socket.socketpair()
-
-    # As the supervisor's spawn does: the monitor socket is fd 3 in QEMU,
-    # and without a terminal the console log is fd 4 (the plan's -add-fd).
+    # As the supervisor's spawn does: QEMU's monitor and console listen on
+    # sockets it is handed as fds 3 and 5 (server=on,fd=N), its console log
+    # is fd 4 (the plan's -add-fd); the supervisor connects to the monitor.
+    listeners = []
+    for name in ("qmp.sock", "console.sock"):
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(os.path.join(tmp, name)):
+            os.unlink(os.path.join(tmp, name))
+        ls.bind(os.path.join(tmp, name))
+        ls.listen(4)
+        listeners.append(ls)
     console = os.open(os.path.join(root, "run/vfio/qtest/console.log"), os.O_WRONLY | os.O_CREAT, 0o600)
-    wrap = ["/bin/sh", "-c", 'fd=$1; con=$2; shift 2; exec "$@" 3<&"$fd" 4>&"$con"', "sh",
-            str(child.fileno()), str(console)]
-    q = subprocess.Popen(wrap + argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, pass_fds=(child.fileno(), console))
-    child.close()
+    # Numbered out of the way first, so the shell's redirections cannot
+    # overwrite one with another.
+    fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 20) for fd in (listeners[0].fileno(), console, listeners[1].fileno())]
+    def into_place():
+        for i, fd in enumerate(fds):
+            os.dup2(fd, 3 + i)
+    q = subprocess.Popen(argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, pass_fds=(3, 4, 5), preexec_fn=into_place)
+    for ls in listeners:
+        ls.close()
     os.close(console)
+    for fd in fds:
+        os.close(fd)
+    parent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     parent.settimeout(60)
     try:
+        parent.connect(os.path.join(tmp, "qmp.sock"))
         m = Qmp(parent)
         greeting = m.read()
         assert "QMP" in greeting, greeting

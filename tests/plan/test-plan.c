@@ -298,20 +298,22 @@ test_minimal_machine_has_q35_qmp_on_fd3_and_stops_at_start(void **state)
 	assert_string_equal(arg_after(&p, "-accel"), "kvm");
 	assert_true(has_arg(&p, "-nodefaults"));
 	assert_true(has_arg(&p, "-S"));
-	assert_string_equal(arg_after(&p, "-chardev"), "socket,id=qmp,fd=3");
+	assert_string_equal(arg_after(&p, "-chardev"), "socket,id=qmp,fd=3,server=on,wait=off");
 	assert_string_equal(arg_after(&p, "-mon"), "chardev=qmp,mode=control");
 	assert_string_equal(arg_after(&p, "-cpu"), "host,kvm=on,topoext=on");
 	assert_string_equal(arg_after(&p, "-drive"),
 	    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd");
-	assert_string_equal(arg_after(&p, "-serial"), "mon:stdio");
+	/* The console is QEMU's socket, relayed to this terminal by the session. */
+	assert_string_equal(arg_after(&p, "-serial"), "chardev:console");
 	assert_true(p.console_tty);
 	assert_int_equal(p.memory_mib, 8192);	/* half of the host's 16 GiB */
 	assert_false(p.has_xhci);
 	done(&p, &o);
 }
 
-/* Without a terminal (systemd, a script) the console goes to the runtime
- * directory, and the dry run says so: -run does exactly what it prints. */
+/* Without a terminal (systemd, a script) the console is in the runtime
+ * directory only, and the dry run says so: -run does exactly what it
+ * prints. (With one it is there too: QEMU logs it either way.) */
 static void
 test_console_without_a_terminal_goes_to_console_log(void **state)
 {
@@ -324,9 +326,11 @@ test_console_without_a_terminal_goes_to_console_log(void **state)
 	opts_parse(&o, words);
 	o.console_tty = false;
 	plan_build(&p, &o, &h.snap);
-	/* The session opens the log and hands it to QEMU as fd 4. */
-	assert_string_equal(arg_after(&p, "-serial"), "file:/dev/fdset/1");
-	assert_string_equal(arg_after(&p, "-add-fd"), "fd=4,set=1,opaque=console");
+	/* The session opens the log and hands it to QEMU as fd 4, and the
+	 * console's listening socket as fd 5. */
+	assert_string_equal(arg_after(&p, "-serial"), "chardev:console");
+	assert_string_equal(arg_after(&p, "-add-fd"), "fd=4,set=1,opaque=console-log");
+	assert_true(has_arg(&p, "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1"));
 	char *want = xasprintf("%s/run/vfio/win10/console.log", hostroot_get());
 	assert_false(p.console_tty);
 	assert_true(strv_contains(&p.rundown, "serial console in "));

@@ -411,6 +411,29 @@ cmd_query_pci(json_t *args, int *fd, json_t *pre, json_t *post)
 	return ok(json_pack("[{s:i, s:o}]", "bus", 0, "devices", devs));
 }
 
+/* qom-list of /machine/peripheral: the devices with an id, as QEMU lists
+ * them ("child<DRIVER>"), after its own "type" property. Other paths are
+ * not simulated. */
+static json_t *
+cmd_qom_list(json_t *args, int *fd, json_t *pre, json_t *post)
+{
+	REQUIRE(args, "path");
+	const char *path = arg_str(args, "path");
+	if (path == NULL || strcmp(path, "/machine/peripheral") != 0)
+		return mock_error("DeviceNotFound", "Device '%s' not found", path ? path : "");
+	json_t *a = json_pack("[{s:s, s:s}]", "name", "type", "type", "string");
+	const char *id;
+	json_t *d;
+	json_object_foreach(mock.devices, id, d) {
+		char *type;
+		if (asprintf(&type, "child<%s>", json_string_value(json_object_get(d, "driver"))) < 0)
+			mock_die("out of memory");
+		json_array_append_new(a, json_pack("{s:s, s:s}", "name", id, "type", type));
+		free(type);
+	}
+	return ok(a);
+}
+
 static json_t *
 cmd_query_version(json_t *args, int *fd, json_t *pre, json_t *post)
 {
@@ -448,6 +471,7 @@ static const struct mock_cmd {
 	{ "netdev_add", cmd_netdev_add },
 	{ "netdev_del", cmd_netdev_del },
 	{ "query-pci", cmd_query_pci },
+	{ "qom-list", cmd_qom_list },
 	{ "query-version", cmd_query_version },
 	{ "query-name", cmd_query_name },
 	{ "query-commands", cmd_query_commands },

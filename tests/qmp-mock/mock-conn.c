@@ -58,6 +58,14 @@ orphan_exit(evutil_socket_t fd, short what, void *arg)
 	mock_exit(0);
 }
 
+/* A monitor that listens (server=on) serves the next client. */
+static void
+orphan_forgiven(void)
+{
+	if (mock.orphan_ev != NULL)
+		evtimer_del(mock.orphan_ev);
+}
+
 static void
 mock_disconnected(const char *why)
 {
@@ -66,6 +74,9 @@ mock_disconnected(const char *why)
 		close(mock.sock);
 		mock.sock = -1;
 	}
+	/* A listening monitor takes the next client now. */
+	if (mock.accept_ev != NULL)
+		event_add(mock.accept_ev, NULL);
 	if (json_is_true(json_object_get(mock.scenario, "exit_on_disconnect"))) {
 		fprintf(stderr, "qemu-mock: %s; exiting (exit_on_disconnect)\n", why);
 		mock_exit(0);
@@ -76,7 +87,9 @@ mock_disconnected(const char *why)
 	json_t *v = json_object_get(mock.scenario, "orphan_exit_ms");
 	json_int_t ms = json_is_integer(v) ? json_integer_value(v) : 60000;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-	event_base_once(mock.base, -1, EV_TIMEOUT, orphan_exit, NULL, &tv);
+	if (mock.orphan_ev == NULL)
+		mock.orphan_ev = evtimer_new(mock.base, orphan_exit, NULL);
+	evtimer_add(mock.orphan_ev, &tv);
 }
 
 void
@@ -151,6 +164,7 @@ struct prog {
 	size_t i;
 	bool waited;
 	struct event *timer;
+	unsigned gen;    /* the connection it answers: replies never reach a later client */
 };
 
 static void prog_step(struct prog *p);
@@ -216,12 +230,21 @@ hexval(char c)
 
 static void mock_greet(void);
 
-/* Returns false when the rest of the list must not run (hang). */
+/* Returns false when the rest of the list must not run (hang). Replies
+ * and raw bytes go to the connection gen only: QEMU drops what was meant
+ * for a client that left; events go to whoever is connected. */
 static bool
-do_action(json_t *a)
+do_action(json_t *a, unsigned gen)
 {
 	json_t *v;
-	if ((v = json_object_get(a, "event")) != NULL) {
+	bool mine = gen == mock.conn_gen;
+	if (!mine && (json_object_get(a, "_reply") != NULL || json_object_get(a, "raw") != NULL ||
+	    json_object_get(a, "raw_hex") != NULL || json_object_get(a, "close") != NULL ||
+	    json_object_get(a, "_greet") != NULL)) {
+		/* for a client that is gone */
+	} else if (!mine && json_object_get(a, "_done") != NULL) {
+		/* the new client's commands are not held up by the old one's */
+	} else if ((v = json_object_get(a, "event")) != NULL) {
 		json_t *data = json_object_get(a, "data");
 		mock_emit_event(json_string_value(v), data ? json_deep_copy(data) : NULL);
 	} else if ((v = json_object_get(a, "_reply")) != NULL) {
@@ -262,6 +285,8 @@ do_action(json_t *a)
 			event_del(mock.rd);
 			close(mock.sock);
 			mock.sock = -1;
+			if (mock.accept_ev != NULL)
+				event_add(mock.accept_ev, NULL);
 		}
 	} else if ((v = json_object_get(a, "exit")) != NULL) {
 		mock_exit((int)json_integer_value(v));
@@ -305,7 +330,7 @@ prog_step(struct prog *p)
 		}
 		p->waited = false;
 		p->i++;
-		if (!do_action(a))
+		if (!do_action(a, p->gen))
 			p->i = json_array_size(p->actions);
 	}
 	event_free(p->timer);
@@ -318,6 +343,7 @@ prog_start(json_t *actions)
 {
 	struct prog *p = calloc(1, sizeof(*p));
 	p->actions = actions;
+	p->gen = mock.conn_gen;
 	p->timer = evtimer_new(mock.base, prog_timer, p);
 	prog_step(p);
 }
@@ -436,13 +462,21 @@ mock_greet(void)
 		json_decref(msg);
 	}
 	mock.greeted = true;
-	mock_run_actions(json_object_get(mock.scenario, "after_greeting"));
+	if (mock.connections == 1)
+		mock_run_actions(json_object_get(mock.scenario, "after_greeting"));
 	process_input();
 }
 
 void
 mock_start(void)
 {
+	/* A later client (the monitor listens: a supervisor that adopts the
+	 * guest) is greeted at once; "start" and "after_greeting" were QEMU
+	 * starting up, which happens once. */
+	if (mock.connections > 1) {
+		mock_greet();
+		return;
+	}
 	/* "start" runs before the greeting; a delay or hang there delays or
 	 * prevents it, like a QEMU that is slow or stuck while starting. */
 	json_t *start = json_deep_copy(json_object_get(mock.scenario, "start"));
@@ -742,8 +776,22 @@ mock_connect(int sock)
 {
 	int fl = fcntl(sock, F_GETFL);
 	fcntl(sock, F_SETFL, fl & ~O_NONBLOCK);
+	/* Every client starts a conversation of its own, as with QEMU: a new
+	 * greeting and capabilities negotiation, nothing left over. */
+	orphan_forgiven();
+	mock.conn_gen++;
+	mock.connections++;
+	mock.greeted = mock.negotiated = mock.busy = false;
+	mock.inlen = 0;
+	mock.in_off = 0;
+	for (size_t i = 0; i < mock.nfds; i++)
+		close(mock.fds[i].fd);
+	mock.nfds = 0;
+	if (mock.rd != NULL)
+		event_free(mock.rd);
 	mock.sock = sock;
 	mock.rd = event_new(mock.base, sock, EV_READ | EV_PERSIST, on_read, NULL);
-	mock.resume_ev = event_new(mock.base, -1, 0, on_resume, NULL);
+	if (mock.resume_ev == NULL)
+		mock.resume_ev = event_new(mock.base, -1, 0, on_resume, NULL);
 	event_add(mock.rd, NULL);
 }

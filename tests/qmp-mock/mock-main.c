@@ -33,6 +33,7 @@ struct chardev {
 	int fd;
 	char *path;
 	bool server;
+	char *logfile;           /* logfile=PATH: everything the guest writes to it */
 };
 static struct chardev chardevs[16];
 static size_t nchardevs;
@@ -40,6 +41,9 @@ static char *monitor_chardev;
 static char *qmp_unix_path;
 static char *vm_name;
 static char *serial_file;        /* -serial file:PATH */
+static char *serial_chardev;     /* -serial chardev:ID */
+static int console_listen = -1, console_conn = -1;
+static struct event *console_accept_ev, *console_read_ev;
 static struct { int fd, set; } add_fds[8];   /* -add-fd fd=N,set=M */
 static size_t n_add_fds;
 
@@ -131,13 +135,14 @@ parse_chardev(const char *arg)
 	c->id = strdup(id);
 	c->fd = -1;
 	if (backend != NULL && strcmp(backend, "socket") == 0) {
+		c->server = opt_on(o, "server");
 		if (opt_str(o, "fd") != NULL)
 			c->fd = opt_int(o, "fd", -1);
-		else if (opt_str(o, "path") != NULL) {
+		else if (opt_str(o, "path") != NULL)
 			c->path = strdup(opt_str(o, "path"));
-			c->server = opt_on(o, "server");
-		}
 	}
+	if (opt_str(o, "logfile") != NULL)
+		c->logfile = strdup(opt_str(o, "logfile"));
 	json_decref(o);
 }
 
@@ -310,6 +315,8 @@ parse_args(int argc, char **argv)
 			parse_device(val);
 		else if (strcmp(opt, "-serial") == 0 && strncmp(val, "file:", 5) == 0 && serial_file == NULL)
 			serial_file = strdup(val + 5);
+		else if (strcmp(opt, "-serial") == 0 && strncmp(val, "chardev:", 8) == 0 && serial_chardev == NULL)
+			serial_chardev = strdup(val + 8);
 		else if (strcmp(opt, "-add-fd") == 0 && n_add_fds < sizeof(add_fds) / sizeof(add_fds[0])) {
 			json_t *o = parse_opts(val, NULL);
 			const char *fd = opt_str(o, "fd"), *set = opt_str(o, "set");
@@ -372,14 +379,16 @@ start_vcpus(void)
 static void
 on_accept(evutil_socket_t fd, short what, void *arg)
 {
+	if (mock.sock >= 0) {
+		/* QEMU's monitor serves one client at a time: the next waits in
+		 * the backlog until this one leaves (mock_disconnected()). */
+		event_del(mock.accept_ev);
+		return;
+	}
 	int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 	if (s < 0)
 		return;
-	if (mock.sock >= 0) {
-		/* QEMU's monitor serves one client at a time. */
-		close(s);
-		return;
-	}
+	event_del(mock.accept_ev);
 	mock_connect(s);
 	mock_start();
 }
@@ -391,6 +400,24 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	json_t *data = json_pack("{s:b, s:s}", "guest", 0, "reason", "host-signal");
 	mock_emit_event("SHUTDOWN", data);
 	mock_exit(0);
+}
+
+static void
+check_socket_fd(const struct chardev *c)
+{
+	struct stat st;
+	if (fstat(c->fd, &st) < 0)
+		mock_die("-chardev socket,id=%s,fd=%d: fd %d is not open", c->id, c->fd, c->fd);
+	if (!S_ISSOCK(st.st_mode))
+		mock_die("-chardev socket,id=%s,fd=%d: File descriptor '%d' is not a socket", c->id, c->fd, c->fd);
+}
+
+static bool
+is_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
 static void
@@ -421,12 +448,23 @@ open_monitor(void)
 		mock_die("-mon chardev=%s: chardev \"%s\" not found", monitor_chardev, monitor_chardev);
 	if (c->fd < 0)
 		mock_die("-chardev id=%s: the mock needs fd=N (or use -qmp unix:PATH,server=on)", c->id);
-	struct stat st;
-	if (fstat(c->fd, &st) < 0)
-		mock_die("-chardev socket,id=%s,fd=%d: fd %d is not open", c->id, c->fd, c->fd);
-	if (!S_ISSOCK(st.st_mode))
-		mock_die("-chardev socket,id=%s,fd=%d: File descriptor '%d' is not a socket", c->id, c->fd, c->fd);
+	check_socket_fd(c);
 	(void)fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+	if (c->server) {
+		/* A listening socket handed over (server=on,fd=N): QEMU listens
+		 * on it and serves one client after another. */
+		if (!is_listening(c->fd))
+			mock_die("-chardev socket,id=%s,fd=%d,server=on: fd %d is not a listening socket", c->id,
+			    c->fd, c->fd);
+		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+		mock.listen_sock = c->fd;
+		mock.accept_ev = event_new(mock.base, c->fd, EV_READ | EV_PERSIST, on_accept, NULL);
+		event_add(mock.accept_ev, NULL);
+		return;
+	}
+	if (is_listening(c->fd))
+		mock_die("-chardev socket,id=%s,fd=%d: fd %d is a listening socket; QEMU needs server=on for it",
+		    c->id, c->fd, c->fd);
 	mock_connect(c->fd);
 	mock_start();
 }
@@ -462,24 +500,134 @@ write_env(void)
 	json_decref(o);
 }
 
-/* guest.console: what the guest prints on its serial console, in the
- * -serial file as QEMU creates it. */
+/* The descriptor -add-fd put in fdset M, as QEMU opens "/dev/fdset/M". */
+static FILE *
+open_fdset_or_file(const char *path)
+{
+	if (strncmp(path, "/dev/fdset/", 11) == 0) {
+		for (size_t i = 0; i < n_add_fds; i++) {
+			if (add_fds[i].set == atoi(path + 11))
+				return fdopen(dup(add_fds[i].fd), "w");
+		}
+		errno = ENOENT;
+		return NULL;
+	}
+	return fopen(path, "w");
+}
+
+static struct chardev *
+find_chardev(const char *id)
+{
+	for (size_t i = 0; i < nchardevs; i++)
+		if (strcmp(chardevs[i].id, id) == 0)
+			return &chardevs[i];
+	return NULL;
+}
+
+static FILE *console_log;
+
+/* What the guest prints: to the console's client when one is connected,
+ * and to its logfile whether or not (QEMU logs a write the backend could
+ * not take, too). */
 static void
-write_console(void)
+console_output(const char *text, size_t n)
+{
+	/* the log first: a test that saw the output may read the log at once */
+	if (console_log != NULL) {
+		fwrite(text, 1, n, console_log);
+		fflush(console_log);
+	}
+	if (console_conn >= 0 && send(console_conn, text, n, MSG_NOSIGNAL) < 0) {
+		event_del(console_read_ev);
+		close(console_conn);
+		console_conn = -1;
+		event_add(console_accept_ev, NULL);
+	}
+}
+
+/* The guest on the other end of the serial line answers each line typed
+ * into it with "guest: LINE", so tests can see input reach it and output
+ * come back. */
+static char console_in[4096];
+static size_t console_inlen;
+
+static void
+on_console_read(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[1024];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	if (n <= 0) {
+		event_del(console_read_ev);
+		close(console_conn);
+		console_conn = -1;
+		event_add(console_accept_ev, NULL);
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		char ch = buf[i];
+		if (ch == '\r' || ch == '\n') {
+			if (console_inlen == 0)
+				continue;
+			char out[sizeof(console_in) + 16];
+			int len = snprintf(out, sizeof(out), "guest: %.*s\r\n", (int)console_inlen, console_in);
+			console_inlen = 0;
+			console_output(out, (size_t)len);
+		} else if (console_inlen < sizeof(console_in)) {
+			console_in[console_inlen++] = ch;
+		}
+	}
+}
+
+static void
+on_console_accept(evutil_socket_t fd, short what, void *arg)
+{
+	/* One client at a time, as QEMU's socket chardev: the next waits in
+	 * the backlog until this one leaves. */
+	event_del(console_accept_ev);
+	int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (s < 0) {
+		event_add(console_accept_ev, NULL);
+		return;
+	}
+	console_conn = s;
+	console_inlen = 0;
+	if (console_read_ev != NULL)
+		event_free(console_read_ev);
+	console_read_ev = event_new(mock.base, s, EV_READ | EV_PERSIST, on_console_read, NULL);
+	event_add(console_read_ev, NULL);
+}
+
+/* guest.console: what the guest prints on its serial console at start, in
+ * the -serial file as QEMU creates it, or to -serial chardev:ID (a socket
+ * chardev: its client and its logfile). */
+static void
+open_console(void)
 {
 	const char *text = json_string_value(json_object_get(json_object_get(mock.scenario, "guest"), "console"));
+	if (serial_chardev != NULL) {
+		struct chardev *c = find_chardev(serial_chardev);
+		if (c == NULL)
+			mock_die("-serial chardev:%s: chardev \"%s\" not found", serial_chardev, serial_chardev);
+		if (c->logfile != NULL && (console_log = open_fdset_or_file(c->logfile)) == NULL)
+			mock_die("-chardev %s,logfile=%s: cannot open the log: %s", c->id, c->logfile, strerror(errno));
+		if (c->fd >= 0) {
+			check_socket_fd(c);
+			if (!c->server || !is_listening(c->fd))
+				mock_die("-chardev socket,id=%s,fd=%d: the mock's console needs server=on and a "
+				    "listening socket", c->id, c->fd);
+			(void)fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+			fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+			console_listen = c->fd;
+			console_accept_ev = event_new(mock.base, c->fd, EV_READ | EV_PERSIST, on_console_accept, NULL);
+			event_add(console_accept_ev, NULL);
+		}
+		if (text != NULL)
+			console_output(text, strlen(text));
+		return;
+	}
 	if (text == NULL || serial_file == NULL)
 		return;
-	/* file:/dev/fdset/M is the descriptor -add-fd put in set M, as QEMU has it. */
-	FILE *f = NULL;
-	if (strncmp(serial_file, "/dev/fdset/", 11) == 0) {
-		for (size_t i = 0; i < n_add_fds && f == NULL; i++) {
-			if (add_fds[i].set == atoi(serial_file + 11))
-				f = fdopen(dup(add_fds[i].fd), "w");
-		}
-	} else {
-		f = fopen(serial_file, "w");
-	}
+	FILE *f = open_fdset_or_file(serial_file);
 	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
 		mock_die("-serial file:%s: cannot write the console: %s", serial_file, strerror(errno));
 }
@@ -525,7 +673,6 @@ main(int argc, char **argv)
 	parse_args(argc, argv);
 	load_scenario();
 	mock_scenario_check();
-	write_console();
 
 	const char *rec = getenv("QMP_MOCK_RECORD");
 	if (rec != NULL && *rec != '\0' && (mock.record = fopen(rec, "w")) == NULL)
@@ -539,6 +686,7 @@ main(int argc, char **argv)
 	mock.sigint_ev = evsignal_new(mock.base, SIGINT, on_signal, NULL);
 	event_add(mock.sigterm_ev, NULL);
 	event_add(mock.sigint_ev, NULL);
+	open_console();
 	open_monitor();
 	event_base_dispatch(mock.base);
 	mock_exit(0);

@@ -19,7 +19,9 @@ struct mock {
 	struct event_base *base;
 	int sock;                /* the QMP connection, -1 when closed */
 	int listen_sock;         /* -qmp unix:PATH,server=on */
-	struct event *rd, *accept_ev, *resume_ev, *sigterm_ev, *sigint_ev;
+	struct event *rd, *accept_ev, *resume_ev, *sigterm_ev, *sigint_ev, *orphan_ev;
+	unsigned conn_gen;       /* the current client (replies meant for an earlier one are dropped) */
+	unsigned connections;    /* clients so far: "start" runs for the first only */
 
 	/* input from the client */
 	char *in;

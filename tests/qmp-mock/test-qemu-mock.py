@@ -2,6 +2,7 @@
 """qemu-mock's own behaviour: its command line, its loud failures, the
 -qmp unix form, signals, and the QEMU 7.2 behaviours the client tests do not
 reach. Python stdlib only; run by meson with QEMU_MOCK set."""
+import fcntl
 import json
 import os
 import signal
@@ -16,10 +17,17 @@ MON = ["-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control"]
 TIMEOUT = 10
 
 
-class Mock:
-    """qemu-mock on a socketpair monitor at fd 3, as the supervisor runs it."""
+LISTEN = ["-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
+          "-add-fd", "fd=4,set=1,opaque=console-log",
+          "-chardev", "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1", "-serial", "chardev:console"]
 
-    def __init__(self, args, scenario=None, monitor=True):
+
+class Mock:
+    """qemu-mock on a socketpair monitor at fd 3; or (listen=True) as the
+    supervisor runs it: listening sockets for the monitor (fd 3) and the
+    console (fd 5), the console log at fd 4, and a client connected."""
+
+    def __init__(self, args, scenario=None, monitor=True, listen=False):
         self.dir = tempfile.TemporaryDirectory()
         env = dict(os.environ)
         env["QMP_MOCK_ARGV"] = os.path.join(self.dir.name, "argv")
@@ -32,7 +40,32 @@ class Mock:
             env["QMP_MOCK_SCENARIO"] = path
         self.sock = None
         self.buf = b""
-        if monitor:
+        if listen:
+            self.qmp_path = os.path.join(self.dir.name, "qmp.sock")
+            self.console_path = os.path.join(self.dir.name, "console.sock")
+            self.log_path = os.path.join(self.dir.name, "console.log")
+            fds = []
+            for path in (self.qmp_path, None, self.console_path):
+                if path is None:
+                    fds.append(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+                    continue
+                ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                ls.bind(path)
+                ls.listen(4)
+                fds.append(ls.detach())
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 20) for fd in fds]
+            for fd in fds:
+                os.close(fd)
+
+            def into_place():
+                for i, fd in enumerate(high):
+                    os.dup2(fd, 3 + i)
+            self.proc = subprocess.Popen([MOCK] + args, env=env, pass_fds=(3, 4, 5), preexec_fn=into_place,
+                                         stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+            for fd in high:
+                os.close(fd)
+            self.connect()
+        elif monitor:
             a, b = socket.socketpair()
             self.sock = a
             self.proc = subprocess.Popen([MOCK] + args, env=env, pass_fds=(3,) if b.fileno() == 3 else (),
@@ -42,6 +75,16 @@ class Mock:
             self.sock.settimeout(TIMEOUT)
         else:
             self.proc = subprocess.Popen([MOCK] + args, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def connect(self):
+        """A new client of the listening monitor (a supervisor that adopts)."""
+        if self.sock is not None:
+            self.sock.close()
+        self.buf = b""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(self.qmp_path)
+        return self
 
     def read(self):
         while b"\n" not in self.buf:
@@ -341,7 +384,8 @@ class TestPlans(unittest.TestCase):
         if not plans:
             self.skipTest("no plan goldens with argv and qmp")
         for name, plan in plans:
-            m = Mock(plan["argv"][1:]).start()
+            # The plan's monitor and console listen (server=on): as the session runs it.
+            m = Mock(plan["argv"][1:], listen="socket,id=qmp,fd=3,server=on,wait=off" in plan["argv"]).start()
             for c in plan["qmp"]:
                 fd = None
                 if "fd" in c:
@@ -353,6 +397,64 @@ class TestPlans(unittest.TestCase):
                     os.close(fd)
                 self.assertNotIn("error", reply, "%s: %s" % (name, json.dumps(c)))
             m.close()
+
+
+class TestAdoption(unittest.TestCase):
+    """A monitor that listens on a socket handed over (-chardev
+    socket,fd=N,server=on) serves a later supervisor as QEMU does."""
+
+    def test_listening_monitor_serves_one_client_after_another(self):
+        m = Mock(["-S"] + LISTEN + ["-device", "pcie-root-port,id=rp1"], listen=True).start()
+        self.assertEqual(m.cmd("device_add", {"driver": "virtio-net-pci", "id": "nic0", "bus": "rp1"}),
+                         {"return": {}})
+        m.cmd("cont")
+        m.connect()
+        # A new conversation: its own greeting, capabilities again.
+        self.assertIn("QMP", m.read())
+        self.assertIn("Expecting capabilities negotiation", m.cmd("query-status")["error"]["desc"])
+        self.assertEqual(m.cmd("qmp_capabilities"), {"return": {}})
+        self.assertEqual(m.cmd("query-status")["return"]["status"], "running")
+        names = {p["name"]: p["type"] for p in m.cmd("qom-list", {"path": "/machine/peripheral"})["return"]}
+        self.assertEqual(names, {"type": "string", "rp1": "child<pcie-root-port>",
+                                 "nic0": "child<virtio-net-pci>"})
+        m.close()
+
+    def test_a_reply_meant_for_a_client_that_left_never_reaches_the_next(self):
+        m = Mock(LISTEN, scenario={"commands": [{"command": "query-status", "delay_ms": 300}]}, listen=True).start()
+        m.sock.sendall(b'{"execute": "query-status", "id": 7}\n')
+        m.connect()
+        greeting = m.read()
+        self.assertIn("QMP", greeting)
+        m.cmd("qmp_capabilities")
+        time.sleep(0.5)
+        self.assertEqual(m.cmd("query-name"), {"return": {}})
+        m.close()
+
+    def test_unplug_completed_while_no_client_was_connected_shows_in_qom_list(self):
+        m = Mock(LISTEN + ["-device", "pcie-root-port,id=rp1"], listen=True).start()
+        m.cmd("device_add", {"driver": "virtio-net-pci", "id": "nic0", "bus": "rp1"})
+        m.cmd("device_del", {"id": "nic0"})
+        m.sock.close()
+        m.sock = None
+        time.sleep(0.3)    # the guest acks after unplug_delay_ms (50): nobody hears DEVICE_DELETED
+        m.connect().start()
+        names = [p["name"] for p in m.cmd("qom-list", {"path": "/machine/peripheral"})["return"]]
+        self.assertNotIn("nic0", names)
+        m.close()
+
+    def test_console_socket_answers_typed_lines_and_logs_with_or_without_a_client(self):
+        m = Mock(LISTEN, scenario={"guest": {"console": "boot: ok\r\n"}}, listen=True).start()
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(TIMEOUT)
+        c.connect(m.console_path)
+        c.sendall(b"hello\r")
+        got = b""
+        while b"guest: hello" not in got:
+            got += c.recv(4096)
+        c.close()
+        with open(m.log_path, "rb") as f:
+            self.assertEqual(f.read(), b"boot: ok\r\nguest: hello\r\n")
+        m.close()
 
 
 if __name__ == "__main__":

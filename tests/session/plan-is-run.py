@@ -9,7 +9,11 @@ handed over; not SUDO_UID, under which vfio ignores the VFIO_* variables
 this test needs, src/common/vfioenv.h).
 Compared exactly: QEMU's argv, the QMP commands up to cont, and the host
 changes the journal recorded, in order; the guest's MAC is the same in two
-dry runs and the run."""
+dry runs and the run.
+Then the supervisor is killed (SIGKILL) and the dry run for the same name,
+with one flag changed, must say -run adopts the running guest (its QEMU pid)
+and name the flag that differs; -run then adopts it: the same QEMU, nothing
+started or changed again, the difference reported."""
 import json
 import os
 import pty
@@ -105,6 +109,49 @@ def planned_qmp(plan):
     return [{k: v for k, v in c.items() if k != "fd"} for c in plan["qmp"]]
 
 
+def status_of(host, name):
+    with open(os.path.join(host, "run/vfio", name, "status.json")) as f:
+        return json.load(f)
+
+
+def adopt_case(case, tmp, host, name, flags, env, terminal, proc, argv):
+    """SIGKILL the supervisor; the dry run says it would adopt the guest and
+    which flag differs; -run adopts the same QEMU and starts nothing."""
+    qemu_pid = status_of(host, name)["qemu_pid"]
+    proc.kill()
+    proc.wait()
+    changed = flags + ["-memory", "1G"]
+    plan = dry_run(changed, env, terminal, tmp)
+    check(case, plan["running"].get("run") == "adopt" and plan["running"].get("qemu_pid") == qemu_pid,
+          "after the supervisor was killed the dry run says %s, not adopt QEMU %d" % (plan["running"], qemu_pid))
+    check(case, not plan["errors"], "the dry run of an adoption has errors: %s" % plan["errors"])
+    check(case, any("-memory: 1G now" in d for d in plan["running"]["differences"]),
+          "the dry run does not name the flag that differs: %s" % plan["running"]["differences"])
+    before = journal_changes(host, name)
+    with open(os.path.join(tmp, "out"), "w") as out:
+        proc, master = spawn([VFIO, "-run"] + changed, env, terminal, out)
+    st = None
+    end = time.monotonic() + 30
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            st = status_of(host, name)
+            if st.get("adopted") and st["state"] == "running":
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    out = open(os.path.join(tmp, "out")).read()
+    check(case, st is not None and st.get("adopted") and st["qemu_pid"] == qemu_pid,
+          "-run did not adopt QEMU %d: %s\n%s" % (qemu_pid, st, out))
+    with open(os.path.join(tmp, "argv")) as f:
+        check(case, json.load(f) == argv, "a second QEMU was started")
+    check(case, journal_changes(host, name) == before, "adopting changed the host again")
+    check(case, "-memory: 1G now" in out, "-run does not report the flag that differs:\n" + out)
+    if master is not None:
+        os.close(master)
+    return proc
+
+
 def check(case, cond, msg):
     if not cond:
         failures.append("%s: %s" % (case, msg))
@@ -127,16 +174,18 @@ def run_case(case, terminal, flags, sudo):
         again = dry_run(flags, env, terminal, tmp)
         check(case, plan == again, "two dry runs differ")
         check(case, not plan["errors"], "the plan has errors: %s" % plan["errors"])
-        serial = plan["argv"][plan["argv"].index("-serial") + 1]
-        if terminal:
-            check(case, serial == "mon:stdio", "with a terminal the console is %s" % serial)
-        else:
-            # console.log, opened by the supervisor, reaches QEMU as fd 4.
-            check(case, serial == "file:/dev/fdset/1" and
-                  plan["argv"][plan["argv"].index("-add-fd") + 1] == "fd=4,set=1,opaque=console",
-                  "without a terminal the console is %s" % serial)
-            check(case, "%s/run/vfio/%s/console.log" % (host, name) in " ".join(plan["rundown"]),
-                  "the dry run does not say where the console log goes")
+        # The console is a socket QEMU serves (fd 5) and logs to console.log
+        # (fd 4), terminal or not: the supervisor relays it to its terminal.
+        argv = plan["argv"]
+        serial = argv[argv.index("-serial") + 1]
+        check(case, serial == "chardev:console" and
+              "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1" in argv and
+              argv[argv.index("-add-fd") + 1] == "fd=4,set=1,opaque=console-log",
+              "the console is %s" % serial)
+        check(case, "socket,id=qmp,fd=3,server=on,wait=off" in argv, "QEMU's monitor is not a listening socket")
+        check(case, "%s/run/vfio/%s/console.log" % (host, name) in " ".join(plan["rundown"]),
+              "the dry run does not say where the console log goes")
+        check(case, plan["running"]["run"] == "start", "the dry run of a new guest says %s" % plan["running"])
         if sudo:
             chowns = [c["target"] for c in plan["host_changes"] if c["action"] == "dev-chown"]
             check(case, "/dev/kvm" in chowns, "the plan does not give /dev/kvm to QEMU's user: %s" % chowns)
@@ -159,6 +208,7 @@ def run_case(case, terminal, flags, sudo):
             changes = journal_changes(host, name)
             check(case, changes == plan["host_changes"], "host changes differ from the plan's:\n  run:  %s\n"
                   "  plan: %s" % (changes, plan["host_changes"]))
+            proc = adopt_case(case, tmp, host, name, flags, env, terminal, proc, argv)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

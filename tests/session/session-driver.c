@@ -4,11 +4,12 @@
  *
  *   session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S]
  *                                [-pinvcpus 0,2] [-user NAME] [-bindtimeout S]
+ *                                [-usb REGEX]
  *   session-driver restore [NAME]
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...], "viewers": [...],
  *             "errors": ["..."], "n_root_ports": N, "memory_mib": M,
- *             "console_tty": false, "has_xhci": false}
+ *             "console_tty": false, "has_xhci": false, "has_disk_image": false}
  * The host root is $VFIO_HOST_ROOT; argv[0] becomes $VFIO_QEMU when it is
  * set, as main puts it into a real plan. Cases that play the sudo caller set
  * SUDO_UID, so the driver honours the VFIO_* variables regardless
@@ -20,6 +21,7 @@
 #include "hostroot.h"
 #include "log.h"
 #include "options.h"
+#include "passthrough.h"
 #include "plan.h"
 #include "restore.h"
 #include "session.h"
@@ -29,7 +31,7 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: session-driver run PLAN.json [-name N] [-force] [-shutdowntimeout S] "
-	    "[-pinvcpus 0,1] [-user NAME] [-bindtimeout S]\n       session-driver restore [NAME]\n");
+	    "[-pinvcpus 0,1] [-user NAME] [-bindtimeout S] [-usb REGEX]\n       session-driver restore [NAME]\n");
 	exit(2);
 }
 
@@ -60,6 +62,7 @@ load_plan(struct plan *plan, const char *path)
 	plan->memory_mib = (uint64_t)json_integer_value(json_object_get(j, "memory_mib"));
 	plan->console_tty = json_is_true(json_object_get(j, "console_tty"));
 	plan->has_xhci = json_is_true(json_object_get(j, "has_xhci"));
+	plan->has_disk_image = json_is_true(json_object_get(j, "has_disk_image"));
 	json_decref(j);
 	return 0;
 }
@@ -94,6 +97,11 @@ main(int argc, char **argv)
 			opts.bindtimeout_s = atoi(argv[++i]);
 		} else if (strcmp(a, "-user") == 0 && val) {
 			opts.user = argv[++i];
+		} else if (strcmp(a, "-usb") == 0 && val) {
+			opts.usb_regex = argv[++i];
+			if (passthrough_regex(&opts.usb_re, "-usb", opts.usb_regex, NULL) < 0)
+				usage();
+			opts.usb_re_set = true;
 		} else if (strcmp(a, "-pinvcpus") == 0 && val) {
 			char *copy = strdup(argv[++i]), *save = NULL;
 			for (char *t = strtok_r(copy, ",", &save); t && opts.n_pinvcpus < 64; t = strtok_r(NULL, ",", &save))

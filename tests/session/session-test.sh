@@ -43,12 +43,14 @@ unset SUDO_UID SUDO_GID
 plan() {
 	cat > "$T/plan.json" <<JSON
 {"argv": ["qemu-system-x86_64", "-name", "$NAME", "-machine", "q35", "-nodefaults", "-S",
-  "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control",
+  "-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
   "-m", "512", "-smp", "${SMP:-1}",
   "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
   "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,port=2,addr=0x1c.1",
   "-device", "qemu-xhci,id=xhci,bus=pcie.0",
-  "-add-fd", "fd=4,set=1,opaque=console", "-serial", "file:/dev/fdset/1" ${EXTRA_ARGV:-}],
+  "-add-fd", "fd=4,set=1,opaque=console-log",
+  "-chardev", "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1", "-serial", "chardev:console"
+  ${EXTRA_ARGV:-}],
  "qmp": [
   {"execute": "netdev_add", "arguments": {"type": "user", "id": "net0"}},
   {"execute": "device_add", "arguments": {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "bus": "rp1"}}
@@ -115,11 +117,12 @@ for l in open(sys.argv[1]):
     if "qemu" in r: print(r["qemu"]["pid"])' "$HOST/run/vfio/$NAME/journal"
 }
 
-# The byte in the middle of each record of a start (3 changes begun and
-# done, then QEMU's pid: 7 records), from a run killed after the last one.
+# The byte in the middle of each record of a start (the run record, 3
+# changes begun and done, then QEMU's pid: 8 records), from a run killed
+# after the last one.
 journal_midpoints() {
 	scenario '{}'
-	VFIO_TEST_CRASH_AT=7 run
+	VFIO_TEST_CRASH_AT=8 run
 	[ $rc -eq 137 ] || fail "measuring run: exit status $rc"
 	python3 -c 'import sys
 off = 0
@@ -341,32 +344,94 @@ qemu-keeps-only-stdio-its-monitor-and-its-console)
 	python3 - "$T/env.json" "$HOST/run/vfio/$NAME/console.log" <<'PY2' || fail "QEMU's descriptors: $(cat "$T/env.json")"
 import json, sys
 fds = json.load(open(sys.argv[1]))["fds"]
-assert sorted(fds, key=int) == ["0", "1", "2", "3", "4"], fds
-assert fds["3"].startswith("socket:"), fds
+assert sorted(fds, key=int) == ["0", "1", "2", "3", "4", "5"], fds
+assert fds["0"] == "/dev/null", fds
+assert fds["3"].startswith("socket:") and fds["5"].startswith("socket:"), fds
 assert fds["4"] == sys.argv[2], fds
 PY2
 	;;
-serial-goes-to-console-log-without-tty)
-	# Without a terminal the console is console.log, which QEMU gets already
-	# open as fd 4: QEMU dropped to the user could not open it in the
-	# root-only runtime directory.
-	plan; scenario "$GUEST_RUNS"
+serial-console-is-a-socket-qemu-serves-and-logs-to-console-log)
+	# Terminal or not, the console is a socket QEMU serves (fd 5) and logs
+	# to console.log (fd 4); both are made by the supervisor, root's and
+	# private, so QEMU (dropped to the user) never creates a file in the
+	# root-only directory, and a later supervisor can connect again.
+	plan; scenario '{"guest": {"console": "guest: login prompt\n"}}'
 	SUDO_UID=1000 SUDO_GID=1000 start
 	wait_for "the guest to run" running
 	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(stat -c %u /proc/$qpid)" = 1000 ] || fail "QEMU does not run as uid 1000"
 	[ "$(readlink "/proc/$qpid/fd/4")" = "$HOST/run/vfio/$NAME/console.log" ] ||
 		fail "QEMU's fd 4 is $(readlink "/proc/$qpid/fd/4"), not the console log"
+	for sock in qmp.sock console.sock; do
+		[ -S "$HOST/run/vfio/$NAME/$sock" ] || fail "no $sock"
+		[ "$(stat -c %u:%a "$HOST/run/vfio/$NAME/$sock")" = 0:600 ] || fail "$sock is not root's, 0600"
+	done
+	[ "$(cat "$HOST/run/vfio/$NAME/console.log")" = "guest: login prompt" ] || fail "the console log: $(cat "$HOST/run/vfio/$NAME/console.log")"
 	python3 - "$T/argv" <<'PY' || fail "QEMU argv"
 import json, sys
 argv = json.load(open(sys.argv[1]))
-i = argv.index("-serial")
-assert argv[i + 1] == "file:/dev/fdset/1", argv
-assert argv[argv.index("-add-fd") + 1] == "fd=4,set=1,opaque=console", argv
+assert argv[argv.index("-serial") + 1] == "chardev:console", argv
+assert "socket,id=console,fd=5,server=on,wait=off,logfile=/dev/fdset/1" in argv, argv
+assert "socket,id=qmp,fd=3,server=on,wait=off" in argv, argv
+assert argv[argv.index("-add-fd") + 1] == "fd=4,set=1,opaque=console-log", argv
 assert argv.count("-serial") == 1 and "-S" in argv, argv
 assert "mon:stdio" not in argv, argv
 PY
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
+console-relayed-to-the-terminal-and-qemu-survives-its-hangup)
+	# With a terminal, the supervisor relays the console both ways (typed
+	# input reaches the guest, its answer comes back); QEMU is not in the
+	# terminal's session: killed supervisor, closed terminal, QEMU runs on.
+	plan
+	python3 - "$T/plan.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["console_tty"] = True
+json.dump(p, open(sys.argv[1], "w"))
+PY
+	scenario '{}'
+	python3 - "$DRIVER" "$T/plan.json" "$NAME" "$HOST/run/vfio/$NAME" "$T/qemu.pid" <<'PY' || fail "the console relay"
+import json, os, pty, select, signal, subprocess, sys, time
+driver, plan, name, rundir, qpidfile = sys.argv[1:]
+master, slave = pty.openpty()
+sup = subprocess.Popen([driver, "run", plan, "-name", name], stdin=slave, stdout=slave, stderr=slave,
+                       start_new_session=True,
+                       preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
+os.close(slave)
+seen = b""
+def read_until(want, secs):
+    global seen
+    end = time.monotonic() + secs
+    while want not in seen:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise SystemExit("no %r on the terminal; it shows: %r" % (want, seen[-2000:]))
+        r, _, _ = select.select([master], [], [], left)
+        if r:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                raise SystemExit("the terminal closed; it showed: %r" % seen[-2000:])
+read_until(b"is running", 30)
+st = json.load(open(os.path.join(rundir, "status.json")))
+qpid = st["qemu_pid"]
+open(qpidfile, "w").write(str(qpid))
+os.write(master, b"hello there\r")
+read_until(b"guest: hello there", 30)
+log = open(os.path.join(rundir, "console.log"), "rb").read()
+assert b"guest: hello there" in log, log
+# The supervisor dies, then the terminal closes: SIGHUP goes to its session.
+sup.kill()
+sup.wait()
+os.close(master)
+PY
+	# QEMU was not in it: -restore finds it still running.
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore"
+	expect_in "$T/out" "QEMU (pid $(cat "$T/qemu.pid")) from the previous run is still running"
+	rm -r "$HOST/var/lib/vfio"    # the console log of the run is kept there, by design
+	restored
 	;;
 qemu-runs-as-the-sudo-user-with-memlock-raised)
 	plan; scenario "$GUEST_RUNS"
@@ -514,16 +579,18 @@ SH
 	restored
 	;;
 killed-at-every-journal-step-then-restore)
-	# 3 changes: begin+done each, then QEMU's pid: 7 records.
+	# The run record, 3 changes begun and done, QEMU's pid, nic0's
+	# device_add, the guest started: 10 records. -restore is the explicit
+	# "put the host back now": it stops a QEMU that is still running.
 	plan
-	for n in 1 2 3 4 5 6 7; do
+	for n in 1 2 3 4 5 6 7 8 9 10; do
 		scenario '{}'   # the fake, like QEMU, keeps running when the supervisor dies
 		rm -f "$T/record"
 		VFIO_TEST_CRASH_AT=$n run
 		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
 		[ -f "$HOST/run/vfio/$NAME/journal" ] || fail "step $n: no journal left"
 		qpid=
-		if [ $n -eq 7 ]; then
+		if [ $n -ge 8 ]; then
 			qpid=$(journal_qemu_pid)
 			echo "$qpid" > "$T/qemu.pid"
 			kill -0 "$qpid" || fail "step $n: the fake QEMU is not running"
@@ -538,7 +605,7 @@ killed-at-every-journal-step-then-restore)
 	done
 	;;
 journal-full-mid-record-then-restore-gives-the-host-back)
-	# /run fills up in the middle of each of a start's 7 records in turn; the
+	# /run fills up in the middle of each of a start's 8 records in turn; the
 	# space comes back (another file went) and the supervisor is killed right
 	# after the next record that reached the disk. What -restore finds must be
 	# a journal it can read and undo: a torn record is never left under a
@@ -567,15 +634,33 @@ PY2
 		restored
 	done
 	;;
-stale-journal-refuses-a-new-run)
+leftovers-of-a-killed-start-are-given-back-before-a-new-start)
+	# Killed halfway through its host changes: the next run gives back what
+	# the journal lists, then starts; the host ends as before.
 	plan; scenario '{}'
-	VFIO_TEST_CRASH_AT=2 run
+	VFIO_TEST_CRASH_AT=4 run
 	[ $rc -eq 137 ] || fail "exit status $rc"
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "the killed start did not change /dev/kvm"
+	scenario "$GUEST_POWEROFF"
 	run
-	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
-	expect_in "$T/out" "run \`vfio -restore $NAME\` first"
-	[ ! -e "$T/record" ] || fail "QEMU was started over a stale journal"
-	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore"
+	[ $rc -eq 0 ] || fail "exit status $rc, want 0"
+	expect_in "$T/out" "an earlier run of the guest \"$NAME\" did not finish: giving back what it left"
+	expect_in "$T/out" "restored: dev-chown /dev/vhost-net"
+	restored
+	;;
+killed-before-cont-stops-that-qemu-and-starts-over)
+	# Killed after QEMU was spawned but before the guest ran: nothing to
+	# adopt; the next run stops that QEMU, gives the host back, starts anew.
+	plan; scenario '{}'
+	VFIO_TEST_CRASH_AT=8 run
+	[ $rc -eq 137 ] || fail "exit status $rc"
+	qpid=$(journal_qemu_pid); echo "$qpid" > "$T/qemu.pid"
+	kill -0 "$qpid" || fail "the fake QEMU is not running"
+	scenario "$GUEST_POWEROFF"
+	run
+	[ $rc -eq 0 ] || fail "exit status $rc, want 0"
+	expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
+	! kill -0 "$qpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$qpid/stat)" = Z ] || fail "that QEMU still runs"
 	restored
 	;;
 restore-twice-is-safe)
@@ -660,12 +745,13 @@ nvme-bind-killed-at-every-journal-step-then-restore)
 	  {"action": "dev-chown", "target": "/dev/vfio/11", "args": {"uid": 1000, "gid": 1000}},'
 	plan
 	export LD_PRELOAD=$DRVCORE SUDO_UID=1000 SUDO_GID=1000
-	# bind, the dev-chown of /dev/vfio/11, 3 dev-chowns: 10 records, then QEMU's pid.
-	for n in $(seq 11); do
+	# the run record, bind, the dev-chown of /dev/vfio/11, 3 dev-chowns: 11
+	# records, then QEMU's pid.
+	for n in $(seq 12); do
 		scenario '{}'   # the fake, like QEMU, keeps running when the supervisor dies
 		VFIO_TEST_CRASH_AT=$n run
 		[ $rc -eq 137 ] || fail "step $n: supervisor exit status $rc, want 137 (SIGKILL)"
-		if [ $n -eq 11 ]; then
+		if [ $n -eq 12 ]; then
 			journal_qemu_pid > "$T/qemu.pid"
 		fi
 		"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "step $n: restore failed"
@@ -689,9 +775,12 @@ undo-failure-is-listed-and-restore-retries)
 	expect_in "$T/out" "vfio -restore $NAME"
 	expect_in "$T/out" "restored: dev-chown /dev/kvm"
 	[ -f "$HOST/run/vfio/$NAME/journal" ] || fail "the journal was not kept"
-	# Nothing new starts over it...
-	run
-	[ $rc -eq 2 ] || fail "a new run over the unrestored journal: exit status $rc, want 2"
+	# A new run tries to give it back first, fails the same way, and starts nothing...
+	QMP_MOCK_ARGV=$T/argv2 run
+	[ $rc -eq 3 ] || fail "a new run over the unrestored journal: exit status $rc, want 3"
+	expect_in "$T/out" "could not be restored"
+	expect_in "$T/out" "nothing was started"
+	[ ! -e "$T/argv2" ] || fail "a QEMU was started over the unrestored journal"
 	# ...and once the cause is gone, -restore finishes the job.
 	: > "$HOST/.drvcore/faults"
 	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore: exit status $?"
@@ -738,19 +827,15 @@ unknown-user-refused-before-any-change)
 	;;
 vfio-binary-killed-then-restore-stops-leftover-qemu)
 	# The real command line: vfio -run, killed right after QEMU's pid is
-	# journaled, then vfio -restore NAME.
+	# journaled (its run record first), then vfio -restore NAME.
 	VFIO=$B/src/supervisor/vfio
 	scenario "$GUEST_RUNS"
-	VFIO_TEST_CRASH_AT=1 "$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
+	VFIO_TEST_CRASH_AT=2 "$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
 	rc=$?
 	[ $rc -eq 137 ] || fail "vfio -run: exit status $rc, want 137"
 	qpid=$(journal_qemu_pid)
 	echo "$qpid" > "$T/qemu.pid"
 	kill -0 "$qpid" || fail "the fake QEMU is not running"
-	"$VFIO" -run -accel tcg -noBios -m 256M -nonet -name "$NAME" < /dev/null > "$T/out" 2>&1
-	rc=$?
-	[ $rc -ne 0 ] || fail "a new run over the stale journal succeeded"
-	expect_in "$T/out" "vfio -restore $NAME"
 	"$VFIO" -restore "$NAME" > "$T/out" 2>&1 || fail "vfio -restore: exit status $?"
 	expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
 	! kill -0 "$qpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$qpid/stat)" = Z ] ||
@@ -769,6 +854,86 @@ sys.exit(0 if s["devices"]["attached"] == [] and s["devices"]["free_root_ports"]
 	expect_in "$T/out" "QEMU released nic0"
 	kill -TERM "$sup"; finish
 	[ $rc -eq 0 ] || fail "exit status $rc"
+	;;
+systemd-restart-leaves-the-guest-to-the-next-start-and-stop-powers-it-down)
+	# As vfio@.service runs it: $INVOCATION_ID set, the unit in
+	# /proc/self/cgroup, systemd's SIGTERM for both `systemctl restart` and
+	# `systemctl stop`; the unit's job (systemctl list-jobs) tells them apart.
+	mkdir -p "$HOST/.drvcore"
+	cgroup=$HOST/proc/self/cgroup
+	echo "0::/system.slice/system-vfio.slice/vfio@$NAME.service" > "$cgroup"
+	export VFIO_SYSTEMCTL=$VFIO_SRCDIR/tests/drvcore/fake-systemctl INVOCATION_ID=0123456789abcdef
+	plan; scenario "$GUEST_RUNS"
+	echo "4711 vfio@$NAME.service restart running" > "$HOST/.drvcore/jobs"
+	start
+	wait_for "the guest to run" running
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	echo "$qpid" > "$T/qemu.pid"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "restart: exit status $rc, want 0"
+	expect_in "$T/out" "the service restarts: the guest keeps running for its next start to adopt"
+	expect_in "$HOST/.drvcore/systemctl.log" "list-jobs --no-legend --plain vfio@$NAME.service"
+	! recorded system_powerdown || fail "a restart powered the guest down"
+	kill -0 "$qpid" || fail "QEMU did not survive the restart"
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "the host was given back on a restart"
+	# The unit starts again: the guest is adopted; then `systemctl stop`.
+	echo "4712 vfio@$NAME.service stop running" > "$HOST/.drvcore/jobs"
+	start
+	wait_for "the guest to be adopted" grep -q '"adopted": true' "$HOST/run/vfio/$NAME/status.json"
+	wait_for "the guest to run" running
+	grep -q "\"qemu_pid\": $qpid," "$HOST/run/vfio/$NAME/status.json" || fail "another QEMU"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "stop: exit status $rc, want 0"
+	recorded system_powerdown || fail "stop did not power the guest down"
+	rm "$cgroup"
+	restored
+	;;
+journal-of-the-previous-vfio-is-restored-and-its-live-guest-not-adopted)
+	# A journal the vfio before adoption wrote (format 1, no version record:
+	# tests/session/fixtures/journal-v1, from that binary, killed after it
+	# spawned QEMU). Its QEMU's monitor was a socketpair that died with it:
+	# a live one cannot be adopted; -run says so and changes nothing,
+	# -restore stops it and gives the host back. Once its QEMU is gone, -run
+	# gives the changes back first and starts.
+	old_run() {	# old_run PID START: the journal and the changes it lists, in force
+		mkdir -p "$HOST/run/vfio/$NAME" && chmod 700 "$HOST/run/vfio/$NAME"
+		: > "$HOST/run/vfio/.created-by-vfio"    # that vfio made /run/vfio, as this one does
+		sed -e "s/@PID@/$1/" -e "s/@START@/$2/" "$VFIO_SRCDIR/tests/session/fixtures/journal-v1" \
+		    > "$HOST/run/vfio/$NAME/journal"
+		chown 1000:1000 "$HOST/dev/kvm" "$HOST/dev/vhost-net"
+	}
+	scenario '{}'
+	qpid=$(python3 - "$MOCK" <<'PY'
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "-S", "-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control"],
+                     pass_fds=(3,), preexec_fn=lambda: __import__("os").dup2(b.fileno(), 3),
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+a.recv(4096)    # its greeting: it runs; then its supervisor "dies"
+print(p.pid)
+PY
+)
+	echo "$qpid" > "$T/qemu.pid"
+	old_run "$qpid" "$(awk '{print $22}' /proc/$qpid/stat)"
+	plan; scenario "$GUEST_POWEROFF"
+	QMP_MOCK_ARGV=$T/argv2 run
+	[ $rc -eq 2 ] || fail "-run over a live format-1 guest: exit status $rc, want 2"
+	expect_in "$T/out" "started by an earlier vfio"
+	expect_in "$T/out" "vfio -restore $NAME"
+	[ ! -e "$T/argv2" ] || fail "a QEMU was started"
+	kill -0 "$qpid" || fail "the old guest was stopped by -run"
+	[ "$(owner /dev/kvm)" = 1000 ] || fail "-run changed the host"
+	"$DRIVER" restore "$NAME" > "$T/out" 2>&1 || fail "restore: exit status $?"
+	expect_in "$T/out" "QEMU (pid $qpid) from the previous run is still running"
+	restored
+	# Its QEMU gone (a pid that never started at that tick):
+	old_run 1 1
+	run
+	[ $rc -eq 0 ] || fail "-run over a dead format-1 run: exit status $rc, want 0"
+	expect_in "$T/out" "giving back what it left on the host first"
+	expect_in "$T/out" "restored: dev-chown /dev/vhost-net"
+	restored
 	;;
 qemu-that-never-greets-is-stopped)
 	plan; scenario '{"start": [{"hang": true}]}'

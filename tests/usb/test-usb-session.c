@@ -98,7 +98,7 @@ run_with_usb_attaches_and_removes_plugged_devices(void **state)
 	/* A plan as plan_build() makes them: argv[0] is the QEMU main chose. */
 	struct plan plan = { .memory_mib = 64, .has_xhci = true };
 	const char *argv[] = { "qemu-system-x86_64", "-name", "usbt", "-machine", "q35", "-nodefaults", "-S",
-		"-chardev", "socket,id=qmp,fd=3", "-mon", "chardev=qmp,mode=control", "-m", "64",
+		"-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control", "-m", "64",
 		"-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,port=1,addr=0x1c.0",
 		"-device", "qemu-xhci,id=xhci,bus=pcie.0" };
 	argv[0] = getenv("VFIO_QEMU");

@@ -318,7 +318,7 @@ n_usb_host(const struct fx *f)
 static bool
 attached_is(struct fx *f, long want)
 {
-	return (long)n_usb_host(f) == want && f->devs.detaching == NULL;
+	return (long)n_usb_host(f) == want && f->devs.waiters == NULL;
 }
 
 /* usb-1-4 attached at address want */
@@ -333,7 +333,7 @@ static bool
 port_1_3_attached_alone(struct fx *f, long want)
 {
 	return devices_find(&f->devs, "usb-1-3") != NULL && (long)n_usb_host(f) == want &&
-	    f->devs.detaching == NULL;
+	    f->devs.waiters == NULL;
 }
 
 static bool
