@@ -217,6 +217,8 @@ env_scan(struct host_snapshot *snap)
 	snap->wayland_display = env_dup("WAYLAND_DISPLAY");
 	snap->sudo_uid = env_int("SUDO_UID");
 	snap->sudo_gid = env_int("SUDO_GID");
+	snap->sudo_user = env_dup("SUDO_USER");
+	snap->euid_root = geteuid() == 0;
 }
 
 static void
@@ -282,6 +284,7 @@ snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr 
 	node_scan(&snap->kvm_node, "/dev/kvm");
 	node_scan(&snap->vfio_node, "/dev/vfio/vfio");
 	machine_id_scan(snap);
+	qemuuser_read(&snap->qemu_user);
 	return 0;
 }
 
@@ -314,6 +317,7 @@ snapshot_free(struct host_snapshot *snap)
 	free(snap->kernel_cmdline);
 	free(snap->display);
 	free(snap->wayland_display);
+	free(snap->sudo_user);
 	memset(snap, 0, sizeof(*snap));
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "util.h"
+#include "qemuuser.h"
 #include "verr.h"
 
 struct pci_device {
@@ -138,6 +139,7 @@ struct qemu_caps {
 	struct strv displays;    /* -display help */
 	struct strv devices;     /* -device help: every device name, modules loaded */
 	int spice;               /* -spice help: 1 works, 0 "spice support is disabled", -1 unknown */
+	int sandbox;             /* -sandbox on (seccomp) is built in: 1, 0, -1 unknown */
 	bool from_cache;
 };
 
@@ -214,6 +216,9 @@ struct host_snapshot {
 	char *display;                   /* $DISPLAY, NULL when unset or empty */
 	char *wayland_display;
 	int sudo_uid, sudo_gid;          /* -1 when not started through sudo */
+	char *sudo_user;                 /* $SUDO_USER, NULL when unset */
+	bool euid_root;                  /* the supervisor runs as root: QEMU must not */
+	struct qemuuser_db qemu_user;    /* vfio's own user for QEMU (qemuuser.h) */
 };
 
 struct strv;

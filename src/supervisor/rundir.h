@@ -27,6 +27,14 @@ int rundir_create(struct rundir *rd, const char *name, struct verr *err);
 /* For -restore: own an existing directory. -ENOENT when there is none,
  * -EBUSY when a live supervisor owns it. */
 int rundir_claim(struct rundir *rd, const char *name, struct verr *err);
+/* QEMU's own directory in it, for the sockets QEMU and its companions
+ * make (SPICE, the guest agent, swtpm): QEMU runs as another user, who
+ * cannot write in ours. */
+#define RUNDIR_QEMU_DIR "qemu"
+/* Create RUNDIR_QEMU_DIR (0700) for uid/gid, replacing a leftover one, and
+ * let that user through the runtime directory (0710, group gid). uid <= 0:
+ * QEMU runs as we do; the directory is ours. Removed by rundir_remove(). */
+int rundir_make_qemu_dir(struct rundir *rd, int uid, int gid, struct verr *err);
 /* A file in the directory, allocated. */
 char *rundir_file(const struct rundir *rd, const char *file);
 /* Everything was undone: keep the guest's console log under

@@ -26,6 +26,7 @@
 #include "net.h"
 #include "notify.h"
 #include "proc.h"
+#include "qemuuser.h"
 #include "qmp.h"
 #include "rundir.h"
 #include "spawn.h"
@@ -811,6 +812,23 @@ session_control_open(struct session *s)
 		log_warnx("%s; the guest runs without it (vfioctl cannot reach it)", err.msg);
 }
 
+/* QEMU's user before the first change: vfio's own is created when the plan
+ * says so (qemuuser.h: the one change no run gives back), and gets its
+ * directory for sockets in the runtime directory. */
+static int
+session_qemu_user(struct session *s, struct verr *err)
+{
+	const struct plan_user *u = &s->plan->qemu_user;
+	if (u->create && s->user.drop) {
+		log_info("creating the system user %s (uid %d) for QEMU; it stays for later runs", u->name, u->uid);
+		int r = qemuuser_create(u->uid, err);
+		if (r < 0)
+			return r;
+	}
+	return rundir_make_qemu_dir(&s->rd, s->user.drop ? (int)s->user.uid : -1,
+	    s->user.drop ? (int)s->user.gid : -1, err);
+}
+
 /* Everything before the first change: a refusal here changes nothing. */
 static int
 session_validate(struct session *s)
@@ -938,17 +956,15 @@ session_run(const struct options *opts, const struct plan *plan)
 	struct verr err = { 0 };
 	int status = SESSION_EXIT_REFUSED;
 
-	if (spawn_user_resolve(&s.user, opts, &err) < 0) {
-		log_error("%s", err.msg);
-		goto out;
-	}
+	spawn_user_from_plan(&s.user, &plan->qemu_user);
 	if (session_validate(&s) < 0)
 		goto out;
 	if (rundir_create(&s.rd, s.name, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_find_qemu(&s) < 0) {
+	if (journal_open(&s.j, s.rd.path, &err) < 0 || session_find_qemu(&s) < 0 ||
+	    session_qemu_user(&s, &err) < 0) {
 		if (err.msg[0] != '\0')
 			log_error("%s", err.msg);
 		if (s.j.path != NULL)

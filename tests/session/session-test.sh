@@ -728,14 +728,6 @@ qemu-runs-as-the-user-flag)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	restored
 	;;
-unknown-user-refused-before-any-change)
-	plan; scenario "$GUEST_RUNS"
-	run -user no-such-user-here
-	[ $rc -eq 2 ] || fail "exit status $rc, want 2"
-	expect_in "$T/out" "-user no-such-user-here: there is no such user"
-	[ ! -e "$T/record" ] || fail "QEMU was started"
-	restored
-	;;
 vfio-binary-killed-then-restore-stops-leftover-qemu)
 	# The real command line: vfio -run, killed right after QEMU's pid is
 	# journaled, then vfio -restore NAME.
