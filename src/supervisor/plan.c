@@ -673,5 +673,6 @@ plan_free(struct plan *plan)
 	free(plan->tap);
 	free(plan->qemu_user.name);
 	free(plan->qemu_user.groups);
+	strv_free(&plan->qemu_nodes);
 	memset(plan, 0, sizeof(*plan));
 }

@@ -58,6 +58,9 @@ struct plan {
 	                          * it is /run/vfio/NAME/console.log and QEMU gets no terminal */
 	bool has_xhci;           /* a qemu-xhci "xhci" is on the command line */
 	struct plan_user qemu_user;
+	struct strv qemu_nodes;  /* the device nodes QEMU, as another user, opens itself (the
+	                          * dev-chowns make sure it can): the session checks them as
+	                          * that user before it starts QEMU */
 };
 
 /* Fill plan from opts and snap. Never fails: problems go into plan->errors. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asuser.h"
 #include "change.h"
 #include "child.h"
 #include "control.h"
@@ -673,6 +675,47 @@ session_apply_changes(struct session *s)
 	return 0;
 }
 
+/* As QEMU's user (asuser.h): can it read and write every node the plan
+ * says QEMU opens? */
+static int
+session_nodes_open(void *arg, struct verr *err)
+{
+	const struct strv *nodes = arg;
+	for (size_t i = 0; i < nodes->n; i++) {
+		char path[PATH_MAX];
+		if (host_path(path, sizeof(path), "%s", nodes->v[i]) == NULL)
+			continue;
+		if (access(path, R_OK | W_OK) < 0 && errno != ENOENT) {
+			int e = errno;
+			struct stat st;
+			if (stat(path, &st) == 0)
+				return verr_set(err, -e, "%s (owner %u:%u, mode %04o): %s", nodes->v[i], (unsigned)st.st_uid,
+				    (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), strerror(e));
+			return verr_set(err, -e, "%s: %s", nodes->v[i], strerror(e));
+		}
+	}
+	return 0;
+}
+
+/* After the host changes, before QEMU: a device node its user still
+ * cannot open (changed since the plan looked, an ACL, a udev rule that
+ * put it back) is named here, with the fix, instead of a QEMU that dies. */
+static int
+session_check_nodes(struct session *s)
+{
+	if (!s->user.drop || s->plan->qemu_nodes.n == 0)
+		return 0;
+	struct verr err = { 0 };
+	int r = asuser_run(s->user.uid, s->user.gid, session_nodes_open, (void *)&s->plan->qemu_nodes, &err);
+	if (r < 0) {
+		s->failure = xasprintf("QEMU's user %s (uid %u) cannot open the device node %s; let it read and "
+		    "write the node (chown %u, or a udev rule for it) or give -user NAME of a user who can, and run "
+		    "again", s->user.name, (unsigned)s->user.uid, err.msg, (unsigned)s->user.uid);
+		log_error("%s", s->failure);
+	}
+	return r;
+}
+
 /* QEMU's binary, before any host change: a missing one changes nothing. */
 static int
 session_find_qemu(struct session *s)
@@ -979,7 +1022,7 @@ session_run(const struct options *opts, const struct plan *plan)
 	proc_signals_add(&s.sigs, s.base, session_signal, &s);
 	session_set_state(&s, SESSION_PREPARING);
 
-	if (session_apply_changes(&s) == 0 && session_spawn(&s) == 0) {
+	if (session_apply_changes(&s) == 0 && session_check_nodes(&s) == 0 && session_spawn(&s) == 0) {
 		session_control_open(&s);
 		event_base_dispatch(s.base);
 	}

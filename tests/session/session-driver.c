@@ -9,7 +9,8 @@
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...], "viewers": [...],
  *             "errors": ["..."], "n_root_ports": N, "memory_mib": M,
  *             "console_tty": false, "has_xhci": false,
- *             "qemu_user": {"name": "vfio-qemu", "uid": 999, "gid": 999, "create": true}}
+ *             "qemu_user": {"name": "vfio-qemu", "uid": 999, "gid": 999, "create": true},
+ *             "qemu_nodes": ["/dev/vfio/11"]}
  * Without "qemu_user", QEMU's user is -user NAME, else $SUDO_UID/$SUDO_GID
  * (as the plan would decide), else the driver's own.
  * The host root is $VFIO_HOST_ROOT; argv[0] becomes $VFIO_QEMU when it is
@@ -64,6 +65,8 @@ load_plan(struct plan *plan, const char *path)
 	plan->memory_mib = (uint64_t)json_integer_value(json_object_get(j, "memory_mib"));
 	plan->console_tty = json_is_true(json_object_get(j, "console_tty"));
 	plan->has_xhci = json_is_true(json_object_get(j, "has_xhci"));
+	json_array_foreach(json_object_get(j, "qemu_nodes"), i, v)
+		strv_push(&plan->qemu_nodes, json_string_value(v));
 	json_t *u = json_object_get(j, "qemu_user");
 	if (u != NULL) {
 		plan->qemu_user.name = strdup(json_string_value(json_object_get(u, "name")));
@@ -151,5 +154,6 @@ main(int argc, char **argv)
 	json_decref(plan.host_changes);
 	json_decref(plan.viewers);
 	free(plan.qemu_user.name);
+	strv_free(&plan.qemu_nodes);
 	return status;
 }

@@ -62,7 +62,7 @@ plan() {
  "viewers": [${VIEWERS:-}],
  "errors": [${ERRORS:-}],
  "block_files": [${BLOCK_FILES:-}],
- "n_root_ports": 2, "memory_mib": 512, "has_xhci": true}
+ "n_root_ports": 2, "memory_mib": 512, "has_xhci": true ${EXTRA_PLAN:-}}
 JSON
 }
 
@@ -767,6 +767,53 @@ qemu-that-never-greets-is-stopped)
 	VFIO_TEST_GREETING_TIMEOUT_S=1 run
 	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
 	expect_in "$T/out" "QEMU did not answer on its monitor within 1 s"
+	restored
+	;;
+qemu-runs-as-vfios-own-user-created-first-and-sandboxed)
+	# As root with nobody behind it, the plan names vfio's own user; this
+	# host lacks it, so -run creates it (the one change it keeps) with the
+	# planned uid, gives QEMU a directory of its own for its sockets, and
+	# runs QEMU as that user.
+	rm -rf "$HOST"
+	python3 "$MKHOST" --preset desktop --spec <(echo '{"qemu_user": null}') "$HOST" > /dev/null || fail "mkhost"
+	python3 "$TREESNAP" "$HOST" > "$T/before"
+	EXTRA_PLAN=', "qemu_user": {"name": "vfio-qemu", "uid": 990, "gid": 990, "create": true}'
+	EXTRA_ARGV=', "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"'
+	plan; scenario "$GUEST_RUNS"
+	start
+	wait_for "the guest to run" running
+	expect_in "$T/out" "creating the system user vfio-qemu (uid 990) for QEMU; it stays for later runs"
+	grep -qx 'vfio-qemu:!:990:990:vfio QEMU guests:/:/usr/sbin/nologin' "$HOST/etc/passwd" || fail "no vfio-qemu in passwd"
+	grep -qx 'vfio-qemu:!:990:' "$HOST/etc/group" || fail "no vfio-qemu in group"
+	qpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$HOST/run/vfio/$NAME/status.json")
+	[ "$(awk '/^Uid:/ {print $2 $3 $4 $5}' /proc/$qpid/status)" = 990990990990 ] || fail "QEMU does not run as uid 990"
+	[ "$(stat -c %u:%g:%a "$HOST/run/vfio/$NAME")" = 0:990:710 ] || fail "the runtime directory: $(stat -c %u:%g:%a "$HOST/run/vfio/$NAME")"
+	[ "$(stat -c %u:%g:%a "$HOST/run/vfio/$NAME/qemu")" = 990:990:700 ] || fail "QEMU's directory: $(stat -c %u:%g:%a "$HOST/run/vfio/$NAME/qemu")"
+	# A socket QEMU makes there (as SPICE does) is cleared with the directory.
+	setpriv --reuid 990 --regid 990 --clear-groups /usr/bin/python3 -c \
+	    'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$HOST/run/vfio/$NAME/qemu/spice.sock" ||
+	    fail "QEMU's user cannot make a socket in its directory"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	expect_not_in "$T/out" "cannot remove"
+	[ ! -e "$HOST/run/vfio/$NAME" ] || fail "the runtime directory was left"
+	# The host is as before but for the user -run created.
+	python3 "$TREESNAP" "$HOST" | grep -v '^etc/\(passwd\|group\)-\? ' > "$T/after"
+	grep -v '^etc/\(passwd\|group\)-\? ' "$T/before" | diff -u - "$T/after" >&2 || fail "the host root differs"
+	;;
+device-node-qemus-user-cannot-open-is-named-with-the-fix)
+	# The plan said QEMU opens /dev/vfio/11 itself; it is root's, 0600,
+	# and nothing gives it to QEMU's user: the run names the node and the
+	# fix before QEMU starts, and gives the host back.
+	EXTRA_PLAN=', "qemu_user": {"name": "vfio-qemu", "uid": 999, "gid": 999}, "qemu_nodes": ["/dev/vfio/11"]'
+	: > "$HOST/dev/vfio/11"; chmod 600 "$HOST/dev/vfio/11"
+	python3 "$TREESNAP" "$HOST" > "$T/before"
+	plan; scenario "$GUEST_RUNS"
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU's user vfio-qemu (uid 999) cannot open the device node /dev/vfio/11 (owner 0:0, mode 0600): Permission denied"
+	expect_in "$T/out" "chown 999, or a udev rule for it"
+	[ ! -e "$T/record" ] || fail "QEMU was started"
 	restored
 	;;
 missing-qemu-binary-changes-nothing)
