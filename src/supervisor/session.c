@@ -85,6 +85,7 @@ struct session {
 	struct qmp *qmp;
 	struct usbwatch *usb;    /* USB hotplug and the control FIFO's usb add/del (while running) */
 	bool qmp_closed;
+	char *monitor_lost;      /* why the monitor closed while QEMU still ran */
 	size_t next_cmd;
 	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
 
@@ -265,7 +266,11 @@ session_child(struct session *s)
 	s->qemu_status = status;
 	char *how = session_describe_exit(status);
 	bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	if (s->state < SESSION_RUNNING && s->failure == NULL) {
+	if (s->killed && s->monitor_lost != NULL && s->failure == NULL) {
+		s->failure = xasprintf("QEMU's monitor closed while %s (%s) and QEMU did not exit by itself within "
+		    "%d s: vfio killed it", session_state_names[s->state], s->monitor_lost, SESSION_KILL_TIMEOUT_S);
+		log_error("%s", s->failure);
+	} else if (s->state < SESSION_RUNNING && s->failure == NULL) {
 		s->failure = xasprintf("QEMU exited while %s (%s); its messages above say why",
 		    session_state_names[s->state], how);
 		log_error("%s", s->failure);
@@ -309,11 +314,14 @@ session_signal(int signo, void *arg)
 /* --- QMP ----------------------------------------------------------------- */
 
 /* The monitor went away under a command: QEMU is dying, and its exit status,
- * not the command, explains the failure (session_closed, session_child). */
+ * not the command, explains the failure (session_closed, session_child); or
+ * QEMU sent garbage, which session_closed names. Either way QEMU did not
+ * refuse the command. */
 static bool
 session_qmp_lost(const struct qmp_error *err)
 {
-	return err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0;
+	return err != NULL && (strcmp(err->class, QMP_ERR_DISCONNECTED) == 0 ||
+	    strcmp(err->class, QMP_ERR_PROTOCOL) == 0);
 }
 
 /* --- QMP events: one table, as libvirt's eventHandlers[] ------------------ */
@@ -403,8 +411,17 @@ session_closed(struct qmp *qmp, const char *why, void *arg)
 	log_debug("QMP connection closed: %s", why);
 	if (s->qemu_gone)
 		return;
-	/* A QEMU without its monitor is on its way out, or must be; its exit
-	 * status (session_child) says why the start failed. */
+	/* What QEMU sent cannot be trusted to go on with: that is the cause,
+	 * not how QEMU ends after it. */
+	if (qmp_closed_on_protocol_error(qmp)) {
+		session_fail(s, "QEMU's monitor sent what vfio cannot accept (%s); stopping QEMU", why);
+		return;
+	}
+	/* A QEMU without its monitor is on its way out, or must be: its exit
+	 * status says why (session_child), or, when it has to be killed, the
+	 * monitor does. */
+	free(s->monitor_lost);
+	s->monitor_lost = xstrdup(why);
 	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
 }
 
@@ -980,6 +997,7 @@ session_free(struct session *s)
 	spawn_user_free(&s->user);
 	free(s->qemu_path);
 	free(s->failure);
+	free(s->monitor_lost);
 	if (s->base)
 		event_base_free(s->base);
 }

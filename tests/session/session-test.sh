@@ -816,6 +816,38 @@ device-node-qemus-user-cannot-open-is-named-with-the-fix)
 	[ ! -e "$T/record" ] || fail "QEMU was started"
 	restored
 	;;
+monitor-garbage-is-named-as-the-cause)
+	# QEMU's monitor sends what no JSON parser takes right after its
+	# greeting: the user reads that, not "killed by signal 9".
+	plan; scenario '{"start": [{"raw": "{\"return\": garbage}\r\n"}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU's monitor sent what vfio cannot accept ("
+	expect_not_in "$T/out" "killed by signal 9"
+	expect_not_in "$T/out" "its messages above say why"
+	restored
+	;;
+monitor-oversized-line-is-named-as-the-cause)
+	# A line past the client's 64 MiB bound, while a command waits: QEMU
+	# did not refuse the command, its monitor broke.
+	plan; scenario '{"commands": [{"command": "device_add", "before": [{"raw": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "repeat": 1100000}]}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU's monitor sent what vfio cannot accept (QMP message longer than"
+	expect_not_in "$T/out" "killed by signal 9"
+	expect_not_in "$T/out" "QEMU refused device_add"
+	restored
+	;;
+monitor-closed-under-a-running-qemu-is-named-as-the-cause)
+	# QEMU closes its monitor and goes on running: after the bound it is
+	# killed, and the user reads why.
+	plan; scenario '{"commands": [{"command": "device_add", "before": [{"close": true}]}]}'
+	run
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "QEMU's monitor closed while attaching (QEMU closed the QMP connection) and QEMU did not exit by itself within 10 s: vfio killed it"
+	expect_not_in "$T/out" "its messages above say why"
+	restored
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
