@@ -87,6 +87,8 @@ struct session {
 	bool qmp_closed;
 	char *monitor_lost;      /* why the monitor closed while QEMU still ran */
 	size_t next_cmd;
+	size_t next_change;      /* the plan's host change being made (preparing) */
+	struct journal_job *prep_job;   /* ... in flight */
 	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
 
 	int n_signals;
@@ -101,6 +103,9 @@ struct session {
 
 static void session_send_next(struct session *s);
 static void session_quit_now(struct session *s);
+static int session_check_nodes(struct session *s);
+static int session_spawn(struct session *s);
+static void session_control_open(struct session *s);
 
 static void
 session_status(struct session *s)
@@ -186,7 +191,7 @@ session_quit_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 static void
 session_quit_now(struct session *s)
 {
-	if (s->qemu_gone || s->quit_sent)
+	if (s->qemu_gone || s->quit_sent || s->qemu_pid <= 0)
 		return;
 	s->quit_sent = true;
 	if (s->qmp != NULL && !s->qmp_closed && qmp_is_ready(s->qmp) &&
@@ -266,7 +271,7 @@ session_child(struct session *s)
 	s->qemu_status = status;
 	char *how = session_describe_exit(status);
 	bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	if (s->killed && s->monitor_lost != NULL && s->failure == NULL) {
+	if (s->killed && s->monitor_lost != NULL && !s->quit_sent && s->failure == NULL) {
 		s->failure = xasprintf("QEMU's monitor closed while %s (%s) and QEMU did not exit by itself within "
 		    "%d s: vfio killed it", session_state_names[s->state], s->monitor_lost, SESSION_KILL_TIMEOUT_S);
 		log_error("%s", s->failure);
@@ -297,6 +302,20 @@ session_signal(int signo, void *arg)
 	}
 	if (s->qemu_gone)
 		return;
+	if (s->state == SESSION_PREPARING) {
+		/* Stop at once: the change in flight is cut short (its child
+		 * killed), nothing further is changed, QEMU never starts, and
+		 * teardown gives back what was begun. */
+		if (s->failure == NULL) {
+			s->failure = xasprintf("%s while preparing the host: stopping; what was changed is given back",
+			    strsignal(signo));
+			log_error("%s", s->failure);
+		}
+		journal_job_cancel(s->prep_job);
+		s->prep_job = NULL;
+		event_base_loopbreak(s->base);
+		return;
+	}
 	s->n_signals++;
 	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
 		session_powerdown(s, strsignal(signo));
@@ -667,29 +686,64 @@ static const struct qmp_callbacks session_qmp_callbacks = {
 
 /* Each change through the journal: prepare, "begin" (fsync'd), apply (in a
  * child with its deadline when it may block, so a driver stuck in the kernel
- * cannot hang us), "done". A failure leaves the rest to teardown. */
-static int
-session_apply_changes(struct session *s)
+ * cannot hang us), "done"; one after the other, from the loop, so a signal
+ * stops the preparation at once (session_signal). A failure leaves the rest
+ * to teardown. */
+static void session_prepare_next(struct session *s);
+
+static void
+session_prepared(const struct journal_result *res, void *arg)
 {
-	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
-	size_t i;
-	json_t *c;
-	json_array_foreach(s->plan->host_changes, i, c) {
-		struct verr err = { 0 };
-		size_t idx;
-		int r = journal_apply(&s->j, c, &o, &idx, &err);
-		if (r < 0) {
-			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"),
-			    change_str(c, "target"), err.msg);
+	struct session *s = arg;
+	s->prep_job = NULL;
+	const json_t *c = json_array_get(s->plan->host_changes, s->next_change);
+	if (res->code < 0) {
+		if (s->failure == NULL) {
+			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"), change_str(c, "target"),
+			    res->err.msg);
 			log_error("%s", s->failure);
-			return r;
 		}
-		if (err.msg[0] != '\0')
-			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
-		log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
-		session_status(s);
+		event_base_loopbreak(s->base);
+		return;
 	}
-	return 0;
+	if (res->err.msg[0] != '\0')
+		log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), res->err.msg);
+	log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
+	session_status(s);
+	s->next_change++;
+	session_prepare_next(s);
+}
+
+static void
+session_prepare_next(struct session *s)
+{
+	if (s->failure != NULL) {
+		event_base_loopbreak(s->base);
+		return;
+	}
+	if (s->next_change >= json_array_size(s->plan->host_changes)) {
+		if (session_check_nodes(s) == 0 && session_spawn(s) == 0)
+			session_control_open(s);
+		else
+			event_base_loopbreak(s->base);
+		return;
+	}
+	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
+	struct verr err = { 0 };
+	s->prep_job = journal_apply_start(&s->j, s->base, json_array_get(s->plan->host_changes, s->next_change), &o,
+	    session_prepared, s, &err);
+	if (s->prep_job == NULL) {
+		const json_t *c = json_array_get(s->plan->host_changes, s->next_change);
+		s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
+		log_error("%s", s->failure);
+		event_base_loopbreak(s->base);
+	}
+}
+
+static void
+session_prepare_first(evutil_socket_t fd, short events, void *arg)
+{
+	session_prepare_next(arg);
 }
 
 /* As QEMU's user (asuser.h): can it read and write every node the plan
@@ -1040,10 +1094,13 @@ session_run(const struct options *opts, const struct plan *plan)
 	proc_signals_add(&s.sigs, s.base, session_signal, &s);
 	session_set_state(&s, SESSION_PREPARING);
 
-	if (session_apply_changes(&s) == 0 && session_check_nodes(&s) == 0 && session_spawn(&s) == 0) {
-		session_control_open(&s);
-		event_base_dispatch(s.base);
-	}
+	/* The preparation runs in the loop (session_prepare_next), which goes
+	 * on to start QEMU and serve it. */
+	if (event_base_once(s.base, -1, EV_TIMEOUT, session_prepare_first, &s, NULL) < 0)
+		fatalx("cannot schedule the host's preparation");
+	event_base_dispatch(s.base);
+	journal_job_cancel(s.prep_job);
+	s.prep_job = NULL;
 
 	/* QEMU must be gone before anything goes back to the host. */
 	if (s.qemu_pid > 0 && !s.qemu_gone) {

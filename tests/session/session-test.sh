@@ -848,6 +848,31 @@ monitor-closed-under-a-running-qemu-is-named-as-the-cause)
 	expect_not_in "$T/out" "its messages above say why"
 	restored
 	;;
+sigterm-during-a-blocked-unbind-stops-at-once-and-gives-the-host-back)
+	# SIGTERM while the first change, a bind, waits on an unbind the driver
+	# core blocks (30 s, far past its deadline): the bind child is cut short,
+	# no later change is made, QEMU never starts, and the host comes back.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	plan; scenario "$GUEST_RUNS"
+	mkdir -p "$HOST/.drvcore"
+	echo "unbind-block 0000:02:00.0 30" > "$HOST/.drvcore/faults"
+	LD_PRELOAD=$DRVCORE start -bindtimeout 60
+	wait_for "the bind to begin" grep -q '"pci-bind-vfio"' "$HOST/run/vfio/$NAME/journal"
+	wait_for "the bind child" pgrep -P "$sup"
+	child=$(pgrep -P "$sup")
+	kill -TERM "$sup"; finish
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_in "$T/out" "Terminated while preparing the host: stopping; what was changed is given back"
+	expect_not_in "$T/out" "host: dev-chown /dev/kvm"
+	[ ! -e "$T/record" ] || fail "QEMU was started"
+	! kill -0 "$child" 2>/dev/null || [ "$(awk '{print $3}' /proc/$child/stat 2>/dev/null)" = Z ] ||
+		fail "the bind child $child still runs"
+	: > "$HOST/.drvcore/faults"
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = nvme ] ||
+		fail "0000:02:00.0 is not on nvme"
+	restored
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
