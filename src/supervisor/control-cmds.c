@@ -651,6 +651,11 @@ control_cmd_pci_add(struct control_req *req)
 		verr_set(&err, -EEXIST, "pci add: %s is already the guest's (%s)", d->address, id);
 		goto refuse;
 	}
+	snapshot_claims_read(&snap);
+	if (passthrough_pci_free(&snap, c->h.name, d, &err) < 0) {
+		verr_prefix(&err, "pci add");
+		goto refuse;
+	}
 	if (d->iommu_group < 0) {
 		verr_set(&err, -EINVAL, "pci add: %s has no IOMMU group, so it cannot be passed through; enable "
 		    "the IOMMU (intel_iommu=on or amd_iommu=on) and check dmesg", d->line);

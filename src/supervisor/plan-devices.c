@@ -170,6 +170,9 @@ plan_match_pci(struct plan_ctx *c)
 		struct preflight_findings f = { 0 };
 		preflight_pci_device(snap, c->pci[i].dev, &f);
 		plan_findings(c, "-pci: ", &f);
+		struct verr err = { 0 };
+		if (passthrough_pci_free(snap, o->name, c->pci[i].dev, &err) < 0)
+			plan_refuse(c, "-pci: %s", err.msg);
 	}
 	plan_pci_placement(c);
 
@@ -203,6 +206,11 @@ plan_match_usb(struct plan_ctx *c)
 		if (ctl != NULL) {
 			plan_warn(c, "-usb: %s (port %s) is behind controller %s, which -pci passes through whole; "
 			    "it goes with it", u->line, u->sysname, ctl->dev->address);
+			continue;
+		}
+		struct verr err = { 0 };
+		if (passthrough_usb_free(snap, o->name, u, &err) < 0) {
+			plan_refuse(c, "-usb: %s", err.msg);
 			continue;
 		}
 		c->usb = xreallocarray(c->usb, c->n_usb + 1, sizeof(*c->usb));

@@ -465,7 +465,7 @@ session_usb_start(struct session *s)
 		.base = s->base, .qmp = s->qmp, .devs = &s->devs, .journal = &s->j,
 		.uid = s->user.drop ? (int)s->user.uid : -1, .gid = s->user.drop ? (int)s->user.gid : -1,
 		.re = s->opts->usb_re_set ? &s->opts->usb_re : NULL, .plan = s->plan,
-		.changed = session_usb_changed, .arg = s,
+		.changed = session_usb_changed, .arg = s, .guest = s->name,
 	};
 	s->usb = usbwatch_new(&env);
 	struct verr err = { 0 };

@@ -502,6 +502,16 @@ uw_wanted(struct usbwatch *uw, const regex_t *re, const struct usb_device *dev)
 		    "it goes with it", dev->line, dev->sysname, dev->controller);
 		return false;
 	}
+	/* Another guest's device stays with it (the rulebook's one rule). */
+	struct host_snapshot claims = { 0 };
+	struct verr err = { 0 };
+	snapshot_claims_read(&claims);
+	int r = passthrough_usb_free(&claims, uw->env.guest, dev, &err);
+	free(claims.claims);
+	if (r < 0) {
+		log_warnx("usb: %s", err.msg);
+		return false;
+	}
 	return true;
 }
 

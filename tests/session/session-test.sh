@@ -873,6 +873,42 @@ sigterm-during-a-blocked-unbind-stops-at-once-and-gives-the-host-back)
 		fail "0000:02:00.0 is not on nvme"
 	restored
 	;;
+a-device-another-guest-has-is-refused-to-a-second-guest)
+	# Guest t has 0000:02:00.0 (bound for it, attached) and the USB mouse
+	# on port 1-3. A second guest u may have neither: its dry run refuses
+	# -pci and -usb naming t, and pci add on u's control FIFO refuses too.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	EXTRA_CHANGES='{"action": "pci-bind-vfio", "target": "0000:02:00.0", "from": "nvme", "to": "vfio-pci", "args": {"group": 11, "display": false}},'
+	EXTRA_QMP=', {"execute": "device_add", "arguments": {"driver": "vfio-pci", "host": "0000:02:00.0", "id": "hostdev-0000-02-00-0", "bus": "rp2"}},
+	  {"execute": "device_add", "arguments": {"driver": "usb-host", "id": "usb-1-3", "bus": "xhci.0", "hostbus": 1, "hostaddr": 2}}'
+	plan; scenario "$GUEST_RUNS"
+	LD_PRELOAD=$DRVCORE start
+	wait_for "the guest to run" running
+	VFIO=$B/src/supervisor/vfio
+	"$VFIO" -name u -nonet -pci 0000:02:00.0 < /dev/null > "$T/out2" 2>&1
+	rc2=$?
+	[ $rc2 -eq 1 ] || fail "-pci of t's device: exit status $rc2, want 1: $(cat "$T/out2")"
+	expect_in "$T/out2" "-pci: 0000:02:00.0 is the guest \"t\"'s: a device goes to one guest at a time"
+	"$VFIO" -name u -nonet -usb '^1-3$' < /dev/null > "$T/out2" 2>&1
+	rc2=$?
+	[ $rc2 -eq 1 ] || fail "-usb of t's device: exit status $rc2, want 1: $(cat "$T/out2")"
+	expect_in "$T/out2" "(port 1-3) is the guest \"t\"'s"
+	# A second supervisor, guest u, asks for it while running.
+	NAME=u NODE1=/dev/bus/usb/001/005 NODE2=/dev/bus/usb/001/006 NODE3=/dev/bus/usb/003/002 EXTRA_CHANGES= EXTRA_QMP= plan
+	cp "$T/plan.json" "$T/plan-u.json"
+	"$DRIVER" run "$T/plan-u.json" -name u < /dev/null > "$T/out-u" 2>&1 &
+	sup_u=$!
+	children+=("$sup_u")
+	wait_for "guest u to run" grep -q '"state": "running"' "$HOST/run/vfio/u/status.json"
+	LD_PRELOAD=$DRVCORE "$B/tools/vfioctl" u pci add 0000:02:00.0 > "$T/reply" 2>&1
+	expect_in "$T/reply" "pci add: 0000:02:00.0 is the guest \"t\"'s"
+	[ "$(basename "$(readlink "$HOST/sys/bus/pci/devices/0000:02:00.0/driver")")" = vfio-pci ] ||
+		fail "0000:02:00.0 left vfio-pci while t has it"
+	kill -TERM "$sup_u"; wait "$sup_u"
+	kill -TERM "$sup"; finish
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	restored
+	;;
 missing-qemu-binary-changes-nothing)
 	plan; scenario '{}'
 	VFIO_QEMU=$T/no-such-qemu run
