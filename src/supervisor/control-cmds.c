@@ -24,19 +24,41 @@
 #include "snapshot.h"
 #include "usbwatch.h"
 #include "vfio_bind.h"
+#include "vfioenv.h"
 
-#define CONTROL_CMD_TIMEOUT_MS 30000
+#define CONTROL_CMD_DEFAULT_TIMEOUT_MS 30000
+#define CONTROL_CMD_TIMEOUT_MS control_cmd_timeout_ms()
+/* The question after a timeout waits behind the late command in QEMU: it
+ * gets twice as long. */
+#define CONTROL_RECONCILE_TIMEOUT_MS (2 * control_cmd_timeout_ms())
+
+/* How long QEMU gets to answer a command: 30 s, or
+ * $VFIO_TEST_QMP_TIMEOUT_MS (a test hook, vfioenv.h) so a stopped QEMU is
+ * tested in seconds. */
+static int
+control_cmd_timeout_ms(void)
+{
+	const char *t = vfioenv_get("VFIO_TEST_QMP_TIMEOUT_MS");
+	int v = t != NULL ? atoi(t) : 0;
+	return v > 0 ? v : CONTROL_CMD_DEFAULT_TIMEOUT_MS;
+}
 
 /* --- helpers ----------------------------------------------------------------- */
 
 static bool
-control_port_reserved(struct control *c, const char *port)
+control_strv_has(const struct strv *sv, const char *s)
 {
-	for (size_t i = 0; i < c->reserved_ports.n; i++) {
-		if (strcmp(c->reserved_ports.v[i], port) == 0)
+	for (size_t i = 0; i < sv->n; i++) {
+		if (strcmp(sv->v[i], s) == 0)
 			return true;
 	}
 	return false;
+}
+
+static bool
+control_port_reserved(struct control *c, const char *port)
+{
+	return control_strv_has(&c->reserved_ports, port) || control_strv_has(&c->lost, port);
 }
 
 /* A free root port, held for req until it replies. NULL when none. */
@@ -62,7 +84,7 @@ control_take_port(struct control_req *req)
 static bool
 control_id_used(struct control *c, const char *id)
 {
-	if (devices_find(c->h.devs, id) != NULL)
+	if (devices_find(c->h.devs, id) != NULL || control_strv_has(&c->lost, id))
 		return true;
 	size_t i;
 	json_t *cmd;
@@ -128,6 +150,75 @@ control_journal_find(struct control *c, const char *action, const char *target)
 	return -1;
 }
 
+/* --- after a timeout: what QEMU really did ----------------------------------- */
+
+/* QEMU did not answer a command in time, but has it and may still carry it
+ * out: a netdev or device appears later. Before the reply, ask QEMU what
+ * exists (its commands run in order, so the question is answered after the
+ * late command): qom-list /machine/peripheral lists the devices with an id
+ * (QEMU 7.2 has no query-netdev; a backend is deleted by its id instead). */
+enum control_found { CONTROL_ABSENT, CONTROL_PRESENT, CONTROL_UNKNOWN };
+typedef void (*control_found_cb)(struct control_req *req, enum control_found found, const char *why);
+
+struct control_probe {
+	struct control_req *req;
+	char *id;
+	control_found_cb cb;
+};
+
+static void
+control_probe_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_probe *p = arg;
+	enum control_found found = CONTROL_UNKNOWN;
+	if (err == NULL) {
+		found = CONTROL_ABSENT;
+		size_t i;
+		json_t *e;
+		json_array_foreach(ret, i, e) {
+			const char *name = json_string_value(json_object_get(e, "name"));
+			const char *type = json_string_value(json_object_get(e, "type"));
+			if (name != NULL && type != NULL && strcmp(name, p->id) == 0 && str_startswith(type, "child<"))
+				found = CONTROL_PRESENT;
+		}
+	}
+	p->cb(p->req, found, err != NULL ? err->desc : NULL);
+	free(p->id);
+	free(p);
+}
+
+/* cb(req, whether QEMU has a device id) once QEMU answered qom-list. */
+static void
+control_probe_device(struct control_req *req, const char *id, control_found_cb cb)
+{
+	struct control_probe *p = xcalloc(1, sizeof(*p));
+	p->req = req;
+	p->id = xstrdup(id);
+	p->cb = cb;
+	struct qmp *q = control_qmp(req->c);
+	if (q == NULL || qmp_send(q, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1,
+	    CONTROL_RECONCILE_TIMEOUT_MS, control_probe_reply, p) < 0)
+		control_probe_reply(NULL, NULL, &(struct qmp_error){ .class = QMP_ERR_DISCONNECTED,
+		    .desc = "QEMU's monitor is closed" }, p);
+}
+
+/* Ids QEMU may still make (it never answered): reserved for the rest of
+ * the run, so no later command collides with them. */
+static void
+control_lost(struct control *c, const char *id, const char *port)
+{
+	if (id != NULL && !control_strv_has(&c->lost, id))
+		strv_push(&c->lost, id);
+	if (port != NULL && !control_strv_has(&c->lost, port))
+		strv_push(&c->lost, port);
+}
+
+static bool
+control_timed_out(const struct qmp_error *err)
+{
+	return err != NULL && strcmp(err->class, QMP_ERR_TIMEOUT) == 0;
+}
+
 /* --- status, help, powerdown, reset, quit ------------------------------------ */
 
 static void
@@ -190,12 +281,53 @@ control_cmd_reset(struct control_req *req)
 
 static void control_pci_added(struct control_req *req, bool ok, const char *msg);
 
+static void control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg);
+static void control_netdev_gone(struct control_req *req, const char *why);
+
+/* device_add timed out; qom-list says whether QEMU made the device after all. */
+static void
+control_device_found(struct control_req *req, enum control_found found, const char *why)
+{
+	struct control *c = req->c;
+	if (found == CONTROL_PRESENT) {
+		log_warnx("QEMU answered device_add %s late: it has the device; it stays attached", req->id);
+		control_device_reply(NULL, NULL, NULL, req);
+		return;
+	}
+	if (found == CONTROL_ABSENT) {
+		char *msg = xasprintf("QEMU did not answer device_add %s in time and then had no such device; "
+		    "nothing was added", req->id);
+		if (req->netdev != NULL) {
+			control_netdev_gone(req, msg);
+		} else if (req->addr != NULL) {
+			control_pci_added(req, false, msg);
+		} else {
+			control_reply(req, false, "%s", msg);
+		}
+		free(msg);
+		return;
+	}
+	/* QEMU is not answering at all: whatever it may still attach stays
+	 * with it (a PCI device on vfio-pci until the run ends), and its ids
+	 * and root port are never used again this run. */
+	control_lost(c, req->id, req->port);
+	if (req->netdev != NULL)
+		control_lost(c, req->netdev, NULL);
+	control_reply(req, false, "QEMU does not answer (device_add %s, then qom-list: %s); it may still attach "
+	    "%s%s, so nothing is given back before the end of the run; its id stays reserved", req->id,
+	    why ? why : "no answer", req->addr ? req->addr : req->id, req->addr ? ", which stays on vfio-pci" : "");
+}
+
 static void
 control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct control_req *req = arg;
 	struct control *c = req->c;
 	json_t *args = json_object_get(req->change, "device_add");
+	if (control_timed_out(err)) {
+		control_probe_device(req, req->id, control_device_found);
+		return;
+	}
 	if (err != NULL) {
 		char *msg = xasprintf("QEMU refused to add %s: %s", req->id, err->desc);
 		if (req->netdev != NULL && control_qmp(c) != NULL)
@@ -232,10 +364,50 @@ control_device_add(struct control_req *req)
 
 /* --- net ------------------------------------------------------------------------ */
 
+/* netdev_del after a reconciliation: the reply says what became of it. */
+static void
+control_netdev_gone_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	if (control_timed_out(err) || (err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0)) {
+		control_lost(req->c, req->netdev, NULL);
+		control_reply(req, false, "%s; QEMU did not answer netdev_del %s either: the backend may appear "
+		    "later, its id stays reserved", req->why, req->netdev);
+	} else if (err != NULL) {
+		control_reply(req, false, "%s; QEMU never made the network backend %s", req->why, req->netdev);
+	} else {
+		control_reply(req, false, "%s; QEMU made the network backend %s late, and it was removed again",
+		    req->why, req->netdev);
+	}
+}
+
+/* The network backend req->netdev may exist although its add was not
+ * answered in time: netdev_del it (QEMU runs it after the late add) before
+ * the reply, which gets why first. */
+static void
+control_netdev_gone(struct control_req *req, const char *why)
+{
+	free(req->why);
+	req->why = xstrdup(why);
+	struct qmp *q = control_qmp(req->c);
+	if (q == NULL || qmp_send(q, "netdev_del", json_pack("{s:s}", "id", req->netdev), -1,
+	    CONTROL_RECONCILE_TIMEOUT_MS, control_netdev_gone_reply, req) < 0) {
+		control_lost(req->c, req->netdev, NULL);
+		control_reply(req, false, "%s; QEMU's monitor is closed: the backend %s may exist", why, req->netdev);
+	}
+}
+
 static void
 control_netdev_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct control_req *req = arg;
+	if (control_timed_out(err)) {
+		char *why = xasprintf("QEMU did not answer netdev_add %s in time (%s); nothing was added", req->netdev,
+		    err->desc);
+		control_netdev_gone(req, why);
+		free(why);
+		return;
+	}
 	if (err != NULL) {
 		control_reply(req, false, "QEMU refused the network backend %s: %s", req->netdev, err->desc);
 		return;

@@ -473,6 +473,7 @@ control_close(struct control *c)
 		control_origin_free(&c->origins[i]);
 	free(c->origins);
 	strv_free(&c->reserved_ports);
+	strv_free(&c->lost);
 	free(c->fifo_path);
 	free(c->replies_path);
 	free(c);

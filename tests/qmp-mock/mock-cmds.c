@@ -393,6 +393,28 @@ cmd_netdev_del(json_t *args, int *fd, json_t *pre, json_t *post)
 	return ok(NULL);
 }
 
+/* qom-list of /machine/peripheral, as QEMU 7.2 answers it: its "type"
+ * property and a child<DRIVER> per device with an id. */
+static json_t *
+cmd_qom_list(json_t *args, int *fd, json_t *pre, json_t *post)
+{
+	REQUIRE(args, "path");
+	const char *path = arg_str(args, "path");
+	if (strcmp(path, "/machine/peripheral") != 0)
+		return mock_error("GenericError", "Device '%s' not found", path);
+	json_t *list = json_pack("[{s:s, s:s}]", "name", "type", "type", "string");
+	const char *id;
+	json_t *d;
+	json_object_foreach(mock.devices, id, d) {
+		char *type;
+		if (asprintf(&type, "child<%s>", json_string_value(json_object_get(d, "driver"))) < 0)
+			mock_die("out of memory");
+		json_array_append_new(list, json_pack("{s:s, s:s}", "name", id, "type", type));
+		free(type);
+	}
+	return ok(list);
+}
+
 static json_t *
 cmd_query_pci(json_t *args, int *fd, json_t *pre, json_t *post)
 {
@@ -448,6 +470,7 @@ static const struct mock_cmd {
 	{ "netdev_add", cmd_netdev_add },
 	{ "netdev_del", cmd_netdev_del },
 	{ "query-pci", cmd_query_pci },
+	{ "qom-list", cmd_qom_list },
 	{ "query-version", cmd_query_version },
 	{ "query-name", cmd_query_name },
 	{ "query-commands", cmd_query_commands },
