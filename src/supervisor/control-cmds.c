@@ -24,24 +24,11 @@
 #include "snapshot.h"
 #include "usbwatch.h"
 #include "vfio_bind.h"
-#include "vfioenv.h"
 
-#define CONTROL_CMD_DEFAULT_TIMEOUT_MS 30000
-#define CONTROL_CMD_TIMEOUT_MS control_cmd_timeout_ms()
+#define CONTROL_CMD_TIMEOUT_MS devices_cmd_timeout_ms()
 /* The question after a timeout waits behind the late command in QEMU: it
  * gets twice as long. */
-#define CONTROL_RECONCILE_TIMEOUT_MS (2 * control_cmd_timeout_ms())
-
-/* How long QEMU gets to answer a command: 30 s, or
- * $VFIO_TEST_QMP_TIMEOUT_MS (a test hook, vfioenv.h) so a stopped QEMU is
- * tested in seconds. */
-static int
-control_cmd_timeout_ms(void)
-{
-	const char *t = vfioenv_get("VFIO_TEST_QMP_TIMEOUT_MS");
-	int v = t != NULL ? atoi(t) : 0;
-	return v > 0 ? v : CONTROL_CMD_DEFAULT_TIMEOUT_MS;
-}
+#define CONTROL_RECONCILE_TIMEOUT_MS (2 * devices_cmd_timeout_ms())
 
 /* --- helpers ----------------------------------------------------------------- */
 
@@ -152,56 +139,6 @@ control_journal_find(struct control *c, const char *action, const char *target)
 
 /* --- after a timeout: what QEMU really did ----------------------------------- */
 
-/* QEMU did not answer a command in time, but has it and may still carry it
- * out: a netdev or device appears later. Before the reply, ask QEMU what
- * exists (its commands run in order, so the question is answered after the
- * late command): qom-list /machine/peripheral lists the devices with an id
- * (QEMU 7.2 has no query-netdev; a backend is deleted by its id instead). */
-enum control_found { CONTROL_ABSENT, CONTROL_PRESENT, CONTROL_UNKNOWN };
-typedef void (*control_found_cb)(struct control_req *req, enum control_found found, const char *why);
-
-struct control_probe {
-	struct control_req *req;
-	char *id;
-	control_found_cb cb;
-};
-
-static void
-control_probe_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
-{
-	struct control_probe *p = arg;
-	enum control_found found = CONTROL_UNKNOWN;
-	if (err == NULL) {
-		found = CONTROL_ABSENT;
-		size_t i;
-		json_t *e;
-		json_array_foreach(ret, i, e) {
-			const char *name = json_string_value(json_object_get(e, "name"));
-			const char *type = json_string_value(json_object_get(e, "type"));
-			if (name != NULL && type != NULL && strcmp(name, p->id) == 0 && str_startswith(type, "child<"))
-				found = CONTROL_PRESENT;
-		}
-	}
-	p->cb(p->req, found, err != NULL ? err->desc : NULL);
-	free(p->id);
-	free(p);
-}
-
-/* cb(req, whether QEMU has a device id) once QEMU answered qom-list. */
-static void
-control_probe_device(struct control_req *req, const char *id, control_found_cb cb)
-{
-	struct control_probe *p = xcalloc(1, sizeof(*p));
-	p->req = req;
-	p->id = xstrdup(id);
-	p->cb = cb;
-	struct qmp *q = control_qmp(req->c);
-	if (q == NULL || qmp_send(q, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1,
-	    CONTROL_RECONCILE_TIMEOUT_MS, control_probe_reply, p) < 0)
-		control_probe_reply(NULL, NULL, &(struct qmp_error){ .class = QMP_ERR_DISCONNECTED,
-		    .desc = "QEMU's monitor is closed" }, p);
-}
-
 /* Ids QEMU may still make (it never answered): reserved for the rest of
  * the run, so no later command collides with them. */
 static void
@@ -284,17 +221,19 @@ static void control_pci_added(struct control_req *req, bool ok, const char *msg)
 static void control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg);
 static void control_netdev_gone(struct control_req *req, const char *why);
 
-/* device_add timed out; qom-list says whether QEMU made the device after all. */
+/* device_add timed out; qom-list says whether QEMU made the device after all
+ * (devices_probe()). */
 static void
-control_device_found(struct control_req *req, enum control_found found, const char *why)
+control_device_found(enum devices_found found, const char *why, void *arg)
 {
+	struct control_req *req = arg;
 	struct control *c = req->c;
-	if (found == CONTROL_PRESENT) {
+	if (found == DEVICES_PRESENT) {
 		log_warnx("QEMU answered device_add %s late: it has the device; it stays attached", req->id);
 		control_device_reply(NULL, NULL, NULL, req);
 		return;
 	}
-	if (found == CONTROL_ABSENT) {
+	if (found == DEVICES_ABSENT) {
 		char *msg = xasprintf("QEMU did not answer device_add %s in time and then had no such device; "
 		    "nothing was added", req->id);
 		if (req->netdev != NULL) {
@@ -325,7 +264,7 @@ control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error 
 	struct control *c = req->c;
 	json_t *args = json_object_get(req->change, "device_add");
 	if (control_timed_out(err)) {
-		control_probe_device(req, req->id, control_device_found);
+		devices_probe(control_qmp(c), req->id, control_device_found, req);
 		return;
 	}
 	if (err != NULL) {

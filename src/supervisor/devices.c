@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "vfioenv.h"
 #include "util.h"
 
 struct devices_detach {
@@ -225,4 +226,55 @@ devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, cons
 		return r;
 	}
 	return 0;
+}
+
+#define DEVICES_CMD_TIMEOUT_MS 30000
+
+int
+devices_cmd_timeout_ms(void)
+{
+	const char *t = vfioenv_get("VFIO_TEST_QMP_TIMEOUT_MS");
+	int v = t != NULL ? atoi(t) : 0;
+	return v > 0 ? v : DEVICES_CMD_TIMEOUT_MS;
+}
+
+struct devices_probe {
+	char *id;
+	devices_found_cb cb;
+	void *arg;
+};
+
+static void
+devices_probe_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct devices_probe *p = arg;
+	enum devices_found found = DEVICES_UNKNOWN;
+	if (err == NULL) {
+		found = DEVICES_ABSENT;
+		size_t i;
+		json_t *e;
+		json_array_foreach(ret, i, e) {
+			const char *name = json_string_value(json_object_get(e, "name"));
+			const char *type = json_string_value(json_object_get(e, "type"));
+			if (name != NULL && type != NULL && strcmp(name, p->id) == 0 && strncmp(type, "child<", 6) == 0)
+				found = DEVICES_PRESENT;
+		}
+	}
+	p->cb(found, err != NULL ? err->desc : NULL, p->arg);
+	free(p->id);
+	free(p);
+}
+
+void
+devices_probe(struct qmp *qmp, const char *id, devices_found_cb cb, void *arg)
+{
+	struct devices_probe *p = xcalloc(1, sizeof(*p));
+	p->id = xstrdup(id);
+	p->cb = cb;
+	p->arg = arg;
+	/* It waits behind the late command: twice the usual bound. */
+	if (qmp == NULL || qmp_send(qmp, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1,
+	    2 * devices_cmd_timeout_ms(), devices_probe_reply, p) < 0)
+		devices_probe_reply(NULL, NULL, &(struct qmp_error){ .class = QMP_ERR_DISCONNECTED,
+		    .desc = "QEMU's monitor is closed" }, p);
 }

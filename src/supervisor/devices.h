@@ -53,6 +53,21 @@ typedef void (*devices_detach_cb)(const char *id, int result, const char *msg, v
 int devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, const char *id,
     int timeout_ms, devices_detach_cb cb, void *arg);
 
+/* How long the supervisor waits for QEMU to answer a command it sends
+ * while the guest runs: 30 s, or $VFIO_TEST_QMP_TIMEOUT_MS (a test hook,
+ * vfioenv.h), so a QEMU that answers late is tested in seconds. */
+int devices_cmd_timeout_ms(void);
+
+/* After a timeout: QEMU did not answer a device_add in time, but has it and
+ * may still carry it out. qom-list /machine/peripheral, which QEMU answers
+ * after the late command (its monitor runs commands in order), says whether
+ * device id exists (QEMU 7.2 has no query-netdev: a backend is deleted by
+ * its id instead). cb runs once, from the loop or at once when the monitor
+ * is closed (UNKNOWN, why says so). */
+enum devices_found { DEVICES_ABSENT, DEVICES_PRESENT, DEVICES_UNKNOWN };
+typedef void (*devices_found_cb)(enum devices_found found, const char *why, void *arg);
+void devices_probe(struct qmp *qmp, const char *id, devices_found_cb cb, void *arg);
+
 /* QEMU's DEVICE_DELETED with its data: a device_del in flight for exactly
  * that id completes (its callback runs), and a device the guest ejected by
  * itself leaves the list. Returns true when it named an attached device. */
