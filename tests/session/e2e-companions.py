@@ -25,11 +25,7 @@ sys.path.insert(0, os.path.join(src, "tests", "e2e"))
 import guestlib  # noqa: E402
 
 
-def fail(msg, out=""):
-    print("FAIL: " + msg)
-    if out:
-        print("--- vfio output:\n" + out)
-    sys.exit(1)
+fail = guestlib.fail_run
 
 
 def main():
@@ -38,16 +34,7 @@ def main():
     gdir = guestlib.guest_dir()
     with tempfile.TemporaryDirectory(prefix="vfio-e2e-comp-") as tmp:
         os.chmod(tmp, 0o755)    # QEMU's user reaches its directory under the host root
-        host = os.path.join(tmp, "host")
-        spec = os.path.join(tmp, "spec.json")
-        with open(spec, "w") as f:
-            json.dump({"cpus": {"cores": 2, "threads": 1}, "mem_kib": 4096000,
-                       "mem_available_kib": 3000000, "kvm": False}, f)
-        subprocess.run([sys.executable, os.environ["MKHOST"], "--spec", spec, host], check=True)
-        inroot = os.path.join(host, gdir.lstrip("/"))
-        os.makedirs(inroot)
-        for name in ("vmlinuz", "initrd.img"):
-            os.symlink(os.path.join(gdir, name), os.path.join(inroot, name))
+        host = guestlib.fixture_host(tmp, gdir)
         env = dict(os.environ, VFIO_HOST_ROOT=host)
         for k in ("VFIO_QEMU", "VFIO_SWTPM", "SUDO_UID", "SUDO_GID", "SUDO_USER", "DISPLAY", "WAYLAND_DISPLAY"):
             env.pop(k, None)

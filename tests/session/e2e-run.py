@@ -31,29 +31,14 @@ def snap(root):
                           text=True).stdout
 
 
-def fail(msg, out=""):
-    print("FAIL: " + msg)
-    if out:
-        print("--- vfio output:\n" + out)
-    sys.exit(1)
+fail = guestlib.fail_run
 
 
 def main():
     gdir = guestlib.guest_dir()
     with tempfile.TemporaryDirectory(prefix="vfio-e2e-run-") as tmp:
-        host = os.path.join(tmp, "host")
-        spec = os.path.join(tmp, "spec.json")
-        with open(spec, "w") as f:
-            # A small host: one vCPU for the guest (half of two), no KVM.
-            json.dump({"cpus": {"cores": 2, "threads": 1}, "mem_kib": 4096000,
-                       "mem_available_kib": 3000000, "kvm": False, "qemu_user": None}, f)
-        subprocess.run([sys.executable, os.environ["MKHOST"], "--spec", spec, host], check=True)
-        # The snapshot checks the files the user names under the host root;
-        # QEMU opens them at their real path: make both see the guest.
-        inroot = os.path.join(host, gdir.lstrip("/"))
-        os.makedirs(inroot)
-        for name in ("vmlinuz", "initrd.img"):
-            os.symlink(os.path.join(gdir, name), os.path.join(inroot, name))
+        # This host lacks vfio's own user: -run creates it.
+        host = guestlib.fixture_host(tmp, gdir, qemu_user=None)
         before = snap(host)
         env = dict(os.environ, VFIO_HOST_ROOT=host)
         env.pop("VFIO_QEMU", None)      # the real qemu-system-x86_64 from PATH
@@ -80,7 +65,11 @@ def main():
             while seen is None and p.poll() is None and time.monotonic() < deadline:
                 try:
                     with open(status) as f:
-                        pid = json.load(f).get("qemu_pid", 0)
+                        st = json.load(f)
+                    # Once the guest runs, QEMU has long set up its sandbox.
+                    if st.get("state") != "running":
+                        raise ValueError("not running yet")
+                    pid = st["qemu_pid"]
                     with open("/proc/%d/status" % pid) as f:
                         fields = dict(l.split(":", 1) for l in f if ":" in l)
                     seen = (fields["Uid"].split(), fields["Gid"].split(), fields["Seccomp"].strip())
