@@ -136,3 +136,50 @@ passthrough_usb_node(char *buf, size_t len, unsigned bus, unsigned devnum)
 {
 	snprintf(buf, len, "/dev/bus/usb/%03u/%03u", bus, devnum);
 }
+
+/* ---- one device, one guest ---- */
+
+int
+passthrough_pci_free(const struct host_snapshot *snap, const char *self, const struct pci_device *d,
+    struct verr *err)
+{
+	char node[32] = "";
+	if (d->iommu_group >= 0)
+		passthrough_vfio_group_node(node, sizeof(node), d->iommu_group);
+	for (size_t i = 0; i < snap->n_claims; i++) {
+		const struct host_claim *c = &snap->claims[i];
+		if (self != NULL && strcmp(c->guest, self) == 0)
+			continue;
+		const struct pci_device *o = c->pci[0] ? snapshot_pci_find(snap, c->pci) : NULL;
+		bool same = strcmp(c->pci, d->address) == 0;
+		bool group = !same && ((o != NULL && d->iommu_group >= 0 && o->iommu_group == d->iommu_group) ||
+		    (node[0] && strcmp(c->node, node) == 0));
+		if (same)
+			return verr_set(err, -EBUSY, "%s is the guest \"%s\"'s: a device goes to one guest at a time; "
+			    "take it from there first (vfioctl %s pci del %s) or leave it out", d->address, c->guest,
+			    c->guest, d->address);
+		if (group)
+			return verr_set(err, -EBUSY, "%s is in IOMMU group %d, which the guest \"%s\" has (%s): a group "
+			    "goes to one guest at a time; take it from there first or leave %s out", d->address,
+			    d->iommu_group, c->guest, c->pci[0] ? c->pci : c->node, d->address);
+	}
+	return 0;
+}
+
+int
+passthrough_usb_free(const struct host_snapshot *snap, const char *self, const struct usb_device *u,
+    struct verr *err)
+{
+	char node[48];
+	passthrough_usb_node(node, sizeof(node), u->bus, u->devnum);
+	for (size_t i = 0; i < snap->n_claims; i++) {
+		const struct host_claim *c = &snap->claims[i];
+		if (self != NULL && strcmp(c->guest, self) == 0)
+			continue;
+		if (strcmp(c->usb_port, u->sysname) == 0 || strcmp(c->node, node) == 0)
+			return verr_set(err, -EBUSY, "%s (port %s) is the guest \"%s\"'s: a device goes to one guest "
+			    "at a time; take it from there first (vfioctl %s usb del usb-%s) or leave it out", u->line,
+			    u->sysname, c->guest, c->guest, u->sysname);
+	}
+	return 0;
+}

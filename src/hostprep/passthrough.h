@@ -55,6 +55,14 @@ void passthrough_pci_id(char *buf, size_t len, const char *address);
 /* The node QEMU opens for a group: "/dev/vfio/11". */
 void passthrough_vfio_group_node(char *buf, size_t len, int group);
 
+/* One device, one guest: 0 when no other guest than self (the guest
+ * asking, by name) has d or a device of its IOMMU group (QEMU holds a
+ * group's node whole) as snap->claims say; else -EBUSY with err naming the
+ * other guest and how to free the device. The plan (-pci) and pci add call
+ * it, as libvirt keeps its list of active host devices. */
+int passthrough_pci_free(const struct host_snapshot *snap, const char *self, const struct pci_device *d,
+    struct verr *err);
+
 /* ---- USB ---- */
 
 /* re selects the device: never a root hub; a hub only by its ID
@@ -68,5 +76,9 @@ void passthrough_usb_id(char *buf, size_t len, const char *sysname);
 const char *passthrough_usb_port_of_id(const char *id);
 /* The node usb-host opens: "/dev/bus/usb/001/004". */
 void passthrough_usb_node(char *buf, size_t len, unsigned bus, unsigned devnum);
+/* The same rule for a USB device (its port or its node): -usb, usb add and
+ * hotplug call it. */
+int passthrough_usb_free(const struct host_snapshot *snap, const char *self, const struct usb_device *u,
+    struct verr *err);
 
 #endif

@@ -42,10 +42,16 @@
  * inside a guest, a loaded host) gets its time once, then the cache. */
 #define QEMUCAPS_DEADLINE_MS 30000
 #define QEMUCAPS_MAX_OUTPUT (1 << 20)
-#define QEMUCAPS_FORMAT 1
+#define QEMUCAPS_FORMAT 2   /* 2: "sandbox" */
 
-enum { Q_AUDIO, Q_DISPLAY, Q_DEVICE, Q_SPICE, Q_N };
-static const char *const qemucaps_flags[Q_N] = { "-audiodev", "-display", "-device", "-spice" };
+enum { Q_AUDIO, Q_DISPLAY, Q_DEVICE, Q_SPICE, Q_SANDBOX, Q_N };
+/* The words after the binary: four help texts, and whether -sandbox is
+ * built in (QEMU parses -sandbox before it prints -version and exits, so
+ * a QEMU without seccomp says so here and starts nothing). */
+static const char *const qemucaps_questions[Q_N][3] = {
+	{ "-audiodev", "help" }, { "-display", "help" }, { "-device", "help" }, { "-spice", "help" },
+	{ "-sandbox", "on", "-version" },
+};
 
 static const char QEMUCAPS_AUDIO_HEADER[] = "Available audio drivers:";
 static const char QEMUCAPS_DISPLAY_HEADER[] = "Available display backend types:";
@@ -178,6 +184,16 @@ qemucaps_parse_spice(const char *text)
 	return -1;
 }
 
+int
+qemucaps_parse_sandbox(const char *text)
+{
+	if (text != NULL && strstr(text, "-sandbox support is not enabled") != NULL)
+		return 0;
+	if (text != NULL && strstr(text, "QEMU emulator version") != NULL)
+		return 1;
+	return -1;
+}
+
 /* --- asking QEMU ----------------------------------------------------------- */
 
 struct qemucaps_job {
@@ -196,7 +212,7 @@ qemucaps_set_deadline_ms(int ms)
 }
 
 static pid_t
-qemucaps_spawn(const char *path, const char *flag, int uid, int gid, int *fd)
+qemucaps_spawn(const char *path, const char *const words[3], int uid, int gid, int *fd)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -209,7 +225,7 @@ qemucaps_spawn(const char *path, const char *flag, int uid, int gid, int *fd)
 		if (geteuid() == 0 && uid > 0 &&
 		    (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0))
 			_exit(127);
-		char *argv[] = { (char *)path, (char *)flag, "help", NULL };
+		char *argv[] = { (char *)path, (char *)words[0], (char *)words[1], (char *)words[2], NULL };
 		execv(path, argv);
 		_exit(127);
 	}
@@ -245,7 +261,7 @@ qemucaps_ask(struct qemu_caps *caps, int uid, int gid)
 	memset(jobs, 0, sizeof(jobs));
 	for (int i = 0; i < Q_N; i++) {
 		jobs[i].fd = -1;
-		jobs[i].pid = qemucaps_spawn(caps->path, qemucaps_flags[i], uid, gid, &jobs[i].fd);
+		jobs[i].pid = qemucaps_spawn(caps->path, qemucaps_questions[i], uid, gid, &jobs[i].fd);
 	}
 	long long deadline = time_now_ms() + qemucaps_deadline_ms;
 	for (;;) {
@@ -302,6 +318,8 @@ qemucaps_ask(struct qemu_caps *caps, int uid, int gid)
 		caps->devices_known = qemucaps_parse_devices(jobs[Q_DEVICE].out.s, &caps->devices);
 	if (jobs[Q_SPICE].whole)
 		caps->spice = qemucaps_parse_spice(jobs[Q_SPICE].out.s);
+	if (jobs[Q_SANDBOX].whole)
+		caps->sandbox = qemucaps_parse_sandbox(jobs[Q_SANDBOX].out.s);
 	for (int i = 0; i < Q_N; i++)
 		strbuf_free(&jobs[i].out);
 	return !timed_out;
@@ -463,6 +481,7 @@ qemucaps_load(struct qemu_caps *caps, const json_t *key)
 		qemucaps_strv_from(json_object_get(j, "displays"), &caps->displays);
 		qemucaps_strv_from(json_object_get(j, "devices"), &caps->devices);
 		caps->spice = (int)json_integer_value(json_object_get(j, "spice"));
+		caps->sandbox = (int)json_integer_value(json_object_get(j, "sandbox"));
 		caps->from_cache = true;
 	}
 	json_decref(j);
@@ -489,10 +508,10 @@ qemucaps_store(const struct qemu_caps *caps, json_t *key)
 		    hostroot_get());
 		return;
 	}
-	json_t *j = json_pack("{s:O, s:o, s:o, s:o, s:i}", "key", key, "audiodevs",
+	json_t *j = json_pack("{s:O, s:o, s:o, s:o, s:i, s:i}", "key", key, "audiodevs",
 	    qemucaps_json_list(caps->audiodevs_known, &caps->audiodevs), "displays",
 	    qemucaps_json_list(caps->displays_known, &caps->displays), "devices",
-	    qemucaps_json_list(caps->devices_known, &caps->devices), "spice", caps->spice);
+	    qemucaps_json_list(caps->devices_known, &caps->devices), "spice", caps->spice, "sandbox", caps->sandbox);
 	char name[32], tmp[64];
 	qemucaps_file_name(caps->path, name);
 	snprintf(tmp, sizeof(tmp), ".%s.%d.tmp", name, (int)getpid());
@@ -514,7 +533,7 @@ void
 qemucaps_read(struct qemu_caps *caps, const char *qemu, int uid, int gid)
 {
 	qemucaps_free(caps);
-	caps->spice = -1;
+	caps->spice = caps->sandbox = -1;
 	caps->path = hostcmd_find(qemu);
 	if (caps->path == NULL) {
 		caps->state = QEMU_CAPS_NO_BINARY;

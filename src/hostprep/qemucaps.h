@@ -14,7 +14,7 @@
 /* Fill caps for qemu (a path, or a name looked up in $PATH): from the cache
  * while it describes the same binary (path, device, inode, size, mtime) and
  * the same module directories, else by running `qemu -audiodev help`,
- * `-display help`, `-device help` and `-spice help` (as uid/gid when running
+ * `-display help`, `-device help`, `-spice help` and `-sandbox on -version` (as uid/gid when running
  * as root and uid > 0: QEMU never runs as root) and writing the cache.
  * Never fails: what QEMU would not say stays unknown. */
 void qemucaps_read(struct qemu_caps *caps, const char *qemu, int uid, int gid);
@@ -26,6 +26,7 @@ bool qemucaps_has(const struct strv *list, const char *name);
 bool qemucaps_parse_list(const char *text, const char *header, struct strv *out);
 bool qemucaps_parse_devices(const char *text, struct strv *out);
 int qemucaps_parse_spice(const char *text);
+int qemucaps_parse_sandbox(const char *text);
 
 /* Tests: how long QEMU gets to answer (<= 0: the default, 30 s). */
 void qemucaps_set_deadline_ms(int ms);

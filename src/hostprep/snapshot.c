@@ -3,7 +3,9 @@
  * plan. Missing pieces are facts about the host, not errors. */
 #include "snapshot.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "hostroot.h"
 #include "log.h"
 #include "qemucaps.h"
+#include "safepath.h"
 #include "snapshot-priv.h"
 #include "util.h"
 
@@ -217,6 +222,8 @@ env_scan(struct host_snapshot *snap)
 	snap->wayland_display = env_dup("WAYLAND_DISPLAY");
 	snap->sudo_uid = env_int("SUDO_UID");
 	snap->sudo_gid = env_int("SUDO_GID");
+	snap->sudo_user = env_dup("SUDO_USER");
+	snap->euid_root = geteuid() == 0;
 }
 
 static void
@@ -282,7 +289,84 @@ snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr 
 	node_scan(&snap->kvm_node, "/dev/kvm");
 	node_scan(&snap->vfio_node, "/dev/vfio/vfio");
 	machine_id_scan(snap);
+	qemuuser_read(&snap->qemu_user);
+	snapshot_claims_read(snap);
 	return 0;
+}
+
+static void
+claims_add(struct host_snapshot *snap, size_t *cap, const char *guest, const char *pci, const char *port,
+    const char *node)
+{
+	struct host_claim *c = snap_grow(&snap->claims, &snap->n_claims, cap, sizeof(*c));
+	snap_copy(c->guest, sizeof(c->guest), guest);
+	snap_copy(c->pci, sizeof(c->pci), pci ? pci : "");
+	snap_copy(c->usb_port, sizeof(c->usb_port), port ? port : "");
+	snap_copy(c->node, sizeof(c->node), node ? node : "");
+}
+
+/* One guest's status.json: what is attached ("hostdev-0000-02-00-0" is
+ * 0000:02:00.0, "usb-1-4.2" port 1-4.2) and the host changes in force that
+ * hold a device for it (pci-bind-vfio, dev-chown of a node). */
+static void
+claims_of(struct host_snapshot *snap, size_t *cap, const char *guest, const json_t *st)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(json_object_get(st, "devices"), "attached"), i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		if (id != NULL && str_startswith(id, "hostdev-") && strlen(id) == 20) {
+			char addr[16];
+			snprintf(addr, sizeof(addr), "%.4s:%.2s:%.2s.%.1s", id + 8, id + 13, id + 16, id + 19);
+			claims_add(snap, cap, guest, addr, NULL, NULL);
+		} else if (id != NULL && str_startswith(id, "usb-")) {
+			claims_add(snap, cap, guest, NULL, id + 4, NULL);
+		}
+	}
+	json_array_foreach(json_object_get(st, "host_changes"), i, d) {
+		const char *action = json_string_value(json_object_get(d, "action"));
+		const char *target = json_string_value(json_object_get(d, "target"));
+		if (action == NULL || target == NULL)
+			continue;
+		if (strcmp(action, "pci-bind-vfio") == 0)
+			claims_add(snap, cap, guest, target, NULL, NULL);
+		else if (strcmp(action, "dev-chown") == 0 && (str_startswith(target, "/dev/bus/usb/") ||
+		    str_startswith(target, "/dev/vfio/")) && strcmp(target, "/dev/vfio/vfio") != 0)
+			claims_add(snap, cap, guest, NULL, NULL, target);
+	}
+}
+
+void
+snapshot_claims_read(struct host_snapshot *snap)
+{
+	free(snap->claims);
+	snap->claims = NULL;
+	snap->n_claims = 0;
+	size_t cap = 0;
+	int dir = safepath_open("/run/vfio", O_RDONLY | O_DIRECTORY, 0, NULL);
+	if (dir < 0)
+		return;
+	DIR *d = fdopendir(dir);
+	if (d == NULL) {
+		close(dir);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *path = xasprintf("/run/vfio/%s/status.json", de->d_name);
+		int fd = safepath_open(path, O_RDONLY, 0, NULL);
+		free(path);
+		if (fd < 0)
+			continue;
+		json_t *st = json_loadfd(fd, 0, NULL);
+		close(fd);
+		if (st != NULL)
+			claims_of(snap, &cap, de->d_name, st);
+		json_decref(st);
+	}
+	closedir(d);
 }
 
 int
@@ -315,6 +399,8 @@ snapshot_free(struct host_snapshot *snap)
 	free(snap->kernel_cmdline);
 	free(snap->display);
 	free(snap->wayland_display);
+	free(snap->sudo_user);
+	free(snap->claims);
 	memset(snap, 0, sizeof(*snap));
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "util.h"
+#include "qemuuser.h"
 #include "verr.h"
 
 struct pci_device {
@@ -138,7 +139,20 @@ struct qemu_caps {
 	struct strv displays;    /* -display help */
 	struct strv devices;     /* -device help: every device name, modules loaded */
 	int spice;               /* -spice help: 1 works, 0 "spice support is disabled", -1 unknown */
+	int sandbox;             /* -sandbox on (seccomp) is built in: 1, 0, -1 unknown */
 	bool from_cache;
+};
+
+/* A device another guest has, as its supervisor's status.json in
+ * /run/vfio/GUEST says: attached to it (hostdev-..., usb-PORT), bound to
+ * vfio-pci for it, or its node given to that guest's QEMU. Read by
+ * snapshot_claims_read(); judged by passthrough_pci_claim() and
+ * passthrough_usb_claim(). */
+struct host_claim {
+	char guest[72];          /* the other guest's name */
+	char pci[16];            /* "0000:02:00.0", or "" */
+	char usb_port[32];       /* "1-4.2", or "" */
+	char node[48];           /* "/dev/bus/usb/001/004", "/dev/vfio/11", or "" */
 };
 
 struct host_snapshot {
@@ -214,6 +228,11 @@ struct host_snapshot {
 	char *display;                   /* $DISPLAY, NULL when unset or empty */
 	char *wayland_display;
 	int sudo_uid, sudo_gid;          /* -1 when not started through sudo */
+	char *sudo_user;                 /* $SUDO_USER, NULL when unset */
+	bool euid_root;                  /* the supervisor runs as root: QEMU must not */
+	struct host_claim *claims;       /* devices the running guests have (snapshot_claims_read) */
+	size_t n_claims;
+	struct qemuuser_db qemu_user;    /* vfio's own user for QEMU (qemuuser.h) */
 };
 
 struct strv;
@@ -227,6 +246,12 @@ struct strv;
  * and usb.ids. On the real root only, libusb fills USB strings sysfs lacks. */
 int snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr *err);
 void snapshot_free(struct host_snapshot *snap);
+
+/* The devices every guest with a runtime directory has (struct host_claim),
+ * replacing what snap held; each status.json opened without following a
+ * link (safepath.h). snapshot_take() calls it; the control FIFO's partial
+ * scans call it themselves. */
+void snapshot_claims_read(struct host_snapshot *snap);
 
 /* Lookups used by the plan. */
 const struct pci_device *snapshot_pci_find(const struct host_snapshot *snap, const char *address);

@@ -9,11 +9,10 @@
 #include "vfioenv.h"
 
 json_t *
-tpm_change(const char *name, const char *rundir, uid_t uid, gid_t gid)
+tpm_change(const char *name, const char *rundir, const char *sock, uid_t uid, gid_t gid)
 {
 	const char *bin = vfioenv_get("VFIO_SWTPM");
 	char *statedir = xasprintf("/var/lib/vfio/%s/tpm", name);
-	char *sock = xasprintf("%s/swtpm.sock", rundir);
 	/* swtpm sees the real filesystem: give it the paths under the host root. */
 	char *hstate = host_pathdup("%s", statedir), *hsock = host_pathdup("%s", sock);
 	struct strv argv = { 0 };
@@ -30,7 +29,6 @@ tpm_change(const char *name, const char *rundir, uid_t uid, gid_t gid)
 	json_object_set_new(args, "wait_path", json_string(sock));
 	strv_free(&argv);
 	free(statedir);
-	free(sock);
 	free(hstate);
 	free(hsock);
 	return c;

@@ -67,6 +67,7 @@ struct qmp {
 	int refs;
 	bool freed;                  /* the owner called qmp_free() */
 	char *why;                   /* why the connection closed */
+	bool protocol_error;         /* ... because of what QEMU sent */
 	json_t *version;
 	struct qmp_reader reader;
 	struct qmp_cmds cmds, outq;
@@ -145,6 +146,12 @@ bool
 qmp_is_ready(const struct qmp *qmp)
 {
 	return qmp->state == QMP_STATE_READY;
+}
+
+bool
+qmp_closed_on_protocol_error(const struct qmp *qmp)
+{
+	return qmp->state == QMP_STATE_CLOSED && qmp->protocol_error;
 }
 
 const json_t *
@@ -259,6 +266,7 @@ qmp_close(struct qmp *qmp, const char *class, const char *why, bool notify)
 	log_debug("qmp: closing: %s", why);
 	qmp->state = QMP_STATE_CLOSED;
 	qmp->why = xstrdup(why);
+	qmp->protocol_error = strcmp(class, QMP_ERR_PROTOCOL) == 0;
 	event_del(qmp->rd);
 	event_del(qmp->wr);
 	if (qmp->fd >= 0)

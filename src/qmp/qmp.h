@@ -74,6 +74,10 @@ int qmp_subscribe(struct qmp *qmp, const char *event, qmp_event_cb cb, void *arg
 void qmp_unsubscribe(struct qmp *qmp, int handle);
 
 bool qmp_is_ready(const struct qmp *qmp);
+/* After closed(): whether the client closed the connection because QEMU
+ * sent something it cannot accept (QMP_ERR_PROTOCOL: garbage, an oversized
+ * line, a reply to no command), rather than QEMU closing it. */
+bool qmp_closed_on_protocol_error(const struct qmp *qmp);
 /* The greeting's QMP.version object ({"qemu": {"major":7,...}, "package":...}), or NULL. */
 const json_t *qmp_version(const struct qmp *qmp);
 

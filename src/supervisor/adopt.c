@@ -91,8 +91,8 @@ adopt_run_record(const struct options *opts, const struct plan *plan, const stru
 	    "bindtimeout", opts->bindtimeout_s,
 	    "user", opts->user);
 	if (user != NULL && user->drop)
-		json_object_set_new(rec, "qemu_user", json_pack("{s:I, s:I}", "uid", (json_int_t)user->uid,
-		    "gid", (json_int_t)user->gid));
+		json_object_set_new(rec, "qemu_user", json_pack("{s:I, s:I, s:s?}", "uid", (json_int_t)user->uid,
+		    "gid", (json_int_t)user->gid, "name", user->name));
 	return rec;
 }
 
@@ -144,7 +144,8 @@ adopt_run_load(const json_t *run, struct options *opts, struct plan *plan, struc
 		user->uid = (uid_t)json_integer_value(json_object_get(u, "uid"));
 		user->gid = (gid_t)json_integer_value(json_object_get(u, "gid"));
 		user->drop = user->uid != 0;
-		user->name = xasprintf("uid %u", (unsigned)user->uid);
+		const char *uname = json_string_value(json_object_get(u, "name"));
+		user->name = uname != NULL ? xstrdup(uname) : xasprintf("uid %u", (unsigned)user->uid);
 	}
 	return 0;
 }

@@ -25,18 +25,27 @@
 #include "usbwatch.h"
 #include "vfio_bind.h"
 
-#define CONTROL_CMD_TIMEOUT_MS 30000
+#define CONTROL_CMD_TIMEOUT_MS devices_cmd_timeout_ms()
+/* The question after a timeout waits behind the late command in QEMU: it
+ * gets twice as long. */
+#define CONTROL_RECONCILE_TIMEOUT_MS (2 * devices_cmd_timeout_ms())
 
 /* --- helpers ----------------------------------------------------------------- */
 
 static bool
-control_port_reserved(struct control *c, const char *port)
+control_strv_has(const struct strv *sv, const char *s)
 {
-	for (size_t i = 0; i < c->reserved_ports.n; i++) {
-		if (strcmp(c->reserved_ports.v[i], port) == 0)
+	for (size_t i = 0; i < sv->n; i++) {
+		if (strcmp(sv->v[i], s) == 0)
 			return true;
 	}
 	return false;
+}
+
+static bool
+control_port_reserved(struct control *c, const char *port)
+{
+	return control_strv_has(&c->reserved_ports, port) || control_strv_has(&c->lost, port);
 }
 
 /* A free root port, held for req until it replies. NULL when none. */
@@ -62,7 +71,7 @@ control_take_port(struct control_req *req)
 static bool
 control_id_used(struct control *c, const char *id)
 {
-	if (devices_find(c->h.devs, id) != NULL)
+	if (devices_find(c->h.devs, id) != NULL || control_strv_has(&c->lost, id))
 		return true;
 	size_t i;
 	json_t *cmd;
@@ -116,6 +125,25 @@ control_chown(struct control *c, const char *path, const char *id, struct verr *
 	int r = control_change_now(c, change, id, &idx, err);
 	json_decref(change);
 	return r;
+}
+
+/* --- after a timeout: what QEMU really did ----------------------------------- */
+
+/* Ids QEMU may still make (it never answered): reserved for the rest of
+ * the run, so no later command collides with them. */
+static void
+control_lost(struct control *c, const char *id, const char *port)
+{
+	if (id != NULL && !control_strv_has(&c->lost, id))
+		strv_push(&c->lost, id);
+	if (port != NULL && !control_strv_has(&c->lost, port))
+		strv_push(&c->lost, port);
+}
+
+static bool
+control_timed_out(const struct qmp_error *err)
+{
+	return err != NULL && strcmp(err->class, QMP_ERR_TIMEOUT) == 0;
 }
 
 /* --- status, help, powerdown, reset, quit ------------------------------------ */
@@ -201,12 +229,49 @@ control_add_failed(struct control_req *req, const char *why)
 	devices_give_back(req->c->h.devs, req->id, args, control_given_back, req);
 }
 
+static void control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg);
+
+/* device_add timed out; qom-list says whether QEMU made the device after all
+ * (devices_probe()). */
+static void
+control_device_found(enum devices_found found, const char *why, void *arg)
+{
+	struct control_req *req = arg;
+	struct control *c = req->c;
+	if (found == DEVICES_PRESENT) {
+		log_warnx("QEMU answered device_add %s late: it has the device; it stays attached", req->id);
+		control_device_reply(NULL, NULL, NULL, req);
+		return;
+	}
+	if (found == DEVICES_ABSENT) {
+		/* Its backend, bind or tap goes back as for a refused add. */
+		char *msg = xasprintf("QEMU did not answer device_add %s in time and then had no such device; "
+		    "nothing was added", req->id);
+		control_add_failed(req, msg);
+		free(msg);
+		return;
+	}
+	/* QEMU is not answering at all: whatever it may still attach stays
+	 * with it (a PCI device on vfio-pci until the run ends), and its ids
+	 * and root port are never used again this run. */
+	control_lost(c, req->id, req->port);
+	if (req->netdev != NULL)
+		control_lost(c, req->netdev, NULL);
+	control_reply(req, false, "QEMU does not answer (device_add %s, then qom-list: %s); it may still attach "
+	    "%s%s, so nothing is given back before the end of the run; its id stays reserved", req->id,
+	    why ? why : "no answer", req->addr ? req->addr : req->id, req->addr ? ", which stays on vfio-pci" : "");
+}
+
 static void
 control_device_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct control_req *req = arg;
 	struct control *c = req->c;
 	json_t *args = json_object_get(req->change, "device_add");
+	if (control_timed_out(err)) {
+		devices_probe(control_qmp(c), req->id, control_device_found, req);
+		return;
+	}
 	if (err != NULL) {
 		char *msg = xasprintf("QEMU refused to add %s: %s", req->id, err->desc);
 		control_add_failed(req, msg);
@@ -238,10 +303,65 @@ control_device_add(struct control_req *req)
 
 /* --- net ------------------------------------------------------------------------ */
 
+/* What was made for req (a tap) goes back, then the reply says req->why;
+ * the backend itself was dealt with (control_netdev_gone_reply). */
+static void
+control_netdev_gone_rest(struct control_req *req, char *why)
+{
+	free(req->why);
+	req->why = why;
+	json_t *args = json_deep_copy(json_object_get(req->change, "device_add"));
+	json_object_del(args, "netdev");
+	devices_give_back(req->c->h.devs, req->id, args, control_given_back, req);
+	json_decref(args);
+}
+
+/* netdev_del after a reconciliation: the reply says what became of it. */
+static void
+control_netdev_gone_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct control_req *req = arg;
+	if (control_timed_out(err) || (err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0)) {
+		control_lost(req->c, req->netdev, NULL);
+		control_netdev_gone_rest(req, xasprintf("%s; QEMU did not answer netdev_del %s either: the backend "
+		    "may appear later, its id stays reserved", req->why, req->netdev));
+	} else if (err != NULL) {
+		control_netdev_gone_rest(req, xasprintf("%s; QEMU never made the network backend %s", req->why,
+		    req->netdev));
+	} else {
+		control_netdev_gone_rest(req, xasprintf("%s; QEMU made the network backend %s late, and it was "
+		    "removed again", req->why, req->netdev));
+	}
+}
+
+/* The network backend req->netdev may exist although its add was not
+ * answered in time: netdev_del it (QEMU runs it after the late add) before
+ * the reply, which gets why first. */
+static void
+control_netdev_gone(struct control_req *req, const char *why)
+{
+	free(req->why);
+	req->why = xstrdup(why);
+	struct qmp *q = control_qmp(req->c);
+	if (q == NULL || qmp_send(q, "netdev_del", json_pack("{s:s}", "id", req->netdev), -1,
+	    CONTROL_RECONCILE_TIMEOUT_MS, control_netdev_gone_reply, req) < 0) {
+		control_lost(req->c, req->netdev, NULL);
+		control_netdev_gone_rest(req, xasprintf("%s; QEMU's monitor is closed: the backend %s may exist",
+		    why, req->netdev));
+	}
+}
+
 static void
 control_netdev_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
 	struct control_req *req = arg;
+	if (control_timed_out(err)) {
+		char *why = xasprintf("QEMU did not answer netdev_add %s in time (%s); nothing was added", req->netdev,
+		    err->desc);
+		control_netdev_gone(req, why);
+		free(why);
+		return;
+	}
 	if (err != NULL) {
 		char *msg = xasprintf("QEMU refused the network backend %s: %s", req->netdev, err->desc);
 		control_add_failed(req, msg);
@@ -595,6 +715,11 @@ control_cmd_pci_add(struct control_req *req)
 	}
 	if (control_id_used(c, id)) {
 		verr_set(&err, -EEXIST, "pci add: %s is already the guest's (%s)", d->address, id);
+		goto refuse;
+	}
+	snapshot_claims_read(&snap);
+	if (passthrough_pci_free(&snap, c->h.name, d, &err) < 0) {
+		verr_prefix(&err, "pci add");
 		goto refuse;
 	}
 	if (d->iommu_group < 0) {

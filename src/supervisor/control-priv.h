@@ -48,6 +48,8 @@ struct control {
 	size_t overflow_len;
 	struct control_req *pending;
 	struct strv reserved_ports;      /* root ports of adds in flight */
+	struct strv lost;                /* ids (devices, netdevs) and root ports QEMU may still make:
+	                                  * it never answered for them; never reused this run */
 	unsigned next_fd;                /* getfd names */
 };
 

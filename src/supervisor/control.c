@@ -439,6 +439,7 @@ control_close(struct control *c)
 		unlink(c->replies_path);
 	}
 	strv_free(&c->reserved_ports);
+	strv_free(&c->lost);
 	free(c->fifo_path);
 	free(c->replies_path);
 	free(c);

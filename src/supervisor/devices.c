@@ -8,8 +8,8 @@
 
 #include "journal.h"
 #include "log.h"
-#include "util.h"
 #include "vfioenv.h"
+#include "util.h"
 
 /* Someone waiting for a removal. */
 struct devices_waiter {
@@ -357,4 +357,64 @@ devices_detach(struct devices *d, struct qmp *qmp, struct event_base *base, cons
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(w->timer, &tv);
 	return 0;
+}
+
+#define DEVICES_CMD_TIMEOUT_MS 30000
+
+int
+devices_cmd_timeout_ms(void)
+{
+	const char *t = vfioenv_get("VFIO_TEST_QMP_TIMEOUT_MS");
+	int v = t != NULL ? atoi(t) : 0;
+	return v > 0 ? v : DEVICES_CMD_TIMEOUT_MS;
+}
+
+struct devices_probe {
+	char *id;
+	devices_found_cb cb;
+	void *arg;
+};
+
+json_t *
+devices_peripheral_ids(const json_t *qom_list)
+{
+	json_t *ids = json_object();
+	size_t i;
+	json_t *e;
+	json_array_foreach(qom_list, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *type = json_string_value(json_object_get(e, "type"));
+		if (name != NULL && type != NULL && str_startswith(type, "child<"))
+			json_object_set_new(ids, name, json_true());
+	}
+	return ids;
+}
+
+static void
+devices_probe_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
+{
+	struct devices_probe *p = arg;
+	enum devices_found found = DEVICES_UNKNOWN;
+	if (err == NULL) {
+		json_t *ids = devices_peripheral_ids(ret);
+		found = json_object_get(ids, p->id) != NULL ? DEVICES_PRESENT : DEVICES_ABSENT;
+		json_decref(ids);
+	}
+	p->cb(found, err != NULL ? err->desc : NULL, p->arg);
+	free(p->id);
+	free(p);
+}
+
+void
+devices_probe(struct qmp *qmp, const char *id, devices_found_cb cb, void *arg)
+{
+	struct devices_probe *p = xcalloc(1, sizeof(*p));
+	p->id = xstrdup(id);
+	p->cb = cb;
+	p->arg = arg;
+	/* It waits behind the late command: twice the usual bound. */
+	if (qmp == NULL || qmp_send(qmp, "qom-list", json_pack("{s:s}", "path", DEVICES_PERIPHERAL), -1,
+	    2 * devices_cmd_timeout_ms(), devices_probe_reply, p) < 0)
+		devices_probe_reply(NULL, NULL, &(struct qmp_error){ .class = QMP_ERR_DISCONNECTED,
+		    .desc = "QEMU's monitor is closed" }, p);
 }

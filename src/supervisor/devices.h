@@ -95,6 +95,25 @@ void devices_mark_removing(struct devices *d, const char *id);
  * went (once, from the loop or at once). */
 void devices_give_back(struct devices *d, const char *id, const json_t *args, devices_detach_cb cb, void *arg);
 
+/* How long the supervisor waits for QEMU to answer a command it sends
+ * while the guest runs: 30 s, or $VFIO_TEST_QMP_TIMEOUT_MS (a test hook,
+ * vfioenv.h), so a QEMU that answers late is tested in seconds. */
+int devices_cmd_timeout_ms(void);
+
+/* After a timeout: QEMU did not answer a device_add in time, but has it and
+ * may still carry it out. qom-list /machine/peripheral, which QEMU answers
+ * after the late command (its monitor runs commands in order), says whether
+ * device id exists (QEMU 7.2 has no query-netdev: a backend is deleted by
+ * its id instead). cb runs once, from the loop or at once when the monitor
+ * is closed (UNKNOWN, why says so). */
+/* Where QEMU lists the devices that have an id; devices_peripheral_ids()
+ * reads its qom-list answer (each a child<DRIVER>) into {id: true}. */
+#define DEVICES_PERIPHERAL "/machine/peripheral"
+json_t *devices_peripheral_ids(const json_t *qom_list);
+enum devices_found { DEVICES_ABSENT, DEVICES_PRESENT, DEVICES_UNKNOWN };
+typedef void (*devices_found_cb)(enum devices_found found, const char *why, void *arg);
+void devices_probe(struct qmp *qmp, const char *id, devices_found_cb cb, void *arg);
+
 /* QEMU's DEVICE_DELETED with its data: the device leaves the list and is
  * released (the release hook, then devices_released()). Returns true when
  * it named an attached device. */

@@ -20,6 +20,7 @@
 #include "options.h"
 #include "plan.h"
 #include "qemucaps.h"
+#include "qemuuser.h"
 #include "report.h"
 #include "restore.h"
 #include "session.h"
@@ -35,6 +36,12 @@ main_qemu_groups(struct options *opts, const struct host_snapshot *snap)
 	int uid, gid;
 	plan_qemu_user_of(opts, snap, &uid, &gid);
 	struct passwd *pw = uid > 0 ? getpwuid((uid_t)uid) : NULL;
+	/* vfio's own user is read from the host root's /etc/passwd: its uid
+	 * counts here only when the user database has that very user (else
+	 * that uid may be somebody else's, or nobody's yet). */
+	if (pw != NULL && uid == snap->qemu_user.uid && opts->user_uid < 0 && snap->sudo_uid < 0 &&
+	    strcmp(pw->pw_name, QEMUUSER_NAME) != 0)
+		pw = NULL;
 	if (pw == NULL)
 		return;
 	int n = 32;

@@ -170,6 +170,9 @@ plan_match_pci(struct plan_ctx *c)
 		struct preflight_findings f = { 0 };
 		preflight_pci_device(snap, c->pci[i].dev, &f);
 		plan_findings(c, "-pci: ", &f);
+		struct verr err = { 0 };
+		if (passthrough_pci_free(snap, o->name, c->pci[i].dev, &err) < 0)
+			plan_refuse(c, "-pci: %s", err.msg);
 	}
 	plan_pci_placement(c);
 
@@ -215,6 +218,11 @@ plan_match_usb(struct plan_ctx *c)
 		if (ctl != NULL) {
 			plan_warn(c, "-usb: %s (port %s) is behind controller %s, which -pci passes through whole; "
 			    "it goes with it", u->line, u->sysname, ctl->dev->address);
+			continue;
+		}
+		struct verr err = { 0 };
+		if (passthrough_usb_free(snap, o->name, u, &err) < 0) {
+			plan_refuse(c, "-usb: %s", err.msg);
 			continue;
 		}
 		c->usb = xreallocarray(c->usb, c->n_usb + 1, sizeof(*c->usb));
@@ -305,6 +313,7 @@ plan_devices_changes(struct plan_ctx *c)
 		char target[32];
 		passthrough_vfio_group_node(target, sizeof(target), g);
 		plan_change_add(c, devown_change_new(target, uid, gid));
+		strv_push(&c->plan->qemu_nodes, target);
 	}
 	free(groups);
 	/* usb-host opens the device node itself, as QEMU's user. */
@@ -312,6 +321,7 @@ plan_devices_changes(struct plan_ctx *c)
 		char target[48];
 		passthrough_usb_node(target, sizeof(target), c->usb[i]->bus, c->usb[i]->devnum);
 		plan_change_add(c, devown_change_new(target, uid, gid));
+		strv_push(&c->plan->qemu_nodes, target);
 	}
 }
 
@@ -345,15 +355,23 @@ plan_node_changes(struct plan_ctx *c)
 	if (uid <= 0)
 		return;
 	const struct host_node *kvm = &c->snap->kvm_node, *vfio = &c->snap->vfio_node;
+	struct strv *nodes = &c->plan->qemu_nodes;
 	if (!c->tcg && !plan_user_can_rw(c, uid, gid, kvm->exists, kvm->uid, kvm->gid, kvm->mode))
 		plan_change_add(c, devown_change_new("/dev/kvm", uid, gid));
+	if (!c->tcg)
+		strv_push(nodes, "/dev/kvm");
 	for (size_t i = 0; i < c->snap->n_files; i++) {
 		const struct host_file *f = &c->snap->files[i];
-		if (f->is_block && f->path[0] == '/' && !plan_user_can_rw(c, uid, gid, f->exists, f->uid, f->gid, f->mode))
+		if (!f->is_block || f->path[0] != '/')
+			continue;
+		if (!plan_user_can_rw(c, uid, gid, f->exists, f->uid, f->gid, f->mode))
 			plan_change_add(c, devown_change_new(f->path, uid, gid));
+		strv_push(nodes, f->path);
 	}
 	if (c->n_pci > 0 && !plan_user_can_rw(c, uid, gid, vfio->exists, vfio->uid, vfio->gid, vfio->mode))
 		plan_change_add(c, devown_change_new("/dev/vfio/vfio", uid, gid));
+	if (c->n_pci > 0)
+		strv_push(nodes, "/dev/vfio/vfio");
 }
 
 void

@@ -87,6 +87,8 @@ void plan_companion_changes(struct plan_ctx *c); /* -isolate, lg-shm-create, use
 /* The user QEMU runs as: -user, else the one behind sudo, else root (0). */
 void plan_qemu_user(const struct plan_ctx *c, int *uid, int *gid);
 bool plan_gpu_passed(const struct plan_ctx *c);  /* a display function is cold-plugged */
+void plan_qemu_user_fact(struct plan_ctx *c);    /* plan->qemu_user and its rundown line */
+void plan_sandbox(struct plan_ctx *c);           /* -sandbox PLAN_SANDBOX */
 
 /* plan-devices.c */
 void plan_devices_match(struct plan_ctx *c);     /* -pci/-usb matching, viability, devices JSON */

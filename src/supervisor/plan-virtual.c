@@ -9,6 +9,8 @@
 #include "companion.h"
 #include "hostroot.h"
 #include "plan-priv.h"
+#include "qemuuser.h"
+#include "rundir.h"
 #include "spawn.h"
 #include "tpm.h"
 
@@ -130,12 +132,30 @@ plan_gpu_passed(const struct plan_ctx *c)
 	return false;
 }
 
-/* A socket in the runtime directory, as QEMU must name it: QEMU sees the
+/* A file in the runtime directory, as QEMU must name it: QEMU sees the
  * real filesystem, the session makes the directory under the host root. */
 static char *
 plan_run_path(struct plan_ctx *c, const char *file)
 {
 	return xasprintf("%s/run/vfio/%s/%s", hostroot_get(), c->opts->name, file);
+}
+
+/* A socket QEMU or a companion running as QEMU's user makes: in QEMU's
+ * own directory (rundir.h), as a host path. */
+static char *
+plan_qemu_sock(const struct plan_ctx *c, const char *file)
+{
+	return xasprintf("/run/vfio/%s/%s/%s", c->opts->name, RUNDIR_QEMU_DIR, file);
+}
+
+/* The same as QEMU names it. */
+static char *
+plan_qemu_sock_path(struct plan_ctx *c, const char *file)
+{
+	char *sock = plan_qemu_sock(c, file);
+	char *path = xasprintf("%s%s", hostroot_get(), sock);
+	free(sock);
+	return path;
 }
 
 /* The display rules of the original: a passed-through GPU is the display;
@@ -206,7 +226,7 @@ plan_companions(struct plan_ctx *c)
 	}
 	if (o->spice || o->looking_glass) {
 		free(path);
-		path = plan_run_path(c, "spice.sock");
+		path = plan_qemu_sock_path(c, "spice.sock");
 		char *esc = plan_qemu_escape(path);
 		plan_arg(c, "-spice");
 		plan_argf(c, "unix=on,addr=%s,disable-ticketing=on", esc);
@@ -240,7 +260,7 @@ plan_companions(struct plan_ctx *c)
 	}
 	if (o->qemu_agent) {
 		free(path);
-		path = plan_run_path(c, "qga.sock");
+		path = plan_qemu_sock_path(c, "qga.sock");
 		char *esc = plan_qemu_escape(path);
 		plan_arg(c, "-chardev");
 		plan_argf(c, "socket,id=qga0,path=%s,server=on,wait=off", esc);
@@ -278,7 +298,7 @@ plan_companions(struct plan_ctx *c)
 	}
 	if (o->tpm) {
 		free(path);
-		path = plan_run_path(c, "swtpm.sock");
+		path = plan_qemu_sock_path(c, "swtpm.sock");
 		char *esc = plan_qemu_escape(path);
 		plan_arg(c, "-chardev");
 		plan_argf(c, "socket,id=chrtpm,path=%s", esc);
@@ -302,9 +322,80 @@ plan_qemu_user_of(const struct options *o, const struct host_snapshot *snap, int
 	} else if (snap->sudo_uid >= 0) {
 		*uid = snap->sudo_uid;
 		*gid = snap->sudo_gid >= 0 ? snap->sudo_gid : snap->sudo_uid;
+	} else if (snap->euid_root && snap->qemu_user.uid > 0) {
+		*uid = snap->qemu_user.uid;
+		*gid = snap->qemu_user.gid;
 	} else {
 		*uid = *gid = 0;
 	}
+}
+
+/* Who QEMU runs as, told in the rundown and carried to the session. */
+void
+plan_qemu_user_fact(struct plan_ctx *c)
+{
+	const struct options *o = c->opts;
+	const struct host_snapshot *snap = c->snap;
+	struct plan_user *u = &c->plan->qemu_user;
+	int uid, gid;
+	plan_qemu_user_of(o, snap, &uid, &gid);
+	u->uid = u->gid = -1;
+	if (o->user_uid >= 0) {
+		u->name = xstrdup(o->user ? o->user : "?");
+		u->why = "-user";
+	} else if (snap->sudo_uid >= 0) {
+		u->name = snap->sudo_user ? xstrdup(snap->sudo_user) : xasprintf("uid %d", uid);
+		u->why = "the user behind sudo";
+	} else if (snap->euid_root && uid > 0) {
+		u->name = xstrdup(QEMUUSER_NAME);
+		u->why = "vfio's own user";
+		u->create = !snap->qemu_user.exists;
+	} else if (snap->euid_root) {
+		plan_refuse(c, "QEMU never runs as root, and vfio's own user %s does not exist and no system id is "
+		    "free for it (see SYS_UID_MIN/MAX in /etc/login.defs): create it yourself (systemd-sysusers "
+		    "vfio.conf) or give -user NAME", QEMUUSER_NAME);
+		return;
+	}
+	if (u->name == NULL) {
+		plan_say(c, "QEMU runs as: this user, as vfio itself (not root: it cannot switch)");
+	} else if (uid == 0) {
+		/* -user root, or sudo from root: what was asked for, said plainly. */
+		u->uid = u->gid = 0;
+		plan_warn(c, "QEMU runs as root (%s); give -user NAME of an unprivileged user instead", u->why);
+	} else {
+		u->uid = uid;
+		u->gid = gid;
+		plan_say(c, "QEMU runs as: %s (uid %d, gid %d; %s)%s", u->name, uid, gid, u->why,
+		    u->create ? "; -run creates this system user first, and keeps it for later runs" : "");
+	}
+	if (o->n_qemu_groups > 0) {
+		u->groups = xreallocarray(NULL, o->n_qemu_groups, sizeof(*u->groups));
+		memcpy(u->groups, o->qemu_groups, o->n_qemu_groups * sizeof(*u->groups));
+		u->n_groups = o->n_qemu_groups;
+	}
+	bool own = o->user_uid < 0 && snap->sudo_uid < 0 && snap->euid_root;
+	if (o->hostaudio && own)
+		plan_check_failed(c, "-hostaudio: QEMU runs as vfio's own user %s, which has no sound server; give "
+		    "-user NAME of the desktop user whose sound server plays the guest's audio, or start vfio with "
+		    "sudo from that user's session", QEMUUSER_NAME);
+}
+
+/* QEMU's seccomp sandbox (PLAN_SANDBOX), unless this QEMU says it was built
+ * without it. */
+void
+plan_sandbox(struct plan_ctx *c)
+{
+	const struct qemu_caps *q = &c->snap->qemu;
+	if (q->state == QEMU_CAPS_KNOWN && q->sandbox == 0) {
+		plan_warn(c, "%s was built without seccomp (-sandbox): QEMU runs without its system call sandbox",
+		    q->path ? q->path : "QEMU");
+		return;
+	}
+	plan_arg(c, "-sandbox");
+	plan_arg(c, PLAN_SANDBOX);
+	c->plan->qemu_user.sandbox = true;
+	plan_say(c, "Sandbox: QEMU's seccomp filter (no fork/exec, no setuid, no scheduling changes, no obsolete "
+	    "system calls)");
 }
 
 void
@@ -363,8 +454,11 @@ plan_companion_changes(struct plan_ctx *c)
 			    json_pack("{s:i, s:i, s:s}", "uid", uid, "gid", gid, "log", log));
 		}
 	}
-	if (o->tpm)
-		json_array_append_new(c->plan->host_changes, tpm_change(o->name, rundir, (uid_t)uid, (gid_t)gid));
+	if (o->tpm) {
+		char *sock = plan_qemu_sock(c, "swtpm.sock");
+		json_array_append_new(c->plan->host_changes, tpm_change(o->name, rundir, sock, (uid_t)uid, (gid_t)gid));
+		free(sock);
+	}
 
 	/* The viewers are the invoking user's windows: only with a graphical
 	 * session, as the sudo caller (else QEMU's user), and only once QEMU's
@@ -374,21 +468,23 @@ plan_companion_changes(struct plan_ctx *c)
 		uid_t vuid = sn->sudo_uid >= 0 ? (uid_t)sn->sudo_uid : (uid_t)uid;
 		gid_t vgid = sn->sudo_gid >= 0 ? (gid_t)sn->sudo_gid : (gid_t)gid;
 		struct strv argv = { 0 };
+		char *spice = plan_qemu_sock(c, "spice.sock");
 		if (o->looking_glass) {
 			strv_push(&argv, "looking-glass-client");
 			strv_push(&argv, "-f");
 			strv_push(&argv, "/dev/shm/looking-glass");
 			strv_push(&argv, "-c");
-			strv_pushf(&argv, "%s/spice.sock", rundir);
+			strv_push(&argv, spice);
 			strv_push(&argv, "-p");
 			strv_push(&argv, "0");
 		} else {
 			strv_push(&argv, "remote-viewer");
-			strv_pushf(&argv, "spice+unix://%s/spice.sock", rundir);
+			strv_pushf(&argv, "spice+unix://%s", spice);
 		}
 		json_array_append_new(c->plan->viewers, companion_viewer_change(argv.v[0], &argv, vuid, vgid, rundir,
 		    sn->display, sn->wayland_display));
 		plan_say(c, "Viewer: %s starts as uid %d once the guest runs", argv.v[0], (int)vuid);
 		strv_free(&argv);
+		free(spice);
 	}
 }

@@ -657,6 +657,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	/* debug-threads names vCPU threads "CPU N/KVM" so they can be pinned. */
 	plan_argf(&c, "%s,debug-threads=on", opts->name ? opts->name : "vfio");
 	plan_accel(&c);
+	plan_qemu_user_fact(&c);
 	plan_arg(&c, "-machine");
 	plan_argf(&c, "q35%s%s", c.tcg ? "" : ",kernel_irqchip=on", opts->secureboot && !opts->nobios ? ",smm=on" : "");
 	plan_arg(&c, "-accel");
@@ -682,6 +683,7 @@ plan_build(struct plan *plan, const struct options *opts, const struct host_snap
 	plan_root_ports(&c);
 	plan_devices_cmdline(&c);
 	plan_companions(&c);
+	plan_sandbox(&c);
 	for (size_t i = 0; i < opts->extras_words.n; i++)
 		plan_arg(&c, opts->extras_words.v[i]);
 	if (opts->extras_words.n > 0)
@@ -715,5 +717,8 @@ plan_free(struct plan *plan)
 	strv_free(&plan->errors);
 	strv_free(&plan->differences);
 	free(plan->tap);
+	free(plan->qemu_user.name);
+	free(plan->qemu_user.groups);
+	strv_free(&plan->qemu_nodes);
 	memset(plan, 0, sizeof(*plan));
 }

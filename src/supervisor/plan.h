@@ -15,6 +15,25 @@
 #include "snapshot.h"
 #include "util.h"
 
+/* Who QEMU runs as (plan_qemu_user_of()), as the dry run shows it and the
+ * session switches to. Never root: as root, nobody behind sudo and no
+ * -user, it is vfio's own user (qemuuser.h). */
+struct plan_user {
+	char *name;              /* NULL: as the supervisor, which is not root and cannot switch */
+	int uid, gid;            /* -1 with name NULL */
+	unsigned *groups;        /* its supplementary groups (options: qemu_groups) */
+	size_t n_groups;
+	const char *why;         /* "-user", "the user behind sudo", "vfio's own user" */
+	bool create;             /* vfio's own user is not there yet: -run creates it first, with uid */
+	bool sandbox;            /* the argv has QEMU's seccomp sandbox (PLAN_SANDBOX) */
+};
+
+/* QEMU's seccomp sandbox, as libvirt gives it: no obsolete system calls,
+ * no setuid and friends, no fork/exec (helpers vfio does not use: the
+ * bridge helper, tap scripts; taps come as descriptors), no changes to
+ * scheduling or affinity (the supervisor pins QEMU's threads from outside). */
+#define PLAN_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
 struct plan {
 	struct strv argv;        /* argv[0] is the QEMU binary */
 	json_t *qmp;             /* array of {"execute": ..., "arguments": {...}}; a command that
@@ -46,12 +65,17 @@ struct plan {
 	enum opt_running_how running;
 	int running_qemu_pid;
 	struct strv differences; /* adopting: the flags that differ from the running guest's */
+	struct plan_user qemu_user;
+	struct strv qemu_nodes;  /* the device nodes QEMU, as another user, opens itself (the
+	                          * dev-chowns make sure it can): the session checks them as
+	                          * that user before it starts QEMU */
 };
 
 /* Fill plan from opts and snap. Never fails: problems go into plan->errors. */
 void plan_build(struct plan *plan, const struct options *opts, const struct host_snapshot *snap);
 void plan_free(struct plan *plan);
-/* The user QEMU runs as: -user, else the one behind sudo, else root (0). */
+/* The user QEMU runs as: -user, else the one behind sudo, else (as root)
+ * vfio's own user; 0 when QEMU runs as the supervisor (not root). */
 void plan_qemu_user_of(const struct options *opts, const struct host_snapshot *snap, int *uid, int *gid);
 
 #endif

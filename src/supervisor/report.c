@@ -129,6 +129,10 @@ report_json(FILE *out, const struct plan *plan)
 	json_object_set(o, "host_changes", plan->host_changes);
 	json_object_set_new(o, "viewers", plan->viewers ? json_incref(plan->viewers) : json_array());
 	json_object_set(o, "devices", plan->devices);
+	const struct plan_user *u = &plan->qemu_user;
+	json_object_set_new(o, "qemu_user", u->name == NULL ? json_null() :
+	    json_pack("{s:s, s:i, s:i, s:b, s:b, s:o}", "name", u->name, "uid", u->uid, "gid", u->gid, "create",
+	    u->create, "sandbox", u->sandbox, "nodes", report_strv_json(&plan->qemu_nodes)));
 	json_object_set_new(o, "warnings", report_strv_json(&plan->warnings));
 	json_object_set_new(o, "errors", report_strv_json(&plan->errors));
 	json_object_set_new(o, "rundown", report_strv_json(&plan->rundown));

@@ -418,6 +418,54 @@ out:
 	return r;
 }
 
+/* Empty the directory at (dir, name) and remove it, never following a
+ * link: it belongs to QEMU's user, who may have put anything there. Each
+ * level is opened O_NOFOLLOW and worked on through its descriptor; depth
+ * is bounded (QEMU makes sockets only; more is not QEMU's doing). */
+static int
+rundir_remove_tree(int dir, const char *name, int depth)
+{
+	int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && (errno == EISDIR || errno == EPERM) && depth < 8)
+			rundir_remove_tree(dirfd(d), de->d_name, depth + 1);
+	}
+	closedir(d);
+	return unlinkat(dir, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+int
+rundir_make_qemu_dir(struct rundir *rd, int uid, int gid, struct verr *err)
+{
+	int dir = open(rd->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0)
+		return verr_set(err, -errno, "cannot open the runtime directory %s: %s", rd->path, strerror(errno));
+	int r = 0;
+	rundir_remove_tree(dir, RUNDIR_QEMU_DIR, 0);
+	/* QEMU's user passes through the runtime directory to its own (0710,
+	 * its group): it can list nothing there, and every file of ours in it
+	 * is 0600. */
+	if (uid > 0 && (fchown(dir, 0, (gid_t)gid) < 0 || fchmod(dir, 0710) < 0))
+		r = verr_set(err, -errno, "cannot let QEMU's user through %s: %s", rd->path, strerror(errno));
+	else if (mkdirat(dir, RUNDIR_QEMU_DIR, 0700) < 0)
+		r = verr_set(err, -errno, "cannot create %s/%s: %s", rd->path, RUNDIR_QEMU_DIR, strerror(errno));
+	else if (uid > 0 && fchownat(dir, RUNDIR_QEMU_DIR, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+		r = verr_set(err, -errno, "cannot give %s/%s to QEMU's user: %s", rd->path, RUNDIR_QEMU_DIR,
+		    strerror(errno));
+	close(dir);
+	return r;
+}
+
 /* Remove /run/vfio when vfio made it and no guest is left in it. */
 static void
 rundir_remove_parent(void)
@@ -442,6 +490,13 @@ int
 rundir_remove(struct rundir *rd, struct verr *err)
 {
 	rundir_keep_console(rd);
+	int dir = open(rd->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir >= 0) {
+		int q = rundir_remove_tree(dir, RUNDIR_QEMU_DIR, 0);
+		if (q < 0)
+			log_warnx("cannot remove QEMU's directory %s/%s: %s", rd->path, RUNDIR_QEMU_DIR, strerror(-q));
+		close(dir);
+	}
 	for (size_t i = 0; i < nitems(rundir_files); i++) {
 		char *p = rundir_file(rd, rundir_files[i]);
 		unlink(p);

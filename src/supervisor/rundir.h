@@ -37,6 +37,14 @@ char *rundir_path(const char *name);
 /* The pid of the live supervisor that owns NAME, or 0 (none, or a dead
  * one's leftover lock): read without taking the lock or changing anything. */
 pid_t rundir_supervisor(const char *name);
+/* QEMU's own directory in it, for the sockets QEMU and its companions
+ * make (SPICE, the guest agent, swtpm): QEMU runs as another user, who
+ * cannot write in ours. */
+#define RUNDIR_QEMU_DIR "qemu"
+/* Create RUNDIR_QEMU_DIR (0700) for uid/gid, replacing a leftover one, and
+ * let that user through the runtime directory (0710, group gid). uid <= 0:
+ * QEMU runs as we do; the directory is ours. Removed by rundir_remove(). */
+int rundir_make_qemu_dir(struct rundir *rd, int uid, int gid, struct verr *err);
 /* A file in the directory, allocated. */
 char *rundir_file(const struct rundir *rd, const char *file);
 /* The sockets QEMU serves its monitor and console on (a run's whole life,

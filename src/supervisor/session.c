@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "adopt.h"
+#include "asuser.h"
 #include "change.h"
 #include "child.h"
 #include "console.h"
@@ -34,6 +36,7 @@
 #include "net.h"
 #include "notify.h"
 #include "proc.h"
+#include "qemuuser.h"
 #include "qmp.h"
 #include "release.h"
 #include "restore.h"
@@ -109,7 +112,10 @@ struct session {
 	struct qmp *qmp;
 	struct usbwatch *usb;    /* USB hotplug and the control FIFO's usb add/del (while running) */
 	bool qmp_closed;
+	char *monitor_lost;      /* why the monitor closed while QEMU still ran */
 	size_t next_cmd;
+	size_t next_change;      /* the plan's host change being made (preparing) */
+	struct journal_job *prep_job;   /* ... in flight */
 	int cmd_fd;              /* fd passed with the command in flight, closed on its reply */
 
 	int n_signals;
@@ -124,6 +130,9 @@ struct session {
 
 static void session_send_next(struct session *s);
 static void session_quit_now(struct session *s);
+static int session_check_nodes(struct session *s);
+static int session_spawn(struct session *s);
+static void session_control_open(struct session *s);
 
 static void
 session_status(struct session *s)
@@ -222,7 +231,7 @@ session_quit_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *e
 static void
 session_quit_now(struct session *s)
 {
-	if (s->qemu_gone || s->quit_sent)
+	if (s->qemu_gone || s->quit_sent || s->qemu_pid <= 0)
 		return;
 	s->quit_sent = true;
 	if (s->qmp != NULL && !s->qmp_closed && qmp_is_ready(s->qmp) &&
@@ -294,7 +303,11 @@ session_qemu_gone(struct session *s, int status, bool known)
 	s->qemu_status = status;
 	char *how = known ? session_describe_exit(status) : xstrdup("exit status unknown: not our child");
 	bool clean = known ? WIFEXITED(status) && WEXITSTATUS(status) == 0 : s->shutdown_event || s->quit_sent;
-	if (s->state < SESSION_RUNNING && s->failure == NULL) {
+	if (s->killed && s->monitor_lost != NULL && !s->quit_sent && s->failure == NULL) {
+		s->failure = xasprintf("QEMU's monitor closed while %s (%s) and QEMU did not exit by itself within "
+		    "%d s: vfio killed it", session_state_names[s->state], s->monitor_lost, SESSION_KILL_TIMEOUT_S);
+		log_error("%s", s->failure);
+	} else if (s->state < SESSION_RUNNING && s->failure == NULL) {
 		s->failure = xasprintf("QEMU exited while %s (%s); its messages above say why",
 		    session_state_names[s->state], how);
 		log_error("%s", s->failure);
@@ -367,6 +380,20 @@ session_signal(int signo, void *arg)
 		s->powerdown_when_adopted = true;
 		return;
 	}
+	if (s->state == SESSION_PREPARING) {
+		/* Stop at once: the change in flight is cut short (its child
+		 * killed), nothing further is changed, QEMU never starts, and
+		 * teardown gives back what was begun. */
+		if (s->failure == NULL) {
+			s->failure = xasprintf("%s while preparing the host: stopping; what was changed is given back",
+			    strsignal(signo));
+			log_error("%s", s->failure);
+		}
+		journal_job_cancel(s->prep_job);
+		s->prep_job = NULL;
+		event_base_loopbreak(s->base);
+		return;
+	}
 	s->n_signals++;
 	if (s->n_signals == 1 && s->state == SESSION_RUNNING && !s->qmp_closed) {
 		/* systemd's SIGTERM: a restart leaves the guest to the next start. */
@@ -391,11 +418,14 @@ session_signal(int signo, void *arg)
 /* --- QMP ----------------------------------------------------------------- */
 
 /* The monitor went away under a command: QEMU is dying, and its exit status,
- * not the command, explains the failure (session_closed, session_child). */
+ * not the command, explains the failure (session_closed, session_child); or
+ * QEMU sent garbage, which session_closed names. Either way QEMU did not
+ * refuse the command. */
 static bool
 session_qmp_lost(const struct qmp_error *err)
 {
-	return err != NULL && strcmp(err->class, QMP_ERR_DISCONNECTED) == 0;
+	return err != NULL && (strcmp(err->class, QMP_ERR_DISCONNECTED) == 0 ||
+	    strcmp(err->class, QMP_ERR_PROTOCOL) == 0);
 }
 
 /* --- QMP events: one table, as libvirt's eventHandlers[] ------------------ */
@@ -518,8 +548,17 @@ session_closed(struct qmp *qmp, const char *why, void *arg)
 		session_give_up_adopting(s, "QEMU's monitor closed while the guest was being adopted (%s)", why);
 		return;
 	}
-	/* A QEMU without its monitor is on its way out, or must be; its exit
-	 * status (session_child) says why the start failed. */
+	/* What QEMU sent cannot be trusted to go on with: that is the cause,
+	 * not how QEMU ends after it. */
+	if (qmp_closed_on_protocol_error(qmp)) {
+		session_fail(s, "QEMU's monitor sent what vfio cannot accept (%s); stopping QEMU", why);
+		return;
+	}
+	/* A QEMU without its monitor is on its way out, or must be: its exit
+	 * status says why (session_child), or, when it has to be killed, the
+	 * monitor does. */
+	free(s->monitor_lost);
+	s->monitor_lost = xstrdup(why);
 	session_arm(s, &s->kill_timer, SESSION_KILL_TIMEOUT_S, session_kill_timeout);
 }
 
@@ -544,7 +583,7 @@ session_usb_start(struct session *s)
 		.base = s->base, .qmp = s->qmp, .devs = &s->devs, .journal = &s->j,
 		.uid = s->user.drop ? (int)s->user.uid : -1, .gid = s->user.drop ? (int)s->user.gid : -1,
 		.re = s->opts->usb_re_set ? &s->opts->usb_re : NULL, .plan = s->plan,
-		.changed = session_usb_changed, .arg = s,
+		.changed = session_usb_changed, .arg = s, .guest = s->name,
 	};
 	s->usb = usbwatch_new(&env);
 	struct verr err = { 0 };
@@ -792,29 +831,105 @@ static const struct qmp_callbacks session_qmp_callbacks = {
 
 /* Each change through the journal: prepare, "begin" (fsync'd), apply (in a
  * child with its deadline when it may block, so a driver stuck in the kernel
- * cannot hang us), "done". A failure leaves the rest to teardown. */
-static int
-session_apply_changes(struct session *s)
+ * cannot hang us), "done"; one after the other, from the loop, so a signal
+ * stops the preparation at once (session_signal). A failure leaves the rest
+ * to teardown. */
+static void session_prepare_next(struct session *s);
+
+static void
+session_prepared(const struct journal_result *res, void *arg)
 {
-	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
-	size_t i;
-	json_t *c;
-	json_array_foreach(s->plan->host_changes, i, c) {
-		struct verr err = { 0 };
-		size_t idx;
-		int r = journal_apply(&s->j, c, &o, &idx, &err);
-		if (r < 0) {
-			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"),
-			    change_str(c, "target"), err.msg);
+	struct session *s = arg;
+	s->prep_job = NULL;
+	const json_t *c = json_array_get(s->plan->host_changes, s->next_change);
+	if (res->code < 0) {
+		if (s->failure == NULL) {
+			s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"), change_str(c, "target"),
+			    res->err.msg);
 			log_error("%s", s->failure);
-			return r;
 		}
-		if (err.msg[0] != '\0')
-			log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
-		log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
-		session_status(s);
+		event_base_loopbreak(s->base);
+		return;
+	}
+	if (res->err.msg[0] != '\0')
+		log_info("%s %s: %s", change_str(c, "action"), change_str(c, "target"), res->err.msg);
+	log_info("host: %s %s", change_str(c, "action"), change_str(c, "target"));
+	session_status(s);
+	s->next_change++;
+	session_prepare_next(s);
+}
+
+static void
+session_prepare_next(struct session *s)
+{
+	if (s->failure != NULL) {
+		event_base_loopbreak(s->base);
+		return;
+	}
+	if (s->next_change >= json_array_size(s->plan->host_changes)) {
+		if (session_check_nodes(s) == 0 && session_spawn(s) == 0)
+			session_control_open(s);
+		else
+			event_base_loopbreak(s->base);
+		return;
+	}
+	struct journal_apply_opts o = { .bindtimeout_ms = s->opts->bindtimeout_s * 1000 };
+	struct verr err = { 0 };
+	s->prep_job = journal_apply_start(&s->j, s->base, json_array_get(s->plan->host_changes, s->next_change), &o,
+	    session_prepared, s, &err);
+	if (s->prep_job == NULL) {
+		const json_t *c = json_array_get(s->plan->host_changes, s->next_change);
+		s->failure = xasprintf("cannot %s %s: %s", change_str(c, "action"), change_str(c, "target"), err.msg);
+		log_error("%s", s->failure);
+		event_base_loopbreak(s->base);
+	}
+}
+
+static void
+session_prepare_first(evutil_socket_t fd, short events, void *arg)
+{
+	session_prepare_next(arg);
+}
+
+/* As QEMU's user (asuser.h): can it read and write every node the plan
+ * says QEMU opens? */
+static int
+session_nodes_open(void *arg, struct verr *err)
+{
+	const struct strv *nodes = arg;
+	for (size_t i = 0; i < nodes->n; i++) {
+		char path[PATH_MAX];
+		if (host_path(path, sizeof(path), "%s", nodes->v[i]) == NULL)
+			continue;
+		if (access(path, R_OK | W_OK) < 0 && errno != ENOENT) {
+			int e = errno;
+			struct stat st;
+			if (stat(path, &st) == 0)
+				return verr_set(err, -e, "%s (owner %u:%u, mode %04o): %s", nodes->v[i], (unsigned)st.st_uid,
+				    (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), strerror(e));
+			return verr_set(err, -e, "%s: %s", nodes->v[i], strerror(e));
+		}
 	}
 	return 0;
+}
+
+/* After the host changes, before QEMU: a device node its user still
+ * cannot open (changed since the plan looked, an ACL, a udev rule that
+ * put it back) is named here, with the fix, instead of a QEMU that dies. */
+static int
+session_check_nodes(struct session *s)
+{
+	if (!s->user.drop || s->plan->qemu_nodes.n == 0)
+		return 0;
+	struct verr err = { 0 };
+	int r = asuser_run(s->user.uid, s->user.gid, session_nodes_open, (void *)&s->plan->qemu_nodes, &err);
+	if (r < 0) {
+		s->failure = xasprintf("QEMU's user %s (uid %u) cannot open the device node %s; let it read and "
+		    "write the node (chown %u, or a udev rule for it) or give -user NAME of a user who can, and run "
+		    "again", s->user.name, (unsigned)s->user.uid, err.msg, (unsigned)s->user.uid);
+		log_error("%s", s->failure);
+	}
+	return r;
 }
 
 /* QEMU's binary, before any host change: a missing one changes nothing. */
@@ -987,6 +1102,23 @@ session_control_open(struct session *s)
 		log_warnx("%s; the guest runs without it (vfioctl cannot reach it)", err.msg);
 }
 
+/* QEMU's user before the first change: vfio's own is created when the plan
+ * says so (qemuuser.h: the one change no run gives back), and gets its
+ * directory for sockets in the runtime directory. */
+static int
+session_qemu_user(struct session *s, struct verr *err)
+{
+	const struct plan_user *u = &s->plan->qemu_user;
+	if (u->create && s->user.drop) {
+		log_info("creating the system user %s (uid %d) for QEMU; it stays for later runs", u->name, u->uid);
+		int r = qemuuser_create(u->uid, err);
+		if (r < 0)
+			return r;
+	}
+	return rundir_make_qemu_dir(&s->rd, s->user.drop ? (int)s->user.uid : -1,
+	    s->user.drop ? (int)s->user.gid : -1, err);
+}
+
 /* Everything before the first change: a refusal here changes nothing. */
 static int
 session_validate(struct session *s)
@@ -1131,6 +1263,7 @@ session_free(struct session *s)
 	}
 	free(s->qemu_path);
 	free(s->failure);
+	free(s->monitor_lost);
 	if (s->base)
 		event_base_free(s->base);
 }
@@ -1171,15 +1304,7 @@ session_adopt_devices(struct qmp *qmp, const json_t *ret, const struct qmp_error
 		    err != NULL ? err->desc : "not a list");
 		return;
 	}
-	json_t *present = json_object();
-	size_t i;
-	json_t *p;
-	json_array_foreach(ret, i, p) {
-		const char *name = json_string_value(json_object_get(p, "name"));
-		const char *type = json_string_value(json_object_get(p, "type"));
-		if (name != NULL && type != NULL && str_startswith(type, "child<"))
-			json_object_set_new(present, name, json_true());
-	}
+	json_t *present = devices_peripheral_ids(ret);
 	json_t *gone = json_object();
 	const char *id;
 	json_t *rec;
@@ -1216,7 +1341,7 @@ session_adopt_devices(struct qmp *qmp, const json_t *ret, const struct qmp_error
 static void
 session_adopt_read_back(struct session *s)
 {
-	if (qmp_send(s->qmp, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1,
+	if (qmp_send(s->qmp, "qom-list", json_pack("{s:s}", "path", DEVICES_PERIPHERAL), -1,
 	    SESSION_CMD_TIMEOUT_MS, session_adopt_devices, s) < 0)
 		session_give_up_adopting(s, "QEMU's monitor closed while the guest was being adopted");
 }
@@ -1229,6 +1354,7 @@ session_adopt(struct session *s)
 {
 	struct verr err = { 0 };
 	s->qemu_pid = s->j.qemu_pid;
+	spawn_user_free(&s->user);    /* the running QEMU's user is the one it was started as */
 	if (adopt_run_load(s->j.run, &s->adopted_opts, &s->adopted_plan, &s->user, &err) < 0) {
 		log_error("%s; `vfio -restore %s` stops the guest and puts the host back", err.msg, s->name);
 		return -EINVAL;
@@ -1334,10 +1460,13 @@ session_start(struct session *s)
 	s->devs.journal = &s->j;
 	s->devs.release = release_device;
 	session_set_state(s, SESSION_PREPARING);
-	if (session_apply_changes(s) == 0 && session_spawn(s) == 0) {
-		session_control_open(s);
-		event_base_dispatch(s->base);
-	}
+	/* The preparation runs in the loop (session_prepare_next), which goes
+	 * on to start QEMU and serve it. */
+	if (event_base_once(s->base, -1, EV_TIMEOUT, session_prepare_first, s, NULL) < 0)
+		fatalx("cannot schedule the host's preparation");
+	event_base_dispatch(s->base);
+	journal_job_cancel(s->prep_job);
+	s->prep_job = NULL;
 }
 
 /* QEMU must be gone before anything goes back to the host. */
@@ -1376,10 +1505,7 @@ session_run(const struct options *opts, const struct plan *plan)
 	struct verr err = { 0 };
 	int status = SESSION_EXIT_REFUSED;
 
-	if (spawn_user_resolve(&s.user, opts, &err) < 0) {
-		log_error("%s", err.msg);
-		goto out;
-	}
+	spawn_user_from_plan(&s.user, &plan->qemu_user);
 	/* A guest to adopt runs as it was started: the plan's problems are
 	 * its next start's. Anything else is refused here, changing nothing. */
 	struct opt_running probe;
@@ -1434,7 +1560,11 @@ session_run(const struct options *opts, const struct plan *plan)
 				goto out;
 			}
 		}
-		if (session_find_qemu(&s) < 0) {
+		/* Before the first change: a missing QEMU or a user that cannot
+		 * be made changes nothing. */
+		if (session_find_qemu(&s) < 0 || session_qemu_user(&s, &err) < 0) {
+			if (err.msg[0] != '\0')
+				log_error("%s", err.msg);
 			journal_close(&s.j);
 			rundir_remove(&s.rd, NULL);
 			status = SESSION_EXIT_REFUSED;

@@ -23,55 +23,25 @@
 #include "vfioenv.h"
 
 
-int
-spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err)
+void
+spawn_user_from_plan(struct spawn_user *u, const struct plan_user *pu)
 {
 	memset(u, 0, sizeof(*u));
-	if (geteuid() != 0)
-		return 0;
-	if (opts->user != NULL && *opts->user != '\0') {
-		struct passwd *pw = getpwnam(opts->user);
-		if (pw == NULL)
-			return verr_set(err, -ENOENT, "-user %s: there is no such user; give an existing "
-			    "user name for QEMU to run as", opts->user);
-		u->uid = pw->pw_uid;
-		u->gid = pw->pw_gid;
-		u->name = xstrdup(opts->user);
-	} else {
-		const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
-		if (su == NULL || sg == NULL || *su == '\0' || *sg == '\0')
-			return 0;
-		char *end1, *end2;
-		long uid = strtol(su, &end1, 10), gid = strtol(sg, &end2, 10);
-		if (*end1 != '\0' || *end2 != '\0' || uid < 0 || gid < 0)
-			return verr_set(err, -EINVAL, "SUDO_UID=%s / SUDO_GID=%s are not numbers; "
-			    "unset them or give -user NAME", su, sg);
-		u->uid = (uid_t)uid;
-		u->gid = (gid_t)gid;
-		struct passwd *pw = getpwuid(u->uid);
-		u->name = pw ? xstrdup(pw->pw_name) : xasprintf("uid %ld", uid);
-	}
-	if (u->uid == 0)
-		return 0;       /* root stays root: nothing to drop */
+	/* Only root switches users; the plan said who QEMU is. */
+	if (geteuid() != 0 || pu->name == NULL || pu->uid <= 0)
+		return;
 	u->drop = true;
-	struct passwd *pw = getpwuid(u->uid);
-	if (pw != NULL) {
-		int n = 32;
-		u->groups = xreallocarray(NULL, (size_t)n, sizeof(gid_t));
-		if (getgrouplist(pw->pw_name, u->gid, u->groups, &n) < 0) {
-			u->groups = xreallocarray(u->groups, (size_t)n, sizeof(gid_t));
-			if (getgrouplist(pw->pw_name, u->gid, u->groups, &n) < 0)
-				n = 0;
-		}
-		u->n_groups = (size_t)n;
+	u->uid = (uid_t)pu->uid;
+	u->gid = (gid_t)pu->gid;
+	u->name = xstrdup(pu->name);
+	/* Its primary group and the supplementary groups the plan counted on,
+	 * nothing else. */
+	u->groups = xreallocarray(NULL, pu->n_groups + 1, sizeof(gid_t));
+	u->groups[u->n_groups++] = u->gid;
+	for (size_t i = 0; i < pu->n_groups; i++) {
+		if ((gid_t)pu->groups[i] != u->gid)
+			u->groups[u->n_groups++] = (gid_t)pu->groups[i];
 	}
-	if (u->n_groups == 0) {
-		free(u->groups);
-		u->groups = xmalloc(sizeof(gid_t));
-		u->groups[0] = u->gid;
-		u->n_groups = 1;
-	}
-	return 0;
 }
 
 void

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "options.h"
+#include "plan.h"
 #include "util.h"
 #include "verr.h"
 
@@ -25,9 +26,9 @@ struct spawn_user {
 	char *name;              /* for messages */
 };
 
-/* -user NAME, else SUDO_UID/SUDO_GID, else nobody to drop to. Only root can
- * switch users: otherwise drop stays false. */
-int spawn_user_resolve(struct spawn_user *u, const struct options *opts, struct verr *err);
+/* The plan's user (plan->qemu_user) when this process is root and it is
+ * someone else; else drop stays false. */
+void spawn_user_from_plan(struct spawn_user *u, const struct plan_user *pu);
 void spawn_user_free(struct spawn_user *u);
 
 /* The file to execute for the plan's argv[0] ($VFIO_QEMU or

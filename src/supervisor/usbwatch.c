@@ -29,7 +29,7 @@
 #include "snapshot.h"
 #include "util.h"
 
-#define USBWATCH_CMD_TIMEOUT_MS 30000
+#define USBWATCH_CMD_TIMEOUT_MS devices_cmd_timeout_ms()
 /* Room for a burst (a hub with dozens of devices) while the loop is busy. */
 #define USBWATCH_RCVBUF (8 * 1024 * 1024)
 
@@ -314,6 +314,29 @@ uw_chown_node(struct usbwatch *uw, const struct uw_entry *e, struct verr *err)
 	return r;
 }
 
+static void uw_attach_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg);
+
+/* device_add timed out: QEMU has it and may still attach the device, so
+ * what it has decides (devices_probe()). When it does not answer at all,
+ * the device counts as attached: its id is not reused, and unplugging it
+ * device_dels it. */
+static void
+uw_attach_found(enum devices_found found, const char *why, void *arg)
+{
+	struct uw_req *r = arg;
+	if (found == DEVICES_ABSENT) {
+		uw_attach_reply(NULL, NULL, &(struct qmp_error){ .class = "GenericError",
+		    .desc = "it did not answer device_add in time, and then had no such device" }, r);
+		return;
+	}
+	if (found == DEVICES_UNKNOWN && r->e != NULL)
+		log_warnx("QEMU does not answer (device_add %s, then qom-list: %s): it may still attach it; "
+		    "it counts as attached", r->e->id, why ? why : "no answer");
+	else if (r->e != NULL)
+		log_warnx("QEMU answered device_add %s late: it has the device", r->e->id);
+	uw_attach_reply(NULL, NULL, NULL, r);
+}
+
 static void
 uw_attach_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err, void *arg)
 {
@@ -322,6 +345,10 @@ uw_attach_reply(struct qmp *qmp, const json_t *ret, const struct qmp_error *err,
 	struct uw_entry *e = r->e;
 	if (uw == NULL || e == NULL) {
 		uw_req_free(r);
+		return;
+	}
+	if (err != NULL && strcmp(err->class, QMP_ERR_TIMEOUT) == 0) {
+		devices_probe(uw->env.qmp, e->id, uw_attach_found, r);
 		return;
 	}
 	if (err != NULL) {
@@ -510,6 +537,16 @@ uw_wanted(struct usbwatch *uw, const regex_t *re, const struct usb_device *dev)
 	if (uw_controller_passed(uw, dev->controller)) {
 		log_warnx("-usb: %s (port %s) is behind controller %s, which -pci passes through whole; "
 		    "it goes with it", dev->line, dev->sysname, dev->controller);
+		return false;
+	}
+	/* Another guest's device stays with it (the rulebook's one rule). */
+	struct host_snapshot claims = { 0 };
+	struct verr err = { 0 };
+	snapshot_claims_read(&claims);
+	int r = passthrough_usb_free(&claims, uw->env.guest, dev, &err);
+	free(claims.claims);
+	if (r < 0) {
+		log_warnx("usb: %s", err.msg);
 		return false;
 	}
 	return true;

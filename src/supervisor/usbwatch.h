@@ -37,6 +37,7 @@ struct usbwatch_env {
 	                              * (controllers passed whole) */
 	void (*changed)(void *arg);  /* something was attached or removed: status.json is stale */
 	void *arg;
+	const char *guest;           /* this guest's name: devices other guests have are refused */
 };
 
 /* Copies env. Nothing happens until usbwatch_start(). */

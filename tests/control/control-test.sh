@@ -278,6 +278,39 @@ net-add-refused-by-qemu-rolls-back)
 	expect_not_in "$T/vout" nic1
 	stop
 	;;
+net-add-answered-late-leaves-no-duplicate-id)
+	# QEMU takes longer than the supervisor waits for netdev_add (1.5 s
+	# against a 1 s bound, as a QEMU stopped for a while): it makes net1
+	# later. The reply comes once QEMU has been asked what it has: net1
+	# is removed again, and the next net add does not fail with
+	# "Duplicate ID 'net1'".
+	scenario '{"commands": [{"command": "netdev_add", "nth": 2, "delay_ms": 1500}]}'
+	VFIO_TEST_QMP_TIMEOUT_MS=1000 start
+	ctl_err "$NAME" net add user
+	expect_in "$T/verr" "QEMU did not answer netdev_add net1 in time"
+	expect_in "$T/verr" "QEMU made the network backend net1 late, and it was removed again"
+	ctl_ok "$NAME" net add user
+	expect_in "$T/vout" "attached (virtio-net-pci"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	;;
+pci-add-answered-late-is-not-given-back-under-qemu)
+	# device_add of a hot-added PCI device answers after the supervisor
+	# stopped waiting: QEMU attached it after all, so it must stay on
+	# vfio-pci and in the guest's list, not go back to nvme under QEMU.
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	scenario '{"commands": [{"command": "device_add", "nth": 2, "delay_ms": 1500}]}'
+	LD_PRELOAD=$DRVCORE VFIO_TEST_QMP_TIMEOUT_MS=1000 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	expect_in "$T/vout" "hostdev-0000-02-00-0 attached"
+	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "0000:02:00.0 went back to $(driver_of 0000:02:00.0) while QEMU has it"
+	ctl_ok "$NAME" status -json
+	expect_in "$T/vout" hostdev-0000-02-00-0
+	expect_in "$T/out" "QEMU answered device_add hostdev-0000-02-00-0 late: it has the device"
+	stop
+	[ $rc -eq 0 ] || fail "exit $rc"
+	[ "$(driver_of 0000:02:00.0)" = nvme ] || fail "not on nvme after the run"
+	;;
 net-del-removes-nic-and-backend)
 	start
 	ctl_ok "$NAME" net add user

@@ -86,6 +86,7 @@ def group_refusal(msg):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o1777)   # the fake QEMU runs as QEMU's user (vfio-qemu) and writes its records here
         host = os.path.join(tmp, "host")
         subprocess.run([sys.executable, MKHOST, "--preset", "desktop", host], check=True, stdout=subprocess.DEVNULL)
         env = {k: v for k, v in os.environ.items() if k not in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "DISPLAY",

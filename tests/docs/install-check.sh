@@ -2,7 +2,8 @@
 # A staged install (meson install --destdir) holds everything a package
 # needs: the vfio and vfioctl binaries, both man pages
 # (rendered roff), the bash completion under both command names, and the
-# systemd unit whose ExecStart names the installed vfio.
+# systemd unit whose ExecStart names the installed vfio, and the sysusers.d
+# file for vfio's own user for QEMU.
 set -u
 : "${VFIO_BUILDDIR:?VFIO_BUILDDIR is the build directory}"
 tmp=$(mktemp -d) || exit 1
@@ -75,6 +76,21 @@ if [ -n "$found" ]; then
 			echo "FAIL: systemd-analyze verify complains about vfio@.service:"; echo "$out"; failed=1
 		else
 			echo "ok: systemd-analyze verify accepts vfio@.service"
+		fi
+	fi
+fi
+
+expect "sysusers.d entry for vfio-qemu" "*/sysusers.d/vfio.conf"
+if [ -n "$found" ]; then
+	grep -q '^u vfio-qemu - ' "$stage$found" || { echo "FAIL: $found does not make the user vfio-qemu"; failed=1; }
+	if command -v systemd-sysusers >/dev/null 2>&1; then
+		# What systemd-sysusers would do with it, on an empty root.
+		mkdir -p "$tmp/sysroot/etc"
+		if systemd-sysusers --root="$tmp/sysroot" "$stage$found" >"$tmp/sysusers.log" 2>&1 &&
+		    grep -q '^vfio-qemu:' "$tmp/sysroot/etc/passwd"; then
+			echo "ok: systemd-sysusers makes vfio-qemu from it"
+		else
+			echo "FAIL: systemd-sysusers does not make vfio-qemu from $found:"; cat "$tmp/sysusers.log"; failed=1
 		fi
 	fi
 fi

@@ -206,6 +206,32 @@ class Qemu:
         self.stderr.close()
 
 
+def fixture_host(tmp, gdir, **spec):
+    """A small fixture host root in tmp/host (tests/fixtures/mkhost.py: two
+    cores, no KVM, plus spec) where the guest's kernel and initrd are at
+    their real paths too: the snapshot checks the files the user names under
+    the host root, QEMU opens them at the real path. Returns its path."""
+    host = os.path.join(tmp, "host")
+    path = os.path.join(tmp, "spec.json")
+    with open(path, "w") as f:
+        json.dump(dict({"cpus": {"cores": 2, "threads": 1}, "mem_kib": 4096000, "mem_available_kib": 3000000,
+                        "kvm": False}, **spec), f)
+    subprocess.run([sys.executable, os.environ["MKHOST"], "--spec", path, host], check=True)
+    inroot = os.path.join(host, gdir.lstrip("/"))
+    os.makedirs(inroot)
+    for name in ("vmlinuz", "initrd.img"):
+        os.symlink(os.path.join(gdir, name), os.path.join(inroot, name))
+    return host
+
+
+def fail_run(msg, out=""):
+    """A failed run of vfio: the reason, then what vfio said; exit 1."""
+    print("FAIL: " + msg)
+    if out:
+        print("--- vfio output:\n" + out)
+    sys.exit(1)
+
+
 def main(test):
     """Run test(gdir) with the guest built; a Failure prints and exits 1."""
     gdir = guest_dir()

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import glob
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -152,6 +153,37 @@ def passthrough_at_start(c):
         pid = sup.qemu_pid()
         if hostlib.uid_of(pid) != NOBODY:
             fail(f"QEMU runs as uid {hostlib.uid_of(pid)}, want nobody ({NOBODY})")
+        expect_holds(pid, node, f"IOMMU group {g}")
+        expect_in_guest(sup, a)
+    c.quit(sup)
+    c.same_state(before, "after quit")
+
+
+def passthrough_as_vfios_own_user(c):
+    """As root with nobody behind it (no sudo, no -user), QEMU runs as vfio's
+    own user (created first when the host lacks it), under seccomp, and holds
+    its group's node, given to that user while the guest runs; quit restores."""
+    a, g = c.layout.addr["a"], c.layout.group["a"]
+    before = hostlib.state()
+    base = c.tools.base_args
+    i = base.index("-user")
+    c.tools.base_args = base[:i] + base[i + 2:]
+    try:
+        sup = c.start("-pci", hostlib.regex_of(a))
+    finally:
+        c.tools.base_args = base
+    with c.step("check QEMU's user, its sandbox and the group node"):
+        uid = pwd.getpwnam("vfio-qemu").pw_uid
+        pid = sup.qemu_pid()
+        if uid == 0 or hostlib.uid_of(pid) != uid:
+            fail(f"QEMU runs as uid {hostlib.uid_of(pid)}, want vfio-qemu ({uid})")
+        seccomp = [l.split()[1] for l in hostlib.read(f"/proc/{pid}/status", "").splitlines()
+                   if l.startswith("Seccomp:")]
+        if seccomp != ["2"]:
+            fail(f"QEMU's Seccomp is {seccomp}, want 2 (its -sandbox filter)")
+        node = f"/dev/vfio/{g}"
+        if os.stat(node).st_uid != uid:
+            fail(f"{node} is owned by uid {os.stat(node).st_uid}, want vfio-qemu ({uid})")
         expect_holds(pid, node, f"IOMMU group {g}")
         expect_in_guest(sup, a)
     c.quit(sup)
@@ -732,6 +764,7 @@ def pci_add_without_interrupt_remapping_refused(c):
 SCENARIOS = {
     "intremap": [
         ("passthrough-at-start", passthrough_at_start),
+        ("passthrough-as-vfios-own-user", passthrough_as_vfios_own_user),
         ("pci-add-mid-session", pci_add_mid_session),
         ("half-group-refused", half_group_refused),
         ("quit-gives-every-device-back", quit_gives_every_device_back),

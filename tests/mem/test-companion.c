@@ -383,7 +383,7 @@ swtpm_starts_with_its_socket_and_state_kept_across_runs(void **state)
 	struct fx *fx = *state;
 	char *fake = xasprintf("%s/swtpm", fx->bin);
 	setenv("VFIO_SWTPM", fake, 1);
-	json_t *c = tpm_change("test", "/run/vfio/test", 0, 0), *saved = NULL;
+	json_t *c = tpm_change("test", "/run/vfio/test", "/run/vfio/test/swtpm.sock", 0, 0), *saved = NULL;
 	const struct change_ops *o = change_find("companion-start");
 	struct verr err = { 0 };
 	for (int run = 0; run < 2; run++) {
@@ -426,7 +426,7 @@ swtpm_that_exits_at_once_fails_the_start_with_its_message(void **state)
 	struct fx *fx = *state;
 	char *fake = xasprintf("%s/broken-swtpm", fx->bin);
 	setenv("VFIO_SWTPM", fake, 1);
-	json_t *c = tpm_change("test", "/run/vfio/test", 0, 0), *saved = NULL;
+	json_t *c = tpm_change("test", "/run/vfio/test", "/run/vfio/test/swtpm.sock", 0, 0), *saved = NULL;
 	const struct change_ops *o = change_find("companion-start");
 	struct verr err = { 0 };
 	assert_int_equal(o->prepare(c, &saved, &err), 0);
@@ -446,7 +446,7 @@ the_real_swtpm_starts_and_stops(void **state)
 	if (access("/usr/bin/swtpm", X_OK) != 0)
 		skip();
 	unsetenv("VFIO_SWTPM");
-	json_t *c = tpm_change("test", "/run/vfio/test", 0, 0), *saved = NULL;
+	json_t *c = tpm_change("test", "/run/vfio/test", "/run/vfio/test/swtpm.sock", 0, 0), *saved = NULL;
 	const struct change_ops *o = change_find("companion-start");
 	struct verr err = { 0 };
 	if (o->prepare(c, &saved, &err) < 0 || o->apply(c, saved, &err) < 0)

@@ -65,7 +65,7 @@ def run_case(tmp, root, name, args):
         raise RuntimeError("plan errors: %s" % plan["errors"])
     # The session makes /run/vfio/NAME under the host root, where the plan
     # points QEMU's sockets; here the test makes it.
-    os.makedirs(os.path.join(root, "run/vfio/qtest"), exist_ok=True)
+    os.makedirs(os.path.join(root, "run/vfio/qtest/qemu"), exist_ok=True)
     argv = [a.replace("/dev/shm/looking-glass", tmp + "/lg") for a in plan["argv"]]
     argv[0] = QEMU
     # As the supervisor's spawn does: QEMU's monitor and console listen on

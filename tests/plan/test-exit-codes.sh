@@ -6,6 +6,7 @@
 set -u
 : "${VFIO:?VFIO is the vfio binary}" "${MKHOST:?}"
 tmp=$(mktemp -d) || exit 1
+chmod 755 "$tmp"   # QEMU is asked what it offers as its own user (vfio-qemu, uid 999)
 trap 'rm -rf "$tmp"' EXIT
 python3 "$MKHOST" --preset desktop "$tmp/desktop" >/dev/null || exit 1
 python3 "$MKHOST" --preset iommu-off "$tmp/off" >/dev/null || exit 1
@@ -100,18 +101,23 @@ if command -v script >/dev/null 2>&1; then
 	if grep -q "$(printf '\033')" "$tmp/tty"; then echo "FAIL: colour despite -nocolor"; failed=1; fi
 fi
 
-# -hostaudio asks QEMU for its audio drivers: PipeWire when it has it, else pa.
+# -hostaudio asks QEMU for its audio drivers: PipeWire when it has it, else
+# pa; the sound server is QEMU's user's (here -user nobody's).
 printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\npipewire\\n"\n' >"$tmp/qemu-pw"
 printf '#!/bin/sh\nprintf "Available audio drivers:\\nnone\\npa\\n"\n' >"$tmp/qemu-pa"
 chmod +x "$tmp/qemu-pw" "$tmp/qemu-pa"
-mkdir -p "$d/run/user/0"
-python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/run/user/0/pipewire-0"
-VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pw "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
-grep -q -- "-audiodev pipewire,id=snd0" "$tmp/out" || { echo "FAIL: no pipewire audiodev"; failed=1; }
-VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pa "$VFIO" -hostaudio -nonet >"$tmp/out" 2>&1
-grep -q -- "-audiodev pa,id=snd0,server=unix:$d/run/user/0/pulse/native" "$tmp/out" ||
-	{ echo "FAIL: no pa audiodev on root's pulse socket"; cat "$tmp/out"; failed=1; }
-rm -f "$d/run/user/0/pipewire-0"
+nobody=$(id -u nobody)
+mkdir -p "$d/run/user/$nobody"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/run/user/$nobody/pipewire-0"
+VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pw "$VFIO" -hostaudio -nonet -user nobody >"$tmp/out" 2>&1
+grep -q -- "-audiodev pipewire,id=snd0" "$tmp/out" || { echo "FAIL: no pipewire audiodev"; cat "$tmp/out"; failed=1; }
+VFIO_HOST_ROOT=$d VFIO_QEMU=$tmp/qemu-pa "$VFIO" -hostaudio -nonet -user nobody >"$tmp/out" 2>&1
+grep -q -- "-audiodev pa,id=snd0,server=unix:$d/run/user/$nobody/pulse/native" "$tmp/out" ||
+	{ echo "FAIL: no pa audiodev on the user's pulse socket"; cat "$tmp/out"; failed=1; }
+rm -f "$d/run/user/$nobody/pipewire-0"
+# As root with nobody behind it, QEMU is vfio's own user, who has no sound server.
+VFIO_QEMU=$tmp/qemu-pa expect 1 "$d" "-hostaudio: QEMU runs as vfio's own user vfio-qemu, which has no sound server" -- \
+	-hostaudio -nonet
 
 # -run refuses with a plan error, and without the session area says so.
 expect 1 "$d" "no such file" -- -run -image /nonexistent.img

@@ -819,7 +819,7 @@ test_spice_viewer_is_for_the_user_after_cont(void **state)
 	assert_int_equal(json_integer_value(json_object_get(args, "gid")), 1001);
 	json_t *argv = json_object_get(args, "argv");
 	assert_string_equal(json_string_value(json_array_get(argv, 0)), "remote-viewer");
-	assert_string_equal(json_string_value(json_array_get(argv, 1)), "spice+unix:///run/vfio/win/spice.sock");
+	assert_string_equal(json_string_value(json_array_get(argv, 1)), "spice+unix:///run/vfio/win/qemu/spice.sock");
 	assert_string_equal(json_string_value(json_array_get(json_object_get(args, "env"), 0)), "DISPLAY=:0");
 	size_t i;
 	json_t *c;
@@ -855,13 +855,13 @@ test_spice_and_looking_glass(void **state)
 	struct options o;
 	host_desktop(&h);
 	PLAN(&h, p, o, "-spice", "-qemu-agent", "-name", "win");
-	assert_string_equal(arg_after(&p, "-spice"), "unix=on,addr=/run/vfio/win/spice.sock,disable-ticketing=on");
+	assert_string_equal(arg_after(&p, "-spice"), "unix=on,addr=/run/vfio/win/qemu/spice.sock,disable-ticketing=on");
 	assert_true(has_arg(&p, "qxl-vga,id=video0"));
 	assert_true(has_arg(&p, "qemu-xhci,id=xhci"));
 	assert_int_equal(count_prefixed(&p, "usb-redir,"), 4);
 	assert_true(has_arg(&p, "virtserialport,bus=vserial.0,chardev=vdagent,name=com.redhat.spice.0"));
 	assert_true(has_arg(&p, "virtserialport,bus=vserial.0,chardev=qga0,name=org.qemu.guest_agent.0"));
-	assert_true(has_arg(&p, "socket,id=qga0,path=/run/vfio/win/qga.sock,server=on,wait=off"));
+	assert_true(has_arg(&p, "socket,id=qga0,path=/run/vfio/win/qemu/qga.sock,server=on,wait=off"));
 	assert_int_equal(count_prefixed(&p, "virtio-serial-pci"), 1);
 	done(&p, &o);
 	PLAN(&h, p, o, "-lg", "-pci", "NVIDIA");
@@ -1748,9 +1748,9 @@ test_tpm_starts_swtpm_with_state_kept_per_guest(void **state)
 	assert_string_equal(json_string_value(json_object_get(ch, "target")), "swtpm");
 	json_t *args = json_object_get(ch, "args");
 	assert_string_equal(json_string_value(json_object_get(args, "statedir")), "/var/lib/vfio/w11/tpm");
-	assert_string_equal(json_string_value(json_object_get(args, "wait_path")), "/run/vfio/w11/swtpm.sock");
+	assert_string_equal(json_string_value(json_object_get(args, "wait_path")), "/run/vfio/w11/qemu/swtpm.sock");
 	assert_string_equal(arg_after(&p, "-tpmdev"), "emulator,id=tpm0,chardev=chrtpm");
-	assert_true(has_arg(&p, "socket,id=chrtpm,path=/run/vfio/w11/swtpm.sock"));
+	assert_true(has_arg(&p, "socket,id=chrtpm,path=/run/vfio/w11/qemu/swtpm.sock"));
 	done(&p, &o);
 }
 

@@ -25,8 +25,10 @@ trap 'umount "$MODDIR" 2>/dev/null; rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/out" ] && cat "$T/out" >&2; exit 1; }
 
 python3 "$MKHOST" --preset desktop "$T/host" > /dev/null || fail "mkhost"
-mkdir -p "$T/host/run/user/0/pulse"
-python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/host/run/user/0/pulse/native"
+# The sound server is QEMU's user's: -user nobody's below.
+nobody=$(id -u nobody)
+mkdir -p "$T/host/run/user/$nobody/pulse"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/host/run/user/$nobody/pulse/native"
 export VFIO_HOST_ROOT=$T/host NO_COLOR=1
 unset VFIO_QEMU SUDO_UID SUDO_GID
 
@@ -37,13 +39,13 @@ mv "$T/mods/audio-pa.so" "$T/audio-pa.so"
 mount --bind "$T/mods" "$MODDIR" || fail "bind mount"
 
 before=$(find "$T/host" -path "$T/host/var/cache/vfio" -prune -o -print | sort | md5sum)
-"$VFIO" -hostaudio -nonet > "$T/out" 2>&1
+"$VFIO" -hostaudio -nonet -user nobody > "$T/out" 2>&1
 rc=$?
 [ $rc -eq 1 ] || fail "exit status $rc, want 1"
 grep -qF "has no audio driver 'pa': its module audio-pa is not installed" "$T/out" || fail "no module error"
 grep -qF "apt install qemu-system-gui" "$T/out" || fail "the package is not named"
 # -run refuses before touching the host
-"$VFIO" -run -hostaudio -nonet > "$T/out" 2>&1
+"$VFIO" -run -hostaudio -nonet -user nobody > "$T/out" 2>&1
 rc=$?
 [ $rc -eq 1 ] || fail "-run exit status $rc, want 1"
 [ ! -e "$T/host/run/vfio" ] || fail "-run made its runtime directory"
@@ -54,7 +56,7 @@ ls "$T/host/var/cache/vfio/qemu/"*.json > /dev/null 2>&1 || fail "no capability 
 # Installing the module changes its directory: the cache is stale.
 cp -a "$T/audio-pa.so" "$T/mods/"
 [ -f "$MODDIR/audio-pa.so" ] || fail "could not put the module back"
-"$VFIO" -hostaudio -nonet > "$T/out" 2>&1
+"$VFIO" -hostaudio -nonet -user nobody > "$T/out" 2>&1
 rc=$?
 [ $rc -eq 0 ] || fail "with the module: exit status $rc, want 0"
 grep -qF -- "-audiodev pa,id=snd0" "$T/out" || fail "no pa audiodev"

@@ -9,13 +9,18 @@
  *
  * PLAN.json: {"argv": [...], "qmp": [...], "host_changes": [...], "viewers": [...],
  *             "errors": ["..."], "n_root_ports": N, "memory_mib": M,
- *             "console_tty": false, "has_xhci": false, "has_disk_image": false}
+ *             "console_tty": false, "has_xhci": false, "has_disk_image": false,
+ *             "qemu_user": {"name": "vfio-qemu", "uid": 999, "gid": 999, "create": true},
+ *             "qemu_nodes": ["/dev/vfio/11"]}
+ * Without "qemu_user", QEMU's user is -user NAME, else $SUDO_UID/$SUDO_GID
+ * (as the plan would decide), else the driver's own.
  * The host root is $VFIO_HOST_ROOT; argv[0] becomes $VFIO_QEMU when it is
  * set, as main puts it into a real plan. Cases that play the sudo caller set
  * SUDO_UID, so the driver honours the VFIO_* variables regardless
  * (vfioenv.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
 
 #include "hostroot.h"
@@ -63,7 +68,42 @@ load_plan(struct plan *plan, const char *path)
 	plan->console_tty = json_is_true(json_object_get(j, "console_tty"));
 	plan->has_xhci = json_is_true(json_object_get(j, "has_xhci"));
 	plan->has_disk_image = json_is_true(json_object_get(j, "has_disk_image"));
+	json_array_foreach(json_object_get(j, "qemu_nodes"), i, v)
+		strv_push(&plan->qemu_nodes, json_string_value(v));
+	json_t *u = json_object_get(j, "qemu_user");
+	if (u != NULL) {
+		plan->qemu_user.name = strdup(json_string_value(json_object_get(u, "name")));
+		plan->qemu_user.uid = (int)json_integer_value(json_object_get(u, "uid"));
+		plan->qemu_user.gid = (int)json_integer_value(json_object_get(u, "gid"));
+		plan->qemu_user.create = json_is_true(json_object_get(u, "create"));
+	}
 	json_decref(j);
+	return 0;
+}
+
+/* QEMU's user as the plan decides it when the plan file does not say. */
+static int
+plan_user(struct plan *plan, const char *user)
+{
+	struct plan_user *u = &plan->qemu_user;
+	if (u->name != NULL)
+		return 0;
+	if (user != NULL) {
+		struct passwd *pw = getpwnam(user);
+		if (pw == NULL) {
+			fprintf(stderr, "session-driver: -user %s: no such user\n", user);
+			return -1;
+		}
+		u->name = strdup(user);
+		u->uid = (int)pw->pw_uid;
+		u->gid = (int)pw->pw_gid;
+	} else if (getenv("SUDO_UID") != NULL && getenv("SUDO_GID") != NULL) {
+		u->uid = atoi(getenv("SUDO_UID"));
+		u->gid = atoi(getenv("SUDO_GID"));
+		u->name = strdup("the sudo caller");
+	} else {
+		u->uid = u->gid = -1;
+	}
 	return 0;
 }
 
@@ -113,7 +153,7 @@ main(int argc, char **argv)
 		}
 	}
 	struct plan plan = { 0 };
-	if (load_plan(&plan, argv[2]) < 0)
+	if (load_plan(&plan, argv[2]) < 0 || plan_user(&plan, opts.user) < 0)
 		return 2;
 	int status = session_run(&opts, &plan);
 	strv_free(&plan.argv);
@@ -121,5 +161,7 @@ main(int argc, char **argv)
 	json_decref(plan.qmp);
 	json_decref(plan.host_changes);
 	json_decref(plan.viewers);
+	free(plan.qemu_user.name);
+	strv_free(&plan.qemu_nodes);
 	return status;
 }

@@ -686,6 +686,25 @@ failed_device_add_is_reported_and_the_next_device_attached(void **state)
 }
 
 static void
+device_add_answered_late_counts_as_attached(void **state)
+{
+	/* QEMU answers device_add after the supervisor stopped waiting (1.5 s
+	 * against 1 s): it attached the device after all, so the device is the
+	 * guest's, not a failure whose id is free for another add. */
+	struct fx *f = *state;
+	setenv("VFIO_TEST_QMP_TIMEOUT_MS", "1000", 1);
+	fx_start(f, &(struct fx_opts){ .regex = "Stick", .xhci = true, .scenario =
+	    "{\"commands\": [{\"command\": \"device_add\", \"nth\": 1, \"delay_ms\": 1500}]}" });
+	char *a = plug(f, "1-4", 7, "5581", "Stick A", "AAA");
+	bool ok = wait_for(f, attached_is, 1);
+	unsetenv("VFIO_TEST_QMP_TIMEOUT_MS");
+	assert_true(ok);
+	assert_non_null(devices_find(&f->devs, "usb-1-4"));
+	assert_false(stats_failed_is(f, 1));
+	g_free(a);
+}
+
+static void
 usb_add_hot_adds_the_controller_into_a_spare_root_port_first(void **state)
 {
 	struct fx *f = *state;
@@ -1141,6 +1160,7 @@ main(int argc, char **argv)
 		T(hub_is_attached_only_when_named_by_id),
 		T(device_behind_passed_through_controller_is_skipped),
 		T(failed_device_add_is_reported_and_the_next_device_attached),
+		T(device_add_answered_late_counts_as_attached),
 		T(usb_add_hot_adds_the_controller_into_a_spare_root_port_first),
 		T(usb_add_without_a_spare_root_port_for_the_controller_is_refused),
 		T(device_unplugged_while_being_attached_is_removed_once_attached),
