@@ -125,6 +125,9 @@ wait_reply() { wait_for "the reply tagged $1" reply_for "$1"; grep "^@$1 " "$REP
 nrecorded() { grep -c "\"$1\"" "$T/record"; }
 recorded_line() { grep "\"$1\"" "$T/record" | tail -1; }
 driver_of() { basename "$(readlink "$HOST/sys/bus/pci/devices/$1/driver")"; }
+# A command for wait_for: its arguments are expanded once, so the driver is
+# read here, at each try.
+driver_is() { [ "$(driver_of "$1")" = "$2" ]; }
 
 # Bad input: the reply is an error naming the problem, QEMU hears nothing.
 bad_input() {	# bad_input BYTES TAG EXPECTED-TEXT
@@ -466,7 +469,7 @@ pci-del-pending-gives-the-device-back-when-the-guest-lets-go)
 	[ $vrc -eq 3 ] || fail "a second pci del exited $vrc, want 3 (joined the pending one)"
 	[ "$(nrecorded device_del)" = 1 ] || fail "$(nrecorded device_del) device_del sent, want 1"
 	ctl_ok "$NAME" reset
-	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	wait_for "0000:02:00.0 back on nvme" driver_is 0000:02:00.0 nvme
 	python3 - "$RUN/journal" <<'PY' || fail "the bind is not closed in the journal: $(cat "$RUN/journal")"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -780,7 +783,7 @@ for cmd in ("qmp_capabilities", "system_reset"):
         pass
 PY
 	adopt
-	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	wait_for "0000:02:00.0 back on nvme" driver_is 0000:02:00.0 nvme
 	expect_in "$T/out" "hostdev-0000-02-00-0 removed; 0000:02:00.0 is back with its driver (it left the guest while no supervisor ran)"
 	ctl_ok "$NAME" status -json
 	expect_not_in "$T/vout" hostdev
@@ -805,7 +808,7 @@ removal-pending-across-adoption-completes-when-the-guest-lets-go)
 	grep -Eq '^hostdev-0000-02-00-0 +vfio-pci +rp2 +removing$' "$T/vout" || fail "the pending removal was not adopted"
 	[ "$(driver_of 0000:02:00.0)" = vfio-pci ] || fail "given back before the guest let go"
 	ctl_ok "$NAME" reset
-	wait_for "0000:02:00.0 back on nvme" test "$(driver_of 0000:02:00.0)" = nvme
+	wait_for "0000:02:00.0 back on nvme" driver_is 0000:02:00.0 nvme
 	[ "$(nrecorded device_del)" = 1 ] || fail "the adopter asked again: $(nrecorded device_del) device_del"
 	ctl_ok "$NAME" quit
 	finish

@@ -163,5 +163,7 @@ main(int argc, char **argv)
 	json_decref(plan.viewers);
 	free(plan.qemu_user.name);
 	strv_free(&plan.qemu_nodes);
+	if (opts.usb_re_set)
+		regfree(&opts.usb_re);
 	return status;
 }
