@@ -103,6 +103,15 @@ def main():
     diag(f"kernel host: building the guest took {time.monotonic() - started:.2f} s")
 
     with tempfile.TemporaryDirectory(prefix="vfio-kernel-host-") as rundir:
+        # The trees the kernel host runs from, where its fresh /tmp and /run
+        # would hide them (a clone in /tmp): tools/kernel-host/init keeps them.
+        keep = []
+        for d in (src, build, gdir):
+            d = os.path.realpath(d)
+            if d.startswith(("/tmp/", "/run/")) and not any(d == k or d.startswith(k + "/") for k in keep):
+                keep = [k for k in keep if not k.startswith(d + "/")] + [d]
+        with open(os.path.join(rundir, "keep"), "w") as f:
+            f.writelines(k + "\n" for k in keep)
         # PID 1 of the kernel host (tools/kernel-host/init runs it).
         with open(os.path.join(rundir, "run"), "w") as f:
             q = shlex.quote
