@@ -321,6 +321,53 @@ const struct change_ops display_manager_stop_ops = {
 /* ---- vtcon-unbind ---- */
 
 static int
+display_vtcon_number(const char *name)
+{
+	if (strncmp(name, "vtcon", 5) != 0 || name[5] == '\0' || strspn(name + 5, "0123456789") != strlen(name + 5))
+		return -1;
+	return atoi(name + 5);
+}
+
+static int
+display_vtcon_cmp(const void *a, const void *b)
+{
+	return display_vtcon_number((const char *)a + strlen("/sys/class/vtconsole/")) -
+	    display_vtcon_number((const char *)b + strlen("/sys/class/vtconsole/"));
+}
+
+size_t
+display_fbcon_scan(char (*out)[48], size_t max)
+{
+	char dir[PATH_MAX];
+	if (host_path(dir, sizeof(dir), "/sys/class/vtconsole") == NULL)
+		return 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < max) {
+		if (display_vtcon_number(e->d_name) < 0)
+			continue;
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s/%s/name", dir, e->d_name) >= (int)sizeof(path))
+			continue;
+		char *name = host_read_line(path);
+		char *bind = NULL;
+		if (snprintf(path, sizeof(path), "%s/%s/bind", dir, e->d_name) < (int)sizeof(path))
+			bind = host_read_line(path);
+		if (name != NULL && strstr(name, "frame buffer") != NULL && bind != NULL && strcmp(bind, "1") == 0 &&
+		    snprintf(out[n], sizeof(out[0]), "/sys/class/vtconsole/%s", e->d_name) < (int)sizeof(out[0]))
+			n++;
+		free(name);
+		free(bind);
+	}
+	closedir(d);
+	qsort(out, n, sizeof(out[0]), display_vtcon_cmp);
+	return n;
+}
+
+static int
 vtcon_prepare(const json_t *change, json_t **saved, struct verr *err)
 {
 	const char *target = change_str(change, "target");

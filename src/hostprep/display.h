@@ -42,11 +42,19 @@ bool display_is_compositor(const char *comm);
  * when nobody holds it. Allocated. */
 char *display_describe_holders(const char *addr);
 
+/* The virtual consoles the framebuffer console (fbcon, "frame buffer
+ * device") is bound to now, as /sys/class/vtconsole/vtconN, at most max, in
+ * the order of N. Which N that is depends on what registered first (the VGA
+ * text console, the dummy console), so it is read, never assumed. Returns
+ * how many; none without a VT subsystem. */
+size_t display_fbcon_scan(char (*out)[48], size_t max);
+
 /* Change actions (the whole list: docs/architecture.md, "Host changes"):
  *   display-manager-stop  target "display-manager.service": systemctl stop,
  *                         start again at undo if it was active ($VFIO_SYSTEMCTL
  *                         overrides /usr/bin/systemctl)
- *   vtcon-unbind          target "/sys/class/vtconsole/vtcon1": bind <- 0, undo 1
+ *   vtcon-unbind          target "/sys/class/vtconsole/vtconN" (one fbcon is
+ *                         bound to: display_fbcon_scan()): bind <- 0, undo 1
  *   efifb-unbind          target "efi-framebuffer.0": platform driver
  *                         efi-framebuffer unbind, undo bind
  *   gpu-users-stop        target a GPU's PCI address: the processes other than

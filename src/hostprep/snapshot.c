@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "display.h"
 #include "hostroot.h"
 #include "log.h"
 #include "qemucaps.h"
@@ -289,6 +290,7 @@ snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr 
 	node_scan(&snap->kvm_node, "/dev/kvm");
 	node_scan(&snap->vfio_node, "/dev/vfio/vfio");
 	machine_id_scan(snap);
+	snap->n_fbcons = display_fbcon_scan(snap->fbcons, SNAPSHOT_MAX_FBCONS);
 	qemuuser_read(&snap->qemu_user);
 	snapshot_claims_read(snap);
 	return 0;

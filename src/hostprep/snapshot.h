@@ -193,6 +193,11 @@ struct host_snapshot {
 	struct host_node kvm_node;       /* /dev/kvm */
 	struct host_node vfio_node;      /* /dev/vfio/vfio, the VFIO container */
 	char machine_id[33];             /* /etc/machine-id, "" when the host has none */
+	/* The virtual consoles the framebuffer console is bound to
+	 * (display_fbcon_scan()): -killx unbinds these from the boot GPU. */
+#define SNAPSHOT_MAX_FBCONS 8
+	char fbcons[SNAPSHOT_MAX_FBCONS][48]; /* "/sys/class/vtconsole/vtconN" */
+	size_t n_fbcons;
 	bool network_manager;            /* NetworkManager runs: /run/NetworkManager/NetworkManager.pid
 					  * names a live /proc/PID whose comm is NetworkManager */
 

@@ -276,7 +276,9 @@ plan_killx_changes(struct plan_ctx *c)
 			plan_change(c, "gpu-users-stop", d->address, NULL, NULL, NULL);
 	}
 	if (boot && !c->opts->ignorevtcon) {
-		plan_change(c, "vtcon-unbind", "/sys/class/vtconsole/vtcon1", NULL, NULL, NULL);
+		/* The consoles fbcon is bound to now, whichever vtconN they are. */
+		for (size_t i = 0; i < c->snap->n_fbcons; i++)
+			plan_change(c, "vtcon-unbind", c->snap->fbcons[i], NULL, NULL, NULL);
 		plan_change(c, "efifb-unbind", "efi-framebuffer.0", NULL, NULL, NULL);
 	}
 	plan_say_later(c, "-killx: the display manager%s stopped for the guest and started again at shutdown",

@@ -18,6 +18,7 @@
 
 #include "child.h"
 #include "display.h"
+#include "snapshot.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -205,6 +206,30 @@ display_manager_under_a_host_root_needs_a_systemctl_override(void **state)
 	assert_contains(err.msg, "set VFIO_SYSTEMCTL");
 	assert_null(s);
 	json_decref(c);
+	fixture_free(root);
+}
+
+/* fbcon's consoles are read, not assumed: bound ones only, in vtconN order
+ * (10 after 1), whichever N they are. */
+static void
+fbcon_consoles_are_the_bound_frame_buffer_ones(void **state)
+{
+	char *root = fixture_new("desktop");
+	char got[SNAPSHOT_MAX_FBCONS][48];
+	assert_int_equal(display_fbcon_scan(got, SNAPSHOT_MAX_FBCONS), 1);
+	assert_string_equal(got[0], "/sys/class/vtconsole/vtcon1");
+	fixture_write(root, "/sys/devices/virtual/vtconsole/vtcon10/name", "(M) frame buffer device\n", 0444);
+	fixture_write(root, "/sys/devices/virtual/vtconsole/vtcon10/bind", "1\n", 0644);
+	fixture_symlink(root, "/sys/class/vtconsole/vtcon10", "../../devices/virtual/vtconsole/vtcon10");
+	fixture_write(root, "/sys/devices/virtual/vtconsole/vtcon2/name", "(M) frame buffer device\n", 0444);
+	fixture_write(root, "/sys/devices/virtual/vtconsole/vtcon2/bind", "0\n", 0644);
+	fixture_symlink(root, "/sys/class/vtconsole/vtcon2", "../../devices/virtual/vtconsole/vtcon2");
+	fixture_write(root, "/sys/devices/virtual/vtconsole/vtcon0/name", "(S) VGA+\n", 0444);
+	fixture_write(root, "/sys/devices/virtual/vtconsole/vtcon0/bind", "1\n", 0644);
+	assert_int_equal(display_fbcon_scan(got, SNAPSHOT_MAX_FBCONS), 2);
+	assert_string_equal(got[0], "/sys/class/vtconsole/vtcon1");
+	assert_string_equal(got[1], "/sys/class/vtconsole/vtcon10");
+	assert_int_equal(display_fbcon_scan(got, 1), 1);
 	fixture_free(root);
 }
 
@@ -406,6 +431,7 @@ main(void)
 		cmocka_unit_test(display_manager_that_was_not_running_is_not_started_at_teardown),
 		cmocka_unit_test(display_manager_that_will_not_stop_is_reported),
 		cmocka_unit_test(display_manager_under_a_host_root_needs_a_systemctl_override),
+		cmocka_unit_test(fbcon_consoles_are_the_bound_frame_buffer_ones),
 		cmocka_unit_test(virtual_console_is_unbound_and_bound_again),
 		cmocka_unit_test(virtual_console_that_was_unbound_stays_unbound),
 		cmocka_unit_test(efi_framebuffer_is_unbound_and_bound_again),

@@ -113,6 +113,8 @@ host_desktop(struct host *h)
 	    "USB controller [0c03]: Intel Corporation Cannon Lake PCH USB 3.1 xHCI Host Controller [8086:a36d]");
 	host_pci(h, "0000:02:00.0", 0x010802, "nvme", 11,
 	    "Non-Volatile memory controller [0108]: Samsung Electronics Co Ltd NVMe SSD Controller [144d:a808]");
+	/* fbcon bound as vtcon1, after the dummy console (display_fbcon_scan()) */
+	snprintf(h->snap.fbcons[h->snap.n_fbcons++], sizeof(h->snap.fbcons[0]), "/sys/class/vtconsole/vtcon1");
 }
 
 static struct usb_device *
@@ -1776,6 +1778,45 @@ test_killx_stops_the_display_manager_and_frees_the_boot_gpu(void **state)
 	done(&p, &o);
 }
 
+/* The console to free is the one fbcon is bound to, whichever vtconN that
+ * is (vtcon0 when no VGA or dummy console registered first); a host whose
+ * fbcon is not bound has none to free. */
+static void
+test_killx_unbinds_the_consoles_fbcon_is_bound_to(void **state)
+{
+	struct host h;
+	struct plan p;
+	struct options o;
+	host_desktop(&h);
+	snprintf(h.snap.fbcons[0], sizeof(h.snap.fbcons[0]), "/sys/class/vtconsole/vtcon0");
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-killx", "-nonet");
+	expect_no_errors(&p);
+	size_t n = 0;
+	for (size_t i = 0; i < json_array_size(p.host_changes); i++) {
+		json_t *ch = json_array_get(p.host_changes, i);
+		if (strcmp(json_string_value(json_object_get(ch, "action")), "vtcon-unbind") == 0) {
+			assert_string_equal(json_string_value(json_object_get(ch, "target")),
+			    "/sys/class/vtconsole/vtcon0");
+			n++;
+		}
+	}
+	assert_int_equal(n, 1);
+	done(&p, &o);
+
+	host_desktop(&h);
+	h.snap.n_fbcons = 0;
+	PLAN(&h, p, o, "-pci", "NVIDIA", "-killx", "-nonet");
+	expect_no_errors(&p);
+	bool efifb = false;
+	for (size_t i = 0; i < json_array_size(p.host_changes); i++) {
+		const char *a = json_string_value(json_object_get(json_array_get(p.host_changes, i), "action"));
+		assert_string_not_equal(a, "vtcon-unbind");
+		efifb = efifb || strcmp(a, "efifb-unbind") == 0;
+	}
+	assert_true(efifb);
+	done(&p, &o);
+}
+
 static void
 test_killx_with_ignorevtcon_leaves_the_consoles(void **state)
 {
@@ -2215,6 +2256,7 @@ main(void)
 		cmocka_unit_test(test_the_plan_is_deterministic),
 		cmocka_unit_test(test_command_line_pastes_into_a_shell_as_the_same_words),
 		cmocka_unit_test(test_killx_stops_the_display_manager_and_frees_the_boot_gpu),
+		cmocka_unit_test(test_killx_unbinds_the_consoles_fbcon_is_bound_to),
 		cmocka_unit_test(test_killx_with_ignorevtcon_leaves_the_consoles),
 		cmocka_unit_test(test_without_killx_the_display_manager_is_left_alone),
 		cmocka_unit_test(test_isolate_keeps_the_host_off_the_pinned_cpus),
