@@ -129,26 +129,55 @@ def sleeping_in(pid):
 
 
 def greeting_time(mock, argv_file, runs):
-    """The fake QEMU's own time from exec to its greeting, with the supervisor's argv."""
+    """The fake QEMU's own time from exec to its greeting, with the supervisor's
+    argv: as the supervisor hands them over, fd 3 and fd 5 are listening
+    sockets (the monitor, the console) and fd 4 the console log; the time is
+    from the fork to the greeting read by a client of fd 3."""
     with open(argv_file) as f:
         argv = json.load(f)
     times = []
     env = dict(os.environ)
     for k in ("QMP_MOCK_RECORD", "QMP_MOCK_ARGV", "QMP_MOCK_SCENARIO"):
         env.pop(k, None)
+    d = tempfile.mkdtemp(prefix="vfio-bench-greet-")
+    qmp_path, con_path = os.path.join(d, "qmp.sock"), os.path.join(d, "console.sock")
     for _ in range(runs):
-        a, b = socket.socketpair()
+        listeners = []
+        for path in (qmp_path, con_path):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(path)
+            s.listen(1)
+            listeners.append(s)
+        log = open(os.devnull, "wb")
+        fds = (listeners[0].fileno(), log.fileno(), listeners[1].fileno())
+
+        def handover(fds=fds):
+            # Out of the way first, then into place: fds 3 to 5 as QEMU gets them.
+            moved = [os.dup(fd) for fd in fds]
+            for target, fd in zip((3, 4, 5), moved):
+                os.dup2(fd, target)
+            for fd in moved:
+                if fd not in (3, 4, 5):
+                    os.close(fd)
         t0 = time.perf_counter()
-        # close_fds=False: subprocess would otherwise close the fd 3 made here.
+        # close_fds=False: subprocess would otherwise close fds 3 to 5 made here.
         p = subprocess.Popen([mock] + argv[1:], close_fds=False, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                             preexec_fn=lambda fd=b.fileno(): os.dup2(fd, 3))
-        a.recv(1)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=handover)
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(30)
+        c.connect(qmp_path)
+        if not c.recv(1):
+            raise SystemExit("supervisor bench: the fake QEMU closed its monitor before its greeting")
         times.append(time.perf_counter() - t0)
         p.kill()
         p.wait()
-        a.close()
-        b.close()
+        c.close()
+        log.close()
+        for s in listeners:
+            s.close()
+        os.unlink(qmp_path)
+        os.unlink(con_path)
+    os.rmdir(d)
     return benchlib.percentile(times, 50)
 
 
