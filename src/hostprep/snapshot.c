@@ -292,7 +292,7 @@ snapshot_take(struct host_snapshot *snap, const struct strv *files, struct verr 
 	machine_id_scan(snap);
 	snap->n_fbcons = display_fbcon_scan(snap->fbcons, SNAPSHOT_MAX_FBCONS);
 	qemuuser_read(&snap->qemu_user);
-	snapshot_claims_read(snap);
+	snapshot_claims_read(snap, NULL);
 	return 0;
 }
 
@@ -339,7 +339,7 @@ claims_of(struct host_snapshot *snap, size_t *cap, const char *guest, const json
 }
 
 void
-snapshot_claims_read(struct host_snapshot *snap)
+snapshot_claims_read(struct host_snapshot *snap, const char *except)
 {
 	free(snap->claims);
 	snap->claims = NULL;
@@ -355,7 +355,7 @@ snapshot_claims_read(struct host_snapshot *snap)
 	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || (except != NULL && strcmp(de->d_name, except) == 0))
 			continue;
 		char *path = xasprintf("/run/vfio/%s/status.json", de->d_name);
 		int fd = safepath_open(path, O_RDONLY, 0, NULL);

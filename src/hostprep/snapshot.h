@@ -253,10 +253,11 @@ int snapshot_take(struct host_snapshot *snap, const struct strv *files, struct v
 void snapshot_free(struct host_snapshot *snap);
 
 /* The devices every guest with a runtime directory has (struct host_claim),
- * replacing what snap held; each status.json opened without following a
- * link (safepath.h). snapshot_take() calls it; the control FIFO's partial
- * scans call it themselves. */
-void snapshot_claims_read(struct host_snapshot *snap);
+ * but the guest named except (the caller's own: what it has is its own
+ * business; NULL: every guest), replacing what snap held; each status.json
+ * opened without following a link (safepath.h). snapshot_take() calls it;
+ * the control FIFO and USB hotplug call it themselves, for their guest. */
+void snapshot_claims_read(struct host_snapshot *snap, const char *except);
 
 /* Lookups used by the plan. */
 const struct pci_device *snapshot_pci_find(const struct host_snapshot *snap, const char *address);

@@ -717,7 +717,7 @@ control_cmd_pci_add(struct control_req *req)
 		verr_set(&err, -EEXIST, "pci add: %s is already the guest's (%s)", d->address, id);
 		goto refuse;
 	}
-	snapshot_claims_read(&snap);
+	snapshot_claims_read(&snap, c->h.name);
 	if (passthrough_pci_free(&snap, c->h.name, d, &err) < 0) {
 		verr_prefix(&err, "pci add");
 		goto refuse;

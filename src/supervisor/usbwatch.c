@@ -542,7 +542,7 @@ uw_wanted(struct usbwatch *uw, const regex_t *re, const struct usb_device *dev)
 	/* Another guest's device stays with it (the rulebook's one rule). */
 	struct host_snapshot claims = { 0 };
 	struct verr err = { 0 };
-	snapshot_claims_read(&claims);
+	snapshot_claims_read(&claims, uw->env.guest);
 	int r = passthrough_usb_free(&claims, uw->env.guest, dev, &err);
 	free(claims.claims);
 	if (r < 0) {
