@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "userdb.h"
 #include "util.h"
 
 struct asuser_report {
@@ -58,13 +59,10 @@ asuser_run(uid_t uid, gid_t gid, asuser_fn fn, void *arg, struct verr *err)
 	if (uid == geteuid() && gid == getegid())
 		return fn(arg, err);
 	/* Looked up before fork: the child only makes system calls. */
-	gid_t groups[256];
-	int n_groups = (int)nitems(groups);
-	struct passwd *pw = getpwuid(uid);
-	if (pw == NULL || getgrouplist(pw->pw_name, gid, groups, &n_groups) < 0) {
-		groups[0] = gid;
-		n_groups = 1;
-	}
+	struct userdb_user u;
+	userdb_lookup(uid, gid, &u);
+	gid_t *groups = u.groups;
+	int n_groups = (int)u.n_groups;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return verr_set(err, -errno, "cannot create a pipe: %s", strerror(errno));

@@ -21,6 +21,7 @@
 
 #include "hostroot.h"
 #include "hostcmd.h"
+#include "userdb.h"
 #include "log.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -85,19 +86,18 @@ env_has(const struct strv *env, const char *key)
 }
 
 static void
-build_env(const struct companion_spec *spec, struct strv *env)
+build_env(const struct companion_spec *spec, const struct userdb_user *pw, struct strv *env)
 {
-	struct passwd *pw = getpwuid(spec->uid);
 	for (size_t i = 0; spec->env != NULL && spec->env[i] != NULL; i++)
 		strv_push(env, spec->env[i]);
 	if (!env_has(env, "PATH"))
 		strv_push(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	if (!env_has(env, "HOME"))
-		strv_pushf(env, "HOME=%s", pw ? pw->pw_dir : "/");
-	if (pw != NULL && !env_has(env, "USER"))
-		strv_pushf(env, "USER=%s", pw->pw_name);
-	if (pw != NULL && !env_has(env, "LOGNAME"))
-		strv_pushf(env, "LOGNAME=%s", pw->pw_name);
+		strv_pushf(env, "HOME=%s", pw->found ? pw->home : "/");
+	if (pw->found && !env_has(env, "USER"))
+		strv_pushf(env, "USER=%s", pw->name);
+	if (pw->found && !env_has(env, "LOGNAME"))
+		strv_pushf(env, "LOGNAME=%s", pw->name);
 	if (spec->uid != 0 && !env_has(env, "XDG_RUNTIME_DIR"))
 		strv_pushf(env, "XDG_RUNTIME_DIR=/run/user/%u", (unsigned)spec->uid);
 }
@@ -123,15 +123,12 @@ spawn(const struct companion_spec *spec, struct companion_proc *proc, struct ver
 		    spec->name, spec->argv[0]);
 
 	/* Everything that allocates or looks users up happens before fork. */
-	struct passwd *pw = getpwuid(spec->uid);
-	gid_t groups[256];
-	int ngroups = (int)nitems(groups);
-	if (pw == NULL || getgrouplist(pw->pw_name, spec->gid, groups, &ngroups) < 0) {
-		groups[0] = spec->gid;
-		ngroups = 1;
-	}
+	struct userdb_user pw;
+	userdb_lookup(spec->uid, spec->gid, &pw);
+	gid_t *groups = pw.groups;
+	int ngroups = (int)pw.n_groups;
 	struct strv env = { 0 };
-	build_env(spec, &env);
+	build_env(spec, &pw, &env);
 	int logfd = -1, nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (spec->log != NULL)
 		logfd = open(spec->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);

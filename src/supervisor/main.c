@@ -24,6 +24,7 @@
 #include "report.h"
 #include "restore.h"
 #include "session.h"
+#include "userdb.h"
 #include "snapshot.h"
 #include "vfioenv.h"
 
@@ -35,27 +36,20 @@ main_qemu_groups(struct options *opts, const struct host_snapshot *snap)
 {
 	int uid, gid;
 	plan_qemu_user_of(opts, snap, &uid, &gid);
-	struct passwd *pw = uid > 0 ? getpwuid((uid_t)uid) : NULL;
+	if (uid <= 0)
+		return;
+	struct userdb_user u;
+	userdb_lookup((uid_t)uid, (gid_t)gid, &u);
 	/* vfio's own user is read from the host root's /etc/passwd: its uid
 	 * counts here only when the user database has that very user (else
 	 * that uid may be somebody else's, or nobody's yet). */
-	if (pw != NULL && uid == snap->qemu_user.uid && opts->user_uid < 0 && snap->sudo_uid < 0 &&
-	    strcmp(pw->pw_name, QEMUUSER_NAME) != 0)
-		pw = NULL;
-	if (pw == NULL)
+	if (!u.found || (uid == snap->qemu_user.uid && opts->user_uid < 0 && snap->sudo_uid < 0 &&
+	    strcmp(u.name, QEMUUSER_NAME) != 0))
 		return;
-	int n = 32;
-	gid_t *groups = xreallocarray(NULL, (size_t)n, sizeof(*groups));
-	if (getgrouplist(pw->pw_name, (gid_t)gid, groups, &n) < 0) {
-		groups = xreallocarray(groups, (size_t)n, sizeof(*groups));
-		if (getgrouplist(pw->pw_name, (gid_t)gid, groups, &n) < 0)
-			n = 0;
-	}
-	opts->qemu_groups = xreallocarray(NULL, (size_t)n + 1, sizeof(*opts->qemu_groups));
-	for (int i = 0; i < n; i++)
-		opts->qemu_groups[i] = (unsigned)groups[i];
-	opts->n_qemu_groups = (size_t)n;
-	free(groups);
+	opts->qemu_groups = xreallocarray(NULL, u.n_groups, sizeof(*opts->qemu_groups));
+	for (size_t i = 0; i < u.n_groups; i++)
+		opts->qemu_groups[i] = (unsigned)u.groups[i];
+	opts->n_qemu_groups = u.n_groups;
 }
 
 static int

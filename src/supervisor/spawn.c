@@ -19,6 +19,7 @@
 
 #include "hostcmd.h"
 #include "preflight.h"
+#include "userdb.h"
 #include "log.h"
 #include "vfioenv.h"
 
@@ -156,9 +157,10 @@ spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *us
 {
 	extern char **environ;
 	uid_t uid = user != NULL && user->drop ? user->uid : geteuid();
-	struct passwd *pw = getpwuid(uid);
+	struct userdb_user u;
+	userdb_lookup(uid, user != NULL && user->drop ? user->gid : getegid(), &u);
 	strv_push(env, "PATH=/usr/bin:/bin");
-	strv_pushf(env, "HOME=%s", pw != NULL && pw->pw_dir[0] == '/' ? pw->pw_dir : "/");
+	strv_pushf(env, "HOME=%s", u.found && u.home[0] == '/' ? u.home : "/");
 	for (char **e = environ; *e != NULL; e++) {
 		const char *eq = strchr(*e, '=');
 		if (eq == NULL)
