@@ -19,7 +19,6 @@
 
 #include "hostcmd.h"
 #include "preflight.h"
-#include "userdb.h"
 #include "log.h"
 #include "vfioenv.h"
 
@@ -157,10 +156,13 @@ spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *us
 {
 	extern char **environ;
 	uid_t uid = user != NULL && user->drop ? user->uid : geteuid();
-	struct userdb_user u;
-	userdb_lookup(uid, user != NULL && user->drop ? user->gid : getegid(), &u);
+	/* In this process, not through userdb_lookup(): a passwd lookup stops
+	 * at /etc/passwd for QEMU's users (vfio-qemu, the sudo caller), so no
+	 * NSS module is mapped, and a child forked here could block on a lock
+	 * another thread of a test harness holds. */
+	struct passwd *pw = getpwuid(uid);
 	strv_push(env, "PATH=/usr/bin:/bin");
-	strv_pushf(env, "HOME=%s", u.found && u.home[0] == '/' ? u.home : "/");
+	strv_pushf(env, "HOME=%s", pw != NULL && pw->pw_dir[0] == '/' ? pw->pw_dir : "/");
 	for (char **e = environ; *e != NULL; e++) {
 		const char *eq = strchr(*e, '=');
 		if (eq == NULL)
