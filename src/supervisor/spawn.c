@@ -158,8 +158,8 @@ spawn_env(struct strv *env, const struct strv *argv, const struct spawn_user *us
 	uid_t uid = user != NULL && user->drop ? user->uid : geteuid();
 	/* In this process, not through userdb_lookup(): a passwd lookup stops
 	 * at /etc/passwd for QEMU's users (vfio-qemu, the sudo caller), so no
-	 * NSS module is mapped, and a child forked here could block on a lock
-	 * another thread of a test harness holds. */
+	 * NSS module is mapped; and the session also runs inside threaded
+	 * test programs, where a child forked here could find a lock taken. */
 	struct passwd *pw = getpwuid(uid);
 	strv_push(env, "PATH=/usr/bin:/bin");
 	strv_pushf(env, "HOME=%s", pw != NULL && pw->pw_dir[0] == '/' ? pw->pw_dir : "/");
