@@ -166,11 +166,15 @@ uw_entry_free(struct usbwatch *uw, struct uw_entry *e)
 	free(e);
 }
 
+/* One incarnation of a device: its port, bus and address (the kernel gives
+ * each enumeration a new address), and its IDs. Not its strings: a resync
+ * may read a device while its string attributes are still unreadable and
+ * its add event a moment later, and the two must not attach it twice. */
 static bool
 uw_same_device(const struct uw_entry *e, const char *syspath, const struct usb_device *d)
 {
 	return strcmp(e->syspath, syspath) == 0 && e->dev.bus == d->bus && e->dev.devnum == d->devnum &&
-	    e->dev.vendor == d->vendor && e->dev.product == d->product && strcmp(e->dev.serial, d->serial) == 0;
+	    e->dev.vendor == d->vendor && e->dev.product == d->product;
 }
 
 static struct uw_entry *
