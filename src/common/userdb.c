@@ -27,6 +27,15 @@ userdb_ask(uid_t uid, gid_t gid, struct userdb_user *u)
 }
 
 void
+userdb_lookup_here(uid_t uid, gid_t gid, struct userdb_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->groups[0] = gid;
+	u->n_groups = 1;
+	userdb_ask(uid, gid, u);
+}
+
+void
 userdb_lookup(uid_t uid, gid_t gid, struct userdb_user *u)
 {
 	memset(u, 0, sizeof(*u));

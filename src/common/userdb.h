@@ -28,5 +28,8 @@ struct userdb_user {
  * fails: a user the database does not know (or a child that could not run)
  * is found = false with the one group gid. */
 void userdb_lookup(uid_t uid, gid_t gid, struct userdb_user *u);
+/* The same, in this process: for one that exits right after (a dry run),
+ * where a child's fork would cost more than the modules it keeps out. */
+void userdb_lookup_here(uid_t uid, gid_t gid, struct userdb_user *u);
 
 #endif

@@ -38,8 +38,12 @@ main_qemu_groups(struct options *opts, const struct host_snapshot *snap)
 	plan_qemu_user_of(opts, snap, &uid, &gid);
 	if (uid <= 0)
 		return;
+	/* Only a supervisor lives on: a dry run asks in this process. */
 	struct userdb_user u;
-	userdb_lookup((uid_t)uid, (gid_t)gid, &u);
+	if (opts->run)
+		userdb_lookup((uid_t)uid, (gid_t)gid, &u);
+	else
+		userdb_lookup_here((uid_t)uid, (gid_t)gid, &u);
 	/* vfio's own user is read from the host root's /etc/passwd: its uid
 	 * counts here only when the user database has that very user (else
 	 * that uid may be somebody else's, or nobody's yet). */

@@ -50,6 +50,9 @@ lookup_maps_no_nss_module_here(void **state)
 static void
 answers_are_the_user_databases(void **state)
 {
+	struct userdb_user here;
+	userdb_lookup_here(0, 0, &here);
+	assert_memory_equal(&here, &root_answer, sizeof(here));
 	struct passwd *pw = getpwuid(0);
 	assert_non_null(pw);
 	assert_string_equal(root_answer.home, pw->pw_dir);
