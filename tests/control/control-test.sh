@@ -129,6 +129,19 @@ driver_of() { basename "$(readlink "$HOST/sys/bus/pci/devices/$1/driver")"; }
 # read here, at each try.
 driver_is() { [ "$(driver_of "$1")" = "$2" ]; }
 
+# A guest that ignores unplugs is given 0000:02:00.0, its pci del goes
+# pending (exit 3), then the supervisor is SIGKILLed: what adoption finds.
+killed_with_a_removal_pending() {
+	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
+	export LD_PRELOAD=$DRVCORE
+	scenario '{"guest": {"ignore_unplug": true}}'
+	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
+	ctl_ok "$NAME" pci add 0000:02:00.0
+	ctl "$NAME" pci del hostdev-0000-02-00-0 force
+	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
+	kill -9 "$sup"; finish
+}
+
 # Bad input: the reply is an error naming the problem, QEMU hears nothing.
 bad_input() {	# bad_input BYTES TAG EXPECTED-TEXT
 	start
@@ -759,14 +772,7 @@ device-the-guest-let-go-while-no-supervisor-ran-is-given-back-on-adoption)
 	# pci del goes pending, the supervisor is killed, the guest lets go
 	# meanwhile (nobody hears DEVICE_DELETED): the adopter finds the device
 	# gone from QEMU and gives it back to its driver.
-	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
-	export LD_PRELOAD=$DRVCORE
-	scenario '{"guest": {"ignore_unplug": true}}'
-	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
-	ctl_ok "$NAME" pci add 0000:02:00.0
-	ctl "$NAME" pci del hostdev-0000-02-00-0 force
-	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
-	kill -9 "$sup"; finish
+	killed_with_a_removal_pending
 	# The guest lets go while nobody watches: a reset completes the pending
 	# unplug (as in QEMU 7.2), asked on QEMU's monitor socket directly.
 	python3 - "$RUN/qmp.sock" <<'PY' || fail "resetting the guest"
@@ -795,14 +801,7 @@ removal-pending-across-adoption-completes-when-the-guest-lets-go)
 	# The guest acks only after a new supervisor adopted it: the adopter
 	# shows the removal as pending (the journal said so) and gives the
 	# device back when DEVICE_DELETED comes.
-	[ -n "${DRVCORE:-}" ] && [ -f "$DRVCORE" ] || { echo "skip: no drvcore"; exit 77; }
-	export LD_PRELOAD=$DRVCORE
-	scenario '{"guest": {"ignore_unplug": true}}'
-	VFIO_TEST_DETACH_TIMEOUT_MS=200 start
-	ctl_ok "$NAME" pci add 0000:02:00.0
-	ctl "$NAME" pci del hostdev-0000-02-00-0 force
-	[ $vrc -eq 3 ] || fail "pci del exited $vrc, want 3 (pending)"
-	kill -9 "$sup"; finish
+	killed_with_a_removal_pending
 	adopt
 	ctl_ok "$NAME" status
 	grep -Eq '^hostdev-0000-02-00-0 +vfio-pci +rp2 +removing$' "$T/vout" || fail "the pending removal was not adopted"

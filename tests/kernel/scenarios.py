@@ -247,6 +247,17 @@ def quit_gives_every_device_back(c):
     c.same_state(before, "after quit")
 
 
+def kill_supervisor(c, sup, pid, group):
+    """SIGKILL the supervisor sup; its QEMU (pid) must live on, still holding
+    the node of IOMMU group group."""
+    with c.step("SIGKILL the supervisor"):
+        sup.proc.send_signal(signal.SIGKILL)
+        sup.wait_exit(30)
+    if not hostlib.alive(pid):
+        fail("QEMU died with its supervisor; the guest must outlive it")
+    expect_holds(pid, f"/dev/vfio/{group}", f"IOMMU group {group}")
+
+
 def sigkill_then_restore(c):
     """SIGKILL of the supervisor: QEMU lives on holding the group; vfio
     -restore NAME stops it and gives the device back."""
@@ -254,12 +265,7 @@ def sigkill_then_restore(c):
     before = hostlib.state()
     sup = c.start("-pci", hostlib.regex_of(a))
     pid = sup.qemu_pid()
-    with c.step("SIGKILL the supervisor"):
-        sup.proc.send_signal(signal.SIGKILL)
-        sup.wait_exit(30)
-    if not hostlib.alive(pid):
-        fail("QEMU died with its supervisor; the guest must outlive it")
-    expect_holds(pid, f"/dev/vfio/{g}", f"IOMMU group {g}")
+    kill_supervisor(c, sup, pid, g)
     with c.step("vfio -restore"):
         rc, out = hostlib.run([c.tools.vfio, "-restore", c.name])
     if rc != 0:
@@ -280,12 +286,7 @@ def sigkill_then_same_run_adopts(c):
     sup = c.start(*args)
     pid = sup.qemu_pid()
     ids = sup.attached()
-    with c.step("SIGKILL the supervisor"):
-        sup.proc.send_signal(signal.SIGKILL)
-        sup.wait_exit(30)
-    if not hostlib.alive(pid):
-        fail("QEMU died with its supervisor; the guest must outlive it")
-    expect_holds(pid, f"/dev/vfio/{g}", f"IOMMU group {g}")
+    kill_supervisor(c, sup, pid, g)
     expect_driver(a, "vfio-pci")
     adopter = hostlib.Supervisor(c.tools, c.name, args)
     c.sups.append(adopter)
